@@ -1,0 +1,57 @@
+"""nbmlops: notebook-first MLOps. Every ``%%track`` cell run is recorded in one local SQLite file.
+
+Use it from a notebook with ``%load_ext nbmlops``, or from any script::
+
+    import nbmlops as nbm
+    with nbm.start_run("baseline"):
+        nbm.log_param("lr", 0.01)
+        nbm.log_metric("auc", 0.91)
+    nbm.runs("metrics.auc > 0.9")
+"""
+
+from nbmlops.api import (
+    active_run,
+    end_run,
+    get_run,
+    get_store,
+    log_artifact,
+    log_dataset,
+    log_figure,
+    log_metric,
+    log_metrics,
+    log_model,
+    log_param,
+    log_params,
+    runs,
+    set_store,
+    set_tag,
+    sql,
+    start_run,
+)
+from nbmlops.capture.run import Run
+from nbmlops.errors import NbmlopsError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NbmlopsError",
+    "Run",
+    "__version__",
+    "active_run",
+    "end_run",
+    "get_run",
+    "get_store",
+    "log_artifact",
+    "log_dataset",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "runs",
+    "set_store",
+    "set_tag",
+    "sql",
+    "start_run",
+]

@@ -1,0 +1,142 @@
+"""The plain Python API behind ``import nbmlops as nbm``; magics, widgets and the CLI call it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbmlops import config
+from nbmlops.capture import run as _run
+from nbmlops.capture.run import Run
+from nbmlops.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+_pinned_home: Path | None = None
+
+
+def get_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """The store at ``path``; without one, the store set with :func:`set_store`, else the one
+    found by the location rule (``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` upwards, else
+    ``./.nbmlops/``)."""
+    home = config.resolve_home(path) if path is not None else (_pinned_home or config.find_home())
+    with _stores_lock:
+        store = _stores.get(home)
+        if store is None:
+            store = _stores[home] = Store(home)
+    store.connection()
+    return store
+
+
+def set_store(path: str | os.PathLike[str] | None) -> Store | None:
+    """Use the store at ``path`` from now on in this process (``None``: back to the rule)."""
+    global _pinned_home
+    _pinned_home = None if path is None else config.resolve_home(path)
+    return None if path is None else get_store(path)
+
+
+def start_run(
+    name: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, object] | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+) -> Run:
+    """Start a run; use it as a context manager so it ends (finished or failed) by itself.
+
+    >>> with nbm.start_run("baseline", experiment="churn") as run:
+    ...     nbm.log_param("lr", 0.01)
+    ...     nbm.log_metric("auc", 0.91)
+    """
+    return _run.begin_run(get_store(store), name=name, experiment=experiment, tags=tags)
+
+
+def end_run(status: str = "finished") -> None:
+    """End the innermost active run (for runs started without ``with``)."""
+    _run.require_active_run("end_run").end(status)
+
+
+def active_run() -> Run | None:
+    return _run.active_run()
+
+
+def log_param(key: str, value: object) -> None:
+    _run.require_active_run("log_param").log_param(key, value)
+
+
+def log_params(params: Mapping[str, object]) -> None:
+    _run.require_active_run("log_params").log_params(params)
+
+
+def log_metric(key: str, value: object, step: int | None = None) -> None:
+    _run.require_active_run("log_metric").log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, object], step: int | None = None) -> None:
+    _run.require_active_run("log_metrics").log_metrics(metrics, step)
+
+
+def set_tag(key: str, value: object) -> None:
+    _run.require_active_run("set_tag").set_tag(key, value)
+
+
+def log_dataset(obj_or_path: object, name: str | None = None, role: str = "input") -> str:
+    return _run.require_active_run("log_dataset").log_dataset(obj_or_path, name, role)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> str:
+    return _run.require_active_run("log_artifact").log_artifact(path, name)
+
+
+def log_figure(fig: Any, name: str) -> str:
+    return _run.require_active_run("log_figure").log_figure(fig, name)
+
+
+def log_model(model: Any, name: str) -> str:
+    return _run.require_active_run("log_model").log_model(model, name)
+
+
+def runs(
+    filter: str | None = None,
+    experiment: str | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Runs as a DataFrame, newest first: run attributes, then ``params.<k>``,
+    ``metrics.<k>`` (latest value) and ``tags.<k>`` columns.
+
+    ``filter`` is a condition such as ``"params.lr < 0.1 AND (metrics.auc > 0.9 OR
+    tags.team = 'a')"``; see :mod:`nbmlops.filter` for the grammar.
+    """
+    tree = None
+    if filter:
+        from nbmlops.filter import parse_filter
+
+        tree = parse_filter(filter)
+    st = get_store(store)
+    _run.reap(st)
+    return st.runs_frame(tree, experiment)
+
+
+def get_run(run_id: str, *, store: str | os.PathLike[str] | None = None) -> Run:
+    """The run with this id (or a unique prefix of it)."""
+    st = get_store(store)
+    _run.reap(st)
+    full_id = st.resolve_run_id(run_id)
+    for active in (r for r in _run._active_runs if r.run_id == full_id and r.store is st):
+        return active
+    return Run(st, full_id)
+
+
+def sql(query: str, *, store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Run one read-only SQL statement over the store (schema: docs/schema.md)."""
+    import pandas as pd
+
+    columns, rows = get_store(store).read_sql(query)
+    return pd.DataFrame.from_records(rows, columns=columns)

@@ -1,0 +1,126 @@
+"""What a run ran on: Python, platform, installed packages, and the state of the git work tree.
+
+Scanning installed distributions costs tens of milliseconds, so it is done once per process.
+Git state can change between runs (a notebook is saved, a file edited), so it is re-read, but at
+most every ``GIT_REFRESH_S`` seconds per work tree: a run's git state is therefore accurate to
+within that window, a trade made so that starting a run stays well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GIT_REFRESH_S = 5.0
+_GIT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    branch: str | None
+    dirty: bool | None
+    diff: bytes | None
+
+
+_lock = threading.Lock()
+_packages: dict[str, str] | None = None
+_git_cache: dict[Path, tuple[float, GitState]] = {}
+
+
+def installed_packages() -> dict[str, str]:
+    """Distribution name (normalised) -> version, read once per process."""
+    global _packages
+    if _packages is None:
+        from importlib.metadata import distributions
+
+        found: dict[str, str] = {}
+        for dist in distributions():
+            name = dist.metadata["Name"]
+            if name:
+                found[name.lower().replace("_", "-")] = dist.version
+        _packages = dict(sorted(found.items()))
+    return _packages
+
+
+def git_state(folder: Path) -> GitState:
+    now = time.monotonic()
+    with _lock:
+        cached = _git_cache.get(folder)
+        if cached is not None and now - cached[0] < GIT_REFRESH_S:
+            return cached[1]
+    state = _read_git_state(folder)
+    with _lock:
+        _git_cache[folder] = (now, state)
+    return state
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=folder,
+            capture_output=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", "replace")
+
+
+def _read_git_state(folder: Path) -> GitState:
+    commit = _git(folder, "rev-parse", "HEAD")
+    if commit is None:
+        inside = _git(folder, "rev-parse", "--is-inside-work-tree")
+        if inside is None:
+            return GitState(None, None, None, None)
+    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status and status.strip())
+    diff = None
+    if dirty and commit is not None:
+        text = _git(folder, "diff", "HEAD", "--no-color", "--no-ext-diff")
+        diff = text.encode() if text else None
+    return GitState(
+        commit.strip() if commit else None,
+        branch.strip() if branch else None,
+        dirty,
+        diff,
+    )
+
+
+def environment_record(folder: Path, diff_digest: str | None) -> dict[str, Any]:
+    """The ``environments`` row for this process; its id is the hash of its content."""
+    git = git_state(folder)
+    content: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": _platform(),
+        "packages": json.dumps(installed_packages(), sort_keys=True),
+        "git_commit": git.commit,
+        "git_branch": git.branch,
+        "git_dirty": None if git.dirty is None else int(git.dirty),
+        "git_diff_sha256": diff_digest,
+    }
+    env_id = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return {"environment_id": env_id, **content, "created_at": time.time()}
+
+
+_platform_text: str | None = None
+
+
+def _platform() -> str:
+    global _platform_text
+    if _platform_text is None:
+        _platform_text = platform.platform()
+    return _platform_text

@@ -1,0 +1,575 @@
+"""Runs: the record of one tracked block of work, and the API that writes it.
+
+Logging calls are buffered in memory and written in one transaction when the run ends, so a
+thousand ``log_metric`` calls cost microseconds each and a run is never half-written. The run row
+itself is written at start as ``running``, which lets a crashed process be detected (see
+:mod:`nbmlops.capture.liveness`). Long runs also flush their buffer every ``FLUSH_INTERVAL_S``
+seconds so that progress is visible to other readers and survives a crash.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import hashlib
+import html
+import io
+import json
+import math
+import mimetypes
+import os
+import pickle
+import secrets
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.capture import environment
+from nbmlops.capture.liveness import hostname, reap_dead_runs
+from nbmlops.errors import NbmlopsError, NoActiveRunError
+from nbmlops.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FLUSH_INTERVAL_S = 10.0
+DEFAULT_EXPERIMENT = "Default"
+_API_SOURCE = "api"
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(6)
+
+
+def encode_param(value: object) -> tuple[str, float | None]:
+    """A param's stored text and, for numbers and bools, its numeric value."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()  # numpy scalar -> Python scalar
+    if isinstance(value, bool):
+        return str(value), float(value)
+    if isinstance(value, int):
+        return str(value), float(value)
+    if isinstance(value, float):
+        return repr(value), None if math.isnan(value) else value
+    if isinstance(value, str):
+        return value, None
+    try:
+        return json.dumps(value, sort_keys=True), None
+    except (TypeError, ValueError):
+        return repr(value), None
+
+
+def decode_param(text: str, number: float | None) -> object:
+    if number is None:
+        return text
+    if text in ("True", "False"):
+        return text == "True"
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return number
+
+
+def metric_value(key: str, value: object) -> float | None:
+    """The stored value of a metric (None for NaN), or a clear TypeError."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"Metric {key!r} must be a real number, got {type(value).__name__} {value!r:.60}"
+        )
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+@dataclass
+class _Buffer:
+    params: dict[str, tuple[str, float | None, str]] = field(default_factory=dict)
+    metrics: list[tuple[str, float | None, int, float, str]] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    def take(self) -> _Buffer:
+        taken = _Buffer(self.params, self.metrics, self.tags, self.datasets, self.artifacts)
+        self.params, self.metrics, self.tags, self.datasets, self.artifacts = {}, [], {}, [], []
+        return taken
+
+
+class Run:
+    """One run: the handle ``start_run`` returns and ``get_run`` reads back.
+
+    While the run is active its ``log_*`` methods buffer records; properties such as
+    :attr:`params` and :attr:`metrics` always read what is recorded, buffered values included.
+    """
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._active = False
+        self._buffer = _Buffer()
+        self._next_step: dict[str, int] = {}
+        self._last_flush = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._active:
+            return
+        if exc is None:
+            self.end()
+            return
+        try:
+            self._end_with_exception(exc)
+        except NbmlopsError as store_exc:
+            # Never let a failed write hide the user's own exception.
+            import warnings
+
+            warnings.warn(
+                f"nbmlops could not record the outcome of run {self.run_id}: {store_exc}",
+                stacklevel=2,
+            )
+
+    def end(self, status: str = "finished") -> None:
+        """Write everything buffered and the run's outcome, in one transaction."""
+        self._finish(status, None, None, None)
+
+    def _end_with_exception(self, exc: BaseException) -> None:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self._finish(status, type(exc).__name__, str(exc), tb)
+
+    def _finish(
+        self, status: str, error_type: str | None, message: str | None, tb: str | None
+    ) -> None:
+        if not self._active:
+            raise NbmlopsError(f"Run {self.run_id} has already ended.")
+        if status not in ("finished", "failed", "interrupted"):
+            raise ValueError(f"status must be finished, failed or interrupted, not {status!r}")
+        self._active = False
+        _active_runs.remove(self)
+        finish = {
+            "status": status,
+            "end_time": time.time(),
+            "error_type": error_type,
+            "error_message": message,
+            "traceback": tb,
+        }
+        self._write(finish)
+
+    def _write(self, finish: dict[str, Any] | None) -> None:
+        taken = self._buffer.take()
+        try:
+            self.store.write_run_data(
+                self.run_id,
+                params=[(k, *v) for k, v in taken.params.items()],
+                metrics=taken.metrics,
+                tags=list(taken.tags.items()),
+                datasets=taken.datasets,
+                artifacts=taken.artifacts,
+                finish=finish,
+            )
+        except BaseException:
+            # Put the records back, so a retry (or the atexit hook) can still write them.
+            self._buffer.params = {**taken.params, **self._buffer.params}
+            self._buffer.metrics = taken.metrics + self._buffer.metrics
+            self._buffer.tags = {**taken.tags, **self._buffer.tags}
+            self._buffer.datasets = taken.datasets + self._buffer.datasets
+            self._buffer.artifacts = taken.artifacts + self._buffer.artifacts
+            raise
+        self._last_flush = time.monotonic()
+
+    def flush(self) -> None:
+        """Write buffered records now, without ending the run."""
+        self._require_active("flush")
+        self._write(None)
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush > FLUSH_INTERVAL_S:
+            self._write(None)
+
+    def _require_active(self, action: str) -> None:
+        if not self._active:
+            raise NbmlopsError(
+                f"{action} on run {self.run_id}, which has ended; start a new run to log more."
+            )
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def log_param(self, key: str, value: object, *, source: str = _API_SOURCE) -> None:
+        self._require_active("log_param")
+        text, number = encode_param(value)
+        self._buffer.params[str(key)] = (text, number, source)
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        for key, value in params.items():
+            self.log_param(key, value)
+
+    def log_metric(
+        self, key: str, value: object, step: int | None = None, *, source: str = _API_SOURCE
+    ) -> None:
+        """Record ``value`` for ``key``; without ``step``, each call takes the next step (0, 1, ...)."""
+        self._require_active("log_metric")
+        number = metric_value(key, value)
+        if step is None:
+            step = self._next_step.get(key, 0)
+        self._next_step[key] = max(self._next_step.get(key, 0), step + 1)
+        self._buffer.metrics.append((key, number, int(step), time.time(), source))
+        self._maybe_flush()
+
+    def log_metrics(self, metrics: Mapping[str, object], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def set_tag(self, key: str, value: object) -> None:
+        self._require_active("set_tag")
+        self._buffer.tags[str(key)] = str(value)
+
+    def log_dataset(
+        self,
+        obj_or_path: object,
+        name: str | None = None,
+        role: str = "input",
+        *,
+        source: str = _API_SOURCE,
+    ) -> str:
+        """Record a dataset's content fingerprint (not its data); returns the fingerprint."""
+        from nbmlops.fingerprint import fingerprint, fingerprint_file
+
+        self._require_active("log_dataset")
+        if role not in ("input", "output"):
+            raise ValueError(f"Dataset role must be 'input' or 'output', not {role!r}")
+        if isinstance(obj_or_path, str | os.PathLike):
+            path = Path(obj_or_path)
+            fp = fingerprint_file(path)
+            name = name or str(path)
+        else:
+            fp = fingerprint(obj_or_path)
+            name = name or f"{fp.kind}-{fp.digest[:8]}"
+        self._buffer.datasets.append(
+            {
+                "dataset_id": fp.digest,
+                "kind": fp.kind,
+                "n_rows": fp.n_rows,
+                "n_columns": fp.n_columns,
+                "schema": None if fp.schema is None else json.dumps(fp.schema),
+                "created_at": time.time(),
+                "role": role,
+                "name": name,
+                "source": source,
+            }
+        )
+        return fp.digest
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Copy a file into the store (content-addressed); returns its sha256."""
+        self._require_active("log_artifact")
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"log_artifact: {source} is not a file")
+        digest, size = self.store.objects.put_file(source)
+        self._add_artifact(
+            name or source.name,
+            "file",
+            digest,
+            size,
+            mimetypes.guess_type(source.name)[0],
+            {"source_path": str(source.resolve())},
+        )
+        return digest
+
+    def log_figure(self, fig: Any, name: str, *, source: str = _API_SOURCE) -> str:
+        """Save a matplotlib figure as PNG; returns its sha256."""
+        self._require_active("log_figure")
+        if not hasattr(fig, "savefig"):
+            raise TypeError(f"log_figure needs a matplotlib Figure, got {type(fig).__name__}")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        digest, size = self.store.objects.put_bytes(buf.getbuffer())
+        name = name if name.endswith(".png") else f"{name}.png"
+        self._add_artifact(name, "figure", digest, size, "image/png", {"source": source})
+        return digest
+
+    def log_model(self, model: Any, name: str, *, source: str = _API_SOURCE) -> str:
+        """Save a fitted model (pickle protocol 5) with the versions needed to load it back."""
+        self._require_active("log_model")
+        data = pickle.dumps(model, protocol=5)
+        digest, size = self.store.objects.put_bytes(data)
+        meta = {
+            "format": "pickle",
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "libraries": _library_versions(type(model).__module__),
+            "source": source,
+        }
+        self._add_artifact(name, "model", digest, size, "application/x-pickle", meta)
+        return digest
+
+    def _add_artifact(
+        self,
+        name: str,
+        kind: str,
+        digest: str,
+        size: int,
+        media_type: str | None,
+        meta: dict[str, Any],
+    ) -> None:
+        self._buffer.artifacts.append(
+            {
+                "name": name,
+                "kind": kind,
+                "sha256": digest,
+                "size": size,
+                "media_type": media_type,
+                "meta": json.dumps(meta, sort_keys=True),
+                "created_at": time.time(),
+            }
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _row(self) -> dict[str, Any]:
+        return self.store.run_row(self.run_id)
+
+    @property
+    def status(self) -> str:
+        return str(self._row()["status"])
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The run's attributes: experiment, name, status, times, user, host, notebook, cell."""
+        row = self._row()
+        end = row["end_time"]
+        row["duration_s"] = None if end is None else end - row["start_time"]
+        return row
+
+    @property
+    def name(self) -> str | None:
+        value = self._row()["name"]
+        return None if value is None else str(value)
+
+    @property
+    def params(self) -> dict[str, object]:
+        stored = {k: decode_param(v, n) for k, v, n, _ in self.store.params_of(self.run_id)}
+        stored.update({k: decode_param(v, n) for k, (v, n, _) in self._buffer.params.items()})
+        return stored
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The latest value (highest step) of each metric; NaN where NaN was logged."""
+        latest: dict[str, tuple[int, float]] = {
+            k: (step, math.nan if v is None else v)
+            for k, v, step, _ in self.store.latest_metrics_of(self.run_id)
+        }
+        for key, value, step, _, _ in self._buffer.metrics:
+            if key not in latest or step >= latest[key][0]:
+                latest[key] = (step, math.nan if value is None else value)
+        return {k: v for k, (_, v) in sorted(latest.items())}
+
+    def metric_history(self, key: str) -> pd.DataFrame:
+        """Every value logged for ``key``: columns step, value, timestamp."""
+        import pandas as pd
+
+        rows = list(self.store.metric_history(self.run_id, key))
+        rows += [(s, v, t) for k, v, s, t, _ in self._buffer.metrics if k == key]
+        frame = pd.DataFrame(rows, columns=["step", "value", "timestamp"], dtype="float64")
+        frame["step"] = frame["step"].astype("int64")
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
+        return frame.sort_values(["step", "timestamp"], kind="stable").reset_index(drop=True)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {**self.store.tags_of(self.run_id), **self._buffer.tags}
+
+    @property
+    def datasets(self) -> list[dict[str, Any]]:
+        """Datasets the run read (role ``input``) or wrote (``output``), by fingerprint."""
+        rows = self.store.datasets_of(self.run_id) + [dict(d) for d in self._buffer.datasets]
+        for row in rows:
+            row.pop("created_at", None)
+            if isinstance(row.get("schema"), str):
+                row["schema"] = json.loads(row["schema"])
+        return rows
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        rows = self.store.artifacts_of(self.run_id) + [dict(a) for a in self._buffer.artifacts]
+        for row in rows:
+            if isinstance(row.get("meta"), str):
+                row["meta"] = json.loads(row["meta"])
+        return rows
+
+    @property
+    def environment(self) -> dict[str, Any] | None:
+        env_id = self._row()["environment_id"]
+        env = None if env_id is None else self.store.environment(env_id)
+        if env is not None:
+            env["packages"] = json.loads(env["packages"])
+        return env
+
+    @property
+    def cell_source(self) -> str | None:
+        version = self._row()["cell_version"]
+        return None if version is None else self.store.cell_source(version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.info,
+            "params": self.params,
+            "metrics": self.metrics,
+            "tags": self.tags,
+            "datasets": self.datasets,
+            "artifacts": self.artifacts,
+        }
+
+    def __repr__(self) -> str:
+        try:
+            row = self._row()
+        except NbmlopsError:
+            return f"<Run {self.run_id} (not in store {self.store.home})>"
+        name = f" {row['name']!r}" if row["name"] else ""
+        return f"<Run {self.run_id}{name} {row['status']} experiment={row['experiment']!r}>"
+
+    def _repr_html_(self) -> str:
+        info = self.info
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in [
+                ("run", info["run_id"]),
+                ("experiment", info["experiment"]),
+                ("name", info["name"]),
+                ("status", info["status"]),
+                ("duration (s)", _round(info["duration_s"])),
+                *((f"params.{k}", v) for k, v in self.params.items()),
+                *((f"metrics.{k}", _round(v)) for k, v in self.metrics.items()),
+            ]
+        )
+        return f"<table>{rows}</table>"
+
+
+def _round(value: object) -> object:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _library_versions(module: str) -> dict[str, str]:
+    packages = environment.installed_packages()
+    versions = {"python": sys.version.split()[0]}
+    top = module.split(".")[0]
+    wanted = {top, {"sklearn": "scikit-learn"}.get(top, top), "numpy", "scipy"}
+    for name in sorted(wanted):
+        if name in packages:
+            versions[name] = packages[name]
+    return versions
+
+
+_active_runs: list[Run] = []
+
+
+def active_run() -> Run | None:
+    """The innermost active run of this process, or None."""
+    return _active_runs[-1] if _active_runs else None
+
+
+def require_active_run(action: str) -> Run:
+    run = active_run()
+    if run is None:
+        raise NoActiveRunError(action)
+    return run
+
+
+def active_run_ids() -> set[str]:
+    return {r.run_id for r in _active_runs}
+
+
+def begin_run(
+    store: Store,
+    *,
+    name: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, object] | None = None,
+    notebook: str | None = None,
+    cell_id: str | None = None,
+    cell_source: str | None = None,
+    execution_count: int | None = None,
+    workdir: Path | None = None,
+) -> Run:
+    """Create a run in ``store`` and make it the active run of this process."""
+    folder = workdir or Path.cwd()
+    if notebook is None:
+        notebook = _script_path()
+    cell_version = None
+    if cell_source is not None:
+        cell_version = hashlib.sha256(cell_source.encode()).hexdigest()
+        store.put_cell_version(cell_version, cell_source)
+    git = environment.git_state(folder)
+    diff_digest = store.objects.put_bytes(git.diff)[0] if git.diff else None
+    env = environment.environment_record(folder, diff_digest)
+    store.put_environment(env)
+    previous = store.previous_run_of_cell(notebook, cell_id) if notebook and cell_id else None
+    run = Run(store, new_run_id())
+    store.insert_run(
+        {
+            "run_id": run.run_id,
+            "experiment_id": store.experiment_id(experiment or DEFAULT_EXPERIMENT),
+            "name": name,
+            "start_time": time.time(),
+            "user": _user(),
+            "host": hostname(),
+            "pid": os.getpid(),
+            "notebook": notebook,
+            "cell_id": cell_id,
+            "cell_version": cell_version,
+            "execution_count": execution_count,
+            "environment_id": env["environment_id"],
+            "previous_run_id": previous,
+        }
+    )
+    run._active = True
+    _active_runs.append(run)
+    for key, value in (tags or {}).items():
+        run.set_tag(key, value)
+    return run
+
+
+def reap(store: Store) -> None:
+    reap_dead_runs(store, active_run_ids())
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
+def _script_path() -> str | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return str(Path(path).resolve()) if path else None
+
+
+@atexit.register
+def _end_runs_at_exit() -> None:
+    # A script that exits without ending its runs: an uncaught exception leaves
+    # sys.last_value set before atexit hooks run.
+    failed = getattr(sys, "last_value", None)
+    for run in reversed(list(_active_runs)):
+        try:
+            if failed is not None:
+                run._end_with_exception(failed)
+            else:
+                run.end()
+        except Exception as exc:  # interpreter shutdown: report, do not raise
+            print(f"nbmlops: could not end run {run.run_id}: {exc}", file=sys.stderr)

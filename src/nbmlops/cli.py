@@ -1,0 +1,229 @@
+"""The ``nbmlops`` command: one click group over the Python API.
+
+Errors of nbmlops become one clean line on stderr and exit code 1 here, at the edge, and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from nbmlops import api
+from nbmlops.errors import NbmlopsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _clean_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except NbmlopsError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    "store",
+    type=click.Path(file_okay=True, dir_okay=True),
+    envvar="NBMLOPS_HOME",
+    help="Store folder (.nbmlops), its nbmlops.db, or a project folder. "
+    "Default: NBMLOPS_HOME, else the nearest .nbmlops/ upwards.",
+)
+@click.version_option(package_name="nbmlops")
+@click.pass_context
+def main(ctx: click.Context, store: str | None) -> None:
+    """nbmlops: list, inspect and compare the runs recorded in a store."""
+    ctx.obj = store
+
+
+@main.command("runs")
+@click.option("--filter", "-f", "filter_", help="e.g. \"params.lr < 0.1 AND metrics.auc > 0.9\"")
+@click.option("--experiment", "-e", help="Only runs of this experiment.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--limit", "-n", type=int, default=50, show_default=True, help="Rows (table only).")
+@click.pass_obj
+@_clean_errors
+def runs_cmd(
+    store: str | None, filter_: str | None, experiment: str | None, fmt: str, limit: int
+) -> None:
+    """List runs, newest first, with their params, metrics and tags."""
+    frame = api.runs(filter_, experiment, store=store)
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        if frame.empty:
+            click.echo(f"No runs in {api.get_store(store).db_path}.")
+            return
+        shown = frame.head(limit).copy()
+        shown["start_time"] = shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        shown["duration_s"] = shown["duration_s"].round(3)
+        shown = shown.drop(columns=["end_time", "user", "notebook", "cell_id"])
+        click.echo(shown.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+        if len(frame) > limit:
+            click.echo(f"... {len(frame) - limit} more runs (use --limit or --format csv)")
+
+
+@main.command("show")
+@click.argument("run_id")
+@click.pass_obj
+@_clean_errors
+def show_cmd(store: str | None, run_id: str) -> None:
+    """Show one run: attributes, params, metrics, tags, datasets, artifacts."""
+    run = api.get_run(run_id, store=store)
+    info = run.info
+    click.echo(f"run        {info['run_id']}")
+    for key in ("experiment", "name", "status", "user", "host", "notebook", "cell_id"):
+        if info.get(key) is not None:
+            click.echo(f"{key:<10} {info[key]}")
+    if info["duration_s"] is not None:
+        click.echo(f"{'duration':<10} {info['duration_s']:.3f} s")
+    if info["error_type"]:
+        click.echo(f"{'error':<10} {info['error_type']}: {info['error_message']}")
+    _section("params", {k: v for k, v in run.params.items()})
+    _section("metrics", {k: _num(v) for k, v in run.metrics.items()})
+    _section("tags", run.tags)
+    _section(
+        "datasets",
+        {f"{d['role']} {d['name']}": f"{d['dataset_id'][:16]} {_shape(d)}" for d in run.datasets},
+    )
+    _section(
+        "artifacts",
+        {f"{a['kind']} {a['name']}": f"{a['sha256'][:16]} {a['size']} bytes" for a in run.artifacts},
+    )
+
+
+@main.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--all", "show_all", is_flag=True, help="Also list values that are the same.")
+@click.pass_obj
+@_clean_errors
+def diff_cmd(store: str | None, run_a: str, run_b: str, show_all: bool) -> None:
+    """Compare two runs: params, metrics, datasets, environment and cell source."""
+    a, b = api.get_run(run_a, store=store), api.get_run(run_b, store=store)
+    click.echo(f"--- {a.run_id}\n+++ {b.run_id}")
+    _diff_section("params", a.params, b.params, show_all)
+    _diff_section("metrics", a.metrics, b.metrics, show_all)
+    _diff_section(
+        "datasets",
+        {f"{d['role']} {d['name']}": d["dataset_id"][:16] for d in a.datasets},
+        {f"{d['role']} {d['name']}": d["dataset_id"][:16] for d in b.datasets},
+        show_all,
+    )
+    env_a, env_b = a.environment or {}, b.environment or {}
+    _diff_section(
+        "environment",
+        _flat_env(env_a),
+        _flat_env(env_b),
+        show_all,
+    )
+    src_a, src_b = a.cell_source, b.cell_source
+    if src_a is not None or src_b is not None:
+        lines = list(
+            difflib.unified_diff(
+                (src_a or "").splitlines(),
+                (src_b or "").splitlines(),
+                f"{a.run_id} cell source",
+                f"{b.run_id} cell source",
+                lineterm="",
+            )
+        )
+        click.echo("\ncell source" + ("" if lines else ": same"))
+        for line in lines:
+            click.echo("  " + line)
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_obj
+@_clean_errors
+def sql_cmd(store: str | None, query: str, fmt: str) -> None:
+    """Run one read-only SQL query over the store (tables: docs/schema.md)."""
+    frame = api.sql(query, store=store)
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", indent=2))
+    else:
+        click.echo(frame.to_string(index=False))
+
+
+def _num(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.6g}"
+
+
+def _shape(dataset: dict[str, Any]) -> str:
+    if dataset.get("n_rows") is None:
+        return dataset["kind"]
+    return f"{dataset['kind']} {dataset['n_rows']}x{dataset.get('n_columns') or 1}"
+
+
+def _section(title: str, values: dict[str, Any]) -> None:
+    if not values:
+        return
+    click.echo(f"\n{title}")
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        click.echo(f"  {key:<{width}}  {value}")
+
+
+def _flat_env(env: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: env.get(k) for k in ("python", "platform", "git_commit", "git_branch", "git_dirty")}
+    flat.update({f"package {k}": v for k, v in env.get("packages", {}).items()})
+    return flat
+
+
+def _diff_section(title: str, a: dict[str, Any], b: dict[str, Any], show_all: bool) -> None:
+    keys = sorted(set(a) | set(b))
+    changed = [k for k in keys if _shown(a.get(k)) != _shown(b.get(k))]
+    click.echo(f"\n{title}" + ("" if changed else ": same"))
+    for key in keys:
+        va, vb = _shown(a.get(key)), _shown(b.get(key))
+        if va != vb:
+            click.echo(f"  {key}: {va} -> {vb}")
+        elif show_all:
+            click.echo(f"  {key}: {va}")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,542 @@
+"""The Store: one SQLite file plus the object folder. The only place that talks SQL.
+
+Writes happen in short ``BEGIN IMMEDIATE`` transactions (WAL mode, so readers never wait), with a
+busy timeout long enough for several processes to share one store. SQLite errors are mapped to
+:mod:`nbmlops.errors` here, at the boundary, with the cause chained.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbmlops import config
+from nbmlops.errors import (
+    AmbiguousIdError,
+    ReadOnlyQueryError,
+    RunNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
+from nbmlops.store import schema
+from nbmlops.store.objects import ObjectStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbmlops.filter import Node
+
+BUSY_TIMEOUT_S = 60.0
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+Row = dict[str, Any]
+
+
+class Store:
+    """An nbmlops store: ``<home>/nbmlops.db`` and ``<home>/objects/``.
+
+    Open one with :meth:`Store.open`; the directory and schema are created on first use and
+    upgraded by migrations. A file at the path that is not an nbmlops store is never touched.
+    """
+
+    def __init__(self, home: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.home = home
+        self.busy_timeout = busy_timeout
+        self.db_path = home / config.DB_FILENAME
+        self.objects = ObjectStore(home / config.OBJECTS_DIRNAME)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+        self._experiment_ids: dict[str, int] = {}
+        self._known_rows: set[tuple[str, str]] = set()
+
+    @classmethod
+    def open(cls, path: Path | str | None = None) -> Store:
+        store = cls(config.resolve_home(path))
+        store.connection()
+        return store
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.home)!r})"
+
+    # -- connection --------------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            with self._lock:
+                if self._conn is None:
+                    self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connect(self) -> sqlite3.Connection:
+        self._check_is_sqlite()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the store folder {self.home}: {exc}", self.home) from exc
+        try:
+            conn = sqlite3.connect(
+                self.db_path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from exc
+        try:
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _check_is_sqlite(self) -> None:
+        if not self.db_path.exists() or self.db_path.stat().st_size == 0:
+            return
+        with open(self.db_path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+        if header != _SQLITE_HEADER:
+            raise StoreCorruptError(
+                f"{self.db_path} is not an SQLite database, so it cannot be an nbmlops store. "
+                "It was left untouched; move it away or point NBMLOPS_HOME elsewhere.",
+                self.db_path,
+            )
+
+    def _corrupt(self, exc: BaseException) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"{self.db_path} cannot be read as an nbmlops store ({exc}). It was left untouched; "
+            "restore it from a backup or move it away to start a new store.",
+            self.db_path,
+        )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            if not self._pending_migrations(conn):
+                return
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "runs" not in tables and "_sqlite_migrations" not in tables:
+                raise StoreCorruptError(
+                    f"{self.db_path} is an SQLite database of something else (tables: "
+                    f"{', '.join(sorted(tables)[:5])}). It was left untouched; choose another "
+                    "store path.",
+                    self.db_path,
+                )
+            # sqlite-utils imports pandas, so it is only loaded when a migration is due.
+            from sqlite_utils import Database, Migrations
+
+            migrations = Migrations(schema.MIGRATION_SET)
+            schema.register(migrations)
+            self._execute_write(conn, "BEGIN IMMEDIATE")
+            try:
+                migrations.apply(Database(conn))  # nested: each migration is a savepoint
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise self._map_error(exc) from exc
+
+    @staticmethod
+    def _pending_migrations(conn: sqlite3.Connection) -> list[str]:
+        has_table = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='_sqlite_migrations'"
+        ).fetchone()
+        applied: set[str] = set()
+        if has_table:
+            applied = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM _sqlite_migrations WHERE migration_set = ?",
+                    (schema.MIGRATION_SET,),
+                )
+            }
+        return [name for name in schema.MIGRATION_NAMES if name not in applied]
+
+    def _map_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return StoreLockedError(
+                f"The store {self.db_path} stayed locked by another process for more than "
+                f"{self.busy_timeout:g} s ({exc}). The write was not made.",
+                self.db_path,
+            )
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return self._corrupt(exc)
+        if "full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
+            return StoreError(f"Cannot write the store {self.db_path}: {exc}", self.db_path)
+        return StoreError(f"Store {self.db_path}: {exc}", self.db_path)
+
+    def _execute_write(self, conn: sqlite3.Connection, sql: str) -> None:
+        try:
+            conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            raise self._map_error(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: everything inside commits together or not at all."""
+        conn = self.connection()
+        with self._lock:
+            self._execute_write(conn, "BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except sqlite3.DatabaseError as exc:
+                conn.execute("ROLLBACK")
+                raise self._map_error(exc) from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._map_error(exc) from exc
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.connection().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._map_error(exc) from exc
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def experiment_id(self, name: str) -> int:
+        """The id of experiment ``name``, created on first use."""
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
+                (name, time.time()),
+            )
+            (exp_id,) = conn.execute(
+                "SELECT experiment_id FROM experiments WHERE name = ?", (name,)
+            ).fetchone()
+        self._experiment_ids[name] = exp_id
+        return int(exp_id)
+
+    def put_cell_version(self, source_hash: str, source: str) -> None:
+        if ("cell", source_hash) in self._known_rows:
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO cell_versions (source_hash, source, created_at) "
+                "VALUES (?, ?, ?)",
+                (source_hash, source, time.time()),
+            )
+        self._known_rows.add(("cell", source_hash))
+
+    def put_environment(self, env: Row) -> None:
+        if ("env", env["environment_id"]) in self._known_rows:
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO environments (environment_id, python, platform, packages, "
+                "git_commit, git_branch, git_dirty, git_diff_sha256, created_at) "
+                "VALUES (:environment_id, :python, :platform, :packages, :git_commit, "
+                ":git_branch, :git_dirty, :git_diff_sha256, :created_at)",
+                env,
+            )
+        self._known_rows.add(("env", env["environment_id"]))
+
+    def insert_run(self, run: Row) -> None:
+        """Record a run as ``running`` so that other readers see it, and a crash is detectable."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs (run_id, experiment_id, name, status, start_time, user, host, "
+                "pid, notebook, cell_id, cell_version, execution_count, environment_id, "
+                "previous_run_id) VALUES (:run_id, :experiment_id, :name, 'running', "
+                ":start_time, :user, :host, :pid, :notebook, :cell_id, :cell_version, "
+                ":execution_count, :environment_id, :previous_run_id)",
+                run,
+            )
+
+    def write_run_data(
+        self,
+        run_id: str,
+        *,
+        params: Iterable[tuple[str, str, float | None, str]] = (),
+        metrics: Sequence[tuple[str, float | None, int, float, str]] = (),
+        tags: Iterable[tuple[str, str]] = (),
+        datasets: Iterable[Row] = (),
+        artifacts: Iterable[Row] = (),
+        finish: Row | None = None,
+    ) -> None:
+        """Write a run's buffered records, and its outcome if ``finish`` is given, atomically.
+
+        ``params`` rows are (key, value, value_num, source); ``metrics`` rows are
+        (key, value, step, timestamp, source); ``finish`` has status, end_time and the error
+        columns.
+        """
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO params (run_id, key, value, value_num, source) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *p) for p in params],
+            )
+            if metrics:
+                conn.executemany(
+                    "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?,?,?,?,?)",
+                    [(run_id, k, v, s, t) for k, v, s, t, _ in metrics],
+                )
+                conn.executemany(
+                    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET "
+                    "value = excluded.value, step = excluded.step, "
+                    "timestamp = excluded.timestamp, source = excluded.source "
+                    "WHERE excluded.step >= latest_metrics.step",
+                    [(run_id, *m) for m in _latest_per_key(metrics)],
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
+                [(run_id, k, v) for k, v in tags],
+            )
+            for ds in datasets:
+                conn.execute(
+                    "INSERT OR IGNORE INTO datasets (dataset_id, kind, n_rows, n_columns, schema, "
+                    "created_at) VALUES (:dataset_id, :kind, :n_rows, :n_columns, :schema, "
+                    ":created_at)",
+                    ds,
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO run_datasets (run_id, dataset_id, role, name, source) "
+                    "VALUES (:run_id, :dataset_id, :role, :name, :source)",
+                    {**ds, "run_id": run_id},
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO artifacts (run_id, name, kind, sha256, size, media_type, "
+                "meta, created_at) VALUES (:run_id, :name, :kind, :sha256, :size, :media_type, "
+                ":meta, :created_at)",
+                [{**a, "run_id": run_id} for a in artifacts],
+            )
+            if finish is not None:
+                conn.execute(
+                    "UPDATE runs SET status = :status, end_time = :end_time, "
+                    "error_type = :error_type, error_message = :error_message, "
+                    "traceback = :traceback WHERE run_id = :run_id",
+                    {**finish, "run_id": run_id},
+                )
+
+    def mark_interrupted(self, run_ids: Sequence[str], end_time: float) -> None:
+        if not run_ids:
+            return
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE runs SET status = 'interrupted', end_time = COALESCE(end_time, ?) "
+                "WHERE run_id = ? AND status = 'running'",
+                [(end_time, rid) for rid in run_ids],
+            )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def running_runs_on(self, host: str) -> list[tuple[str, int | None, float]]:
+        rows = self._query(
+            "SELECT run_id, pid, start_time FROM runs WHERE status = 'running' AND host = ?",
+            (host,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def resolve_run_id(self, run_id_or_prefix: str) -> str:
+        """The full id of the run whose id is, or starts with, the given text."""
+        exact = self._query("SELECT run_id FROM runs WHERE run_id = ?", (run_id_or_prefix,))
+        if exact:
+            return str(exact[0][0])
+        # Prefix match by range, so the index is used and no LIKE wildcard can be smuggled in.
+        rows = self._query(
+            "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 11",
+            (run_id_or_prefix, run_id_or_prefix + "\U0010ffff"),
+        )
+        if not rows or not run_id_or_prefix:
+            raise RunNotFoundError(run_id_or_prefix, self.db_path)
+        if len(rows) > 1:
+            raise AmbiguousIdError(run_id_or_prefix, [r[0] for r in rows])
+        return str(rows[0][0])
+
+    def run_row(self, run_id: str) -> Row:
+        cur = self.connection().execute(
+            "SELECT r.*, e.name AS experiment FROM runs r "
+            "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE r.run_id = ?",
+            (run_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id, self.db_path)
+        return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+    def params_of(self, run_id: str) -> list[tuple[str, str, float | None, str | None]]:
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._query(
+                "SELECT key, value, value_num, source FROM params WHERE run_id = ? ORDER BY key",
+                (run_id,),
+            )
+        ]
+
+    def latest_metrics_of(self, run_id: str) -> list[tuple[str, float | None, int, str | None]]:
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._query(
+                "SELECT key, value, step, source FROM latest_metrics WHERE run_id = ? "
+                "ORDER BY key",
+                (run_id,),
+            )
+        ]
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float | None, float]]:
+        return [
+            (r[0], r[1], r[2])
+            for r in self._query(
+                "SELECT step, value, timestamp FROM metrics WHERE run_id = ? AND key = ? "
+                "ORDER BY step, timestamp, rowid",
+                (run_id, key),
+            )
+        ]
+
+    def tags_of(self, run_id: str) -> dict[str, str]:
+        return dict(self._query("SELECT key, value FROM tags WHERE run_id = ?", (run_id,)))
+
+    def datasets_of(self, run_id: str) -> list[Row]:
+        return self._dicts(
+            "SELECT rd.role, rd.name, rd.dataset_id, d.kind, d.n_rows, d.n_columns, d.schema, "
+            "rd.source FROM run_datasets rd JOIN datasets d ON d.dataset_id = rd.dataset_id "
+            "WHERE rd.run_id = ? ORDER BY rd.role, rd.name",
+            (run_id,),
+        )
+
+    def artifacts_of(self, run_id: str) -> list[Row]:
+        return self._dicts(
+            "SELECT name, kind, sha256, size, media_type, meta, created_at FROM artifacts "
+            "WHERE run_id = ? ORDER BY created_at, name",
+            (run_id,),
+        )
+
+    def environment(self, environment_id: str) -> Row | None:
+        rows = self._dicts(
+            "SELECT * FROM environments WHERE environment_id = ?", (environment_id,)
+        )
+        return rows[0] if rows else None
+
+    def cell_source(self, source_hash: str) -> str | None:
+        rows = self._query("SELECT source FROM cell_versions WHERE source_hash = ?", (source_hash,))
+        return str(rows[0][0]) if rows else None
+
+    def previous_run_of_cell(self, notebook: str, cell_id: str) -> str | None:
+        rows = self._query(
+            "SELECT run_id FROM runs WHERE notebook = ? AND cell_id = ? "
+            "ORDER BY start_time DESC LIMIT 1",
+            (notebook, cell_id),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def _dicts(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        try:
+            cur = self.connection().execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        except sqlite3.DatabaseError as exc:
+            raise self._map_error(exc) from exc
+
+    def runs_frame(
+        self, where: Node | None = None, experiment: str | None = None
+    ) -> pd.DataFrame:
+        """All runs matching the filter tree, newest first, params/metrics/tags pivoted."""
+        from nbmlops.store.frames import build_runs_frame
+
+        clauses: list[str] = []
+        bound: list[object] = []
+        if where is not None:
+            from nbmlops.store.filter_sql import compile_filter
+
+            sql, values = compile_filter(where)
+            clauses.append(f"({sql})")
+            bound.extend(values)
+        if experiment is not None:
+            clauses.append("e.name = ?")
+            bound.append(experiment)
+        selection = (
+            "FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
+            + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        )
+        conn = self.connection()
+        with self._lock:
+            try:
+                # One read transaction, so the three reads see the same snapshot.
+                conn.execute("BEGIN")
+                runs = conn.execute(
+                    "SELECT r.run_id, e.name, r.name, r.status, r.start_time, r.end_time, "
+                    "r.user, r.notebook, r.cell_id " + selection + " ORDER BY r.start_time DESC",
+                    bound,
+                ).fetchall()
+                subset = "" if not clauses else f" WHERE run_id IN (SELECT r.run_id {selection})"
+                params = conn.execute(
+                    "SELECT run_id, key, value, value_num FROM params" + subset, bound
+                ).fetchall()
+                metrics = conn.execute(
+                    "SELECT run_id, key, value FROM latest_metrics" + subset, bound
+                ).fetchall()
+                tags = conn.execute("SELECT run_id, key, value FROM tags" + subset, bound).fetchall()
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._map_error(exc) from exc
+        return build_runs_frame(runs, params, metrics, tags)
+
+    def read_sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only statement on a separate read-only connection."""
+        self.connection()  # creates and migrates the store if needed
+        uri = f"{self.db_path.as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.set_authorizer(_read_only_authorizer)
+            try:
+                cur = conn.execute(query)
+            except (sqlite3.Warning, sqlite3.ProgrammingError) as exc:
+                if "one statement" in str(exc):
+                    raise ReadOnlyQueryError(query, "give one statement at a time") from exc
+                raise StoreError(f"SQL error: {exc}. Query was: {query.strip()[:200]!r}") from exc
+            except sqlite3.DatabaseError as exc:
+                if "not authorized" in str(exc):
+                    raise ReadOnlyQueryError(query, "only SELECT statements are allowed") from exc
+                raise StoreError(f"SQL error: {exc}. Query was: {query.strip()[:200]!r}") from exc
+            if cur.description is None:
+                raise ReadOnlyQueryError(query, "the statement returned no rows")
+            return [d[0] for d in cur.description], cur.fetchall()
+        finally:
+            conn.close()
+
+
+def _read_only_authorizer(action: int, *_args: object) -> int:
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
+    # WITH RECURSIVE and window functions report SQLITE_RECURSIVE (33).
+    allowed.add(getattr(sqlite3, "SQLITE_RECURSIVE", 33))
+    return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
+
+
+def _latest_per_key(
+    metrics: Sequence[tuple[str, float | None, int, float, str]],
+) -> list[tuple[str, float | None, int, float, str]]:
+    latest: dict[str, tuple[str, float | None, int, float, str]] = {}
+    for m in metrics:
+        current = latest.get(m[0])
+        if current is None or m[2] >= current[2]:
+            latest[m[0]] = m
+    return list(latest.values())
+

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import nbmlops as nbm
+from nbmlops.errors import ReadOnlyQueryError, StoreCorruptError, StoreError, StoreLockedError
+from nbmlops.store import Store
+from nbmlops.store.schema import MIGRATION_NAMES
+
+
+def test_store_is_created_in_wal_mode_with_all_migrations(home: Path, db: sqlite3.Connection):
+    assert (home / "nbmlops.db").is_file()
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    applied = [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert applied == list(MIGRATION_NAMES)
+
+
+def test_run_is_committed_as_one_record(home: Path, db: sqlite3.Connection):
+    with nbm.start_run("r", experiment="exp") as run:
+        run.log_params({"lr": 0.1, "depth": 3})
+        run.log_metric("auc", 0.9)
+        assert db.execute("SELECT count(*) FROM params").fetchone()[0] == 0
+    status = db.execute("SELECT status FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+    assert status == ("finished",)
+    assert db.execute("SELECT key, value FROM params ORDER BY key").fetchall() == [
+        ("depth", "3"),
+        ("lr", "0.1"),
+    ]
+    assert db.execute("SELECT key, value FROM latest_metrics").fetchall() == [("auc", 0.9)]
+
+
+def test_running_run_is_visible_to_other_readers(home: Path, db: sqlite3.Connection):
+    with nbm.start_run() as run:
+        row = db.execute("SELECT status, pid FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+        assert row[0] == "running" and row[1] > 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a database at all", b"\x00" * 4096, b"SQLite format 2\x00" + b"x" * 100],
+)
+def test_non_sqlite_file_is_refused_and_left_untouched(tmp_path: Path, content: bytes):
+    folder = tmp_path / ".nbmlops"
+    folder.mkdir()
+    (folder / "nbmlops.db").write_bytes(content)
+    with pytest.raises(StoreCorruptError, match="left untouched"):
+        Store.open(folder)
+    assert (folder / "nbmlops.db").read_bytes() == content
+
+
+def test_sqlite_file_of_another_application_is_refused(tmp_path: Path):
+    folder = tmp_path / ".nbmlops"
+    folder.mkdir()
+    other = sqlite3.connect(folder / "nbmlops.db")
+    other.execute("CREATE TABLE invoices (id INTEGER)")
+    other.commit()
+    other.close()
+    with pytest.raises(StoreCorruptError, match="tables: invoices"):
+        Store.open(folder)
+
+
+def test_truncated_database_is_reported_as_corrupt(tmp_path: Path):
+    store = Store.open(tmp_path / ".nbmlops")
+    store.close()
+    path = tmp_path / ".nbmlops" / "nbmlops.db"
+    path.write_bytes(path.read_bytes()[:100] + b"\xff" * 3000)
+    before = path.read_bytes()
+    with pytest.raises(StoreCorruptError, match="cannot be read"):
+        Store.open(tmp_path / ".nbmlops")
+    assert path.read_bytes() == before
+
+
+def test_write_waits_then_fails_clearly_when_store_stays_locked(tmp_path: Path):
+    store = Store.open(tmp_path / ".nbmlops")
+    store.busy_timeout = 0.2
+    store.close()
+    blocker = sqlite3.connect(tmp_path / ".nbmlops" / "nbmlops.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreLockedError, match="stayed locked by another process"):
+            store.experiment_id("blocked")
+    finally:
+        blocker.execute("ROLLBACK")
+    assert store.experiment_id("blocked") > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("DELETE FROM runs", "only SELECT"),
+        ("DROP TABLE runs", "only SELECT"),
+        ("INSERT INTO experiments (name, created_at) VALUES ('x', 0)", "only SELECT"),
+        ("ATTACH DATABASE '/tmp/x.db' AS x", "only SELECT"),
+        ("PRAGMA journal_mode=DELETE", "only SELECT"),
+        ("SELECT 1; DELETE FROM runs", "one statement"),
+    ],
+)
+def test_sql_refuses_anything_but_reading(home: Path, query: str, reason: str):
+    with pytest.raises(ReadOnlyQueryError, match=reason):
+        nbm.sql(query)
+
+
+def test_sql_reads_the_documented_schema(home: Path):
+    with nbm.start_run("a") as run:
+        run.log_metric("loss", 0.5)
+    frame = nbm.sql(
+        "SELECT r.name, m.key, m.value FROM runs r JOIN metrics m USING (run_id) "
+        "WHERE m.value < 1"
+    )
+    assert frame.to_dict("records") == [{"name": "a", "key": "loss", "value": 0.5}]
+
+
+def test_sql_error_names_the_problem(home: Path):
+    with pytest.raises(StoreError, match="no such table: nope"):
+        nbm.sql("SELECT * FROM nope")
+
+
+def test_objects_are_stored_once_by_hash(tmp_path: Path):
+    store = Store.open(tmp_path / ".nbmlops")
+    first = store.objects.put_bytes(b"payload")
+    second = store.objects.put_bytes(b"payload")
+    assert first == second
+    assert store.objects.read_verified(first[0]) == b"payload"
+    assert len(list((tmp_path / ".nbmlops" / "objects").rglob("*"))) == 2  # fan-out dir + file
