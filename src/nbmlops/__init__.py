@@ -41,6 +41,7 @@ __all__ = [
     "end_run",
     "get_run",
     "get_store",
+    "load_ipython_extension",
     "log_artifact",
     "log_dataset",
     "log_figure",
@@ -54,4 +55,18 @@ __all__ = [
     "set_tag",
     "sql",
     "start_run",
+    "unload_ipython_extension",
 ]
+
+
+def load_ipython_extension(shell: object) -> None:
+    """``%load_ext nbmlops``: register ``%%track``, ``%nbmlops`` and the cell-history hooks."""
+    from nbmlops import magics
+
+    magics.load(shell)
+
+
+def unload_ipython_extension(shell: object) -> None:
+    from nbmlops import magics
+
+    magics.unload(shell)

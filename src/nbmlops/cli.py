@@ -50,7 +50,7 @@ def main(ctx: click.Context, store: str | None) -> None:
 
 
 @main.command("runs")
-@click.option("--filter", "-f", "filter_", help="e.g. \"params.lr < 0.1 AND metrics.auc > 0.9\"")
+@click.option("--filter", "-f", "filter_", help='e.g. "params.lr < 0.1 AND metrics.auc > 0.9"')
 @click.option("--experiment", "-e", help="Only runs of this experiment.")
 @click.option(
     "--format",
@@ -110,7 +110,10 @@ def show_cmd(store: str | None, run_id: str) -> None:
     )
     _section(
         "artifacts",
-        {f"{a['kind']} {a['name']}": f"{a['sha256'][:16]} {a['size']} bytes" for a in run.artifacts},
+        {
+            f"{a['kind']} {a['name']}": f"{a['sha256'][:16]} {a['size']} bytes"
+            for a in run.artifacts
+        },
     )
 
 
@@ -184,7 +187,7 @@ def _num(value: float) -> str:
 
 def _shape(dataset: dict[str, Any]) -> str:
     if dataset.get("n_rows") is None:
-        return dataset["kind"]
+        return str(dataset["kind"])
     return f"{dataset['kind']} {dataset['n_rows']}x{dataset.get('n_columns') or 1}"
 
 

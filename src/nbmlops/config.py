@@ -31,7 +31,7 @@ def find_home(start: Path | None = None) -> Path:
     return here / STORE_DIRNAME
 
 
-def resolve_home(path: Path | str | None) -> Path:
+def resolve_home(path: str | os.PathLike[str] | None) -> Path:
     """Turn a user-given store location into the store directory.
 
     Accepts the ``.nbmlops`` directory itself, the ``nbmlops.db`` file inside it, or a project

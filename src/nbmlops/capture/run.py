@@ -220,7 +220,7 @@ class Run:
     def log_metric(
         self, key: str, value: object, step: int | None = None, *, source: str = _API_SOURCE
     ) -> None:
-        """Record ``value`` for ``key``; without ``step``, each call takes the next step (0, 1, ...)."""
+        """Record ``value`` for ``key``; without ``step``, each call takes the next step."""
         self._require_active("log_metric")
         number = metric_value(key, value)
         if step is None:

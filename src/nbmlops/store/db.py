@@ -84,7 +84,9 @@ class Store:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"Cannot create the store folder {self.home}: {exc}", self.home) from exc
+            raise StoreError(
+                f"Cannot create the store folder {self.home}: {exc}", self.home
+            ) from exc
         try:
             conn = sqlite3.connect(
                 self.db_path,
@@ -127,7 +129,9 @@ class Store:
         try:
             if not self._pending_migrations(conn):
                 return
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             if tables and "runs" not in tables and "_sqlite_migrations" not in tables:
                 raise StoreCorruptError(
                     f"{self.db_path} is an SQLite database of something else (tables: "
@@ -333,6 +337,25 @@ class Store:
                     {**finish, "run_id": run_id},
                 )
 
+    def record_cell_execution(self, execution: Row, source: str) -> None:
+        """Record one executed cell (code identity and outcome) and its source, once per hash."""
+        source_hash = execution["source_hash"]
+        with self.transaction() as conn:
+            if ("cell", source_hash) not in self._known_rows:
+                conn.execute(
+                    "INSERT OR IGNORE INTO cell_versions (source_hash, source, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (source_hash, source, execution["start_time"]),
+                )
+            conn.execute(
+                "INSERT INTO cell_executions (session, notebook, cell_id, source_hash, "
+                "execution_count, start_time, duration_s, status, run_id) VALUES (:session, "
+                ":notebook, :cell_id, :source_hash, :execution_count, :start_time, :duration_s, "
+                ":status, :run_id)",
+                execution,
+            )
+        self._known_rows.add(("cell", source_hash))
+
     def mark_interrupted(self, run_ids: Sequence[str], end_time: float) -> None:
         if not run_ids:
             return
@@ -392,8 +415,7 @@ class Store:
         return [
             (r[0], r[1], r[2], r[3])
             for r in self._query(
-                "SELECT key, value, step, source FROM latest_metrics WHERE run_id = ? "
-                "ORDER BY key",
+                "SELECT key, value, step, source FROM latest_metrics WHERE run_id = ? ORDER BY key",
                 (run_id,),
             )
         ]
@@ -427,9 +449,7 @@ class Store:
         )
 
     def environment(self, environment_id: str) -> Row | None:
-        rows = self._dicts(
-            "SELECT * FROM environments WHERE environment_id = ?", (environment_id,)
-        )
+        rows = self._dicts("SELECT * FROM environments WHERE environment_id = ?", (environment_id,))
         return rows[0] if rows else None
 
     def cell_source(self, source_hash: str) -> str | None:
@@ -444,6 +464,52 @@ class Store:
         )
         return str(rows[0][0]) if rows else None
 
+    def cells_matching(self, cell_id: str) -> list[tuple[str | None, str]]:
+        """(notebook, cell_id) pairs whose cell id is, or starts with, ``cell_id``."""
+        rows = self._query(
+            "SELECT DISTINCT notebook, cell_id FROM cell_executions "
+            "WHERE cell_id >= ? AND cell_id < ? LIMIT 11",
+            (cell_id, cell_id + "\U0010ffff"),
+        )
+        exact = [(r[0], r[1]) for r in rows if r[1] == cell_id]
+        return exact or [(r[0], r[1]) for r in rows]
+
+    def cell_versions_of(self, notebook: str | None, cell_id: str) -> list[Row]:
+        """Each distinct source a cell has had, oldest first, with when and how often it ran."""
+        return self._dicts(
+            "SELECT ce.source_hash, cv.source, MIN(ce.start_time) AS first_run, "
+            "MAX(ce.start_time) AS last_run, COUNT(*) AS executions, "
+            "SUM(ce.status = 'error') AS errors FROM cell_executions ce "
+            "JOIN cell_versions cv ON cv.source_hash = ce.source_hash "
+            "WHERE ce.notebook IS ? AND ce.cell_id = ? "
+            "GROUP BY ce.source_hash ORDER BY first_run",
+            (notebook, cell_id),
+        )
+
+    def runs_of_cell(self, notebook: str | None, cell_id: str) -> list[Row]:
+        return self._dicts(
+            "SELECT run_id, cell_version, status, start_time, end_time FROM runs "
+            "WHERE notebook IS ? AND cell_id = ? ORDER BY start_time",
+            (notebook, cell_id),
+        )
+
+    def executions_before(self, session: str, before: float, limit: int = 50) -> list[Row]:
+        """The cells this kernel session ran before a moment, newest first."""
+        return self._dicts(
+            "SELECT cell_id, source_hash, execution_count, start_time, status, run_id "
+            "FROM cell_executions WHERE session = ? AND start_time < ? "
+            "ORDER BY start_time DESC LIMIT ?",
+            (session, before, limit),
+        )
+
+    def resolve_source_hash(self, prefix: str) -> str | None:
+        rows = self._query(
+            "SELECT source_hash FROM cell_versions WHERE source_hash >= ? AND source_hash < ? "
+            "LIMIT 2",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return str(rows[0][0]) if len(rows) == 1 and prefix else None
+
     def _dicts(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         try:
             cur = self.connection().execute(sql, params)
@@ -452,9 +518,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise self._map_error(exc) from exc
 
-    def runs_frame(
-        self, where: Node | None = None, experiment: str | None = None
-    ) -> pd.DataFrame:
+    def runs_frame(self, where: Node | None = None, experiment: str | None = None) -> pd.DataFrame:
         """All runs matching the filter tree, newest first, params/metrics/tags pivoted."""
         from nbmlops.store.frames import build_runs_frame
 
@@ -469,9 +533,8 @@ class Store:
         if experiment is not None:
             clauses.append("e.name = ?")
             bound.append(experiment)
-        selection = (
-            "FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
-            + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        selection = "FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id" + (
+            " WHERE " + " AND ".join(clauses) if clauses else ""
         )
         conn = self.connection()
         with self._lock:
@@ -490,7 +553,9 @@ class Store:
                 metrics = conn.execute(
                     "SELECT run_id, key, value FROM latest_metrics" + subset, bound
                 ).fetchall()
-                tags = conn.execute("SELECT run_id, key, value FROM tags" + subset, bound).fetchall()
+                tags = conn.execute(
+                    "SELECT run_id, key, value FROM tags" + subset, bound
+                ).fetchall()
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 if conn.in_transaction:
@@ -539,4 +604,3 @@ def _latest_per_key(
         if current is None or m[2] >= current[2]:
             latest[m[0]] = m
     return list(latest.values())
-

@@ -41,7 +41,8 @@ CREATE TABLE runs (
     run_id          TEXT PRIMARY KEY,      -- 12 hex characters
     experiment_id   INTEGER NOT NULL REFERENCES experiments(experiment_id),
     name            TEXT,
-    status          TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+    status          TEXT NOT NULL
+                    CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
     start_time      REAL NOT NULL,
     end_time        REAL,
     user            TEXT,
@@ -125,6 +126,32 @@ CREATE INDEX artifacts_sha ON artifacts(sha256);
 """
 
 
+# Every executed cell while the extension is loaded, tracked or not: code identity and outcome,
+# never data. Answers "which code ran before this run" and feeds cell history.
+V2_CELL_EXECUTIONS = """
+CREATE TABLE cell_executions (
+    execution_id    INTEGER PRIMARY KEY,
+    session         TEXT NOT NULL,         -- host:pid:start of the kernel process
+    notebook        TEXT,
+    cell_id         TEXT NOT NULL,
+    source_hash     TEXT NOT NULL REFERENCES cell_versions(source_hash),
+    execution_count INTEGER,
+    start_time      REAL NOT NULL,
+    duration_s      REAL NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('ok', 'error', 'interrupted')),
+    run_id          TEXT                   -- the run, when the cell was tracked
+);
+CREATE INDEX cell_executions_cell ON cell_executions(notebook, cell_id, start_time);
+CREATE INDEX cell_executions_session ON cell_executions(session, start_time);
+"""
+
+
+def _run_script(db: Database, script: str) -> None:
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def register(migrations: object) -> None:
     """Attach the schema's migrations, in order, to a ``sqlite_utils.Migrations`` set."""
     from sqlite_utils import Migrations
@@ -133,9 +160,11 @@ def register(migrations: object) -> None:
 
     @migrations(name="0001_initial")
     def _initial(db: Database) -> None:
-        for statement in V1_SCHEMA.split(";\n"):
-            if statement.strip():
-                db.execute(statement)
+        _run_script(db, V1_SCHEMA)
+
+    @migrations(name="0002_cell_executions")
+    def _cell_executions(db: Database) -> None:
+        _run_script(db, V2_CELL_EXECUTIONS)
 
 
-MIGRATION_NAMES = ("0001_initial",)
+MIGRATION_NAMES = ("0001_initial", "0002_cell_executions")
