@@ -107,8 +107,7 @@ def test_sql_reads_the_documented_schema(home: Path):
     with nbm.start_run("a") as run:
         run.log_metric("loss", 0.5)
     frame = nbm.sql(
-        "SELECT r.name, m.key, m.value FROM runs r JOIN metrics m USING (run_id) "
-        "WHERE m.value < 1"
+        "SELECT r.name, m.key, m.value FROM runs r JOIN metrics m USING (run_id) WHERE m.value < 1"
     )
     assert frame.to_dict("records") == [{"name": "a", "key": "loss", "value": 0.5}]
 
@@ -125,3 +124,41 @@ def test_objects_are_stored_once_by_hash(tmp_path: Path):
     assert first == second
     assert store.objects.read_verified(first[0]) == b"payload"
     assert len(list((tmp_path / ".nbmlops" / "objects").rglob("*"))) == 2  # fan-out dir + file
+
+
+def test_store_of_an_older_schema_is_migrated_on_open(tmp_path: Path):
+    from sqlite_utils import Database, Migrations
+
+    from nbmlops.store import schema
+
+    folder = tmp_path / ".nbmlops"
+    folder.mkdir()
+    old = Database(folder / "nbmlops.db")
+    migrations = Migrations(schema.MIGRATION_SET)
+    schema.register(migrations)
+    migrations.apply(old, stop_before=schema.MIGRATION_NAMES[1])
+    old.execute("INSERT INTO experiments (name, created_at) VALUES ('kept', 0)")
+    old.conn.commit()
+    old.close()
+
+    store = Store.open(folder)
+    applied = [r[0] for r in store.connection().execute("SELECT name FROM _sqlite_migrations")]
+    assert applied == list(schema.MIGRATION_NAMES)
+    assert store.experiment_id("kept") == 1
+    tables = {r[0] for r in store.connection().execute("SELECT name FROM sqlite_master")}
+    assert "cell_executions" in tables
+
+
+def test_schema_document_lists_every_table_and_column(home: Path):
+    doc = (Path(__file__).parents[1] / "docs" / "schema.md").read_text()
+    conn = nbm.get_store().connection()
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE '\\_%' ESCAPE '\\'"
+        )
+    ]
+    for table in tables:
+        assert f"### `{table}`" in doc, f"table {table} is not documented"
+        for column in (r[1] for r in conn.execute(f"PRAGMA table_info({table})")):
+            assert f"| `{column}` |" in doc, f"column {table}.{column} is not documented"

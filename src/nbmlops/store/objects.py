@@ -58,7 +58,9 @@ class ObjectStore:
             raise ArtifactIntegrityError(digest, actual, path)
         return data
 
-    def _write_atomically(self, target: Path, chunks: list[bytes] | list[bytes | memoryview]) -> None:
+    def _write_atomically(
+        self, target: Path, chunks: list[bytes] | list[bytes | memoryview]
+    ) -> None:
         # Write to a temporary file then rename, so a crash or a full disk never leaves a
         # truncated blob under a valid name.
         try:
