@@ -10,13 +10,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# Runs the quickstart notebook headless in a real kernel, then shows what its %%track cells recorded.
 demo: $(STAMP)
 	rm -rf example_notebooks/.nbmlops
-	cd example_notebooks && ../$(BIN)/python -m nbmlops.demo 01_quickstart.ipynb
+	$(BIN)/nbmlops execute example_notebooks/01_quickstart.ipynb
 	cd example_notebooks && ../$(BIN)/nbmlops runs
+	cd example_notebooks && ../$(BIN)/nbmlops show
 
 test: $(STAMP) lint typecheck pytest
 

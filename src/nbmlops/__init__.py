@@ -11,6 +11,8 @@ Use it from a notebook with ``%load_ext nbmlops``, or from any script::
 
 from nbmlops.api import (
     active_run,
+    cell_diff,
+    cell_history,
     end_run,
     get_run,
     get_store,
@@ -38,6 +40,8 @@ __all__ = [
     "Run",
     "__version__",
     "active_run",
+    "cell_diff",
+    "cell_history",
     "end_run",
     "get_run",
     "get_store",

@@ -10,6 +10,7 @@ import difflib
 import functools
 import json
 import math
+import shutil
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -80,17 +81,29 @@ def runs_cmd(
         shown["start_time"] = shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S")
         shown["duration_s"] = shown["duration_s"].round(3)
         shown = shown.drop(columns=["end_time", "user", "notebook", "cell_id"])
-        click.echo(shown.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}"))
+        shown = shown.astype(object).where(shown.notna(), "")  # na_rep skips nullable ints
+        width = shutil.get_terminal_size((120, 24)).columns
+        click.echo(
+            shown.to_string(
+                index=False, na_rep="", float_format=lambda v: f"{v:.4g}", line_width=width
+            )
+        )
         if len(frame) > limit:
             click.echo(f"... {len(frame) - limit} more runs (use --limit or --format csv)")
 
 
 @main.command("show")
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @click.pass_obj
 @_clean_errors
-def show_cmd(store: str | None, run_id: str) -> None:
-    """Show one run: attributes, params, metrics, tags, datasets, artifacts."""
+def show_cmd(store: str | None, run_id: str | None) -> None:
+    """Show one run (default: the newest): attributes, params, metrics, tags, datasets,
+    artifacts."""
+    if run_id is None:
+        newest = api.runs(store=store)["run_id"].head(1).tolist()
+        if not newest:
+            raise NbmlopsError(f"No runs in {api.get_store(store).db_path}.")
+        run_id = newest[0]
     run = api.get_run(run_id, store=store)
     info = run.info
     click.echo(f"run        {info['run_id']}")
@@ -179,6 +192,40 @@ def sql_cmd(store: str | None, query: str, fmt: str) -> None:
         click.echo(frame.to_json(orient="records", indent=2))
     else:
         click.echo(frame.to_string(index=False))
+
+
+@main.command("execute")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write the executed notebook here."
+)
+@click.option("--inplace", is_flag=True, help="Write the outputs back into NOTEBOOK.")
+@click.option("--timeout", type=int, default=600, show_default=True, help="Seconds per cell.")
+@click.option("--allow-errors", is_flag=True, help="Keep going after a cell raises.")
+@click.pass_obj
+@_clean_errors
+def execute_cmd(
+    store: str | None,
+    notebook: str,
+    output: str | None,
+    inplace: bool,
+    timeout: int,
+    allow_errors: bool,
+) -> None:
+    """Run a notebook headless in a fresh kernel; its %%track cells are recorded."""
+    from nbclient.exceptions import CellExecutionError
+
+    from nbmlops.headless import execute_notebook
+
+    target = notebook if inplace else output
+    try:
+        executed = execute_notebook(
+            notebook, target, timeout=timeout, allow_errors=allow_errors, store=store
+        )
+    except CellExecutionError as exc:
+        raise click.ClickException(f"{notebook}: a cell failed.\n{exc}") from exc
+    cells = sum(c.cell_type == "code" for c in executed.cells)
+    click.echo(f"Executed {cells} code cells of {notebook}" + (f" into {target}" if target else ""))
 
 
 def _num(value: float) -> str:

@@ -33,13 +33,16 @@ class GitState:
 
 _lock = threading.Lock()
 _packages: dict[str, str] | None = None
+_packages_lock = threading.Lock()
 _git_cache: dict[Path, tuple[float, GitState]] = {}
 
 
 def installed_packages() -> dict[str, str]:
     """Distribution name (normalised) -> version, read once per process."""
     global _packages
-    if _packages is None:
+    with _packages_lock:
+        if _packages is not None:
+            return _packages
         from importlib.metadata import distributions
 
         found: dict[str, str] = {}
@@ -49,6 +52,19 @@ def installed_packages() -> dict[str, str]:
                 found[name.lower().replace("_", "-")] = dist.version
         _packages = dict(sorted(found.items()))
     return _packages
+
+
+def warm_up(folder: Path) -> None:
+    """Fill the caches in a background thread, so the first tracked cell does not wait."""
+
+    def fill() -> None:
+        try:
+            installed_packages()
+            git_state(folder)
+        except Exception:  # best effort: the first run computes it again if needed
+            pass
+
+    threading.Thread(target=fill, name="nbmlops-warm-up", daemon=True).start()
 
 
 def git_state(folder: Path) -> GitState:

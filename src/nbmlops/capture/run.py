@@ -517,7 +517,7 @@ def begin_run(
     diff_digest = store.objects.put_bytes(git.diff)[0] if git.diff else None
     env = environment.environment_record(folder, diff_digest)
     store.put_environment(env)
-    previous = store.previous_run_of_cell(notebook, cell_id) if notebook and cell_id else None
+    previous = store.previous_run_of_cell(notebook, cell_id) if cell_id else None
     run = Run(store, new_run_id())
     store.insert_run(
         {

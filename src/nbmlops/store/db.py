@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
     from nbmlops.filter import Node
 
-BUSY_TIMEOUT_S = 60.0
+# Our own write transactions last milliseconds; waiting longer than this means something
+# outside nbmlops holds the lock, and a notebook cell should not hang on it.
+BUSY_TIMEOUT_S = 10.0
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 Row = dict[str, Any]
@@ -175,7 +177,7 @@ class Store:
         if "locked" in text or "busy" in text:
             return StoreLockedError(
                 f"The store {self.db_path} stayed locked by another process for more than "
-                f"{self.busy_timeout:g} s ({exc}). The write was not made.",
+                f"{self.busy_timeout:g} s ({exc}). The write was not made",
                 self.db_path,
             )
         if "not a database" in text or "malformed" in text or "corrupt" in text:
@@ -456,9 +458,9 @@ class Store:
         rows = self._query("SELECT source FROM cell_versions WHERE source_hash = ?", (source_hash,))
         return str(rows[0][0]) if rows else None
 
-    def previous_run_of_cell(self, notebook: str, cell_id: str) -> str | None:
+    def previous_run_of_cell(self, notebook: str | None, cell_id: str) -> str | None:
         rows = self._query(
-            "SELECT run_id FROM runs WHERE notebook = ? AND cell_id = ? "
+            "SELECT run_id FROM runs WHERE notebook IS ? AND cell_id = ? "
             "ORDER BY start_time DESC LIMIT 1",
             (notebook, cell_id),
         )

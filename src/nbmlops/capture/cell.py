@@ -1,0 +1,405 @@
+"""One tracked cell: what it is (notebook, cell id, version) and what it read, made and scored.
+
+:class:`TrackedCell` is driven by the IPython glue in :mod:`nbmlops.magics` but needs no IPython:
+``begin`` before the user's code runs, ``collect_figures`` right after it (before an inline
+backend closes them), ``finish`` with the outcome. Every capture step is guarded on its own, so an
+odd object costs only that item; the problems are returned, never raised, and the magic turns
+them into one warning.
+
+Cell identity, in order of preference (documented in the README):
+1. the front end's ``cellId`` (JupyterLab, Notebook 7 and VS Code send it with each execution);
+2. the id of the cell with the same source in the saved notebook (nbclient, papermill);
+3. ``name:<NAME>`` when the ``%%track`` line names the run;
+4. ``src:<first 12 hex of the source hash>``: stable until the source changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from nbmlops.capture import analysis as _analysis
+from nbmlops.capture import estimators
+from nbmlops.capture.files import FileReads
+from nbmlops.capture.run import Run, begin_run, metric_value
+from nbmlops.store import Store
+
+TRACK_PREFIX = "%%track"
+
+
+@dataclass
+class TrackOptions:
+    name: str | None = None
+    experiment: str | None = None
+    params: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    auto: bool = True
+    quiet: bool = False
+
+
+@dataclass
+class CellContext:
+    """Who a cell is: the notebook it belongs to, its id, its source, its execution count."""
+
+    source: str
+    notebook: str | None
+    cell_id: str
+    execution_count: int | None
+    session: str
+
+    @property
+    def source_hash(self) -> str:
+        return source_hash(self.source)
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def body_of(source: str) -> str:
+    """The cell with its ``%%track`` line blanked, so line numbers stay those of the cell."""
+    first, sep, rest = source.partition("\n")
+    if first.lstrip().startswith(TRACK_PREFIX):
+        return sep + rest
+    return source
+
+
+def resolve_notebook(session_name: str | None, vscode_file: str | None) -> str | None:
+    """The notebook's absolute path, from what the front end told the kernel."""
+    for candidate in (vscode_file, session_name, os.environ.get("NBMLOPS_NOTEBOOK")):
+        if not candidate:
+            continue
+        path = Path(candidate)
+        if path.is_absolute():
+            return str(path)
+        # jupyter_server gives the path relative to its root; the kernel runs in the
+        # notebook's folder, so the file name is found there.
+        local = Path.cwd() / path.name
+        return str(local if local.exists() else path)
+    return None
+
+
+@lru_cache(maxsize=8)
+def _saved_cells(path: str, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    with open(path, encoding="utf-8") as f:
+        notebook = json.load(f)
+    cells = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code" and "id" in cell:
+            source = cell.get("source", "")
+            cells.append((cell["id"], source if isinstance(source, str) else "".join(source)))
+    return tuple(cells)
+
+
+def saved_cells(notebook: str | None) -> tuple[tuple[str, str], ...]:
+    """(cell id, source) of the code cells of the notebook as last saved; () if unreadable."""
+    if not notebook:
+        return ()
+    try:
+        return _saved_cells(notebook, os.stat(notebook).st_mtime_ns)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ()
+
+
+def identify_cell(
+    source: str, front_end_id: str | None, notebook: str | None, run_name: str | None
+) -> str:
+    if front_end_id:
+        return front_end_id
+    stripped = source.strip()
+    for cell_id, saved in saved_cells(notebook):
+        if saved.strip() == stripped:
+            return cell_id
+    if run_name:
+        return f"name:{run_name}"
+    return f"src:{source_hash(source)[:12]}"
+
+
+@dataclass
+class Definition:
+    """The cell version that last bound a variable."""
+
+    cell_id: str
+    source_hash: str
+    at: float
+
+
+def stale_inputs(
+    loads: dict[str, int],
+    this_cell: str,
+    definitions: dict[str, Definition],
+    latest_versions: dict[str, tuple[str, float]],
+    notebook: str | None,
+) -> dict[str, str]:
+    """Variables this cell reads whose defining cell has been edited since it last ran.
+
+    ``latest_versions`` maps a cell id to its last executed source hash and when; the saved
+    notebook, when newer, is the more recent word on a cell's source.
+    """
+    saved: dict[str, str] = {}
+    notebook_mtime = 0.0
+    if notebook:
+        try:
+            notebook_mtime = os.stat(notebook).st_mtime
+        except OSError:
+            notebook_mtime = 0.0
+        saved = {cid: source_hash(src) for cid, src in saved_cells(notebook)}
+    stale: dict[str, str] = {}
+    for name in loads:
+        definition = definitions.get(name)
+        if definition is None or definition.cell_id == this_cell:
+            continue
+        current, ran_at = latest_versions.get(definition.cell_id, (definition.source_hash, 0.0))
+        if definition.cell_id in saved and notebook_mtime > ran_at:
+            current = saved[definition.cell_id]
+        if current != definition.source_hash:
+            stale[name] = definition.cell_id
+    return stale
+
+
+@dataclass
+class Summary:
+    """What a tracked cell recorded, for the one-line report after the cell."""
+
+    run_id: str
+    name: str | None
+    status: str
+    duration_s: float
+    params: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    inputs: int = 0
+    outputs: int = 0
+    models: int = 0
+    figures: int = 0
+    stale: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _is_data(obj: object) -> bool:
+    module = type(obj).__module__
+    return (module.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series")) or (
+        module == "numpy" and type(obj).__name__ == "ndarray"
+    )
+
+
+class TrackedCell:
+    """Capture around one execution of a ``%%track`` cell."""
+
+    def __init__(
+        self,
+        store: Store,
+        context: CellContext,
+        options: TrackOptions,
+        namespace: dict[str, Any],
+        *,
+        stale: dict[str, str] | None = None,
+        default_experiment: str | None = None,
+    ) -> None:
+        self.store = store
+        self.context = context
+        self.options = options
+        self.namespace = namespace
+        self.stale = stale or {}
+        self.default_experiment = default_experiment
+        self.problems: list[str] = []
+        self.analysis = _analysis.analyze_cell(body_of(context.source))
+        self.run: Run | None = None
+        self._inputs: dict[str, str] = {}
+        self._figures_before: dict[int, bool] = {}
+        self._figures: list[str] = []
+        self._file_reads = FileReads(namespace)
+        self._started = 0.0
+
+    def _guard(self, what: str, step: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(*args, **kwargs)
+        except Exception as exc:
+            self.problems.append(f"{what}: {type(exc).__name__}: {exc}")
+            return None
+
+    def begin(self) -> Run:
+        """Start the run and take what must be seen before the user's code runs.
+
+        Raises only if the run itself cannot be created (e.g. the store is locked); the caller
+        then runs the cell untracked.
+        """
+        ctx = self.context
+        self._started = time.perf_counter()
+        self.run = begin_run(
+            self.store,
+            name=self.options.name,
+            experiment=self.options.experiment or self.default_experiment,
+            tags=self.options.tags,
+            notebook=ctx.notebook,
+            cell_id=ctx.cell_id,
+            cell_source=ctx.source,
+            execution_count=ctx.execution_count,
+        )
+        if self.stale:
+            self.run.set_tag("stale_inputs", ", ".join(sorted(self.stale)))
+        names = dict.fromkeys(self.options.data)
+        if self.options.auto:
+            names.update(dict.fromkeys(self.analysis.loads))
+        for name in names:
+            obj = self.namespace.get(name)
+            if name in self.options.data or _is_data(obj):
+                self._guard(f"input {name}", self._log_input, name, obj)
+        self._figures_before = self._guard("figures", _open_figures) or {}
+        if self.options.auto:
+            self._file_reads.__enter__()
+        return self.run
+
+    def _log_input(self, name: str, obj: object) -> None:
+        assert self.run is not None
+        line = self.analysis.loads.get(name)
+        how = "--data" if name in self.options.data else f"read:{line}"
+        self._inputs[name] = self.run.log_dataset(obj, name=name, role="input", source=how)
+
+    def collect_figures(self) -> None:
+        """Save figures the cell made or changed; call before the inline backend closes them."""
+        if self.run is None or not self.options.auto:
+            return
+        for number, figure in self._guard("figures", _changed_figures, self._figures_before) or []:
+            name = f"figure-{number}"
+            if self._guard(name, self.run.log_figure, figure, name, source="pyplot"):
+                self._figures.append(name)
+
+    def finish(self, error: BaseException | None) -> Summary:
+        """Record what the cell produced and its outcome; never raises for capture problems."""
+        assert self.run is not None
+        run = self.run
+        self._file_reads.__exit__(None, None, None)
+        if self.options.auto:
+            self._guard("params", self._auto_params)
+            self._guard("outputs", self._auto_outputs)
+            self._guard("models", self._auto_models)
+            self._guard("metrics", self._auto_metrics)
+            for path, how in self._file_reads.paths.items():
+                self._guard(f"file {path}", run.log_dataset, path, path, "input", source=how)
+        for name in self.options.params:
+            if name in self.namespace:
+                self._guard(
+                    f"param {name}", run.log_param, name, self.namespace[name], source="--params"
+                )
+            else:
+                self.problems.append(f"--params {name}: no variable named {name!r} after the cell")
+        for name in self.options.metrics:
+            try:
+                run.log_metric(name, self.namespace.get(name), source="--metrics")
+            except TypeError as exc:
+                self.problems.append(f"--metrics {name}: {exc}")
+        duration = time.perf_counter() - self._started
+        status = "finished"
+        if isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+        elif error is not None:
+            status = "failed"
+        summary = Summary(run.run_id, self.options.name, status, duration, stale=self.stale)
+        # Reading the buffer back is cheap: it has not been written yet.
+        summary.params = len(run._buffer.params)
+        summary.metrics = run.metrics
+        datasets = run._buffer.datasets
+        summary.inputs = sum(d["role"] == "input" for d in datasets)
+        summary.outputs = sum(d["role"] == "output" for d in datasets)
+        summary.models = sum(a["kind"] == "model" for a in run._buffer.artifacts)
+        summary.figures = len(self._figures)
+        if error is None:
+            run.end()
+        else:
+            run._end_with_exception(error)
+        summary.problems = self.problems
+        return summary
+
+    def _auto_params(self) -> None:
+        assert self.run is not None
+        for param in self.analysis.params:
+            self.run.log_param(param.name, param.value, source=f"literal:{param.line}")
+        seen: set[int] = set()
+        candidates = {**self.analysis.constructed, **self.analysis.fitted}
+        for name, line in sorted(candidates.items(), key=lambda kv: kv[1]):
+            obj = self.namespace.get(name)
+            if id(obj) in seen or not estimators.is_estimator(obj):
+                continue
+            seen.add(id(obj))
+            for key, value in estimators.non_default_params(obj).items():
+                self.run.log_param(key, value, source=f"estimator:{line}")
+
+    def _auto_outputs(self) -> None:
+        assert self.run is not None
+        from nbmlops.fingerprint import fingerprint
+
+        changed = {**self.analysis.mutated, **self.analysis.stores}
+        for name, line in changed.items():
+            obj = self.namespace.get(name)
+            if not _is_data(obj):
+                continue
+            digest = fingerprint(obj).digest
+            if self._inputs.get(name) == digest:
+                continue  # read, not changed
+            self.run.log_dataset(obj, name=name, role="output", source=f"assign:{line}")
+
+    def _auto_models(self) -> None:
+        assert self.run is not None
+        for name, line in self.analysis.fitted.items():
+            obj = self.namespace.get(name)
+            if estimators.is_estimator(obj) and estimators.is_fitted(obj):
+                self.run.log_model(obj, name, source=f"fit:{line}")
+
+    def _auto_metrics(self) -> None:
+        assert self.run is not None
+        for candidate in self.analysis.metrics:
+            if candidate.rule == "call" and not self._is_sklearn_metric(candidate.func):
+                continue
+            value = self.namespace.get(candidate.name)
+            try:
+                metric_value(candidate.name, value)
+            except TypeError:
+                continue  # e.g. a per-class array: not a scalar metric
+            rule = "score" if candidate.rule == "score" else "sklearn.metrics"
+            self.run.log_metric(candidate.name, value, source=f"{rule}:{candidate.line}")
+
+    def _is_sklearn_metric(self, func: tuple[str, ...] | None) -> bool:
+        if not func:
+            return False
+        obj: Any = self.namespace.get(func[0])
+        if obj is None and func[0] == "sklearn":
+            import sys
+
+            obj = sys.modules.get("sklearn")
+        for part in func[1:]:
+            obj = getattr(obj, part, None)
+        module = getattr(obj, "__module__", "") or ""
+        return callable(obj) and module.startswith("sklearn.metrics")
+
+
+def _pyplot_figures() -> dict[int, Any]:
+    import sys
+
+    if "matplotlib.pyplot" not in sys.modules:
+        return {}
+    # Gcf lists pyplot's figures without making one current, as pyplot.figure(n) would.
+    from matplotlib._pylab_helpers import Gcf
+
+    return {number: manager.canvas.figure for number, manager in sorted(Gcf.figs.items())}
+
+
+def _open_figures() -> dict[int, bool]:
+    """Figure number -> whether it already had undrawn changes when the cell started."""
+    return {number: bool(figure.stale) for number, figure in _pyplot_figures().items()}
+
+
+def _changed_figures(before: dict[int, bool]) -> list[tuple[int, Any]]:
+    """Figures the cell created, or changed after they had been drawn."""
+    return [
+        (number, figure)
+        for number, figure in _pyplot_figures().items()
+        if number not in before or (figure.stale and not before[number])
+    ]

@@ -1,0 +1,130 @@
+"""Cell history: every version of a cell, the runs of each, and diffs between versions."""
+
+from __future__ import annotations
+
+import difflib
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nbmlops.errors import AmbiguousIdError, NotFoundError
+from nbmlops.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _cell_of(store: Store, run_or_cell: str) -> tuple[str | None, str]:
+    """(notebook, cell id) named by a run id (prefix) or a cell id (prefix)."""
+    try:
+        row = store.run_row(store.resolve_run_id(run_or_cell))
+        if row["cell_id"] is None:
+            raise NotFoundError(
+                f"Run {row['run_id']} was not made by a notebook cell, so it has no cell history."
+            )
+        return row["notebook"], str(row["cell_id"])
+    except (NotFoundError, AmbiguousIdError) as run_error:
+        cells = store.cells_matching(run_or_cell)
+        if len(cells) == 1:
+            return cells[0]
+        if not cells:
+            if "cell history" in str(run_error):
+                raise
+            raise NotFoundError(
+                f"No run or cell with id {run_or_cell!r} in {store.db_path}; cell ids are listed "
+                "by nbm.sql('SELECT DISTINCT notebook, cell_id FROM cell_executions')."
+            ) from None
+        raise AmbiguousIdError(run_or_cell, [c for _, c in cells]) from None
+
+
+def cell_history(store: Store, run_or_cell: str) -> pd.DataFrame:
+    """Versions of the cell, oldest first: ``version`` (1, 2, ...), ``source_hash``,
+    ``first_run``, ``last_run``, ``executions``, ``errors``, ``runs`` (ids of tracked runs of
+    that version) and ``source``. ``frame.attrs`` holds the notebook and cell id."""
+    import pandas as pd
+
+    notebook, cell_id = _cell_of(store, run_or_cell)
+    versions = store.cell_versions_of(notebook, cell_id)
+    runs_by_version: dict[str, list[str]] = {}
+    for run in store.runs_of_cell(notebook, cell_id):
+        runs_by_version.setdefault(run["cell_version"], []).append(run["run_id"])
+    frame = pd.DataFrame(
+        {
+            "version": range(1, len(versions) + 1),
+            "source_hash": [v["source_hash"] for v in versions],
+            "first_run": pd.to_datetime([v["first_run"] for v in versions], unit="s", utc=True),
+            "last_run": pd.to_datetime([v["last_run"] for v in versions], unit="s", utc=True),
+            "executions": [v["executions"] for v in versions],
+            "errors": [v["errors"] for v in versions],
+            "runs": [runs_by_version.get(v["source_hash"], []) for v in versions],
+            "source": [v["source"] for v in versions],
+        }
+    )
+    frame.attrs.update(notebook=notebook, cell_id=cell_id)
+    return frame
+
+
+@dataclass(frozen=True)
+class CellDiff:
+    """Two versions of a cell's source; ``str()`` is a unified diff, notebooks show colours."""
+
+    a_label: str
+    b_label: str
+    a_source: str
+    b_source: str
+
+    @property
+    def lines(self) -> list[str]:
+        return list(
+            difflib.unified_diff(
+                self.a_source.splitlines(),
+                self.b_source.splitlines(),
+                self.a_label,
+                self.b_label,
+                lineterm="",
+            )
+        )
+
+    @property
+    def same(self) -> bool:
+        return self.a_source == self.b_source
+
+    def __str__(self) -> str:
+        return (
+            "\n".join(self.lines) if not self.same else f"{self.a_label} and {self.b_label}: same"
+        )
+
+    def _repr_html_(self) -> str:
+        colours = {"+": "#e6ffec", "-": "#ffebe9", "@": "#ddf4ff"}
+        rows = []
+        for line in self.lines if not self.same else [str(self)]:
+            colour = colours.get(line[:1], "transparent")
+            if line.startswith(("+++", "---")):
+                colour = "transparent"
+            rows.append(f"<div style='background:{colour}'>{html.escape(line) or '&nbsp;'}</div>")
+        return f"<pre style='line-height:1.35'>{''.join(rows)}</pre>"
+
+
+def _source_of(store: Store, ref: str) -> tuple[str, str]:
+    """(label, source) for a run id (prefix) or a cell-version hash (prefix)."""
+    try:
+        row = store.run_row(store.resolve_run_id(ref))
+    except NotFoundError:
+        digest = store.resolve_source_hash(ref)
+        source = store.cell_source(digest) if digest else None
+        if source is None or digest is None:
+            raise NotFoundError(
+                f"{ref!r} is neither a run id nor a cell version (source hash) in "
+                f"{store.db_path}; versions are listed by nbm.cell_history(RUN_OR_CELL)."
+            ) from None
+        return f"version {digest[:12]}", source
+    source = store.cell_source(row["cell_version"]) if row["cell_version"] else None
+    if source is None:
+        raise NotFoundError(f"Run {row['run_id']} has no recorded cell source.")
+    return f"run {row['run_id']}", source
+
+
+def cell_diff(store: Store, a: str, b: str) -> CellDiff:
+    a_label, a_source = _source_of(store, a)
+    b_label, b_source = _source_of(store, b)
+    return CellDiff(a_label, b_label, a_source, b_source)
