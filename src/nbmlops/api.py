@@ -27,13 +27,26 @@ def get_store(path: str | os.PathLike[str] | None = None) -> Store:
     """The store at ``path``; without one, the store set with :func:`set_store`, else the one
     found by the location rule (``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` upwards, else
     ``./.nbmlops/``)."""
-    home = config.resolve_home(path) if path is not None else (_pinned_home or config.find_home())
+    home = config.resolve_home(path) if path is not None else (_pinned_home or _found_home())
     with _stores_lock:
         store = _stores.get(home)
         if store is None:
             store = _stores[home] = Store(home)
     store.connection()
     return store
+
+
+_found: dict[tuple[str, str | None], Path] = {}
+
+
+def _found_home() -> Path:
+    """The location rule's answer, remembered per working directory: walking up the folders
+    costs more than the rest of a tracked cell's bookkeeping."""
+    key = (os.getcwd(), os.environ.get(config.HOME_ENV))
+    home = _found.get(key)
+    if home is None or not home.is_dir():
+        home = _found[key] = config.find_home()
+    return home
 
 
 def set_store(path: str | os.PathLike[str] | None) -> Store | None:

@@ -10,6 +10,7 @@ The ``track`` magic itself is only reached when the arguments do not parse, and 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -115,17 +116,21 @@ def _options_from(args: Any) -> TrackOptions:
     return TrackOptions(
         name=args.name,
         experiment=args.experiment,
-        params=list(args.params),
-        metrics=list(args.metrics),
-        data=list(args.data),
-        tags=tags,
+        params=tuple(args.params),
+        metrics=tuple(args.metrics),
+        data=tuple(args.data),
+        tags=tuple(tags.items()),
         auto=not args.no_auto,
         quiet=args.quiet,
     )
 
 
+@functools.lru_cache(maxsize=256)
 def parse_track_line(first_line: str) -> TrackOptions:
-    """Options of a ``%%track ...`` line; ``UsageError`` naming the bad argument otherwise."""
+    """Options of a ``%%track ...`` line; ``UsageError`` naming the bad argument otherwise.
+
+    Cached: the transformer and the pre-run hook both ask, on every run of the cell.
+    """
     rest = first_line.strip()[len(TRACK_PREFIX) :]
     if rest and not rest[0].isspace():
         raise UsageError(f"Unknown magic {first_line.split()[0]!r}; did you mean %%track?")
@@ -290,11 +295,15 @@ class Tracker:
         error = result.error_in_exec or result.error_before_exec
         tracked, context = self._tracked, self._context
         self._tracked = self._context = None
-        run_id = None
+        if context is None:
+            self._flush_notes()
+            return
+        execution = self._execution_row(context, error)
+        recorded = False
         if tracked is not None:
             try:
-                summary = tracked.finish(error)
-                run_id = summary.run_id
+                summary = tracked.finish(error, execution)
+                recorded = True
                 self.last_summary = summary
                 if not tracked.options.quiet:
                     print(render_summary(summary))
@@ -310,18 +319,36 @@ class Tracker:
                     self._notes.append(f"some items were not captured ({shown})")
             except Exception as exc:
                 self._notes.append(f"could not record the outcome of this run: {_sentence(exc)}")
-        if context is not None:
-            self._remember(context, tracked, error, run_id)
+        self._remember(context, tracked)
+        if not recorded:
+            self._record_execution(execution, context.source)
+        self._flush_notes()
+
+    def _flush_notes(self) -> None:
         if self._notes:  # at most one warning per cell
             _warn(". ".join(self._notes) + ".")
+        self._notes = []
 
-    def _remember(
-        self,
-        context: CellContext,
-        tracked: TrackedCell | None,
-        error: BaseException | None,
-        run_id: str | None,
-    ) -> None:
+    def _execution_row(self, context: CellContext, error: BaseException | None) -> dict[str, Any]:
+        status = "ok"
+        if isinstance(error, KeyboardInterrupt):
+            status = "interrupted"
+        elif error is not None:
+            status = "error"
+        return {
+            "session": self.session,
+            "notebook": context.notebook,
+            "cell_id": context.cell_id,
+            "source_hash": context.source_hash,
+            "execution_count": context.execution_count,
+            "start_time": self._started,
+            "duration_s": time.perf_counter() - self._started_perf,
+            "status": status,
+            "run_id": None,
+        }
+
+    def _remember(self, context: CellContext, tracked: TrackedCell | None) -> None:
+        """Which cell version bound each variable, for the stale-inputs check."""
         digest = context.source_hash
         cell_analysis = (
             tracked.analysis if tracked else analysis.analyze_cell(body_of(context.source))
@@ -329,26 +356,10 @@ class Tracker:
         for name in cell_analysis.stores:
             self.definitions[name] = Definition(context.cell_id, digest, self._started)
         self.latest_versions[context.cell_id] = (digest, self._started)
-        status = "ok"
-        if isinstance(error, KeyboardInterrupt):
-            status = "interrupted"
-        elif error is not None:
-            status = "error"
+
+    def _record_execution(self, execution: dict[str, Any], source: str) -> None:
         try:
-            api.get_store().record_cell_execution(
-                {
-                    "session": self.session,
-                    "notebook": context.notebook,
-                    "cell_id": context.cell_id,
-                    "source_hash": digest,
-                    "execution_count": context.execution_count,
-                    "start_time": self._started,
-                    "duration_s": time.perf_counter() - self._started_perf,
-                    "status": status,
-                    "run_id": run_id,
-                },
-                context.source,
-            )
+            api.get_store().record_cell_execution(execution, source)
             self._history_failing = False
         except Exception as exc:
             if not self._history_failing and not self._notes:  # once, until it works again

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,14 +34,16 @@ from nbmlops.store import Store
 TRACK_PREFIX = "%%track"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackOptions:
+    """The parsed ``%%track`` line; frozen, so one parse can serve every run of a cell."""
+
     name: str | None = None
     experiment: str | None = None
-    params: list[str] = field(default_factory=list)
-    metrics: list[str] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
+    params: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
     auto: bool = True
     quiet: bool = False
 
@@ -237,7 +240,7 @@ class TrackedCell:
             self.store,
             name=self.options.name,
             experiment=self.options.experiment or self.default_experiment,
-            tags=self.options.tags,
+            tags=dict(self.options.tags),
             notebook=ctx.notebook,
             cell_id=ctx.cell_id,
             cell_source=ctx.source,
@@ -272,10 +275,19 @@ class TrackedCell:
             if self._guard(name, self.run.log_figure, figure, name, source="pyplot"):
                 self._figures.append(name)
 
-    def finish(self, error: BaseException | None) -> Summary:
-        """Record what the cell produced and its outcome; never raises for capture problems."""
+    def finish(
+        self, error: BaseException | None, execution: dict[str, Any] | None = None
+    ) -> Summary:
+        """Record what the cell produced and its outcome; never raises for capture problems.
+
+        ``execution``, the ``cell_executions`` row of this cell run, is written in the same
+        transaction as the run's outcome.
+        """
         assert self.run is not None
         run = self.run
+        if execution is not None:
+            execution["run_id"] = run.run_id
+            run.cell_execution = (execution, self.context.source)
         self._file_reads.__exit__(None, None, None)
         if self.options.auto:
             self._guard("params", self._auto_params)
@@ -303,9 +315,9 @@ class TrackedCell:
         elif error is not None:
             status = "failed"
         summary = Summary(run.run_id, self.options.name, status, duration, stale=self.stale)
-        # Reading the buffer back is cheap: it has not been written yet.
+        # Everything is still in the run's buffer: summarise it without a query.
         summary.params = len(run._buffer.params)
-        summary.metrics = run.metrics
+        summary.metrics = {key: math.nan if v is None else v for key, v, *_ in run._buffer.metrics}
         datasets = run._buffer.datasets
         summary.inputs = sum(d["role"] == "input" for d in datasets)
         summary.outputs = sum(d["role"] == "output" for d in datasets)
@@ -314,7 +326,7 @@ class TrackedCell:
         if error is None:
             run.end()
         else:
-            run._end_with_exception(error)
+            run.end_with_exception(error)
         summary.problems = self.problems
         return summary
 

@@ -116,9 +116,19 @@ def _read_git_state(folder: Path) -> GitState:
     )
 
 
+_records: dict[tuple[GitState, str | None], dict[str, Any]] = {}
+
+
 def environment_record(folder: Path, diff_digest: str | None) -> dict[str, Any]:
-    """The ``environments`` row for this process; its id is the hash of its content."""
+    """The ``environments`` row for this process; its id is the hash of its content.
+
+    Cached per git state read, since hashing the package list costs more than a run's writes.
+    """
     git = git_state(folder)
+    key = (git, diff_digest)
+    cached = _records.get(key)
+    if cached is not None:
+        return cached
     content: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": _platform(),
@@ -129,7 +139,11 @@ def environment_record(folder: Path, diff_digest: str | None) -> dict[str, Any]:
         "git_diff_sha256": diff_digest,
     }
     env_id = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-    return {"environment_id": env_id, **content, "created_at": time.time()}
+    record = {"environment_id": env_id, **content, "created_at": time.time()}
+    if len(_records) > 64:
+        _records.clear()
+    _records[key] = record
+    return record
 
 
 _platform_text: str | None = None

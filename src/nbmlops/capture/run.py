@@ -10,6 +10,7 @@ seconds so that progress is visible to other readers and survives a crash.
 from __future__ import annotations
 
 import atexit
+import functools
 import getpass
 import hashlib
 import html
@@ -114,6 +115,8 @@ class Run:
         self._buffer = _Buffer()
         self._next_step: dict[str, int] = {}
         self._last_flush = time.monotonic()
+        # Set by %%track: the cell execution that made this run, written with its outcome.
+        self.cell_execution: tuple[dict[str, Any], str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -146,6 +149,10 @@ class Run:
         """Write everything buffered and the run's outcome, in one transaction."""
         self._finish(status, None, None, None)
 
+    def end_with_exception(self, exc: BaseException) -> None:
+        """End as ``failed`` (or ``interrupted`` for KeyboardInterrupt), recording ``exc``."""
+        self._end_with_exception(exc)
+
     def _end_with_exception(self, exc: BaseException) -> None:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -171,6 +178,7 @@ class Run:
 
     def _write(self, finish: dict[str, Any] | None) -> None:
         taken = self._buffer.take()
+        cell_execution = self.cell_execution if finish is not None else None
         try:
             self.store.write_run_data(
                 self.run_id,
@@ -180,6 +188,7 @@ class Run:
                 datasets=taken.datasets,
                 artifacts=taken.artifacts,
                 finish=finish,
+                cell_execution=cell_execution,
             )
         except BaseException:
             # Put the records back, so a retry (or the atexit hook) can still write them.
@@ -512,12 +521,9 @@ def begin_run(
     cell_version = None
     if cell_source is not None:
         cell_version = hashlib.sha256(cell_source.encode()).hexdigest()
-        store.put_cell_version(cell_version, cell_source)
     git = environment.git_state(folder)
-    diff_digest = store.objects.put_bytes(git.diff)[0] if git.diff else None
-    env = environment.environment_record(folder, diff_digest)
+    env = environment.environment_record(folder, _stored_diff(store, git))
     store.put_environment(env)
-    previous = store.previous_run_of_cell(notebook, cell_id) if cell_id else None
     run = Run(store, new_run_id())
     store.insert_run(
         {
@@ -533,8 +539,8 @@ def begin_run(
             "cell_version": cell_version,
             "execution_count": execution_count,
             "environment_id": env["environment_id"],
-            "previous_run_id": previous,
-        }
+        },
+        cell_source,
     )
     run._active = True
     _active_runs.append(run)
@@ -543,10 +549,26 @@ def begin_run(
     return run
 
 
+_diff_digests: dict[tuple[Path, environment.GitState], str] = {}
+
+
+def _stored_diff(store: Store, git: environment.GitState) -> str | None:
+    """The object holding the work tree's diff, stored once per git state read."""
+    if not git.diff:
+        return None
+    key = (store.home, git)
+    if key not in _diff_digests:
+        if len(_diff_digests) > 64:
+            _diff_digests.clear()
+        _diff_digests[key] = store.objects.put_bytes(git.diff)[0]
+    return _diff_digests[key]
+
+
 def reap(store: Store) -> None:
     reap_dead_runs(store, active_run_ids())
 
 
+@functools.cache
 def _user() -> str | None:
     try:
         return getpass.getuser()

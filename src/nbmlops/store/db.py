@@ -237,17 +237,6 @@ class Store:
         self._experiment_ids[name] = exp_id
         return int(exp_id)
 
-    def put_cell_version(self, source_hash: str, source: str) -> None:
-        if ("cell", source_hash) in self._known_rows:
-            return
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO cell_versions (source_hash, source, created_at) "
-                "VALUES (?, ?, ?)",
-                (source_hash, source, time.time()),
-            )
-        self._known_rows.add(("cell", source_hash))
-
     def put_environment(self, env: Row) -> None:
         if ("env", env["environment_id"]) in self._known_rows:
             return
@@ -261,17 +250,39 @@ class Store:
             )
         self._known_rows.add(("env", env["environment_id"]))
 
-    def insert_run(self, run: Row) -> None:
-        """Record a run as ``running`` so that other readers see it, and a crash is detectable."""
+    def insert_run(self, run: Row, cell_source: str | None = None) -> str | None:
+        """Record a run as ``running`` so that other readers see it and a crash is detectable.
+
+        In the same transaction: the cell's source (once per version) and the link to the
+        previous run of the same cell, whose id is returned.
+        """
         with self.transaction() as conn:
+            version = run.get("cell_version")
+            if cell_source is not None and ("cell", version) not in self._known_rows:
+                conn.execute(
+                    "INSERT OR IGNORE INTO cell_versions (source_hash, source, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (version, cell_source, run["start_time"]),
+                )
+            previous = None
+            if run.get("cell_id") is not None:
+                row = conn.execute(
+                    "SELECT run_id FROM runs WHERE notebook IS ? AND cell_id = ? "
+                    "ORDER BY start_time DESC LIMIT 1",
+                    (run["notebook"], run["cell_id"]),
+                ).fetchone()
+                previous = None if row is None else str(row[0])
             conn.execute(
                 "INSERT INTO runs (run_id, experiment_id, name, status, start_time, user, host, "
                 "pid, notebook, cell_id, cell_version, execution_count, environment_id, "
                 "previous_run_id) VALUES (:run_id, :experiment_id, :name, 'running', "
                 ":start_time, :user, :host, :pid, :notebook, :cell_id, :cell_version, "
                 ":execution_count, :environment_id, :previous_run_id)",
-                run,
+                {**run, "previous_run_id": previous},
             )
+        if cell_source is not None and version is not None:
+            self._known_rows.add(("cell", version))
+        return previous
 
     def write_run_data(
         self,
@@ -283,14 +294,17 @@ class Store:
         datasets: Iterable[Row] = (),
         artifacts: Iterable[Row] = (),
         finish: Row | None = None,
+        cell_execution: tuple[Row, str] | None = None,
     ) -> None:
         """Write a run's buffered records, and its outcome if ``finish`` is given, atomically.
 
         ``params`` rows are (key, value, value_num, source); ``metrics`` rows are
         (key, value, step, timestamp, source); ``finish`` has status, end_time and the error
-        columns.
+        columns; ``cell_execution`` is the (row, source) of the cell run that made the run.
         """
         with self.transaction() as conn:
+            if cell_execution is not None:
+                self._insert_cell_execution(conn, *cell_execution)
             conn.executemany(
                 "INSERT OR REPLACE INTO params (run_id, key, value, value_num, source) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -338,25 +352,30 @@ class Store:
                     "traceback = :traceback WHERE run_id = :run_id",
                     {**finish, "run_id": run_id},
                 )
+        if cell_execution is not None:
+            self._known_rows.add(("cell", cell_execution[0]["source_hash"]))
 
     def record_cell_execution(self, execution: Row, source: str) -> None:
         """Record one executed cell (code identity and outcome) and its source, once per hash."""
-        source_hash = execution["source_hash"]
         with self.transaction() as conn:
-            if ("cell", source_hash) not in self._known_rows:
-                conn.execute(
-                    "INSERT OR IGNORE INTO cell_versions (source_hash, source, created_at) "
-                    "VALUES (?, ?, ?)",
-                    (source_hash, source, execution["start_time"]),
-                )
+            self._insert_cell_execution(conn, execution, source)
+        self._known_rows.add(("cell", execution["source_hash"]))
+
+    def _insert_cell_execution(self, conn: sqlite3.Connection, execution: Row, source: str) -> None:
+        source_hash = execution["source_hash"]
+        if ("cell", source_hash) not in self._known_rows:
             conn.execute(
-                "INSERT INTO cell_executions (session, notebook, cell_id, source_hash, "
-                "execution_count, start_time, duration_s, status, run_id) VALUES (:session, "
-                ":notebook, :cell_id, :source_hash, :execution_count, :start_time, :duration_s, "
-                ":status, :run_id)",
-                execution,
+                "INSERT OR IGNORE INTO cell_versions (source_hash, source, created_at) "
+                "VALUES (?, ?, ?)",
+                (source_hash, source, execution["start_time"]),
             )
-        self._known_rows.add(("cell", source_hash))
+        conn.execute(
+            "INSERT INTO cell_executions (session, notebook, cell_id, source_hash, "
+            "execution_count, start_time, duration_s, status, run_id) VALUES (:session, "
+            ":notebook, :cell_id, :source_hash, :execution_count, :start_time, :duration_s, "
+            ":status, :run_id)",
+            execution,
+        )
 
     def mark_interrupted(self, run_ids: Sequence[str], end_time: float) -> None:
         if not run_ids:
@@ -456,14 +475,6 @@ class Store:
 
     def cell_source(self, source_hash: str) -> str | None:
         rows = self._query("SELECT source FROM cell_versions WHERE source_hash = ?", (source_hash,))
-        return str(rows[0][0]) if rows else None
-
-    def previous_run_of_cell(self, notebook: str | None, cell_id: str) -> str | None:
-        rows = self._query(
-            "SELECT run_id FROM runs WHERE notebook IS ? AND cell_id = ? "
-            "ORDER BY start_time DESC LIMIT 1",
-            (notebook, cell_id),
-        )
         return str(rows[0][0]) if rows else None
 
     def cells_matching(self, cell_id: str) -> list[tuple[str | None, str]]:
