@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbmlops import config
-from nbmlops.capture import history as _history
 from nbmlops.capture import run as _run
-from nbmlops.capture.history import CellDiff
 from nbmlops.capture.run import Run
 from nbmlops.store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from nbmlops.capture.history import CellDiff
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
@@ -159,9 +159,13 @@ def sql(query: str, *, store: str | os.PathLike[str] | None = None) -> pd.DataFr
 
 def cell_history(run_or_cell: str, *, store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Every version of a notebook cell, named by one of its runs or by its cell id."""
-    return _history.cell_history(get_store(store), run_or_cell)
+    from nbmlops.capture import history
+
+    return history.cell_history(get_store(store), run_or_cell)
 
 
 def cell_diff(a: str, b: str, *, store: str | os.PathLike[str] | None = None) -> CellDiff:
     """Diff two cell versions, each named by a run id or a source hash (prefixes work)."""
-    return _history.cell_diff(get_store(store), a, b)
+    from nbmlops.capture import history
+
+    return history.cell_diff(get_store(store), a, b)

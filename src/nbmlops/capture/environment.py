@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 GIT_REFRESH_S = 5.0
 _GIT_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
-class GitState:
+class GitState(NamedTuple):
     commit: str | None
     branch: str | None
     dirty: bool | None
@@ -80,6 +76,8 @@ def git_state(folder: Path) -> GitState:
 
 
 def _git(folder: Path, *args: str) -> str | None:
+    import subprocess
+
     try:
         done = subprocess.run(
             ["git", *args],
@@ -152,5 +150,7 @@ _platform_text: str | None = None
 def _platform() -> str:
     global _platform_text
     if _platform_text is None:
+        import platform
+
         _platform_text = platform.platform()
     return _platform_text

@@ -9,7 +9,6 @@ time tells the two apart.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from functools import cache
 
@@ -18,6 +17,8 @@ from nbmlops.store import Store
 
 @cache
 def hostname() -> str:
+    import socket
+
     return socket.gethostname()
 
 

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import atexit
 import functools
-import getpass
 import hashlib
-import html
-import io
 import json
 import math
-import mimetypes
 import os
-import pickle
-import secrets
 import sys
 import time
-import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -44,7 +36,7 @@ _API_SOURCE = "api"
 
 
 def new_run_id() -> str:
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()
 
 
 def encode_param(value: object) -> tuple[str, float | None]:
@@ -87,13 +79,24 @@ def metric_value(key: str, value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-@dataclass
 class _Buffer:
-    params: dict[str, tuple[str, float | None, str]] = field(default_factory=dict)
-    metrics: list[tuple[str, float | None, int, float, str]] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    datasets: list[dict[str, Any]] = field(default_factory=list)
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    """What a run has logged and not yet written."""
+
+    __slots__ = ("artifacts", "datasets", "metrics", "params", "tags")
+
+    def __init__(
+        self,
+        params: dict[str, tuple[str, float | None, str]] | None = None,
+        metrics: list[tuple[str, float | None, int, float, str]] | None = None,
+        tags: dict[str, str] | None = None,
+        datasets: list[dict[str, Any]] | None = None,
+        artifacts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.params = params if params is not None else {}
+        self.metrics = metrics if metrics is not None else []
+        self.tags = tags if tags is not None else {}
+        self.datasets = datasets if datasets is not None else []
+        self.artifacts = artifacts if artifacts is not None else []
 
     def take(self) -> _Buffer:
         taken = _Buffer(self.params, self.metrics, self.tags, self.datasets, self.artifacts)
@@ -154,6 +157,8 @@ class Run:
         self._end_with_exception(exc)
 
     def _end_with_exception(self, exc: BaseException) -> None:
+        import traceback
+
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self._finish(status, type(exc).__name__, str(exc), tb)
@@ -284,6 +289,8 @@ class Run:
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Copy a file into the store (content-addressed); returns its sha256."""
+        import mimetypes
+
         self._require_active("log_artifact")
         source = Path(path)
         if not source.is_file():
@@ -301,6 +308,8 @@ class Run:
 
     def log_figure(self, fig: Any, name: str, *, source: str = _API_SOURCE) -> str:
         """Save a matplotlib figure as PNG; returns its sha256."""
+        import io
+
         self._require_active("log_figure")
         if not hasattr(fig, "savefig"):
             raise TypeError(f"log_figure needs a matplotlib Figure, got {type(fig).__name__}")
@@ -313,6 +322,8 @@ class Run:
 
     def log_model(self, model: Any, name: str, *, source: str = _API_SOURCE) -> str:
         """Save a fitted model (pickle protocol 5) with the versions needed to load it back."""
+        import pickle
+
         self._require_active("log_model")
         data = pickle.dumps(model, protocol=5)
         digest, size = self.store.objects.put_bytes(data)
@@ -451,6 +462,8 @@ class Run:
         return f"<Run {self.run_id}{name} {row['status']} experiment={row['experiment']!r}>"
 
     def _repr_html_(self) -> str:
+        import html
+
         info = self.info
         rows = "".join(
             f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
@@ -570,6 +583,8 @@ def reap(store: Store) -> None:
 
 @functools.cache
 def _user() -> str | None:
+    import getpass
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from nbmlops.errors import ArtifactIntegrityError, NotFoundError, StoreError
@@ -63,6 +62,8 @@ class ObjectStore:
     ) -> None:
         # Write to a temporary file then rename, so a crash or a full disk never leaves a
         # truncated blob under a valid name.
+        import tempfile
+
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
