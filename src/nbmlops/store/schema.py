@@ -146,10 +146,102 @@ CREATE INDEX cell_executions_session ON cell_executions(session, start_time);
 """
 
 
+# The model registry. Versions are immutable and events append-only (triggers refuse UPDATE and
+# DELETE), so "which version did this alias point at, and why" always has an answer.
+V3_REGISTRY = """
+CREATE TABLE models (
+    name        TEXT PRIMARY KEY,
+    description TEXT,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE model_versions (
+    name        TEXT NOT NULL REFERENCES models(name),
+    version     INTEGER NOT NULL,              -- 1, 2, ... per model name
+    sha256      TEXT NOT NULL,                 -- the artifact object under objects/
+    size        INTEGER NOT NULL,
+    format      TEXT NOT NULL,                 -- how the artifact deserialises: skops, pickle
+    class       TEXT,                          -- e.g. sklearn.ensemble.RandomForestRegressor
+    run_id      TEXT REFERENCES runs(run_id),  -- the training run
+    signature   TEXT,                          -- JSON: input columns and dtypes
+    datasets    TEXT,                          -- JSON: the training run's datasets (fingerprints)
+    metrics     TEXT,                          -- JSON: the run's metrics at registration
+    libraries   TEXT,                          -- JSON: library versions needed to load it
+    description TEXT,
+    created_by  TEXT,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE UNIQUE INDEX model_versions_content ON model_versions(name, sha256);
+CREATE TRIGGER model_versions_immutable BEFORE UPDATE ON model_versions
+BEGIN SELECT RAISE(ABORT, 'model_versions are immutable; record an event instead'); END;
+CREATE TRIGGER model_versions_kept BEFORE DELETE ON model_versions
+BEGIN SELECT RAISE(ABORT, 'model_versions are never deleted; record a deleted event'); END;
+CREATE TABLE model_events (
+    event_id    INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL REFERENCES models(name),
+    version     INTEGER,
+    kind        TEXT NOT NULL CHECK (kind IN ('registered', 'alias_set', 'alias_removed',
+                    'promotion', 'deprecated', 'deleted')),
+    alias       TEXT,
+    payload     TEXT,                          -- JSON: rule results, reasons, rules file commit
+    actor       TEXT,
+    host        TEXT,
+    at          REAL NOT NULL
+);
+CREATE INDEX model_events_name ON model_events(name, at);
+CREATE INDEX model_events_alias ON model_events(name, alias, at);
+CREATE TRIGGER model_events_append_only_update BEFORE UPDATE ON model_events
+BEGIN SELECT RAISE(ABORT, 'model_events is append-only'); END;
+CREATE TRIGGER model_events_append_only_delete BEFORE DELETE ON model_events
+BEGIN SELECT RAISE(ABORT, 'model_events is append-only'); END;
+CREATE TABLE model_loads (
+    load_id     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    consumer    TEXT,                          -- notebook path or script/process
+    host        TEXT,
+    pid         INTEGER,
+    at          REAL NOT NULL
+);
+CREATE INDEX model_loads_version ON model_loads(name, version, at);
+"""
+
+# Drift: compact reference profiles keyed by dataset fingerprint, and the reports of checks.
+V4_DRIFT = """
+CREATE TABLE drift_profiles (
+    profile_id  TEXT PRIMARY KEY,              -- hash of dataset fingerprint and settings
+    dataset_id  TEXT NOT NULL,                 -- fingerprint of the reference data
+    n_rows      INTEGER NOT NULL,
+    profile     TEXT NOT NULL,                 -- JSON: per column bins, counts, quantiles
+    created_at  REAL NOT NULL
+);
+CREATE INDEX drift_profiles_dataset ON drift_profiles(dataset_id);
+CREATE TABLE drift_reports (
+    report_id     TEXT PRIMARY KEY,
+    profile_id    TEXT REFERENCES drift_profiles(profile_id),
+    current_id    TEXT,                        -- fingerprint of the current data
+    run_id        TEXT REFERENCES runs(run_id),
+    model_name    TEXT,
+    model_version INTEGER,
+    dataset_drift INTEGER NOT NULL,
+    drift_share   REAL NOT NULL,
+    columns       TEXT NOT NULL,               -- JSON: the per-column table
+    created_at    REAL NOT NULL
+);
+CREATE INDEX drift_reports_model ON drift_reports(model_name, model_version, created_at);
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
-    for statement in script.split(";\n"):
-        if statement.strip():
+    # executescript would commit the migration's transaction; statements run one by one.
+    import sqlite3
+
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
             db.execute(statement)
+            statement = ""
 
 
 def register(migrations: object) -> None:
@@ -166,5 +258,13 @@ def register(migrations: object) -> None:
     def _cell_executions(db: Database) -> None:
         _run_script(db, V2_CELL_EXECUTIONS)
 
+    @migrations(name="0003_registry")
+    def _registry(db: Database) -> None:
+        _run_script(db, V3_REGISTRY)
 
-MIGRATION_NAMES = ("0001_initial", "0002_cell_executions")
+    @migrations(name="0004_drift")
+    def _drift(db: Database) -> None:
+        _run_script(db, V4_DRIFT)
+
+
+MIGRATION_NAMES = ("0001_initial", "0002_cell_executions", "0003_registry", "0004_drift")
