@@ -14,7 +14,16 @@ the offending value is kept as an attribute.
     ├── FilterSyntaxError           a run filter could not be parsed (points at the token)
     ├── ReadOnlyQueryError          ``nbmlops.sql`` was given a statement that writes
     ├── NoActiveRunError            a ``log_*`` call outside ``start_run``
-    └── ArtifactIntegrityError      a stored object no longer matches its recorded hash
+    ├── ArtifactIntegrityError      a stored object no longer matches its recorded hash
+    ├── RegistryError               a registry operation is refused
+    │   ├── ModelNotFoundError      no such model, version or alias (a NotFoundError too)
+    │   ├── ModelInUseError         delete refused: an alias points at it or it was loaded lately
+    │   └── RulesFileError          nbmlops.toml is malformed (``line`` says where)
+    ├── NotFittedError              a detector used before ``fit`` (a ValueError too)
+    └── DriftInputError             reference/current data that cannot be compared (names columns)
+
+Warnings: ``NbmlopsWarning`` and below it ``DeprecatedModelWarning`` (loading a deprecated model
+version) and ``LibraryVersionWarning`` (a model saved with other library versions).
 """
 
 from __future__ import annotations
@@ -103,3 +112,63 @@ class ArtifactIntegrityError(NbmlopsError):
         self.digest = digest
         self.actual = actual
         self.path = path
+
+
+class RegistryError(NbmlopsError):
+    """A model registry operation was refused."""
+
+
+class ModelNotFoundError(RegistryError, NotFoundError):
+    def __init__(self, reference: str, store_path: Path | str, hint: str = "") -> None:
+        super().__init__(
+            f"Model {reference!r} not found in store {store_path}"
+            + (f"; {hint}" if hint else "; list models with nbmlops.models() or `nbmlops models`.")
+        )
+        self.reference = reference
+        self.store_path = store_path
+
+
+class ModelInUseError(RegistryError):
+    def __init__(self, message: str, name: str, version: int) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
+
+
+class RulesFileError(RegistryError):
+    """The rules file is malformed; ``path`` and ``line`` (1-based, or None) say where."""
+
+    def __init__(self, message: str, path: Path | str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.reason = message
+        self.path = path
+        self.line = line
+
+
+class NotFittedError(NbmlopsError, ValueError):
+    def __init__(self, detector: str) -> None:
+        super().__init__(
+            f"This {detector} is not fitted yet; call fit(reference) before check(current)."
+        )
+        self.detector = detector
+
+
+class DriftInputError(NbmlopsError, ValueError):
+    """Reference and current data cannot be compared; ``columns`` names the culprits."""
+
+    def __init__(self, message: str, columns: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.columns = columns or []
+
+
+class NbmlopsWarning(UserWarning):
+    """Base class of the warnings nbmlops emits."""
+
+
+class DeprecatedModelWarning(NbmlopsWarning):
+    """A deprecated model version was loaded."""
+
+
+class LibraryVersionWarning(NbmlopsWarning):
+    """A model was saved with library versions other than the ones installed."""
