@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nbmlops.capture.history import CellDiff
+    from nbmlops.compare import Comparison
+    from nbmlops.provenance import Lineage
+    from nbmlops.widgets import CellHistoryPanel, CompareView, RunsPanel
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
@@ -169,3 +172,59 @@ def cell_diff(a: str, b: str, *, store: str | os.PathLike[str] | None = None) ->
     from nbmlops.capture import history
 
     return history.cell_diff(get_store(store), a, b)
+
+
+def compare_runs(
+    *run_ids: str,
+    lower_is_better: Mapping[str, bool] | None = None,
+    store: str | os.PathLike[str] | None = None,
+) -> Comparison:
+    """Two or more runs side by side: params, metrics (with the best run), datasets,
+    environment and cell source. ``lower_is_better`` overrides the guess from metric names,
+    e.g. ``{"auc": False}``."""
+    from nbmlops.compare import Comparison
+
+    return Comparison([get_run(r, store=store) for r in run_ids], dict(lower_is_better or {}))
+
+
+def lineage(run_id: str, *, store: str | os.PathLike[str] | None = None) -> Lineage:
+    """What a run read (and which runs made it) and what it produced (and who used it)."""
+    from nbmlops.provenance import build_lineage
+
+    return build_lineage(get_run(run_id, store=store))
+
+
+def runs_panel(
+    filter: str | None = None,
+    experiment: str | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    page_size: int = 20,
+) -> RunsPanel:
+    """A sortable, filterable table of runs; tick two or more and press "compare selected"."""
+    from nbmlops.widgets import RunsPanel
+
+    return RunsPanel(filter, experiment, store=store, page_size=page_size)
+
+
+def compare_panel(*run_ids: str, store: str | os.PathLike[str] | None = None) -> CompareView:
+    """The compare view for these runs: params, metrics, charts, code, data, environment."""
+    from nbmlops.widgets import CompareView
+
+    return CompareView(compare_runs(*run_ids, store=store))
+
+
+def cell_history_panel(
+    run_or_cell: str, *, store: str | os.PathLike[str] | None = None, shell: object = None
+) -> CellHistoryPanel:
+    """Every version of a cell with its runs; diff versions; restore one into a new cell."""
+    from nbmlops.widgets import CellHistoryPanel
+
+    if shell is None:
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+    return CellHistoryPanel(run_or_cell, store=store, shell=shell)

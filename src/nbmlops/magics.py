@@ -105,6 +105,24 @@ class NbmlopsMagics(Magics):
         lines.append(f"last run    {render_summary(last) if last else '(none yet)'}")
         print("\n".join(lines))
 
+    @line_magic
+    def runs(self, line: str) -> Any:
+        """%runs [FILTER]: the runs panel, e.g. ``%runs metrics.accuracy > 0.9``."""
+        return api.runs_panel(line.strip() or None)
+
+    @line_magic
+    def cellhistory(self, line: str) -> Any:
+        """%cellhistory [RUN_OR_CELL]: every version of a cell (default: the last tracked)."""
+        target = line.strip()
+        if not target:
+            last = self.tracker.last_summary
+            if last is None:
+                raise UsageError(
+                    "%cellhistory needs a run id or cell id, or a tracked cell run before it."
+                )
+            target = last.run_id
+        return api.cell_history_panel(target, shell=self.shell)
+
 
 def _options_from(args: Any) -> TrackOptions:
     tags: dict[str, str] = {}

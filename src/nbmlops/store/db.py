@@ -523,6 +523,18 @@ class Store:
         )
         return str(rows[0][0]) if len(rows) == 1 and prefix else None
 
+    def dataset_links(self, dataset_ids: Sequence[str]) -> list[Row]:
+        """Every run that read or produced any of these dataset versions."""
+        if not dataset_ids:
+            return []
+        marks = ", ".join("?" * len(dataset_ids))  # placeholders only; values are bound
+        return self._dicts(
+            "SELECT rd.dataset_id, rd.role, rd.name, r.run_id, r.name AS run_name, r.status, "
+            "r.start_time FROM run_datasets rd JOIN runs r ON r.run_id = rd.run_id "
+            f"WHERE rd.dataset_id IN ({marks}) ORDER BY r.start_time",
+            list(dataset_ids),
+        )
+
     def _dicts(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         try:
             cur = self.connection().execute(sql, params)

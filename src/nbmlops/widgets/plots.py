@@ -1,0 +1,206 @@
+"""Matplotlib figures for the panels. Built on ``Figure`` directly (not pyplot), so they touch
+no global state and are never shown twice by an inline backend."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from nbmlops.compare import Comparison
+    from nbmlops.provenance import Lineage
+
+BEST = "#2e7d32"
+OTHER = "#90a4ae"
+PALETTE = ["#1565c0", "#ef6c00", "#2e7d32", "#c62828", "#6a1b9a", "#00838f", "#9e9d24", "#4e342e"]
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def metric_bars(comparison: Comparison) -> Figure:
+    """One small bar chart per metric; the best run's bar in green."""
+    metrics = comparison.metrics()
+    keys = list(metrics.index)
+    cols = min(3, max(1, len(keys)))
+    rows = max(1, math.ceil(len(keys) / cols))
+    fig = _figure(3.4 * cols, 2.4 * rows)
+    if not keys:
+        fig.text(0.5, 0.5, "no metrics", ha="center")
+        return fig
+    axes = fig.subplots(rows, cols, squeeze=False)
+    labels = comparison.labels
+    for ax, key in zip(axes.flat, keys, strict=False):
+        values = [metrics.loc[key, label] for label in labels]
+        best = metrics.loc[key, "best"]
+        ax.bar(
+            range(len(labels)),
+            [0 if math.isnan(v) else v for v in values],
+            color=[BEST if label == best else OTHER for label in labels],
+        )
+        ax.set_title(key, fontsize=9)
+        ax.set_xticks(range(len(labels)), [label[:6] for label in labels], fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    return fig
+
+
+def metric_lines(comparison: Comparison, key: str) -> Figure:
+    """``key`` against step, one line per run."""
+    fig = _figure(6, 3)
+    ax = fig.subplots()
+    for i, (run_id, history) in enumerate(comparison.metric_histories(key).items()):
+        if len(history):
+            ax.plot(history["step"], history["value"], label=run_id[:8], color=PALETTE[i % 8])
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _numeric(values: list[Any]) -> list[float] | None:
+    numbers = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        numbers.append(float(value))
+    return numbers
+
+
+def parallel_coordinates(comparison: Comparison, metric: str) -> Figure:
+    """Each run a line across its numeric params (each axis scaled to its range) to ``metric``."""
+    params = comparison.params(only_different=False)
+    metrics = comparison.metrics()
+    labels = comparison.labels
+    axes_data: list[tuple[str, list[float]]] = []
+    for name in params.index:
+        numbers = _numeric([params.loc[name, label] for label in labels])
+        if numbers is not None and len(set(numbers)) > 1:
+            axes_data.append((name, numbers))
+    if metric in metrics.index:
+        row: dict[Any, Any] = dict(metrics.loc[metric])
+        axes_data.append((metric, [float(row[label]) for label in labels]))
+    fig = _figure(max(4.0, 1.4 * len(axes_data)), 3.2)
+    ax = fig.subplots()
+    if len(axes_data) < 2:
+        ax.text(0.5, 0.5, "needs numeric params that differ", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    scores = axes_data[-1][1]
+    finite = [s for s in scores if not math.isnan(s)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    for j, label in enumerate(labels):
+        ys = []
+        for _, values in axes_data:
+            lo, hi = min(values), max(values)
+            ys.append(0.5 if hi == lo or math.isnan(values[j]) else (values[j] - lo) / (hi - lo))
+        shade = 0.5 if high == low or math.isnan(scores[j]) else (scores[j] - low) / (high - low)
+        ax.plot(range(len(axes_data)), ys, color=cmap(shade), marker="o", label=label[:8])
+    ax.set_xticks(range(len(axes_data)), [name for name, _ in axes_data], fontsize=8, rotation=20)
+    for x, (_, values) in enumerate(axes_data):
+        ax.axvline(x, color="#bbb", lw=0.8)
+        ax.annotate(
+            f"{min(values):.3g}", (x, 0), fontsize=7, xytext=(2, -10), textcoords="offset points"
+        )
+        ax.annotate(
+            f"{max(values):.3g}", (x, 1), fontsize=7, xytext=(2, 4), textcoords="offset points"
+        )
+    ax.set_yticks([])
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def scatter(comparison: Comparison, param: str, metric: str) -> Figure:
+    params = comparison.params(only_different=False)
+    metrics = comparison.metrics()
+    fig = _figure(4.5, 3.2)
+    ax = fig.subplots()
+    xs: dict[Any, Any] = dict(params.loc[param]) if param in params.index else {}
+    ys: dict[Any, Any] = dict(metrics.loc[metric]) if metric in metrics.index else {}
+    for i, label in enumerate(comparison.labels):
+        x, y = xs.get(label), ys.get(label, math.nan)
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            continue
+        ax.scatter([x], [y], color=PALETTE[i % 8], label=label[:8])
+    ax.set_xlabel(param)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _short(name: str) -> str:
+    """File paths by their last two parts; names as they are."""
+    parts = name.replace("\\", "/").split("/")
+    return name if len(parts) <= 2 else ".../" + "/".join(parts[-2:])
+
+
+def lineage_figure(lineage: Lineage) -> Figure:
+    """Producers → inputs → run → outputs → users, left to right, with an arrow per link."""
+    producers = list(dict.fromkeys(r for item in lineage.inputs for r in item["linked"]))
+    users = list(dict.fromkeys(r for item in lineage.outputs for r in item["linked"]))
+    run_label = f"run {lineage.run_id[:8]}\n{lineage.run_name or ''}".strip()
+    columns: list[list[tuple[str, str, str]]] = [  # (node key, text, colour)
+        [(f"p:{r}", f"run {r[:8]}", "#eceff1") for r in producers],
+        [
+            (f"i:{k}", f"{i['kind']}\n{_short(i['name'])}", "#e3f2fd")
+            for k, i in enumerate(lineage.inputs)
+        ],
+        [("run", run_label, "#fff3e0")],
+        [
+            (f"o:{k}", f"{o['kind']}\n{_short(o['name'])}", "#e8f5e9")
+            for k, o in enumerate(lineage.outputs)
+        ],
+        [(f"u:{r}", f"run {r[:8]}", "#eceff1") for r in users],
+    ]
+    edges = [(f"p:{r}", f"i:{k}") for k, i in enumerate(lineage.inputs) for r in i["linked"]]
+    edges += [(f"i:{k}", "run") for k in range(len(lineage.inputs))]
+    edges += [("run", f"o:{k}") for k in range(len(lineage.outputs))]
+    edges += [(f"o:{k}", f"u:{r}") for k, o in enumerate(lineage.outputs) for r in o["linked"]]
+    columns = [c for c in columns if c]
+    tallest = max(len(c) for c in columns)
+    fig = _figure(2.3 * len(columns), max(2.0, 0.75 * tallest))
+    ax = fig.subplots()
+    ax.set_xlim(-0.6, len(columns) - 0.4)
+    ax.set_ylim(-0.7, tallest - 0.3)
+    ax.set_axis_off()
+    boxes: dict[str, Any] = {}
+    for x, column in enumerate(columns):
+        offset = (tallest - len(column)) / 2
+        for k, (key, text, colour) in enumerate(column):
+            y = tallest - 1 - (k + offset)
+            boxes[key] = ax.text(
+                x,
+                y,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                bbox={"boxstyle": "round,pad=0.4", "fc": colour, "ec": "#78909c"},
+            )
+    for start, end in edges:
+        # Anchored to the boxes themselves: from the right edge of one to the left of the next.
+        ax.annotate(
+            "",
+            xy=(0, 0.5),
+            xycoords=boxes[end],
+            xytext=(1, 0.5),
+            textcoords=boxes[start],
+            arrowprops={
+                "arrowstyle": "->",
+                "color": "#90a4ae",
+                "lw": 0.8,
+                "shrinkA": 2,
+                "shrinkB": 2,
+            },
+        )
+    ax.set_title(f"lineage of run {lineage.run_id}", fontsize=9)
+    return fig

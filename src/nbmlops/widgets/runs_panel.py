@@ -1,0 +1,277 @@
+"""The runs panel: a sortable, filterable, paginated table of runs with row selection, from core
+ipywidgets only. The whole table is one DataFrame from ``nbm.runs()``; the grid shows one page
+of it, and its widgets are created once per column set and refilled in place, so paging and
+sorting 10,000 runs stay quick."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from nbmlops import api
+from nbmlops.errors import NbmlopsError
+from nbmlops.widgets import _html
+from nbmlops.widgets.compare_view import CompareView
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FIXED = ("name", "status", "start_time", "duration_s")
+DEFAULT_EXTRA = 4  # params and metrics shown by default, each
+
+
+def _short(value: Any, width: int = 28) -> str:
+    text = _html.fmt(value)
+    if hasattr(value, "strftime"):
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class RunsPanel:
+    def __init__(
+        self,
+        filter: str | None = None,
+        experiment: str | None = None,
+        *,
+        store: Any = None,
+        page_size: int = 20,
+        columns: list[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.experiment = experiment
+        self.page_size = page_size
+        self.page = 0
+        self.sort_by = "start_time"
+        self.ascending = False
+        self.selected: set[str] = set()
+        self.frame: pd.DataFrame | None = None
+        self.view: pd.DataFrame | None = None
+        self.compare_view: CompareView | None = None
+        self._filling = False
+        self._requested_columns = columns
+
+        self.filter_box = widgets.Text(
+            value=filter or "",
+            placeholder="filter, e.g. metrics.accuracy > 0.9 AND params.C < 1",
+            continuous_update=False,
+            layout=widgets.Layout(width="60%"),
+        )
+        self.refresh_button = widgets.Button(description="refresh", icon="refresh")
+        self.columns_box = widgets.TagsInput(allowed_tags=[], allow_duplicates=False)
+        self.status = widgets.HTML()
+        self.prev_button = widgets.Button(description="◀", layout=widgets.Layout(width="40px"))
+        self.next_button = widgets.Button(description="▶", layout=widgets.Layout(width="40px"))
+        self.page_label = widgets.HTML()
+        self.compare_button = widgets.Button(
+            description="compare selected", disabled=True, button_style="primary"
+        )
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="0px 6px"))
+        self.compare_area = widgets.VBox()
+
+        self.filter_box.observe(lambda _: self.reload(), "value")
+        self.refresh_button.on_click(lambda _: self.reload())
+        self.columns_box.observe(lambda _: self._build_grid(), "value")
+        self.prev_button.on_click(lambda _: self.go_to(self.page - 1))
+        self.next_button.on_click(lambda _: self.go_to(self.page + 1))
+        self.compare_button.on_click(lambda _: self.compare())
+
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.filter_box, self.refresh_button]),
+                widgets.HBox([widgets.HTML("columns&nbsp;"), self.columns_box]),
+                self.status,
+                self.grid,
+                widgets.HBox(
+                    [self.prev_button, self.page_label, self.next_button, self.compare_button]
+                ),
+                self.compare_area,
+            ]
+        )
+        self._header: list[widgets.Button] = []
+        self._checks: list[widgets.Checkbox] = []
+        self._cells: list[list[widgets.HTML]] = []
+        self._page_ids: list[str | None] = []
+        self.reload()
+
+    # -- data --------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Read the runs again (after a new filter, or to see new runs)."""
+        try:
+            self.frame = api.runs(self.filter_box.value or None, self.experiment, store=self.store)
+        except NbmlopsError as exc:
+            self.status.value = f"<pre style='color:#c62828;margin:0'>{html.escape(str(exc))}</pre>"
+            return
+        optional = [c for c in self.frame.columns if c.startswith(("params.", "metrics.", "tags."))]
+        wanted = self._requested_columns or self.columns_box.value or self._default_columns()
+        self.columns_box.allowed_tags = optional
+        kept = [c for c in wanted if c in optional]
+        if list(self.columns_box.value) != kept:
+            self.columns_box.value = kept  # rebuilds the grid through the observer
+        else:
+            self._build_grid()
+        self._requested_columns = None
+
+    def _default_columns(self) -> list[str]:
+        assert self.frame is not None
+        filled = self.frame.notna().sum()
+        chosen = []
+        for prefix in ("params.", "metrics."):
+            names = [c for c in self.frame.columns if c.startswith(prefix)]
+            chosen += sorted(names, key=lambda c: -int(filled[c]))[:DEFAULT_EXTRA]
+        return chosen
+
+    @property
+    def columns(self) -> list[str]:
+        return ["run_id", *FIXED, *self.columns_box.value]
+
+    def _sorted(self) -> pd.DataFrame:
+        assert self.frame is not None
+        if self.sort_by not in self.frame.columns:
+            self.sort_by, self.ascending = "start_time", False
+        try:
+            return self.frame.sort_values(
+                self.sort_by, ascending=self.ascending, na_position="last", kind="stable"
+            )
+        except TypeError:  # mixed types in one column: sort by their text
+            return self.frame.sort_values(
+                self.sort_by,
+                ascending=self.ascending,
+                na_position="last",
+                kind="stable",
+                key=lambda s: s.astype(str),
+            )
+
+    def sort(self, column: str) -> None:
+        """Sort by ``column``; sorting by it again reverses the order."""
+        if column == self.sort_by:
+            self.ascending = not self.ascending
+        else:
+            self.sort_by, self.ascending = column, column not in ("start_time", "duration_s")
+        self.view = self._sorted()
+        self.page = 0
+        self._fill()
+
+    def go_to(self, page: int) -> None:
+        self.page = max(0, min(page, self.pages - 1))
+        self._fill()
+
+    @property
+    def pages(self) -> int:
+        rows = 0 if self.view is None else len(self.view)
+        return max(1, -(-rows // self.page_size))
+
+    # -- grid --------------------------------------------------------------------------------
+
+    def _build_grid(self) -> None:
+        columns = self.columns
+        self._header = []
+        for name in columns:
+            button = widgets.Button(
+                description=name, tooltip=f"sort by {name}", layout=widgets.Layout(width="auto")
+            )
+            button.on_click(lambda _, n=name: self.sort(n))
+            self._header.append(button)
+        self._checks, self._cells = [], []
+        for _ in range(self.page_size):
+            check = widgets.Checkbox(indent=False, layout=widgets.Layout(width="28px"))
+            check.observe(self._on_check, "value")
+            self._checks.append(check)
+            self._cells.append([widgets.HTML() for _ in columns])
+        children: list[widgets.Widget] = [widgets.HTML(""), *self._header]
+        for check, cells in zip(self._checks, self._cells, strict=True):
+            children += [check, *cells]
+        self.grid.layout.grid_template_columns = "28px " + " ".join(
+            "minmax(60px, max-content)" for _ in columns
+        )
+        self.grid.children = children
+        self.view = self._sorted()
+        self._fill()
+
+    def _fill(self) -> None:
+        assert self.view is not None
+        self.page = max(0, min(self.page, self.pages - 1))
+        start = self.page * self.page_size
+        rows = self.view.iloc[start : start + self.page_size]
+        columns = self.columns
+        arrow = "▲" if self.ascending else "▼"
+        for button, name in zip(self._header, columns, strict=True):
+            button.description = f"{name} {arrow}" if name == self.sort_by else name
+        self._filling = True
+        try:
+            self._page_ids = []
+            records = rows[columns].to_dict("records")
+            for i, (check, cells) in enumerate(zip(self._checks, self._cells, strict=True)):
+                record = records[i] if i < len(records) else None
+                run_id = None if record is None else str(record["run_id"])
+                self._page_ids.append(run_id)
+                check.value = run_id in self.selected
+                check.layout.visibility = "hidden" if record is None else "visible"
+                for cell, name in zip(cells, columns, strict=True):
+                    cell.value = "" if record is None else html.escape(_short(record[name]))
+        finally:
+            self._filling = False
+        total = len(self.view)
+        self.page_label.value = f"&nbsp;page {self.page + 1} of {self.pages}&nbsp;"
+        self.status.value = (
+            f"{total} runs · sorted by {html.escape(self.sort_by)} "
+            f"{'ascending' if self.ascending else 'descending'} · {len(self.selected)} selected"
+        )
+        self.compare_button.disabled = len(self.selected) < 2
+
+    def _on_check(self, change: dict[str, Any]) -> None:
+        if self._filling:
+            return
+        index = self._checks.index(change["owner"])
+        run_id = self._page_ids[index]
+        if run_id is None:
+            return
+        if change["new"]:
+            self.selected.add(run_id)
+        else:
+            self.selected.discard(run_id)
+        self._fill()
+
+    def select(self, *run_ids: str) -> None:
+        """Select runs by id (as ticking their boxes does)."""
+        self.selected.update(run_ids)
+        self._fill()
+
+    # -- compare -----------------------------------------------------------------------------
+
+    def compare(self) -> CompareView | None:
+        """Open the compare view for the selected runs (in the order they are listed)."""
+        if len(self.selected) < 2 or self.view is None:
+            return None
+        ordered = [r for r in self.view["run_id"] if r in self.selected]
+        self.compare_view = CompareView(api.compare_runs(*ordered, store=self.store))
+        self.compare_area.children = [self.compare_view.widget]
+        return self.compare_view
+
+    # -- static rendering --------------------------------------------------------------------
+
+    def to_frame(self) -> pd.DataFrame:
+        assert self.view is not None
+        return self.view
+
+    def to_html(self, rows: int = 50) -> str:
+        if self.view is None:
+            return str(self.status.value)
+        shown = self.view[self.columns].head(rows).set_index("run_id")
+        shown = shown.assign(start_time=shown["start_time"].map(_short))
+        parts = [f"<div>{self.status.value}</div>", _html.table(shown)]
+        if self.compare_view is not None:
+            parts.append(self.compare_view.to_html())
+        return "".join(parts)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs) or {}
+        bundle["text/html"] = self.to_html()
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        total = 0 if self.view is None else len(self.view)
+        return f"<RunsPanel: {total} runs, {len(self.selected)} selected>"

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import nbmlops as nbm
+from nbmlops.widgets import CompareView, RunsPanel
+
+
+@pytest.fixture
+def runs(home: Path) -> list[str]:
+    ids = []
+    for i, (lr, depth) in enumerate([(0.1, 3), (0.2, 3), (0.3, 5)]):
+        with nbm.start_run(f"r{i}", tags={"team": "a"}) as run:
+            run.log_params({"lr": lr, "depth": depth, "opt": "adam"})
+            for step in range(4):
+                run.log_metric("loss", 1 / (step + 1 + i))
+            run.log_metric("accuracy", 0.7 + i / 10)
+        ids.append(run.run_id)
+    return ids
+
+
+def test_runs_panel_lists_newest_first_with_params_and_metrics(runs):
+    panel = nbm.runs_panel()
+    assert panel.view["run_id"].tolist() == runs[::-1]
+    assert {"params.lr", "metrics.accuracy"} <= set(panel.columns)
+    first_row = [cell.value for cell in panel._cells[0]]
+    assert runs[-1] in first_row and "0.3" in first_row
+
+
+def test_header_click_sorts_and_second_click_reverses(runs):
+    panel = nbm.runs_panel()
+    header = panel._header[panel.columns.index("metrics.accuracy")]
+    header.click()
+    assert panel.view["run_id"].tolist() == runs
+    assert header.description == "metrics.accuracy ▲"
+    header.click()
+    assert panel.view["run_id"].tolist() == runs[::-1]
+
+
+def test_filter_box_filters_and_reports_bad_filters(runs):
+    panel = nbm.runs_panel()
+    panel.filter_box.value = "params.lr >= 0.2"
+    assert sorted(panel.view["run_id"]) == sorted(runs[1:])
+    panel.filter_box.value = "params.lr >"
+    assert "expected" in panel.status.value and "^" in panel.status.value
+
+
+def test_pagination_keeps_selection_across_pages(runs):
+    panel = RunsPanel(page_size=2)
+    assert panel.pages == 2
+    panel._checks[0].value = True
+    panel.next_button.click()
+    assert panel.page == 1 and panel._page_ids[0] == runs[0]
+    panel._checks[0].value = True
+    assert panel.selected == {runs[2], runs[0]}
+    assert not panel.compare_button.disabled
+
+
+def test_compare_button_opens_the_compare_view(runs):
+    panel = nbm.runs_panel()
+    panel.select(runs[0], runs[2])
+    panel.compare_button.click()
+    view = panel.compare_view
+    assert isinstance(view, CompareView)
+    assert panel.compare_area.children == (view.widget,)
+    assert "lr" in view.params_html.value and "opt" not in view.params_html.value
+    view.all_params.value = True
+    assert "opt" in view.params_html.value
+
+
+def test_compare_view_highlights_the_best_metric_per_direction(runs):
+    view = nbm.compare_panel(*runs)
+    metrics = view.comparison.metrics()
+    assert metrics.loc["accuracy", "best"] == runs[2]  # higher is better
+    assert metrics.loc["loss", "best"] == runs[2]  # lower is better: last losses 1/4, 1/5, 1/6
+    assert "#c8e6c9" in view.metrics_html.value
+
+
+def test_compare_view_figures_have_the_right_content(runs):
+    view = nbm.compare_panel(*runs)
+    bars = view.figures["bars"]
+    assert sorted(ax.get_title() for ax in bars.axes if ax.get_visible()) == ["accuracy", "loss"]
+    assert len(bars.axes[0].patches) == 3
+    lines = view.figures["steps"].axes[0].get_lines()
+    assert len(lines) == 3 and len(lines[0].get_xdata()) == 4
+    view.parallel_metric.value = "accuracy"
+    labels = [t.get_text() for t in view.figures["parallel"].axes[0].get_xticklabels()]
+    assert labels == ["depth", "lr", "accuracy"]
+    view.scatter_param.value, view.scatter_metric.value = "lr", "accuracy"
+    assert view.figures["scatter"].axes[0].get_xlabel() == "lr"
+
+
+def test_compare_view_code_data_and_environment_tabs(home: Path):
+    ids = []
+    for source in ("x = 1\ny = 2\n", "x = 1\ny = 3\n"):
+        with nbm.start_run() as run:
+            run.log_dataset(b"same bytes", name="raw")
+        nbm.get_store().connection().execute(
+            "INSERT OR IGNORE INTO cell_versions VALUES (?, ?, 0)", (source, source)
+        )
+        nbm.get_store().connection().execute(
+            "UPDATE runs SET cell_version = ? WHERE run_id = ?", (source, run.run_id)
+        )
+        ids.append(run.run_id)
+    view = nbm.compare_panel(*ids)
+    assert "-y = 2" in view.code_html.value and "+y = 3" in view.code_html.value
+    view.code_mode.value = "side by side"
+    assert "diff_chg" in view.code_html.value or "diff_add" in view.code_html.value
+    assert "same" in view.data_html.value and "different" not in view.data_html.value
+    assert view.env_html.value == "<i>same environment</i>"
+
+
+def test_static_rendering_and_frames(runs):
+    panel = nbm.runs_panel()
+    panel.select(*runs[:2])
+    panel.compare()
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert runs[0] in bundle["text/html"] and "data:image/png;base64" in bundle["text/html"]
+    assert len(panel.to_frame()) == 3
+    assert list(panel.compare_view.to_frame().columns) == runs[1::-1]
+
+
+def test_cell_history_panel_diffs_and_restores(home: Path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "nbmlops")
+    try:
+        shell.run_cell("%%track\nalpha = 1", store_history=True, cell_id="c")
+        shell.run_cell("%%track\nalpha = 2", store_history=True, cell_id="c")
+        panel = shell.run_line_magic("cellhistory", "")
+        assert len(panel.history) == 2
+        assert "-alpha = 1" in panel.diff_html.value and "+alpha = 2" in panel.diff_html.value
+        panel.versions.value = 0
+        assert "alpha = 1" in panel.detail.value
+        panel.restore_button.click()
+        assert shell.rl_next_input == "%%track\nalpha = 1"
+        static = panel.to_html()
+        assert "<table" in static and "-alpha = 1" in static
+    finally:
+        shell.run_line_magic("unload_ext", "nbmlops")
+        InteractiveShell.clear_instance()
+
+
+def test_runs_magic_takes_a_filter(runs):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "nbmlops")
+    try:
+        panel = shell.run_line_magic("runs", "metrics.accuracy > 0.75")
+        assert sorted(panel.view["run_id"]) == sorted(runs[1:])
+    finally:
+        shell.run_line_magic("unload_ext", "nbmlops")
+        InteractiveShell.clear_instance()
+
+
+def test_lineage_links_producer_and_consumer(home: Path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1, 2]})
+    with nbm.start_run("prepare") as prepare:
+        prepare.log_dataset(frame, name="clean", role="output")
+    with nbm.start_run("train") as train:
+        train.log_dataset(frame, name="train_df")
+    lineage = nbm.lineage(train.run_id)
+    assert lineage.inputs[0]["linked"] == [prepare.run_id]
+    assert nbm.lineage(prepare.run_id).outputs[0]["linked"] == [train.run_id]
+    fig = lineage.plot()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert f"run {prepare.run_id[:8]}" in texts and "dataframe\ntrain_df" in texts
+    assert prepare.run_id in lineage._repr_html_()
