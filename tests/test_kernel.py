@@ -16,7 +16,12 @@ from nbmlops.headless import _this_python_kernel_manager, execute_notebook
 EXAMPLES = Path(__file__).parents[1] / "example_notebooks"
 
 
-def test_quickstart_notebook_records_runs_with_no_logging_code(home: Path, tmp_path: Path):
+def test_quickstart_notebook_records_runs_with_no_logging_code(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the kernel runs in the notebook's folder, not here
     shutil.copytree(EXAMPLES / "data", tmp_path / "data")
     notebook = tmp_path / "01_quickstart.ipynb"
     shutil.copy(EXAMPLES / "01_quickstart.ipynb", notebook)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,18 @@ def _this_python_kernel_manager() -> Any:
             )
 
     # IPC transport: a local kernel needs no TCP port (and ipykernel warns about plain TCP).
-    return KernelManager(kernel_name="python3", kernel_spec_manager=ThisPython(), transport="ipc")
+    # The socket path must be absolute: the kernel runs in the notebook's folder, the client
+    # wherever it was started.
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True)
+    return KernelManager(
+        kernel_name="python3",
+        kernel_spec_manager=ThisPython(),
+        transport="ipc",
+        ip=str(runtime / f"nbmlops-{os.getpid()}-{uuid.uuid4().hex[:8]}"),
+    )
 
 
 def execute_notebook(
@@ -55,9 +67,10 @@ def execute_notebook(
 
     notebook_path = Path(path).resolve()
     notebook = nbformat.read(notebook_path, as_version=4)  # type: ignore[no-untyped-call]
+    km = _this_python_kernel_manager()
     client = NotebookClient(
         notebook,
-        km=_this_python_kernel_manager(),
+        km=km,
         timeout=timeout,
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(notebook_path.parent)}},
@@ -65,7 +78,13 @@ def execute_notebook(
     env = {**os.environ, "NBMLOPS_NOTEBOOK": str(notebook_path)}
     if store is not None:
         env["NBMLOPS_HOME"] = str(Path(store).resolve())
-    client.execute(env=env)
+    try:
+        client.execute(env=env)
+    finally:
+        # nbclient leaves a kernel manager it did not create running; shut it down so the
+        # kernel exits cleanly and its sockets are removed.
+        if km.has_kernel:
+            km.shutdown_kernel(now=False)
     if output is not None:
         nbformat.write(notebook, Path(output))  # type: ignore[no-untyped-call]
     return notebook
