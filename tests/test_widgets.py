@@ -25,8 +25,8 @@ def test_runs_panel_lists_newest_first_with_params_and_metrics(runs):
     panel = nbm.runs_panel()
     assert panel.view["run_id"].tolist() == runs[::-1]
     assert {"params.lr", "metrics.accuracy"} <= set(panel.columns)
-    first_row = [cell.value for cell in panel._cells[0]]
-    assert runs[-1] in first_row and "0.3" in first_row
+    first_row = " | ".join(cell.value for cell in panel._cells[0])
+    assert f">{runs[-1]}<" in first_row and ">0.3<" in first_row
 
 
 def test_header_click_sorts_and_second_click_reverses(runs):

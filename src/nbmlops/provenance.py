@@ -52,8 +52,10 @@ class Lineage:
                 )
             return "".join(lines) or "<div><i>none</i></div>"
 
+        from nbmlops.widgets._html import figure_png
+
         title = html.escape(f"run {self.run_id}" + (f" {self.run_name!r}" if self.run_name else ""))
-        return (
+        return figure_png(self.plot()) + (
             "<table><tr><th>inputs</th><th></th><th>run</th><th></th><th>outputs</th></tr>"
             f"<tr><td>{cell(self.inputs, 'made by')}</td><td>&rarr;</td>"
             f"<td><b>{title}</b><br>{html.escape(self.status)}</td><td>&rarr;</td>"

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class CellHistoryPanel:
     def __init__(self, run_or_cell: str, *, store: Any = None, shell: Any = None) -> None:
         self.store = store
@@ -35,6 +39,7 @@ class CellHistoryPanel:
             description="restore into a new cell",
             icon="undo",
             disabled=shell is None,
+            layout=widgets.Layout(width="auto"),
             tooltip="insert this version's source as the next cell",
         )
         self.diff_a = widgets.Dropdown(
@@ -82,10 +87,12 @@ class CellHistoryPanel:
         when = row["first_run"].strftime("%Y-%m-%d %H:%M")
         runs = len(row["runs"])
         shown = " ".join(f"{k}={v:.4g}" for k, v in list(self.metrics[i].items())[:3])
-        errors = f" · {row['errors']} errors" if row["errors"] else ""
-        return f"v{i + 1} · {when} · {row['executions']} executions · {runs} runs{errors}" + (
-            f" · {shown}" if shown else ""
-        )
+        parts = [f"v{i + 1}", when, _count(row["executions"], "execution"), _count(runs, "run")]
+        if row["errors"]:
+            parts.append(_count(row["errors"], "error"))
+        if shown:
+            parts.append(shown)
+        return " · ".join(parts)
 
     def _draw_detail(self) -> None:
         i = self.versions.value

@@ -38,10 +38,11 @@ def metric_bars(comparison: Comparison) -> Figure:
     for ax, key in zip(axes.flat, keys, strict=False):
         values = [metrics.loc[key, label] for label in labels]
         best = metrics.loc[key, "best"]
-        ax.bar(
+        top = math.nan if best is None else metrics.loc[key, best]
+        ax.bar(  # every run that ties with the best is best
             range(len(labels)),
             [0 if math.isnan(v) else v for v in values],
-            color=[BEST if label == best else OTHER for label in labels],
+            color=[BEST if v == top else OTHER for v in values],
         )
         ax.set_title(key, fontsize=9)
         ax.set_xticks(range(len(labels)), [label[:6] for label in labels], fontsize=7)
@@ -65,12 +66,21 @@ def metric_lines(comparison: Comparison, key: str) -> Figure:
 
 
 def _numeric(values: list[Any]) -> list[float] | None:
+    """Values as floats (a run lacking the param gives NaN), or None if any is not a number."""
     numbers = []
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if value is None:
+            numbers.append(math.nan)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        numbers.append(float(value))
+        else:
+            numbers.append(float(value))
     return numbers
+
+
+def _finite_range(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if not math.isnan(v)] or [0.0]
+    return min(finite), max(finite)
 
 
 def parallel_coordinates(comparison: Comparison, metric: str) -> Figure:
@@ -81,7 +91,7 @@ def parallel_coordinates(comparison: Comparison, metric: str) -> Figure:
     axes_data: list[tuple[str, list[float]]] = []
     for name in params.index:
         numbers = _numeric([params.loc[name, label] for label in labels])
-        if numbers is not None and len(set(numbers)) > 1:
+        if numbers is not None and len({n for n in numbers if not math.isnan(n)}) > 1:
             axes_data.append((name, numbers))
     if metric in metrics.index:
         row: dict[Any, Any] = dict(metrics.loc[metric])
@@ -100,20 +110,20 @@ def parallel_coordinates(comparison: Comparison, metric: str) -> Figure:
     cmap = colormaps["viridis"]
     for j, label in enumerate(labels):
         ys = []
-        for _, values in axes_data:
-            lo, hi = min(values), max(values)
-            ys.append(0.5 if hi == lo or math.isnan(values[j]) else (values[j] - lo) / (hi - lo))
+        for _, values in axes_data:  # a missing value (NaN) breaks the run's line there
+            lo, hi = _finite_range(values)
+            if math.isnan(values[j]):
+                ys.append(math.nan)
+            else:
+                ys.append(0.5 if hi == lo else (values[j] - lo) / (hi - lo))
         shade = 0.5 if high == low or math.isnan(scores[j]) else (scores[j] - low) / (high - low)
         ax.plot(range(len(axes_data)), ys, color=cmap(shade), marker="o", label=label[:8])
     ax.set_xticks(range(len(axes_data)), [name for name, _ in axes_data], fontsize=8, rotation=20)
     for x, (_, values) in enumerate(axes_data):
+        lo, hi = _finite_range(values)
         ax.axvline(x, color="#bbb", lw=0.8)
-        ax.annotate(
-            f"{min(values):.3g}", (x, 0), fontsize=7, xytext=(2, -10), textcoords="offset points"
-        )
-        ax.annotate(
-            f"{max(values):.3g}", (x, 1), fontsize=7, xytext=(2, 4), textcoords="offset points"
-        )
+        ax.annotate(f"{lo:.3g}", (x, 0), fontsize=7, xytext=(2, -10), textcoords="offset points")
+        ax.annotate(f"{hi:.3g}", (x, 1), fontsize=7, xytext=(2, 4), textcoords="offset points")
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig

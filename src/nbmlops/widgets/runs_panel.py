@@ -25,8 +25,12 @@ DEFAULT_EXTRA = 4  # params and metrics shown by default, each
 def _short(value: Any, width: int = 28) -> str:
     text = _html.fmt(value)
     if hasattr(value, "strftime"):
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        text = value.strftime("%Y-%m-%d %H:%M")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _nowrap(text: str) -> str:
+    return f"<span style='white-space:nowrap'>{html.escape(text)}</span>"
 
 
 class RunsPanel:
@@ -67,7 +71,9 @@ class RunsPanel:
         self.compare_button = widgets.Button(
             description="compare selected", disabled=True, button_style="primary"
         )
-        self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="0px 6px"))
+        self.grid = widgets.GridBox(
+            layout=widgets.Layout(grid_gap="0px 10px", overflow="auto", align_items="center")
+        )
         self.compare_area = widgets.VBox()
 
         self.filter_box.observe(lambda _: self.reload(), "value")
@@ -170,22 +176,26 @@ class RunsPanel:
         self._header = []
         for name in columns:
             button = widgets.Button(
-                description=name, tooltip=f"sort by {name}", layout=widgets.Layout(width="auto")
+                description=name,
+                tooltip=f"sort by {name}",
+                layout=widgets.Layout(width="auto", height="26px", padding="0 6px"),
             )
             button.on_click(lambda _, n=name: self.sort(n))
             self._header.append(button)
         self._checks, self._cells = [], []
         for _ in range(self.page_size):
-            check = widgets.Checkbox(indent=False, layout=widgets.Layout(width="28px"))
+            check = widgets.Checkbox(
+                indent=False, layout=widgets.Layout(width="24px", height="22px", margin="0")
+            )
             check.observe(self._on_check, "value")
             self._checks.append(check)
-            self._cells.append([widgets.HTML() for _ in columns])
+            self._cells.append(
+                [widgets.HTML(layout=widgets.Layout(width="auto", margin="0")) for _ in columns]
+            )
         children: list[widgets.Widget] = [widgets.HTML(""), *self._header]
         for check, cells in zip(self._checks, self._cells, strict=True):
             children += [check, *cells]
-        self.grid.layout.grid_template_columns = "28px " + " ".join(
-            "minmax(60px, max-content)" for _ in columns
-        )
+        self.grid.layout.grid_template_columns = "24px " + " ".join("max-content" for _ in columns)
         self.grid.children = children
         self.view = self._sorted()
         self._fill()
@@ -208,9 +218,11 @@ class RunsPanel:
                 run_id = None if record is None else str(record["run_id"])
                 self._page_ids.append(run_id)
                 check.value = run_id in self.selected
-                check.layout.visibility = "hidden" if record is None else "visible"
+                display = "none" if record is None else None  # collapse unused rows
+                check.layout.display = display
                 for cell, name in zip(cells, columns, strict=True):
-                    cell.value = "" if record is None else html.escape(_short(record[name]))
+                    cell.layout.display = display
+                    cell.value = "" if record is None else _nowrap(_short(record[name]))
         finally:
             self._filling = False
         total = len(self.view)

@@ -1,0 +1,165 @@
+"""Regenerate the README screenshots: the panels rendered in real JupyterLab, in Chromium.
+
+    .venv/bin/python docs/screenshots.py          (needs jupyterlab, playwright, /usr/bin/chromium)
+
+It runs the quickstart notebook twice (the second time with the forest cell edited, so there is a
+cell history), opens a notebook of panels in a live JupyterLab, runs it, and saves one PNG per
+panel under docs/img/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "img"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+PANELS = {
+    "runs_panel": "%runs",
+    "compare_metrics": (
+        "panel = nbm.runs_panel()\n"
+        "panel.select(*panel.view.run_id[:4])\n"
+        "panel.compare()\n"
+        "panel.compare_view.tabs.selected_index = 1\n"
+        "panel"
+    ),
+    "compare_code": (
+        "forest = nbm.runs(\"name = 'forest'\").run_id\n"
+        "view = nbm.compare_panel(forest[1], forest[0])\n"
+        "view.tabs.selected_index = 5\n"
+        "view"
+    ),
+    "compare_parallel": (
+        "view = nbm.compare_panel(*nbm.runs(\"name = 'forest' OR name = 'baseline'\").run_id)\n"
+        "view.parallel_metric.value = 'accuracy'\n"
+        "view.tabs.selected_index = 3\n"
+        "view"
+    ),
+    "cell_history": "%cellhistory {forest}",
+    "lineage": "nbm.lineage(nbm.runs(\"name = 'prepare'\").run_id[0])",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare_store(folder: Path) -> None:
+    from nbmlops.headless import execute_notebook
+
+    shutil.copytree(ROOT / "example_notebooks" / "data", folder / "data")
+    quickstart = folder / "01_quickstart.ipynb"
+    shutil.copy(ROOT / "example_notebooks" / "01_quickstart.ipynb", quickstart)
+    execute_notebook(quickstart)
+    notebook = nbformat.read(quickstart, as_version=4)
+    for cell in notebook.cells:
+        cell.source = cell.source.replace("n_estimators = 50", "n_estimators = 150").replace(
+            "max_depth = 2", "max_depth = 3"
+        )
+    nbformat.write(notebook, quickstart)
+    execute_notebook(quickstart)
+
+
+def panels_notebook(folder: Path) -> Path:
+    import nbmlops as nbm
+
+    forest = nbm.runs("name = 'forest'", store=folder / ".nbmlops").run_id[0]
+    cells = [new_code_cell("%load_ext nbmlops\nimport nbmlops as nbm")]
+    cells += [new_code_cell(code.format(forest=forest)) for code in PANELS.values()]
+    path = folder / "panels.ipynb"
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), path)
+    return path
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="nbmlops-shots-"))
+    prepare_store(folder)
+    notebook = panels_notebook(folder)
+    port, token = _free_port(), "nbmlops-screens"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={folder}", "--LabApp.news_url=", "--ServerApp.open_browser=False", "--allow-root"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "JUPYTER_CONFIG_DIR": str(folder / ".jupyter")},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError(f"JupyterLab did not start on port {port}")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            select = page.locator(".jp-Dialog button:has-text('Select')")
+            try:  # JupyterLab may ask which kernel to start
+                select.click(timeout=8_000)
+            except Exception:
+                pass
+            page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
+            for close in page.locator(".jp-Notification-Toast-Close").all():
+                close.click()
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
+            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
+            cells = page.locator(".jp-Notebook .jp-CodeCell")
+            count = cells.count()
+            last_prompt = cells.nth(count - 1).locator(".jp-InputPrompt")
+            try:
+                page.wait_for_function(
+                    "el => /\\[\\d+\\]/.test(el.textContent)",
+                    arg=last_prompt.element_handle(),
+                    timeout=180_000,
+                )
+            except Exception:
+                page.screenshot(path=str(folder / "failure.png"), full_page=True)
+                shutil.copy(folder / "failure.png", "/tmp/nbmlops-screens-failure.png")
+                raise
+            page.wait_for_timeout(3000)  # widgets render after the outputs arrive
+            for i, name in enumerate(PANELS, start=1):
+                output = cells.nth(i).locator(".jp-OutputArea")
+                output.scroll_into_view_if_needed()
+                output.screenshot(path=str(OUT / f"{name}.png"))
+                print(f"saved docs/img/{name}.png")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
