@@ -12,12 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Runs the quickstart notebook headless in a real kernel, then shows what its %%track cells recorded.
+# Runs the example notebooks headless in a real kernel, then shows what their %%track cells and
+# the registry recorded. The store is named explicitly so no other .nbmlops/ up the tree is used.
+DEMO_STORE := example_notebooks/.nbmlops
 demo: $(STAMP)
-	rm -rf example_notebooks/.nbmlops
-	$(BIN)/nbmlops execute example_notebooks/01_quickstart.ipynb
-	cd example_notebooks && ../$(BIN)/nbmlops runs
-	cd example_notebooks && ../$(BIN)/nbmlops show
+	rm -rf $(DEMO_STORE)
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/01_quickstart.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/02_registry.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) runs
+	$(BIN)/nbmlops --store $(DEMO_STORE) show
+	$(BIN)/nbmlops --store $(DEMO_STORE) models
+	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes
 
 test: $(STAMP) lint typecheck pytest
 

@@ -37,6 +37,23 @@ from nbmlops.api import (
 )
 from nbmlops.capture.run import Run
 from nbmlops.errors import NbmlopsError
+from nbmlops.registry import (
+    check_rules,
+    consumers,
+    delete_model_version,
+    deprecate,
+    evaluate_rules,
+    get_model_version,
+    load_model,
+    model_history,
+    model_versions,
+    models,
+    promote,
+    register_model,
+    remove_alias,
+    set_alias,
+    who_served,
+)
 
 __version__ = "0.1.0"
 
@@ -48,13 +65,20 @@ __all__ = [
     "cell_diff",
     "cell_history",
     "cell_history_panel",
+    "check_rules",
     "compare_panel",
     "compare_runs",
+    "consumers",
+    "delete_model_version",
+    "deprecate",
     "end_run",
+    "evaluate_rules",
+    "get_model_version",
     "get_run",
     "get_store",
     "lineage",
     "load_ipython_extension",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_figure",
@@ -63,13 +87,21 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "model_history",
+    "model_versions",
+    "models",
+    "promote",
+    "register_model",
+    "remove_alias",
     "runs",
     "runs_panel",
+    "set_alias",
     "set_store",
     "set_tag",
     "sql",
     "start_run",
     "unload_ipython_extension",
+    "who_served",
 ]
 
 

@@ -228,6 +228,217 @@ def execute_cmd(
     click.echo(f"Executed {cells} code cells of {notebook}" + (f" into {target}" if target else ""))
 
 
+def _echo_frame(frame: Any, fmt: str, empty: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    elif frame.empty:
+        click.echo(empty)
+    else:
+        shown = frame.copy()
+        for column in shown.columns:
+            if str(shown[column].dtype).startswith("datetime64"):
+                shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S")
+        # Nested payloads belong in --format json; a table shows their summary.
+        shown = shown.drop(columns=[c for c in ("payload",) if c in shown.columns])
+        width = shutil.get_terminal_size((120, 24)).columns
+        click.echo(shown.to_string(index=False, na_rep="", line_width=width))
+
+
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+
+
+@main.command("models")
+@_FORMAT
+@click.pass_obj
+@_clean_errors
+def models_cmd(store: str | None, fmt: str) -> None:
+    """List registered models with their latest version and aliases."""
+    from nbmlops import registry
+
+    _echo_frame(registry.models(store=store), fmt, "No registered models.")
+
+
+@main.group("model")
+def model_group() -> None:
+    """Registered models: show, register, alias, promote, deprecate, delete, history."""
+
+
+@model_group.command("show")
+@click.argument("ref")
+@click.pass_obj
+@_clean_errors
+def model_show_cmd(store: str | None, ref: str) -> None:
+    """Show one version: NAME (latest), NAME/VERSION or NAME@ALIAS."""
+    from nbmlops import registry
+
+    record = registry.get_model_version(ref, store=store).to_dict()
+    width = max(len(k) for k in record)
+    for key, value in record.items():
+        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+        click.echo(f"{key:<{width}}  {shown}")
+
+
+@model_group.command("versions")
+@click.argument("name")
+@_FORMAT
+@click.pass_obj
+@_clean_errors
+def model_versions_cmd(store: str | None, name: str, fmt: str) -> None:
+    """List the versions of model NAME."""
+    from nbmlops import registry
+
+    _echo_frame(registry.model_versions(name, store=store), fmt, f"No versions of {name}.")
+
+
+@model_group.command("history")
+@click.argument("name")
+@_FORMAT
+@click.pass_obj
+@_clean_errors
+def model_history_cmd(store: str | None, name: str, fmt: str) -> None:
+    """Every event of model NAME: registrations, alias moves, promotion decisions, deprecations."""
+    from nbmlops import registry
+
+    _echo_frame(registry.model_history(name, store=store), fmt, f"No history for {name}.")
+
+
+@model_group.command("register")
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--artifact", help="Which model of the run, when it logged several.")
+@click.option("--description", help="A description of this version.")
+@click.pass_obj
+@_clean_errors
+def model_register_cmd(
+    store: str | None, run_id: str, name: str, artifact: str | None, description: str | None
+) -> None:
+    """Register the model logged by RUN_ID as a new version of NAME."""
+    from nbmlops import registry
+
+    version = registry.register_model(run_id, name, description, artifact=artifact, store=store)
+    click.echo(f"{version.name}/{version.version} sha256 {version.sha256[:16]} ({version.format})")
+
+
+@model_group.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version", type=int, required=False)
+@click.option("--remove", is_flag=True, help="Remove the alias instead of setting it.")
+@click.pass_obj
+@_clean_errors
+def model_alias_cmd(
+    store: str | None, name: str, alias: str, version: int | None, remove: bool
+) -> None:
+    """Point NAME@ALIAS at VERSION (or remove the alias)."""
+    from nbmlops import registry
+
+    if remove:
+        registry.remove_alias(name, alias, store=store)
+        click.echo(f"{name}@{alias} removed")
+        return
+    if version is None:
+        raise click.UsageError("VERSION is needed unless --remove is given.")
+    registry.set_alias(name, alias, version, store=store)
+    click.echo(f"{name}@{alias} -> {name}/{version}")
+
+
+@model_group.command("promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), help="Rules file.")
+@click.option("--dry-run", is_flag=True, help="Evaluate the rules; record and move nothing.")
+@click.pass_obj
+@_clean_errors
+def model_promote_cmd(
+    store: str | None, name: str, version: int, rules_path: str | None, dry_run: bool
+) -> None:
+    """Evaluate the promotion rules for NAME/VERSION; move the alias only if all pass.
+
+    Exits with status 1 when a rule fails."""
+    from nbmlops import registry
+
+    decision = registry.promote(name, version, rules_path=rules_path, dry_run=dry_run, store=store)
+    click.echo(str(decision))
+    if not decision.passed:
+        sys.exit(1)
+
+
+@model_group.command("who-served")
+@click.argument("name")
+@click.argument("alias")
+@click.option("--at", "at", required=True, help="A moment: ISO time or epoch seconds.")
+@click.pass_obj
+@_clean_errors
+def model_who_served_cmd(store: str | None, name: str, alias: str, at: str) -> None:
+    """Which version NAME@ALIAS pointed at, at a past moment."""
+    from nbmlops import registry
+
+    moment: str | float = float(at) if at.replace(".", "", 1).isdigit() else at
+    version = registry.who_served(name, alias, moment, store=store)
+    click.echo(f"{name}/{version.version}" if version else f"{name}@{alias} pointed nowhere")
+
+
+@model_group.command("deprecate")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why; shown to whoever loads it.")
+@click.pass_obj
+@_clean_errors
+def model_deprecate_cmd(store: str | None, name: str, version: int, reason: str) -> None:
+    """Deprecate NAME/VERSION: it stays loadable, with a warning."""
+    from nbmlops import registry
+
+    registry.deprecate(name, version, reason, store=store)
+    click.echo(f"{name}/{version} deprecated: {reason}")
+
+
+@model_group.command("delete")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option(
+    "--window-days",
+    type=float,
+    default=30,
+    show_default=True,
+    help="Refuse while someone loaded it within this many days.",
+)
+@click.option("--reason", help="Recorded in the history.")
+@click.pass_obj
+@_clean_errors
+def model_delete_cmd(
+    store: str | None, name: str, version: int, window_days: float, reason: str | None
+) -> None:
+    """Delete NAME/VERSION (refused while an alias points at it or it is still in use)."""
+    from nbmlops import registry
+
+    registry.delete_model_version(
+        name, version, window=window_days * 86400, reason=reason, store=store
+    )
+    click.echo(f"{name}/{version} deleted")
+
+
+@model_group.command("consumers")
+@click.argument("name")
+@click.argument("version", type=int)
+@_FORMAT
+@click.pass_obj
+@_clean_errors
+def model_consumers_cmd(store: str | None, name: str, version: int, fmt: str) -> None:
+    """Who loaded NAME/VERSION, most recent first."""
+    from nbmlops import registry
+
+    _echo_frame(registry.consumers(name, version, store=store), fmt, "Nobody loaded it.")
+
+
 def _num(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.6g}"
 

@@ -1,0 +1,272 @@
+"""The model registry: immutable versions, aliases with a full history, promotion rules from a
+reviewable file, deprecation that waits for consumers, and hash-verified loading.
+
+Every function takes ``store=``: a :class:`~nbmlops.store.Store`, a path (as
+``nbmlops.get_store`` accepts), or None for the store the location rule finds. The magics, panel
+and CLI call these functions and nothing else::
+
+    mv = nbm.register_model(run_id, "wine")           # ModelVersion wine/1 (immutable)
+    nbm.promote("wine", 1)                            # rules from nbmlops.toml; PromotionDecision
+    model = nbm.load_model("wine@champion")           # sha256 checked before deserialising
+    nbm.model_history("wine")                         # every event, with the rules' reasons
+    nbm.who_served("wine", "champion", at="2026-05-01T12:00Z")
+
+Modules: :mod:`.versions` (ModelVersion, registering, references), :mod:`.serialization` (skops
+or pickle, and the trust model), :mod:`.loading`, :mod:`.events` (aliases, history),
+:mod:`.rules` (the rules file and its grammar), :mod:`.promotion`, :mod:`.lifecycle`
+(deprecation, deletion, consumers). All SQL is in :mod:`nbmlops.store.registry`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbmlops.registry.events import Moment
+    from nbmlops.registry.promotion import PromotionDecision
+    from nbmlops.registry.rules import RuleResult, RulesFile
+    from nbmlops.registry.versions import ModelVersion
+
+StoreArg = Store | str | os.PathLike[str] | None
+DEFAULT_WINDOW = dt.timedelta(days=30)  # a load this recent blocks deleting the version
+
+# The result classes load with the module that makes them, so ``import nbmlops.registry`` stays
+# a few milliseconds (dataclasses, the rule parser and its regular expressions come later).
+_LAZY = {
+    "ModelVersion": "nbmlops.registry.versions",
+    "PromotionDecision": "nbmlops.registry.promotion",
+    "RuleResult": "nbmlops.registry.rules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "ModelVersion",
+    "PromotionDecision",
+    "RuleResult",
+    "check_rules",
+    "consumers",
+    "delete_model_version",
+    "deprecate",
+    "evaluate_rules",
+    "get_model_version",
+    "load_model",
+    "model_history",
+    "model_versions",
+    "models",
+    "promote",
+    "register_model",
+    "remove_alias",
+    "set_alias",
+    "who_served",
+]
+
+
+def _store(store: StoreArg) -> Store:
+    if isinstance(store, Store):
+        return store
+    from nbmlops.api import get_store
+
+    return get_store(store)
+
+
+def register_model(
+    run_id_or_model: object,
+    name: str,
+    description: str | None = None,
+    *,
+    artifact: str | None = None,
+    format: str = "auto",
+    store: StoreArg = None,
+) -> ModelVersion:
+    """Register a model as the next version of ``name``; returns the immutable ModelVersion.
+
+    ``run_id_or_model``: a run id (or unique prefix) or a Run, whose logged model is registered
+    with its datasets, metrics and library versions (``artifact=`` picks one when the run logged
+    several); or a fitted model object, registered with no run. Identical content registered
+    again under the same name returns the existing version. ``format``: ``"auto"`` stores
+    scikit-learn models in skops' safe format when skops loads them with its default trusted
+    types and they round-trip, else pickle; ``"skops"`` insists; ``"pickle"`` keeps a pickle.
+    """
+    from nbmlops.capture.run import Run
+    from nbmlops.registry import versions
+
+    if store is None and isinstance(run_id_or_model, Run):
+        store = run_id_or_model.store
+    return versions.register(
+        _store(store), run_id_or_model, name, description, artifact=artifact, format=format
+    )
+
+
+def get_model_version(
+    ref: str, version: int | None = None, *, store: StoreArg = None
+) -> ModelVersion:
+    """The version ``ref`` names: ``"name/3"``, ``"name@alias"``, or ``"name"`` (the newest not
+    deleted); ``get_model_version("name", 3)`` works too."""
+    from nbmlops.registry.versions import resolve
+
+    return resolve(_store(store), ref, version)
+
+
+def load_model(
+    ref: str,
+    version: int | None = None,
+    *,
+    consumer: str | None = None,
+    trusted: Sequence[str] | None = None,
+    allow_pickle: bool = True,
+    record: bool = True,
+    store: StoreArg = None,
+) -> Any:
+    """Load a registered model: its sha256 is checked before anything is deserialised (a changed
+    artifact raises ArtifactIntegrityError), library versions other than the recorded ones warn
+    (LibraryVersionWarning), a deprecated version warns (DeprecatedModelWarning), a deleted one
+    is refused. The load is recorded with its consumer (``consumer``, else the notebook or
+    script) for :func:`consumers`. ``trusted`` adds types to skops' default trusted set;
+    ``allow_pickle=False`` refuses pickle artifacts."""
+    from nbmlops.registry.loading import load_model as _load
+
+    return _load(
+        _store(store),
+        ref,
+        version=version,
+        consumer=consumer,
+        trusted=trusted,
+        allow_pickle=allow_pickle,
+        record=record,
+    )
+
+
+def models(*, store: StoreArg = None) -> pd.DataFrame:
+    """Registered models: name, latest_version, versions, aliases, description, created_at,
+    updated_at."""
+    from nbmlops.registry.versions import models_frame
+
+    return models_frame(_store(store))
+
+
+def model_versions(name: str, *, store: StoreArg = None) -> pd.DataFrame:
+    """Every version of ``name`` with aliases, status, class, format, size, sha256, run and
+    ``metrics.<k>`` columns."""
+    from nbmlops.registry.versions import versions_frame
+
+    return versions_frame(_store(store), name)
+
+
+def set_alias(name: str, alias: str, version: int, *, store: StoreArg = None) -> ModelVersion:
+    """Point ``name@alias`` at ``version`` directly (no rules; use :func:`promote` for those)."""
+    from nbmlops.registry import events
+
+    return events.set_alias(_store(store), name, alias, version)
+
+
+def remove_alias(name: str, alias: str, *, store: StoreArg = None) -> int | None:
+    """Remove ``name@alias``; returns the version it pointed at."""
+    from nbmlops.registry import events
+
+    return events.remove_alias(_store(store), name, alias)
+
+
+def model_history(name: str, *, store: StoreArg = None) -> pd.DataFrame:
+    """The timeline of ``name``: registrations, alias moves, promotion decisions (with every
+    rule's reason), deprecations and deletions, oldest first."""
+    from nbmlops.registry import events
+
+    return events.history(_store(store), name)
+
+
+def who_served(name: str, alias: str, at: Moment, *, store: StoreArg = None) -> ModelVersion | None:
+    """The version ``name@alias`` pointed at, at moment ``at`` (UTC seconds, a datetime, naive
+    read as UTC, or an ISO string); None if it pointed nowhere then."""
+    from nbmlops.registry import events
+
+    return events.who_served(_store(store), name, alias, at)
+
+
+def promote(
+    name: str,
+    version: int,
+    *,
+    rules_path: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+    store: StoreArg = None,
+) -> PromotionDecision:
+    """Evaluate the ``[rules.<name>]`` table of ``nbmlops.toml`` (found from the store's folder
+    upwards, or ``rules_path``) for ``name``/``version``; move its ``promote_to`` alias only if
+    every rule passes. The decision, each rule's reason and the rules file's git commit (flagged
+    when the file has uncommitted changes) are recorded in the history unless ``dry_run``."""
+    from nbmlops.registry import promotion
+
+    path = None if rules_path is None else Path(rules_path)
+    return promotion.promote(_store(store), name, version, rules_path=path, dry_run=dry_run)
+
+
+def evaluate_rules(
+    name: str,
+    version: int,
+    *,
+    rules_path: str | os.PathLike[str] | None = None,
+    store: StoreArg = None,
+) -> PromotionDecision:
+    """What :func:`promote` would decide, rule by rule; records and moves nothing."""
+    return promote(name, version, rules_path=rules_path, dry_run=True, store=store)
+
+
+def check_rules(
+    rules_path: str | os.PathLike[str] | None = None, *, store: StoreArg = None
+) -> RulesFile:
+    """Parse and check the rules file without evaluating it (for CI and pre-commit hooks);
+    a malformed file raises RulesFileError with its line."""
+    from nbmlops.registry import promotion
+
+    path = None if rules_path is None else Path(rules_path)
+    return promotion.check_rules(_store(store), path)
+
+
+def deprecate(name: str, version: int, reason: str, *, store: StoreArg = None) -> ModelVersion:
+    """Mark a version deprecated: it stays loadable, with a DeprecatedModelWarning."""
+    from nbmlops.registry import lifecycle
+
+    return lifecycle.deprecate(_store(store), name, version, reason)
+
+
+def delete_model_version(
+    name: str,
+    version: int,
+    *,
+    window: dt.timedelta | float = DEFAULT_WINDOW,
+    reason: str | None = None,
+    store: StoreArg = None,
+) -> None:
+    """Delete a version; refused with ModelInUseError (saying why) while an alias points at it
+    or anyone loaded it within ``window`` (default 30 days; a timedelta or seconds). The version's
+    record and artifact stay (history and content addressing); loading it is refused."""
+    from nbmlops.registry import lifecycle
+
+    lifecycle.delete_version(_store(store), name, version, window=window, reason=reason)
+
+
+def consumers(
+    name: str, version: int, *, since: Moment | None = None, store: StoreArg = None
+) -> pd.DataFrame:
+    """Who loaded ``name``/``version``: consumer, host, loads, first_load, last_load,
+    last_pid; most recent first."""
+    from nbmlops.registry import lifecycle
+
+    return lifecycle.consumers(_store(store), name, version, since=since)

@@ -1,0 +1,177 @@
+"""Aliases and the event timeline.
+
+An alias is not a column anywhere: it is the last ``alias_set``/``alias_removed`` event for
+(model, alias). So where an alias points now, where it pointed at any past moment
+(:func:`who_served`), and who moved it and why (:func:`history`) all come from one append-only
+table that SQLite triggers keep append-only.
+
+Current state follows commit order (``event_id``); a past moment is looked up by the events'
+``at`` times (UTC seconds), which come from the clocks of the machines that wrote them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.capture.liveness import hostname
+from nbmlops.errors import DeprecatedModelWarning, ModelNotFoundError, RegistryError
+from nbmlops.registry.versions import ModelVersion, check_alias, check_name, current_user, resolve
+from nbmlops.store import registry as sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbmlops.store import Store
+
+Moment = float | int | str | dt.datetime
+
+
+def set_alias(store: Store, name: str, alias: str, version: int | str) -> ModelVersion:
+    """Point ``name@alias`` at ``version`` (recorded as an ``alias_set`` event)."""
+    check_alias(alias)
+    mv = resolve(store, f"{check_name(name)}/{int(version)}")
+    status = mv.status
+    if status == "deleted":
+        raise RegistryError(f"{mv.ref} was deleted; an alias cannot point at it.")
+    if status == "deprecated":
+        warnings.warn(
+            f"{name}@{alias} now points at {mv.ref}, which is deprecated.",
+            DeprecatedModelWarning,
+            stacklevel=3,
+        )
+    sql.move_alias(store, new_event(name, "alias_set", version=mv.version, alias=alias))
+    return mv
+
+
+def remove_alias(store: Store, name: str, alias: str) -> int | None:
+    """Remove ``name@alias``; returns the version it pointed at (None if it was not set)."""
+    check_alias(alias)
+    resolve(store, check_name(name))
+    return sql.move_alias(store, new_event(name, "alias_removed", alias=alias))
+
+
+def who_served(store: Store, name: str, alias: str, at: Moment) -> ModelVersion | None:
+    """The version ``name@alias`` pointed at, at moment ``at`` (None if it pointed nowhere).
+
+    ``at``: UTC seconds since the epoch, a datetime (naive ones are read as UTC, the store's
+    convention) or an ISO 8601 string.
+    """
+    check_alias(alias)
+    resolve(store, check_name(name))
+    event = sql.alias_target_at(store, name, alias, to_seconds(at))
+    if event is None or event["kind"] != "alias_set":
+        return None
+    return resolve(store, f"{name}/{event['version']}")
+
+
+def to_seconds(at: Moment) -> float:
+    if isinstance(at, bool):
+        raise TypeError("at must be a time, not a bool")
+    if isinstance(at, int | float):
+        return float(at)
+    if isinstance(at, str):
+        try:
+            at = dt.datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"at={at!r} is not an ISO 8601 time such as '2026-05-01T14:00:00+00:00'"
+            ) from None
+    if isinstance(at, dt.datetime):
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+        return at.timestamp()
+    raise TypeError(f"at must be seconds, a datetime or an ISO string, not {type(at).__name__}")
+
+
+def new_event(
+    name: str,
+    kind: str,
+    *,
+    version: int | None = None,
+    alias: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": version,
+        "kind": kind,
+        "alias": alias,
+        "payload": payload or {},
+        "actor": current_user(),
+        "host": hostname(),
+        "at": time.time(),
+    }
+
+
+# -- the timeline ---------------------------------------------------------------------------
+
+
+def history(store: Store, name: str) -> pd.DataFrame:
+    """Every event of ``name``, oldest first: ``event_id, at, kind, version, alias, actor,
+    host, summary`` and the decoded ``payload`` (rule results of promotions, reasons...)."""
+    import pandas as pd
+
+    check_name(name)
+    if sql.model_row(store, name) is None:
+        resolve(store, name)  # raises ModelNotFoundError with the list of models
+    rows = sql.events_of(store, name)
+    payloads = [json.loads(r["payload"]) if r["payload"] else {} for r in rows]
+    return pd.DataFrame(
+        {
+            "event_id": [r["event_id"] for r in rows],
+            "at": pd.to_datetime([r["at"] for r in rows], unit="s", utc=True),
+            "kind": [r["kind"] for r in rows],
+            "version": pd.array([r["version"] for r in rows], dtype="Int64"),
+            "alias": [r["alias"] for r in rows],
+            "actor": [r["actor"] for r in rows],
+            "host": [r["host"] for r in rows],
+            "summary": [summarise(r, p) for r, p in zip(rows, payloads, strict=True)],
+            "payload": payloads,
+        }
+    )
+
+
+def summarise(event: dict[str, Any], payload: dict[str, Any]) -> str:
+    """One line saying what an event did, for the history table, the panel and the CLI."""
+    kind, version, alias = event["kind"], event["version"], event["alias"]
+    if kind == "registered":
+        source = payload.get("source") or {}
+        origin = (
+            f"from run {source['run_id']} ({source.get('artifact')})"
+            if source.get("run_id")
+            else "from a live object"
+        )
+        return f"registered version {version} {origin}, {payload.get('format', '?')}"
+    if kind == "alias_set":
+        previous = payload.get("previous")
+        moved = f"{previous} -> {version}" if previous is not None else f"-> {version}"
+        via = " by promotion" if payload.get("promotion") else ""
+        return f"@{alias} {moved}{via}"
+    if kind == "alias_removed":
+        return f"@{alias} removed (was {version})"
+    if kind == "promotion":
+        flag = " [uncommitted rules]" if (payload.get("rules_file") or {}).get("dirty") else ""
+        return (
+            f"promotion of version {version} to @{alias}: {payload.get('outcome')} - "
+            f"{payload.get('reason', '')}{flag}"
+        )
+    if kind == "deprecated":
+        return f"version {version} deprecated: {payload.get('reason')}"
+    if kind == "deleted":
+        reason = payload.get("reason")
+        return f"version {version} deleted" + (f": {reason}" if reason else "")
+    return str(kind)
+
+
+def current_champion(store: Store, name: str, alias: str) -> ModelVersion | None:
+    version = sql.alias_target(store, name, alias)
+    if version is None:
+        return None
+    try:
+        return resolve(store, f"{name}/{version}")
+    except ModelNotFoundError:  # pragma: no cover - an alias only points at existing versions
+        return None

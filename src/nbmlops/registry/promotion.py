@@ -1,0 +1,276 @@
+"""Promotion: evaluate a model's rules for a version and move the alias only if every rule passes.
+
+Each decision (not dry runs) is a ``promotion`` event holding the inputs (both versions' metrics
+and dataset fingerprints, the params the rules used), the outcome, every rule's result and reason,
+and the rules file (path, sha256 of its content, which is also stored in ``objects/``, the git
+commit, and whether the file differs from that commit). A passing decision and its ``alias_set``
+event are written in one transaction, after checking the alias still points where the rules saw
+it, so two concurrent promotions cannot both win against a stale champion.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.errors import RegistryError
+from nbmlops.registry import rules as _rules
+from nbmlops.registry.events import current_champion, new_event
+from nbmlops.registry.rules import RuleResult, RulesSource, Subject
+from nbmlops.registry.versions import ModelVersion, resolve
+from nbmlops.store import registry as sql
+
+if TYPE_CHECKING:
+    from nbmlops.store import Store
+
+OUTCOMES = ("promoted", "rejected", "unchanged")
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The result of :func:`promote` (or of a dry run: ``dry_run=True``, nothing recorded)."""
+
+    name: str
+    version: int
+    alias: str
+    champion: int | None
+    outcome: str  # promoted, rejected, unchanged (a dry run says what would happen)
+    results: tuple[RuleResult, ...]
+    rules_file: RulesSource
+    inputs: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    at: float = 0.0
+    event_id: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Every rule passed (the alias moved, or would move in a dry run)."""
+        return self.outcome != "rejected"
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def uncommitted_rules(self) -> bool:
+        """The rules file differs from its git commit, or is not committed at all."""
+        return self.rules_file.dirty
+
+    @property
+    def reason(self) -> str:
+        if self.outcome == "unchanged":
+            return f"version {self.version} is already @{self.alias}"
+        if not self.failed:
+            return f"all {len(self.results)} rules passed"
+        shown = "; ".join(r.reason for r in self.failed)
+        return f"{len(self.failed)} of {len(self.results)} rules failed: {shown}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "champion": self.champion,
+            "outcome": self.outcome,
+            "passed": self.passed,
+            "reason": self.reason,
+            "rules": [r.to_dict() for r in self.results],
+            "rules_file": self.rules_file.to_dict(),
+            "inputs": self.inputs,
+            "dry_run": self.dry_run,
+            "at": self.at,
+            "event_id": self.event_id,
+        }
+
+    def _headline(self) -> str:
+        verb = {
+            "promoted": "would become" if self.dry_run else "is now",
+            "rejected": "would not become" if self.dry_run else "was not promoted to",
+            "unchanged": "is already",
+        }[self.outcome]
+        return f"{self.name}/{self.version} {verb} @{self.alias}"
+
+    def __repr__(self) -> str:
+        dry = " (dry run)" if self.dry_run else ""
+        return f"<PromotionDecision {self._headline()}{dry}: {self.reason}>"
+
+    def __str__(self) -> str:
+        """Plain text for terminals: the headline, one line per rule, the rules file."""
+        champion = "none" if self.champion is None else f"version {self.champion}"
+        lines = [f"{self._headline()}{' (dry run)' if self.dry_run else ''}"]
+        lines.append(f"  champion before: {champion}")
+        for r in self.results:
+            mark = "PASS" if r.passed else "FAIL"
+            where = f" (line {r.line})" if r.line else ""
+            lines.append(f"  [{mark}] {r.rule}{where}\n         {r.reason}")
+        lines.append(f"  rules: {self._rules_text()}")
+        return "\n".join(lines)
+
+    def _rules_text(self) -> str:
+        source = self.rules_file
+        commit = source.git_commit[:12] if source.git_commit else "no commit"
+        flag = " - UNCOMMITTED RULES" if source.dirty else ""
+        return f"{source.path} @ {commit} ({source.git_status}){flag}"
+
+    def _repr_html_(self) -> str:
+        color = {"promoted": "#1a7f37", "rejected": "#cf222e", "unchanged": "#57606a"}
+        head = f"<b style='color:{color[self.outcome]}'>{html.escape(self._headline())}</b>" + (
+            " <i>(dry run, nothing recorded)</i>" if self.dry_run else ""
+        )
+        rows = "".join(
+            "<tr>"
+            f"<td>{'&#10004;' if r.passed else '&#10008;'}</td>"
+            f"<td style='text-align:left'><code>{html.escape(r.rule)}</code></td>"
+            f"<td style='text-align:left'>{html.escape(r.reason)}</td>"
+            f"<td>{r.line or ''}</td></tr>"
+            for r in self.results
+        )
+        warning = ""
+        if self.uncommitted_rules:
+            warning = (
+                "<p style='color:#9a6700'><b>Uncommitted rules:</b> the rules file differs from "
+                "its git commit; this decision is flagged in the history.</p>"
+            )
+        return (
+            f"<div><p>{head}</p>"
+            "<table><tr><th></th><th>rule</th><th>reason</th><th>line</th></tr>"
+            f"{rows}</table>{warning}"
+            f"<p style='font-size:smaller'>{html.escape(self._rules_text())}</p></div>"
+        )
+
+
+def promote(
+    store: Store,
+    name: str,
+    version: int | str,
+    *,
+    rules_path: str | Path | None = None,
+    dry_run: bool = False,
+) -> PromotionDecision:
+    """Evaluate ``[rules.<name>]`` for ``name``/``version``; move ``promote_to`` to it only if
+    every rule passes. Records the decision unless ``dry_run``."""
+    mv = resolve(store, f"{name}/{int(version)}")
+    if mv.deleted:
+        raise RegistryError(f"{mv.ref} was deleted; it cannot be promoted.")
+    rules_file = _rules.load_rules(_rules_path(store, rules_path))
+    model_rules = rules_file.for_model(mv.name)
+    source = _rules.rules_source(rules_file)
+    alias = model_rules.promote_to
+    champion = current_champion(store, mv.name, alias)
+    champion_version = None if champion is None else champion.version
+    results: list[RuleResult] = []
+    if champion_version == mv.version:
+        outcome = "unchanged"
+    else:
+        deprecation = mv.deprecation
+        if deprecation is not None:
+            results.append(
+                RuleResult(
+                    "(built in) the candidate is not deprecated",
+                    None,
+                    False,
+                    "failed",
+                    f"{mv.ref} is deprecated: {deprecation.get('reason')}",
+                )
+            )
+        uses_params = any(
+            r.ref is not None and r.ref[1] == "params"
+            for rule in model_rules.require
+            for r in (*rule.lhs.refs(), *rule.rhs.refs())
+        )
+        candidate = _subject(mv, uses_params)
+        baseline = None if champion is None else _subject(champion, uses_params)
+        results += [
+            _rules.evaluate(
+                rule,
+                candidate,
+                baseline,
+                alias=alias,
+                if_no_champion=model_rules.if_no_champion,
+            )
+            for rule in model_rules.require
+        ]
+        outcome = "promoted" if all(r.passed for r in results) else "rejected"
+    decision = PromotionDecision(
+        name=mv.name,
+        version=mv.version,
+        alias=alias,
+        champion=champion_version,
+        outcome=outcome,
+        results=tuple(results),
+        rules_file=source,
+        inputs=_inputs(mv, champion, results),
+        dry_run=dry_run,
+        at=time.time(),
+    )
+    if dry_run:
+        return decision
+    store.objects.put_bytes(rules_file.data)  # the exact rules, recoverable by their sha256
+    payload = {k: v for k, v in decision.to_dict().items() if k not in ("name", "version")}
+    payload.pop("event_id")
+    event = {**new_event(mv.name, "promotion", version=mv.version, alias=alias), "at": decision.at}
+    event["payload"] = payload
+    alias_event = None
+    if outcome == "promoted":
+        alias_event = new_event(mv.name, "alias_set", version=mv.version, alias=alias)
+        alias_event["at"] = decision.at
+    event_id = sql.record_promotion(store, event, alias_event, champion_version)
+    return replace(decision, event_id=event_id)
+
+
+def evaluate_rules(
+    store: Store, name: str, version: int | str, *, rules_path: str | Path | None = None
+) -> PromotionDecision:
+    """What :func:`promote` would decide, rule by rule, without recording or moving anything."""
+    return promote(store, name, version, rules_path=rules_path, dry_run=True)
+
+
+def check_rules(store: Store, rules_path: str | Path | None = None) -> _rules.RulesFile:
+    """Parse and check the rules file (for CI): RulesFileError with the line if malformed."""
+    return _rules.load_rules(_rules_path(store, rules_path))
+
+
+def _rules_path(store: Store, rules_path: str | Path | None) -> Path:
+    if rules_path is not None:
+        return Path(rules_path)
+    found = _rules.find_rules_file(store.home)
+    if found is None:
+        raise RegistryError(
+            f"No {_rules.RULES_FILENAME} found from {store.home} upwards. Create one at the "
+            "project root with a [rules.<model>] table (promote_to, require), commit it, or "
+            "pass rules_path=."
+        )
+    return found
+
+
+def _subject(mv: ModelVersion, with_params: bool) -> Subject:
+    datasets: dict[str, str] = {}
+    for d in sorted(mv.datasets, key=lambda d: d.get("role") != "input"):
+        datasets.setdefault(str(d["name"]), str(d["fingerprint"]))
+    return Subject(mv.ref, mv.metrics, mv.params if with_params else {}, datasets)
+
+
+def _inputs(
+    candidate: ModelVersion, champion: ModelVersion | None, results: list[RuleResult]
+) -> dict[str, Any]:
+    def describe(mv: ModelVersion) -> dict[str, Any]:
+        return {
+            "version": mv.version,
+            "sha256": mv.sha256,
+            "run_id": mv.run_id,
+            "metrics": {k: None if math.isnan(v) else v for k, v in mv.metrics.items()},
+            "datasets": {d["name"]: d["fingerprint"] for d in mv.datasets},
+        }
+
+    used: dict[str, Any] = {}
+    for result in results:
+        used.update(result.values)
+    return {
+        "candidate": describe(candidate),
+        "champion": None if champion is None else describe(champion),
+        "values": used,
+    }

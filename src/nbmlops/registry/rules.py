@@ -1,0 +1,737 @@
+"""Promotion rules: a reviewable ``nbmlops.toml`` in git, parsed, checked and evaluated.
+
+File format (one ``[rules.<model>]`` table per model)::
+
+    [rules.wine]
+    promote_to = "champion"          # the alias a passing promotion moves (default "champion")
+    if_no_champion = "pass"          # rules naming champion.* when the alias points nowhere
+    require = [
+        "metrics.mae < champion.metrics.mae",              # strict: must be better
+        "metrics.mae <= 50",                                # absolute bound
+        "metrics.mae <= champion.metrics.mae - 0.5",        # better by an absolute margin
+        "metrics.mae <= champion.metrics.mae * 0.95",       # better by 5 % (positive metric)
+        "metrics.r2 >= champion.metrics.r2 + 5% * abs(champion.metrics.r2)",  # MLflow's relative
+        "dataset.X_test == champion.dataset.X_test",        # evaluated on the same data
+        "params.RandomForestRegressor.n_estimators <= 500",
+    ]
+
+Rule grammar: ``<expression> <op> <expression>`` with ``op`` one of ``< <= > >= == !=``. An
+expression is built from numbers (``0.5``, ``1e-3``, ``5%`` = 0.05), strings (``'rf'``),
+``true``/``false``, operands, ``+ - * /``, parentheses and ``abs(x)``, ``min(x, y)``,
+``max(x, y)``. Operands:
+
+* ``metrics.<key>``: the version's metrics at registration (the training run's latest values);
+* ``params.<key>``: the training run's params (keys may contain dots);
+* ``dataset.<name>``: the fingerprint of the training run's dataset with that name (compare
+  with ``==``/``!=`` only); a name that is not a plain identifier goes in backticks:
+  ``dataset.`data/eval.csv```, and so can any key;
+* ``champion.<one of the above>``: the same thing on the version ``promote_to`` points at now,
+  whatever that alias is called.
+
+Every rule must pass. A missing or NaN value fails its rule with a reason naming it. When the
+alias points at no version yet, rules that name ``champion`` pass with the reason
+"no champion yet" (``if_no_champion = "fail"`` makes them fail instead), so the first version
+can become champion on the absolute rules alone. MLflow's ``mlflow.validate_evaluation_results``
+instead fails a comparison whose baseline metric is missing; nbmlops does the same when a
+champion exists but lacks the metric.
+
+MLflow ``MetricThreshold`` in this syntax (``m`` a metric, ``c`` = ``champion.metrics.m``):
+
+======================================  =====================================================
+MetricThreshold                         rule
+======================================  =====================================================
+threshold=t, greater_is_better=True      ``metrics.m >= t``
+threshold=t, greater_is_better=False     ``metrics.m <= t``
+min_absolute_change=d, greater=True      ``metrics.m >= c + d``
+min_absolute_change=d, greater=False     ``metrics.m <= c - d``
+min_relative_change=r, greater=True      ``metrics.m >= c + r * abs(c)``
+min_relative_change=r, greater=False     ``metrics.m <= c - r * abs(c)``
+======================================  =====================================================
+
+MLflow compares with ``>=``/``<=`` only and, for a zero baseline with a relative change, falls
+back to "strictly better by 1e-10"; here write ``>``/``<`` to demand strict improvement.
+Arithmetic is decimal, on the values as Python prints them: ``0.85 >= 0.8 + 0.05`` passes
+(MLflow adds in binary floating point, gets 0.8500000000000001 and fails that case).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from nbmlops.errors import RegistryError, RulesFileError
+
+RULES_FILENAME = "nbmlops.toml"
+DEFAULT_ALIAS = "champion"
+_TABLE_KEYS = ("promote_to", "require", "if_no_champion", "description")
+_COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+_FUNCTIONS: dict[str, tuple[int, Callable[..., float]]] = {
+    "abs": (1, abs),
+    "min": (2, min),
+    "max": (2, max),
+}
+_KINDS = ("metrics", "params", "dataset")
+
+
+# -- expressions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A node of a rule's expression; ``start``/``end`` are offsets into the rule text."""
+
+    kind: str  # num, str, bool, ref, neg, binop, call
+    start: int
+    end: int
+    value: Any = None  # literal value; operator; function name
+    ref: tuple[bool, str, str] | None = None  # (champion?, metrics|params|dataset, key)
+    args: tuple[Expr, ...] = ()
+
+    @property
+    def value_type(self) -> str:
+        """number, text or any (params can be either): what the parser can know."""
+        if self.kind in ("num", "neg", "binop", "call"):
+            return "number"
+        if self.kind in ("str", "bool"):
+            return "text"
+        assert self.ref is not None
+        return {"metrics": "number", "dataset": "text"}.get(self.ref[1], "any")
+
+    def refs(self) -> list[Expr]:
+        if self.kind == "ref":
+            return [self]
+        return [r for a in self.args for r in a.refs()]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``require`` entry: ``lhs op rhs``."""
+
+    text: str
+    line: int | None
+    op: str
+    lhs: Expr
+    rhs: Expr
+
+    @property
+    def uses_champion(self) -> bool:
+        return any(r.ref is not None and r.ref[0] for r in (*self.lhs.refs(), *self.rhs.refs()))
+
+    def operand_text(self, expr: Expr) -> str:
+        return self.text[expr.start : expr.end].strip()
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str, int, int]] = []
+        pos = 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            match = _token().match(text, pos)
+            if match is None or match.lastgroup is None:
+                stripped = len(text[pos:]) - len(text[pos:].lstrip())
+                raise self.error(f"unexpected character {text[pos + stripped]!r}", pos + stripped)
+            kind = match.lastgroup
+            self.tokens.append((kind, match.group(kind), match.start(kind), match.end()))
+            pos = match.end()
+        self.i = 0
+
+    def error(self, message: str, position: int | None = None) -> ValueError:
+        if position is None:
+            position = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
+        return ValueError(f"{message} at column {position + 1}")
+
+    def peek(self) -> tuple[str, str, int, int] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self, value: str | None = None) -> tuple[str, str, int, int]:
+        token = self.peek()
+        if token is None:
+            wanted = f"{value!r}" if value else "an operand"
+            raise self.error(f"expected {wanted} at the end of the rule")
+        if value is not None and token[1] != value:
+            raise self.error(f"expected {value!r}, found {token[1]!r}")
+        self.i += 1
+        return token
+
+    def rule(self) -> tuple[str, Expr, Expr]:
+        if not self.tokens:
+            raise ValueError("empty rule")
+        lhs = self.sum()
+        token = self.peek()
+        if token is None or token[1] not in _COMPARISONS:
+            found = "the end of the rule" if token is None else repr(token[1])
+            raise self.error(f"expected a comparison (< <= > >= == !=), found {found}")
+        op = self.take()[1]
+        rhs = self.sum()
+        extra = self.peek()
+        if extra is not None:
+            what = "a second comparison" if extra[1] in _COMPARISONS else repr(extra[1])
+            raise self.error(f"unexpected {what} after the comparison; write one rule per entry")
+        return op, lhs, rhs
+
+    def sum(self) -> Expr:
+        node = self.product()
+        while (token := self.peek()) is not None and token[1] in ("+", "-"):
+            self.take()
+            right = self.product()
+            node = self._binop(token[1], node, right)
+        return node
+
+    def product(self) -> Expr:
+        node = self.unary()
+        while (token := self.peek()) is not None and token[1] in ("*", "/"):
+            self.take()
+            right = self.unary()
+            node = self._binop(token[1], node, right)
+        return node
+
+    def _binop(self, op: str, left: Expr, right: Expr) -> Expr:
+        for side in (left, right):
+            if side.value_type == "text":
+                what = self.text[side.start : side.end].strip()
+                raise self.error(f"{what!r} is not a number and cannot be used with {op!r}")
+        return Expr("binop", left.start, right.end, op, args=(left, right))
+
+    def unary(self) -> Expr:
+        token = self.peek()
+        if token is not None and token[1] == "-":
+            self.take()
+            inner = self.unary()
+            if inner.value_type == "text":
+                raise self.error("a text value cannot be negated", token[2])
+            return Expr("neg", token[2], inner.end, args=(inner,))
+        return self.primary()
+
+    def primary(self) -> Expr:
+        kind, text, start, end = self.take()
+        if kind == "num":
+            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+            return Expr("num", start, end, number)
+        if kind == "str":
+            return Expr("str", start, end, text[1:-1])
+        if text == "(":
+            inner = self.sum()
+            close = self.take(")")
+            return Expr(inner.kind, start, close[3], inner.value, inner.ref, inner.args)
+        if kind == "name":
+            return self.name(text, start, end)
+        raise self.error(f"expected an operand, found {text!r}", start)
+
+    def name(self, text: str, start: int, end: int) -> Expr:
+        if text in ("true", "false"):
+            return Expr("bool", start, end, text == "true")
+        nxt = self.peek()
+        if text in _FUNCTIONS and nxt is not None and nxt[1] == "(":
+            self.take("(")
+            args = [self.sum()]
+            while (token := self.peek()) is not None and token[1] == ",":
+                self.take()
+                args.append(self.sum())
+            close = self.take(")")
+            arity = _FUNCTIONS[text][0]
+            if len(args) != arity:
+                raise self.error(f"{text}() takes {arity} argument(s), got {len(args)}", start)
+            for arg in args:
+                if arg.value_type == "text":
+                    raise self.error(f"{text}() needs numbers", arg.start)
+            return Expr("call", start, close[3], text, args=tuple(args))
+        parts = [_unquote(text)]
+        while (token := self.peek()) is not None and token[1] == ".":
+            self.take()
+            part = self.take()
+            if part[0] not in ("name", "num"):
+                raise self.error(f"expected a name after '.', found {part[1]!r}", part[2])
+            parts.append(_unquote(part[1]))
+            end = part[3]
+        champion = parts[0] == "champion"
+        if champion:
+            parts = parts[1:]
+        if not parts or parts[0] not in _KINDS:
+            prefix = "champion." if champion else ""
+            raise self.error(
+                f"unknown operand {self.text[start:end]!r}: use {prefix}metrics.<key>, "
+                f"{prefix}params.<key>, {prefix}dataset.<name>"
+                + ("" if champion else " or champion.<...>"),
+                start,
+            )
+        if len(parts) < 2:
+            raise self.error(f"{self.text[start:end]!r} needs a key after {parts[0]!r}", start)
+        return Expr("ref", start, end, ref=(champion, parts[0], ".".join(parts[1:])))
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1] if name.startswith("`") else name
+
+
+def parse_rule(text: str, *, path: Path | str = "<rule>", line: int | None = None) -> Rule:
+    """Parse one rule; a malformed rule raises RulesFileError at ``path``:``line``."""
+    try:
+        parser = _Parser(text)
+        op, lhs, rhs = parser.rule()
+        if op not in ("==", "!=") and "text" in (lhs.value_type, rhs.value_type):
+            raise ValueError(f"{op!r} orders numbers; compare text and datasets with == or !=")
+        if not lhs.refs() and not rhs.refs():
+            raise ValueError("the rule compares two constants; name a metric, param or dataset")
+    except ValueError as exc:
+        raise RulesFileError(f"rule {text!r}: {exc}", path, line) from None
+    return Rule(text, line, op, lhs, rhs)
+
+
+# -- the file -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """The ``[rules.<model>]`` table of one model."""
+
+    model: str
+    promote_to: str
+    require: tuple[Rule, ...]
+    if_no_champion: str = "pass"
+    description: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    path: Path
+    data: bytes
+    models: dict[str, ModelRules] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def for_model(self, name: str) -> ModelRules:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise RegistryError(
+                f"{self.path} has no [rules.{name}] table (tables for: {known}). Add one with "
+                f'promote_to = "champion" and require = [...], or move the alias directly with '
+                "nbmlops.set_alias."
+            ) from None
+
+
+def find_rules_file(start: Path) -> Path | None:
+    """The nearest ``nbmlops.toml`` from ``start`` (the store's folder) upwards, like git."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / RULES_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_rules(path: Path | str) -> RulesFile:
+    """Read and check a rules file; RulesFileError (with the line) for anything malformed."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RulesFileError(f"cannot read the rules file ({exc.strerror or exc})", path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = data[: exc.start].count(b"\n") + 1
+        raise RulesFileError("the file is not UTF-8 text", path, bad_line) from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        line: int | None = None
+        if match is None:
+            match = re.search(r"\s*\(at end of document\)$", message)
+            line = text.count("\n") + 1 if match else None
+        else:
+            line = int(match.group(1))
+        reason = message[: match.start()] if match else message
+        raise RulesFileError(f"invalid TOML: {reason}", path, line) from None
+    lines = text.splitlines()
+    rules = document.get("rules", {})
+    if not isinstance(rules, dict):
+        raise RulesFileError(
+            "'rules' must be a table of [rules.<model>] tables", path, _key_line(lines, "rules")
+        )
+    models: dict[str, ModelRules] = {}
+    for model, table in rules.items():
+        models[model] = _model_rules(path, lines, model, table)
+    return RulesFile(path, data, models)
+
+
+def _model_rules(path: Path, lines: list[str], model: str, table: object) -> ModelRules:
+    from nbmlops.registry.versions import check_alias, check_name
+
+    header = _table_line(lines, ("rules", model))
+    if not isinstance(table, dict):
+        raise RulesFileError(
+            f"rules.{model} must be a table ([rules.{model}]) with promote_to and require",
+            path,
+            header or _key_line(lines, model),
+        )
+    try:
+        check_name(model)
+    except RegistryError as exc:
+        raise RulesFileError(str(exc), path, header) from None
+    for key in table:
+        if key not in _TABLE_KEYS:
+            raise RulesFileError(
+                f"unknown key {key!r} in [rules.{model}]; the keys are {', '.join(_TABLE_KEYS)}",
+                path,
+                _key_line(lines, key, header) or header,
+            )
+    promote_to = table.get("promote_to", DEFAULT_ALIAS)
+    try:
+        if not isinstance(promote_to, str):
+            raise RegistryError(f"promote_to must be an alias name (text), not {promote_to!r}")
+        check_alias(promote_to)
+    except RegistryError as exc:
+        raise RulesFileError(str(exc), path, _key_line(lines, "promote_to", header)) from None
+    if_no_champion = table.get("if_no_champion", "pass")
+    if if_no_champion not in ("pass", "fail"):
+        raise RulesFileError(
+            f'if_no_champion must be "pass" or "fail", not {if_no_champion!r}',
+            path,
+            _key_line(lines, "if_no_champion", header),
+        )
+    description = table.get("description")
+    if description is not None and not isinstance(description, str):
+        raise RulesFileError(
+            "description must be text", path, _key_line(lines, "description", header)
+        )
+    require = table.get("require")
+    require_line = _key_line(lines, "require", header)
+    if not isinstance(require, list) or not require:
+        raise RulesFileError(
+            f'[rules.{model}] needs require = ["metrics.<m> < champion.metrics.<m>", ...], '
+            "a non-empty list of rules",
+            path,
+            require_line or header,
+        )
+    parsed = []
+    first = (require_line or header or 1) - 1
+    seen: dict[str, int] = {}  # a rule written twice: search for the copy after the last one
+    for entry in require:
+        if not isinstance(entry, str):
+            raise RulesFileError(
+                f'each rule is a string like "metrics.mae <= 50", not {entry!r}',
+                path,
+                require_line,
+            )
+        line = _value_line(lines, seen.get(entry, first), entry) or require_line
+        if line is not None:
+            seen[entry] = line
+        parsed.append(parse_rule(entry, path=path, line=line))
+    return ModelRules(model, promote_to, tuple(parsed), str(if_no_champion), description, header)
+
+
+# Regular expressions are compiled on first use: importing the registry stays cheap.
+@functools.cache
+def _token() -> re.Pattern[str]:
+    return re.compile(
+        r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?%?)"
+        r"|(?P<str>\"[^\"]*\"|'[^']*')"
+        r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*|`[^`]+`)"
+        r"|(?P<op><=|>=|==|!=|<|>|\+|-|\*|/|\(|\)|,|\.))"
+    )
+
+
+@functools.cache
+def _header() -> re.Pattern[str]:
+    return re.compile(r"^\s*\[(?!\[)(?P<key>[^\]]+)\]\s*(?:#.*)?$")
+
+
+@functools.cache
+def _key_part() -> re.Pattern[str]:
+    return re.compile(r"\s*(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|([A-Za-z0-9_-]+))\s*(\.|$)")
+
+
+def _split_key(key: str) -> tuple[str, ...] | None:
+    parts: list[str] = []
+    pos = 0
+    while pos < len(key):
+        match = _key_part().match(key, pos)
+        if match is None:
+            return None
+        parts.append(next(g for g in match.groups()[:3] if g is not None))
+        pos = match.end()
+    return tuple(parts)
+
+
+def _table_line(lines: list[str], key: tuple[str, ...]) -> int | None:
+    for number, text in enumerate(lines, 1):
+        match = _header().match(text)
+        if match and _split_key(match.group("key")) == key:
+            return number
+    return None
+
+
+def _key_line(lines: list[str], key: str, header: int | None = None) -> int | None:
+    """The line of ``key = ...`` in the table whose header is on line ``header`` (1-based), or
+    anywhere in the file when there is no header line."""
+    pattern = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*=")
+    first, last = 0, len(lines)
+    if header is not None:
+        first = header
+        last = next(
+            (i for i in range(header, len(lines)) if lines[i].lstrip().startswith("[")), len(lines)
+        )
+    for index in range(first, last):
+        if pattern.match(lines[index]):
+            return index + 1
+    return None
+
+
+def _value_line(lines: list[str], start: int, value: str) -> int | None:
+    quoted = (f'"{value}"', f"'{value}'", f'"""{value}"""', f"'''{value}'''")
+    for index in range(start, len(lines)):
+        if any(q in lines[index] for q in quoted):
+            return index + 1
+    for index in range(start, len(lines)):
+        if value and value in lines[index]:
+            return index + 1
+    return None
+
+
+# -- git state of the rules file ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RulesSource:
+    """Where the rules came from: the file, its content hash and its state in git."""
+
+    path: str
+    sha256: str
+    git_commit: str | None
+    git_status: str  # committed, modified, untracked, not in git
+
+    @property
+    def dirty(self) -> bool:
+        """True when the rules evaluated are not the ones committed at ``git_commit``."""
+        return self.git_status in ("modified", "untracked")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "git_commit": self.git_commit,
+            "git_status": self.git_status,
+            "dirty": self.dirty,
+        }
+
+
+def rules_source(rules: RulesFile) -> RulesSource:
+    folder = rules.path.resolve().parent
+    name = rules.path.name
+    commit = _git(folder, "rev-parse", "HEAD")
+    if commit is None and _git(folder, "rev-parse", "--is-inside-work-tree") is None:
+        status = "not in git"
+    elif not (_git(folder, "ls-files", "--", name) or "").strip():
+        status = "untracked"
+    else:
+        changed = _git(folder, "status", "--porcelain", "--", name)
+        status = "modified" if (changed or "").strip() else "committed"
+    return RulesSource(
+        str(rules.path.resolve()), rules.sha256, commit.strip() if commit else None, status
+    )
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What rules can see of one version."""
+
+    ref: str
+    metrics: Mapping[str, float]
+    params: Mapping[str, object]
+    datasets: Mapping[str, str]  # name -> fingerprint (inputs win over outputs)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one rule: ``status`` is passed, failed, missing or no champion."""
+
+    rule: str
+    line: int | None
+    passed: bool
+    status: str
+    reason: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "line": self.line,
+            "passed": self.passed,
+            "status": self.status,
+            "reason": self.reason,
+            "values": self.values,
+        }
+
+
+class _Unavailable(Exception):
+    def __init__(self, reason: str, status: str = "missing") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def evaluate(
+    rule: Rule,
+    candidate: Subject,
+    champion: Subject | None,
+    *,
+    alias: str = DEFAULT_ALIAS,
+    if_no_champion: str = "pass",
+) -> RuleResult:
+    """Evaluate one rule for ``candidate`` against ``champion`` (None: no champion yet)."""
+    values: dict[str, Any] = {}
+
+    def value(expr: Expr) -> Any:
+        if expr.kind in ("num", "str", "bool"):
+            return _decimal(expr.value)
+        if expr.kind == "ref":
+            assert expr.ref is not None
+            text = rule.operand_text(expr)
+            found = _lookup(expr.ref, text, candidate, champion, alias)
+            values[text] = found
+            return _decimal(found)
+        args = [value(a) for a in expr.args]
+        for arg, node in zip(args, expr.args, strict=True):
+            if not isinstance(arg, Decimal):
+                raise _Unavailable(f"{rule.operand_text(node)} is {arg!r}, not a number")
+        if expr.kind == "neg":
+            return -args[0]
+        if expr.kind == "call":
+            return _FUNCTIONS[expr.value][1](*args)
+        left, right = args
+        if expr.value == "+":
+            return left + right
+        if expr.value == "-":
+            return left - right
+        if expr.value == "*":
+            return left * right
+        if right == 0:
+            raise _Unavailable(f"division by zero in {rule.operand_text(expr)}")
+        return left / right
+
+    try:
+        lhs, rhs = value(rule.lhs), value(rule.rhs)
+        if rule.op not in ("==", "!="):
+            for side, node in ((lhs, rule.lhs), (rhs, rule.rhs)):
+                if not isinstance(side, Decimal):
+                    raise _Unavailable(f"{rule.operand_text(node)} is {side!r}, not a number")
+    except _Unavailable as missing:
+        if missing.status == "no champion":
+            passed = if_no_champion == "pass"
+            then = "passes" if passed else 'fails (if_no_champion = "fail")'
+            return RuleResult(
+                rule.text,
+                rule.line,
+                passed,
+                "no champion",
+                missing.reason + f": rule {then}",
+                values,
+            )
+        return RuleResult(rule.text, rule.line, False, "missing", missing.reason, values)
+    passed = bool(_COMPARE[rule.op](lhs, rhs))
+    left = _describe(rule, rule.lhs, lhs)
+    right = _describe(rule, rule.rhs, rhs)
+    reason = f"{left} {rule.op} {right}" if passed else f"{left} is not {rule.op} {right}"
+    return RuleResult(
+        rule.text, rule.line, passed, "passed" if passed else "failed", reason, values
+    )
+
+
+def _decimal(value: Any) -> Any:
+    """Numbers as the decimals Python prints for them, so that rules do decimal arithmetic:
+    ``0.8 + 0.05 == 0.85`` holds here, while in binary floating point (and in MLflow's
+    ``MetricThreshold``, which fails that equal case) the sum is 0.8500000000000001."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def _lookup(
+    ref: tuple[bool, str, str],
+    text: str,
+    candidate: Subject,
+    champion: Subject | None,
+    alias: str,
+) -> Any:
+    is_champion, kind, key = ref
+    if is_champion and champion is None:
+        raise _Unavailable(f"no champion yet (@{alias} points at no version)", "no champion")
+    subject = champion if is_champion and champion is not None else candidate
+    if kind == "metrics":
+        if key not in subject.metrics:
+            known = ", ".join(sorted(subject.metrics)) or "none"
+            raise _Unavailable(f"{text}: {subject.ref} has no metric {key!r} (metrics: {known})")
+        number = subject.metrics[key]
+        if math.isnan(number):
+            raise _Unavailable(f"{text} is NaN for {subject.ref}")
+        return number
+    if kind == "params":
+        if key not in subject.params:
+            raise _Unavailable(f"{text}: the training run of {subject.ref} has no param {key!r}")
+        return subject.params[key]
+    if key not in subject.datasets:
+        known = ", ".join(sorted(subject.datasets)) or "none"
+        raise _Unavailable(
+            f"{text}: {subject.ref} has no dataset named {key!r} (datasets: {known})"
+        )
+    return subject.datasets[key]
+
+
+def _describe(rule: Rule, expr: Expr, value: Any) -> str:
+    shown = _fmt(value)
+    if expr.kind in ("num", "str", "bool"):
+        return rule.operand_text(expr)
+    return f"{rule.operand_text(expr)} = {shown}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value):
+        return value[:12] + "…"
+    return repr(value) if isinstance(value, str) else str(value)
