@@ -45,19 +45,25 @@ PANELS = {
         "panel"
     ),
     "compare_code": (
-        "forest = nbm.runs(\"name = 'forest'\").run_id\n"
+        "forest = nbm.runs(\"name = 'forest' AND experiment = '01_quickstart'\").run_id\n"
         "view = nbm.compare_panel(forest[1], forest[0])\n"
         "view.tabs.selected_index = 5\n"
         "view"
     ),
     "compare_parallel": (
-        "view = nbm.compare_panel(*nbm.runs(\"name = 'forest' OR name = 'baseline'\").run_id)\n"
+        "view = nbm.compare_panel(*nbm.runs(\"experiment = '01_quickstart' AND name IN ('forest', 'baseline')\").run_id)\n"
         "view.parallel_metric.value = 'accuracy'\n"
         "view.tabs.selected_index = 3\n"
         "view"
     ),
     "cell_history": "%cellhistory {forest}",
     "lineage": "nbm.lineage(nbm.runs(\"name = 'prepare'\").run_id[0])",
+    "models_panel": (
+        "models = nbm.models_panel('diabetes')\n"
+        "models.version.value = 2\n"
+        "models.evaluate()\n"
+        "models"
+    ),
 }
 
 
@@ -81,12 +87,15 @@ def prepare_store(folder: Path) -> None:
         )
     nbformat.write(notebook, quickstart)
     execute_notebook(quickstart)
+    shutil.copy(ROOT / "example_notebooks" / "nbmlops.toml", folder / "nbmlops.toml")
+    shutil.copy(ROOT / "example_notebooks" / "02_registry.ipynb", folder / "02_registry.ipynb")
+    execute_notebook(folder / "02_registry.ipynb")
 
 
 def panels_notebook(folder: Path) -> Path:
     import nbmlops as nbm
 
-    forest = nbm.runs("name = 'forest'", store=folder / ".nbmlops").run_id[0]
+    forest = nbm.runs("name = 'forest' AND experiment = '01_quickstart'", store=folder / ".nbmlops").run_id[0]
     cells = [new_code_cell("%load_ext nbmlops\nimport nbmlops as nbm")]
     cells += [new_code_cell(code.format(forest=forest)) for code in PANELS.values()]
     path = folder / "panels.ipynb"

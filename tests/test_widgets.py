@@ -175,3 +175,37 @@ def test_lineage_links_producer_and_consumer(home: Path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert f"run {prepare.run_id[:8]}" in texts and "dataframe\ntrain_df" in texts
     assert prepare.run_id in lineage._repr_html_()
+
+
+def test_models_panel_registers_evaluates_promotes_and_deprecates(home: Path, tmp_path: Path):
+    from sklearn.dummy import DummyRegressor
+
+    (tmp_path / "nbmlops.toml").write_text(
+        '[rules.m]\npromote_to = "champion"\nrequire = ["metrics.mae < champion.metrics.mae"]\n'
+    )
+    ids = []
+    for mae, constant in ((5.0, 1.0), (7.0, 2.0)):
+        with nbm.start_run() as run:
+            run.log_model(DummyRegressor(strategy="constant", constant=constant).fit([[0]], [0]), "m")
+            run.log_metric("mae", mae)
+        ids.append(run.run_id)
+    panel = nbm.models_panel()
+    assert "no registered models" in panel.versions_html.value
+    for run_id in ids:
+        panel.run_box.value, panel.name_box.value = run_id, "m"
+        panel.register_button.click()
+    assert panel.model.value == "m" and panel.version.options[-1] == ("m/2", 2)
+    panel.version.value = 1
+    panel.evaluate_button.click()
+    assert "no champion" in panel.decision_html.value and not panel.confirm_button.disabled
+    panel.confirm_button.click()
+    assert "champion" in panel.versions_html.value
+    panel.version.value = 2
+    panel.evaluate_button.click()
+    assert panel.confirm_button.disabled  # 7 is not < 5: nothing to confirm
+    assert "7" in panel.decision_html.value and "5" in panel.decision_html.value
+    panel.reason_box.value = "worse"
+    panel.deprecate_button.click()
+    assert "deprecated: worse" in panel.message.value
+    kinds = [k for k in nbm.model_history("m")["kind"]]
+    assert kinds.count("promotion") == 1 and "deprecated" in kinds

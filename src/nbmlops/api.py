@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from nbmlops.capture.history import CellDiff
     from nbmlops.compare import Comparison
     from nbmlops.provenance import Lineage
-    from nbmlops.widgets import CellHistoryPanel, CompareView, RunsPanel
+    from nbmlops.widgets import CellHistoryPanel, CompareView, ModelsPanel, RunsPanel
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
@@ -228,3 +228,13 @@ def cell_history_panel(
         except ImportError:
             shell = None
     return CellHistoryPanel(run_or_cell, store=store, shell=shell)
+
+
+def models_panel(
+    name: str | None = None, *, store: str | os.PathLike[str] | None = None
+) -> ModelsPanel:
+    """Registered models: versions, aliases, metrics; register, promote (rules shown before
+    confirming), deprecate; the event timeline."""
+    from nbmlops.widgets import ModelsPanel
+
+    return ModelsPanel(name, store=store)

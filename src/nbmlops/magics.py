@@ -111,6 +111,11 @@ class NbmlopsMagics(Magics):
         return api.runs_panel(line.strip() or None)
 
     @line_magic
+    def models(self, line: str) -> Any:
+        """%models [NAME]: the registry panel."""
+        return api.models_panel(line.strip() or None)
+
+    @line_magic
     def cellhistory(self, line: str) -> Any:
         """%cellhistory [RUN_OR_CELL]: every version of a cell (default: the last tracked)."""
         target = line.strip()

@@ -1,0 +1,163 @@
+"""The registry panel: models, versions, aliases and metrics; register from a run; promote with
+every rule's evaluation shown before confirming; deprecate; the event timeline."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+
+from nbmlops import registry
+from nbmlops.errors import NbmlopsError
+from nbmlops.widgets import _html
+
+
+def _message(text: str, ok: bool = True) -> str:
+    colour = "#2e7d32" if ok else "#c62828"
+    return f"<div style='color:{colour};white-space:pre-wrap'>{html.escape(text)}</div>"
+
+
+class ModelsPanel:
+    def __init__(self, name: str | None = None, *, store: Any = None) -> None:
+        self.store = store
+        self.pending: Any = None  # the dry-run decision awaiting confirmation
+
+        self.model = widgets.Dropdown(description="model")
+        self.versions_html = widgets.HTML()
+        self.version = widgets.Dropdown(description="version")
+        self.run_box = widgets.Text(placeholder="run id", layout=widgets.Layout(width="160px"))
+        self.name_box = widgets.Text(placeholder="model name", layout=widgets.Layout(width="160px"))
+        self.register_button = widgets.Button(description="register run", icon="plus")
+        self.evaluate_button = widgets.Button(description="evaluate rules", icon="check")
+        self.confirm_button = widgets.Button(
+            description="confirm promotion", button_style="success", disabled=True
+        )
+        self.reason_box = widgets.Text(placeholder="reason", layout=widgets.Layout(width="240px"))
+        self.deprecate_button = widgets.Button(description="deprecate", button_style="warning")
+        self.message = widgets.HTML()
+        self.decision_html = widgets.HTML()
+        self.history_html = widgets.HTML()
+
+        self.model.observe(lambda _: self._draw_model(), "value")
+        self.version.observe(lambda _: self._reset_decision(), "value")
+        self.register_button.on_click(lambda _: self.register())
+        self.evaluate_button.on_click(lambda _: self.evaluate())
+        self.confirm_button.on_click(lambda _: self.confirm())
+        self.deprecate_button.on_click(lambda _: self.deprecate())
+
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.model]),
+                self.versions_html,
+                widgets.HBox([self.run_box, self.name_box, self.register_button]),
+                widgets.HBox([self.version, self.evaluate_button, self.confirm_button]),
+                self.decision_html,
+                widgets.HBox([self.reason_box, self.deprecate_button]),
+                self.message,
+                widgets.HTML("<b>History</b>"),
+                self.history_html,
+            ]
+        )
+        self.refresh(select=name)
+
+    def refresh(self, select: str | None = None) -> None:
+        names = list(registry.models(store=self.store)["name"])
+        current = select or self.model.value
+        self.model.options = names
+        if current in names:
+            self.model.value = current
+        elif names:
+            self.model.value = names[0]
+        self._draw_model()
+
+    def _draw_model(self) -> None:
+        name = self.model.value
+        if not name:
+            self.versions_html.value = "<i>no registered models yet: register a run below</i>"
+            self.history_html.value = ""
+            self.version.options = []
+            return
+        versions = registry.model_versions(name, store=self.store)
+        columns = ["version", "aliases", "status", "model_class", "format", "run_id"]
+        columns += [c for c in versions.columns if c.startswith("metrics.")]
+        shown = versions[columns].assign(
+            model_class=versions["model_class"].map(lambda c: str(c).rsplit(".", 1)[-1])
+        )
+        self.versions_html.value = _html.table(shown, index=False)
+        self.version.options = [(f"{name}/{v}", int(v)) for v in versions["version"]]
+        if len(versions):
+            self.version.value = int(versions["version"].max())
+        history = registry.model_history(name, store=self.store)
+        self.history_html.value = _html.table(
+            history[["at", "kind", "version", "alias", "summary"]].assign(
+                at=history["at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+            ),
+            index=False,
+        )
+        self._reset_decision()
+
+    def _reset_decision(self) -> None:
+        self.pending = None
+        self.confirm_button.disabled = True
+        self.decision_html.value = ""
+
+    def _act(self, action: Any) -> Any:
+        try:
+            result = action()
+        except NbmlopsError as exc:
+            self.message.value = _message(str(exc), ok=False)
+            return None
+        return result
+
+    def register(self) -> None:
+        run_id, name = self.run_box.value.strip(), self.name_box.value.strip() or self.model.value
+        if not run_id or not name:
+            self.message.value = _message("Give a run id and a model name.", ok=False)
+            return
+        version = self._act(lambda: registry.register_model(run_id, name, store=self.store))
+        if version is not None:
+            self.message.value = _message(f"registered {version.name}/{version.version}")
+            self.refresh(select=version.name)
+
+    def evaluate(self) -> None:
+        """Show each rule's result for the selected version; nothing is recorded yet."""
+        name, version = self.model.value, self.version.value
+        decision = self._act(lambda: registry.evaluate_rules(name, version, store=self.store))
+        if decision is None:
+            return
+        self.pending = decision
+        self.decision_html.value = decision._repr_html_()
+        self.confirm_button.disabled = not decision.passed
+
+    def confirm(self) -> None:
+        if self.pending is None:
+            return
+        name, version = self.model.value, self.version.value
+        decision = self._act(lambda: registry.promote(name, version, store=self.store))
+        if decision is not None:
+            ok = bool(decision.passed)
+            self.message.value = _message(str(decision).splitlines()[0], ok=ok)
+            self._draw_model()
+
+    def deprecate(self) -> None:
+        reason = self.reason_box.value.strip()
+        if not reason:
+            self.message.value = _message("Say why the version is deprecated.", ok=False)
+            return
+        name, version = self.model.value, self.version.value
+        if self._act(lambda: registry.deprecate(name, version, reason, store=self.store)):
+            self.message.value = _message(f"{name}/{version} deprecated: {reason}")
+            self._draw_model()
+
+    def to_html(self) -> str:
+        return self.versions_html.value + "<b>History</b>" + self.history_html.value  # type: ignore[no-any-return]
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs) or {}
+        bundle["text/html"] = self.to_html()
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"<ModelsPanel: {len(self.model.options)} models>"
