@@ -186,7 +186,8 @@ def test_models_panel_registers_evaluates_promotes_and_deprecates(home: Path, tm
     ids = []
     for mae, constant in ((5.0, 1.0), (7.0, 2.0)):
         with nbm.start_run() as run:
-            run.log_model(DummyRegressor(strategy="constant", constant=constant).fit([[0]], [0]), "m")
+            model = DummyRegressor(strategy="constant", constant=constant).fit([[0]], [0])
+            run.log_model(model, "m")
             run.log_metric("mae", mae)
         ids.append(run.run_id)
     panel = nbm.models_panel()
