@@ -50,10 +50,26 @@ def main(ctx: click.Context, store: str | None) -> None:
     ctx.obj = store
 
 
-@main.command("runs")
-@click.option("--filter", "-f", "filter_", help='e.g. "params.lr < 0.1 AND metrics.auc > 0.9"')
-@click.option("--experiment", "-e", help="Only runs of this experiment.")
-@click.option(
+def _echo_frame(frame: Any, fmt: str, empty: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    elif frame.empty:
+        click.echo(empty)
+    else:
+        shown = frame.copy()
+        for column in shown.columns:
+            if str(shown[column].dtype).startswith("datetime64"):
+                shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S")
+        # Nested payloads belong in --format json; a table shows their summary.
+        shown = shown.drop(columns=[c for c in ("payload",) if c in shown.columns])
+        shown = shown.astype(object).where(shown.notna(), "")  # na_rep skips nullable ints
+        width = shutil.get_terminal_size((120, 24)).columns
+        click.echo(shown.to_string(index=False, line_width=width))
+
+
+_FORMAT = click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "csv", "json"]),
@@ -61,6 +77,12 @@ def main(ctx: click.Context, store: str | None) -> None:
     show_default=True,
     help="Output format.",
 )
+
+
+@main.command("runs")
+@click.option("--filter", "-f", "filter_", help='e.g. "params.lr < 0.1 AND metrics.auc > 0.9"')
+@click.option("--experiment", "-e", help="Only runs of this experiment.")
+@_FORMAT
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="Rows (table only).")
 @click.pass_obj
 @_clean_errors
@@ -69,27 +91,13 @@ def runs_cmd(
 ) -> None:
     """List runs, newest first, with their params, metrics and tags."""
     frame = api.runs(filter_, experiment, store=store)
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
-    else:
-        if frame.empty:
-            click.echo(f"No runs in {api.get_store(store).db_path}.")
-            return
-        shown = frame.head(limit).copy()
-        shown["start_time"] = shown["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S")
-        shown["duration_s"] = shown["duration_s"].round(3)
-        shown = shown.drop(columns=["end_time", "user", "notebook", "cell_id"])
-        shown = shown.astype(object).where(shown.notna(), "")  # na_rep skips nullable ints
-        width = shutil.get_terminal_size((120, 24)).columns
-        click.echo(
-            shown.to_string(
-                index=False, na_rep="", float_format=lambda v: f"{v:.4g}", line_width=width
-            )
-        )
-        if len(frame) > limit:
-            click.echo(f"... {len(frame) - limit} more runs (use --limit or --format csv)")
+    total = len(frame)
+    if fmt == "table":
+        frame = frame.head(limit).drop(columns=["end_time", "user", "notebook", "cell_id"])
+        frame["duration_s"] = frame["duration_s"].round(3)
+    _echo_frame(frame, fmt, f"No runs in {api.get_store(store).db_path}.")
+    if fmt == "table" and total > limit:
+        click.echo(f"... {total - limit} more runs (use --limit or --format csv)")
 
 
 @main.command("show")
@@ -173,25 +181,12 @@ def diff_cmd(store: str | None, run_a: str, run_b: str, show_all: bool) -> None:
 
 @main.command("sql")
 @click.argument("query")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@_FORMAT
 @click.pass_obj
 @_clean_errors
 def sql_cmd(store: str | None, query: str, fmt: str) -> None:
     """Run one read-only SQL query over the store (tables: docs/schema.md)."""
-    frame = api.sql(query, store=store)
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(frame.to_json(orient="records", indent=2))
-    else:
-        click.echo(frame.to_string(index=False))
+    _echo_frame(api.sql(query, store=store), fmt, "No rows.")
 
 
 @main.command("execute")
@@ -226,34 +221,6 @@ def execute_cmd(
         raise click.ClickException(f"{notebook}: a cell failed.\n{exc}") from exc
     cells = sum(c.cell_type == "code" for c in executed.cells)
     click.echo(f"Executed {cells} code cells of {notebook}" + (f" into {target}" if target else ""))
-
-
-def _echo_frame(frame: Any, fmt: str, empty: str) -> None:
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
-    elif frame.empty:
-        click.echo(empty)
-    else:
-        shown = frame.copy()
-        for column in shown.columns:
-            if str(shown[column].dtype).startswith("datetime64"):
-                shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S")
-        # Nested payloads belong in --format json; a table shows their summary.
-        shown = shown.drop(columns=[c for c in ("payload",) if c in shown.columns])
-        width = shutil.get_terminal_size((120, 24)).columns
-        click.echo(shown.to_string(index=False, na_rep="", line_width=width))
-
-
-_FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
 
 
 @main.command("models")

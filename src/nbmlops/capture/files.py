@@ -55,6 +55,45 @@ def _called_from_user_code(frame: FrameType | None) -> bool:
     return False
 
 
+# One wrapper per original function, made once per process: the wrappers report to whichever
+# FileReads is active, so entering a tracked cell only swaps references (re-wrapping 20-odd
+# functions with functools.wraps on every cell cost a fifth of a millisecond).
+_wrappers: dict[int, Any] = {}
+_active: FileReads | None = None
+_pandas_readers: dict[int, tuple[str, ...]] = {}
+
+
+def _wrapper_for(original: Any, how: str, path_of: Callable[..., object]) -> Any:
+    wrapper = _wrappers.get(id(original))
+    if wrapper is not None and wrapper.__wrapped__ is original:
+        return wrapper
+
+    @wraps(original)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        recorder = _active
+        if recorder is not None:
+            try:
+                path = path_of(*args, **kwargs)
+                if path is not None and _called_from_user_code(sys._getframe(1)):
+                    recorder._record(path, how)
+            except Exception:  # recording must never break the user's read
+                pass
+        return original(*args, **kwargs)
+
+    _wrappers[id(original)] = recording
+    return recording
+
+
+def _readers_of(pandas: Any) -> tuple[str, ...]:
+    names = _pandas_readers.get(id(pandas))
+    if names is None:
+        names = tuple(
+            n for n in dir(pandas) if n.startswith("read_") and callable(getattr(pandas, n))
+        )
+        _pandas_readers[id(pandas)] = names
+    return names
+
+
 class FileReads:
     """A context manager recording data files read while it is active: ``paths`` maps each
     absolute path to the function that read it."""
@@ -74,42 +113,35 @@ class FileReads:
         if full not in self.paths and not _is_library_file(full) and os.path.isfile(full):
             self.paths[full] = how
 
-    def _recording(self, original: Any, how: str, path_of: Callable[..., object]) -> Any:
-        @wraps(original)
-        def recording(*args: Any, **kwargs: Any) -> Any:
-            try:
-                path = path_of(*args, **kwargs)
-                if path is not None and _called_from_user_code(sys._getframe(1)):
-                    self._record(path, how)
-            except Exception:  # recording must never break the user's read
-                pass
-            return original(*args, **kwargs)
-
-        return recording
-
-    def _wrap(self, owner: Any, name: str, how: str, path_of: Callable[..., object]) -> None:
-        original = getattr(owner, name)
-        setattr(owner, name, self._recording(original, how, path_of))
+    def _swap(self, owner: Any, name: str, how: str, path_of: Callable[..., object]) -> None:
+        is_mapping = isinstance(owner, dict)
+        original = owner[name] if is_mapping else getattr(owner, name)
+        wrapper = _wrapper_for(original, how, path_of)
+        if is_mapping:
+            owner[name] = wrapper
+        else:
+            setattr(owner, name, wrapper)
         self._restore.append((owner, name, original))
 
     def __enter__(self) -> FileReads:
-        self._wrap(builtins, "open", "open", _open_path)
+        global _active
+        _active = self
+        self._swap(builtins, "open", "open", _open_path)
         # IPython puts its own `open` in the user namespace, bound to io.open at import time.
         if self.namespace is not None and callable(self.namespace.get("open")):
-            original = self.namespace["open"]
-            self.namespace["open"] = self._recording(original, "open", _open_path)
-            self._restore.append((self.namespace, "open", original))
+            self._swap(self.namespace, "open", "open", _open_path)
         pandas = sys.modules.get("pandas")
         if pandas is not None:
-            for name in dir(pandas):
-                if name.startswith("read_") and callable(getattr(pandas, name)):
-                    self._wrap(pandas, name, f"pandas.{name}", _first_argument)
+            for name in _readers_of(pandas):
+                self._swap(pandas, name, f"pandas.{name}", _first_argument)
         numpy = sys.modules.get("numpy")
         if numpy is not None:
-            self._wrap(numpy, "load", "numpy.load", _first_argument)
+            self._swap(numpy, "load", "numpy.load", _first_argument)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _active
+        _active = None
         while self._restore:
             owner, name, original = self._restore.pop()
             if isinstance(owner, dict):

@@ -305,11 +305,13 @@ class Store:
         with self.transaction() as conn:
             if cell_execution is not None:
                 self._insert_cell_execution(conn, *cell_execution)
-            conn.executemany(
-                "INSERT OR REPLACE INTO params (run_id, key, value, value_num, source) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(run_id, *p) for p in params],
-            )
+            param_rows = [(run_id, *p) for p in params]
+            if param_rows:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO params (run_id, key, value, value_num, source) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    param_rows,
+                )
             if metrics:
                 conn.executemany(
                     "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?,?,?,?,?)",
@@ -323,10 +325,11 @@ class Store:
                     "WHERE excluded.step >= latest_metrics.step",
                     [(run_id, *m) for m in _latest_per_key(metrics)],
                 )
-            conn.executemany(
-                "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)",
-                [(run_id, k, v) for k, v in tags],
-            )
+            tag_rows = [(run_id, k, v) for k, v in tags]
+            if tag_rows:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO tags (run_id, key, value) VALUES (?, ?, ?)", tag_rows
+                )
             for ds in datasets:
                 conn.execute(
                     "INSERT OR IGNORE INTO datasets (dataset_id, kind, n_rows, n_columns, schema, "
@@ -339,12 +342,14 @@ class Store:
                     "VALUES (:run_id, :dataset_id, :role, :name, :source)",
                     {**ds, "run_id": run_id},
                 )
-            conn.executemany(
-                "INSERT OR REPLACE INTO artifacts (run_id, name, kind, sha256, size, media_type, "
-                "meta, created_at) VALUES (:run_id, :name, :kind, :sha256, :size, :media_type, "
-                ":meta, :created_at)",
-                [{**a, "run_id": run_id} for a in artifacts],
-            )
+            artifact_rows = [{**a, "run_id": run_id} for a in artifacts]
+            if artifact_rows:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO artifacts (run_id, name, kind, sha256, size, "
+                    "media_type, meta, created_at) VALUES (:run_id, :name, :kind, :sha256, "
+                    ":size, :media_type, :meta, :created_at)",
+                    artifact_rows,
+                )
             if finish is not None:
                 conn.execute(
                     "UPDATE runs SET status = :status, end_time = :end_time, "

@@ -10,6 +10,7 @@ import ipywidgets as widgets
 
 from nbmlops import api
 from nbmlops.widgets import _html
+from nbmlops.widgets._panel import Panel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +20,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-class CellHistoryPanel:
+class CellHistoryPanel(Panel):
     def __init__(self, run_or_cell: str, *, store: Any = None, shell: Any = None) -> None:
         self.store = store
         self.shell = shell
@@ -147,12 +148,6 @@ class CellHistoryPanel:
         n = len(self.history)
         diff = _html.unified_diff(self.diff_lines(n - 2, n - 1)) if n > 1 else ""
         return _html.table(table, index=False) + diff
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.to_html()
-        bundle["text/plain"] = repr(self)
-        return bundle
 
     def __repr__(self) -> str:
         return f"<CellHistoryPanel: {len(self.history)} versions>"

@@ -8,6 +8,7 @@ import ipywidgets as widgets
 
 from nbmlops.compare import Comparison
 from nbmlops.widgets import _html, plots
+from nbmlops.widgets._panel import Panel
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +23,7 @@ def _show(target: widgets.HTML, fig: Figure) -> None:
     target.value = _html.figure_png(fig)
 
 
-class CompareView:
+class CompareView(Panel):
     """Tabs: params diff, metrics with the best highlighted and bar charts, metric-vs-step
     lines, parallel coordinates, param-vs-metric scatter, cell-source diff, datasets same or
     different, environment diff. ``figures`` keeps the last figure drawn in each tab."""
@@ -164,12 +165,6 @@ class CompareView:
 
     def to_frame(self) -> pd.DataFrame:
         return self.comparison.to_frame()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.to_html()
-        bundle["text/plain"] = repr(self)
-        return bundle
 
     def __repr__(self) -> str:
         return f"<CompareView of {', '.join(self.comparison.labels)}>"

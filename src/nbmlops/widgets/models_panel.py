@@ -11,6 +11,7 @@ import ipywidgets as widgets
 from nbmlops import registry
 from nbmlops.errors import NbmlopsError
 from nbmlops.widgets import _html
+from nbmlops.widgets._panel import Panel
 
 
 def _message(text: str, ok: bool = True) -> str:
@@ -18,7 +19,7 @@ def _message(text: str, ok: bool = True) -> str:
     return f"<div style='color:{colour};white-space:pre-wrap'>{html.escape(text)}</div>"
 
 
-class ModelsPanel:
+class ModelsPanel(Panel):
     def __init__(self, name: str | None = None, *, store: Any = None) -> None:
         self.store = store
         self.pending: Any = None  # the dry-run decision awaiting confirmation
@@ -152,12 +153,6 @@ class ModelsPanel:
 
     def to_html(self) -> str:
         return self.versions_html.value + "<b>History</b>" + self.history_html.value  # type: ignore[no-any-return]
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.to_html()
-        bundle["text/plain"] = repr(self)
-        return bundle
 
     def __repr__(self) -> str:
         return f"<ModelsPanel: {len(self.model.options)} models>"

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 from nbmlops import api
 from nbmlops.errors import NbmlopsError
 from nbmlops.widgets import _html
+from nbmlops.widgets._panel import Panel
 from nbmlops.widgets.compare_view import CompareView
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def _nowrap(text: str) -> str:
     return f"<span style='white-space:nowrap'>{html.escape(text)}</span>"
 
 
-class RunsPanel:
+class RunsPanel(Panel):
     def __init__(
         self,
         filter: str | None = None,
@@ -277,12 +278,6 @@ class RunsPanel:
         if self.compare_view is not None:
             parts.append(self.compare_view.to_html())
         return "".join(parts)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs) or {}
-        bundle["text/html"] = self.to_html()
-        bundle["text/plain"] = repr(self)
-        return bundle
 
     def __repr__(self) -> str:
         total = 0 if self.view is None else len(self.view)
