@@ -1,0 +1,872 @@
+"""Notebook-capture benchmark: ``%%track`` and nbmlops' model/data capture against MLflow 3.
+
+Run it directly (MLflow and scikit-learn must be installed)::
+
+    .venv/bin/python benchmarks/bench_track.py [--quick]
+
+Cases (targets from the performance issue; ratio = MLflow time / nbmlops time):
+
+1. ``%%track --quiet`` on a trivial cell (``x = 1``) in a real IPython shell: added time over
+   the same cell untracked <= 1 ms (median), and >= 10x less than MLflow's empty run
+   (``mlflow.start_run(); mlflow.end_run()`` on SQLite). Also shown: what merely having the
+   extension loaded adds to every (untracked) cell, since it records each executed cell, and
+   both figures again with IPython's history off: IPython's history thread wakes at every cell
+   and takes the GIL whenever the cell releases it, as nbmlops' SQLite calls do, so on a busy
+   machine part of the measured overhead is waiting for that thread.
+2. Capture around a LogisticRegression fit on 10k x 20 (X a DataFrame): the same cell tracked
+   vs untracked adds <= 30 ms (params, input fingerprints, the fitted model, the score metric),
+   against ``mlflow.sklearn.autolog()`` (fit with autolog minus plain fit), with model logging
+   (the default) and with ``log_models=False``.
+3. Saving a ~1.3 MB RandomForest: ``nbm.log_model`` + the run's end <= 50 ms, against
+   ``mlflow.sklearn.log_model`` + ``end_run`` in cloudpickle format (like for like with
+   nbmlops' pickle) and in skops format (MLflow 3's default outside Databricks).
+4. ``nbmlops.fingerprint.fingerprint`` of a 1 GB numeric DataFrame (16 columns x 8M rows)
+   >= 8 GB/s, best of 3; the "peer" is XXH3-128 over the raw column buffers (the ceiling).
+   Also MB/s of text for a frame of string columns (information only).
+
+nbmlops, MLflow and the fingerprint cases each run in a child process with a fresh temporary
+directory as working directory, store and IPYTHONDIR, so no side pays for the other's imports,
+heap or monkey-patching (autolog). Within a side, the compared variants alternate in blocks so
+that drift (other jobs on a shared machine) hits both. ``--quick`` shrinks sizes and repeats for
+a smoke run; the targets are meant for the default (full) sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import io
+import json
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve()
+EXPERIMENT = "bench"
+FOREST_BYTES = 1_300_000  # target pickle size of the case-3 RandomForest
+
+Timings = dict[str, Any]
+
+# The case-2 cell. ``seed`` changes before every run (outside the timing) so that each fitted
+# model pickles differently and nbmlops really writes a new blob: its store deduplicates
+# identical content, which would otherwise make every run after the first skip the write.
+FIT_BODY = (
+    "clf = LogisticRegression(C=0.5, max_iter=1000, random_state=seed)\n"
+    "clf.fit(X, y)\n"
+    "acc = clf.score(X, y)"
+)
+TRACK = "%%track --quiet\n"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    cell_runs: int = 800  # case 1: timed runs per variant (bare / untracked / tracked)
+    cell_block: int = 50  # case 1: runs per variant per block
+    hook_runs: int = 300  # case 1: runs per variant with the extension's hooks timed inside
+    fit_pairs: int = 40  # case 2: tracked/untracked pairs, alternating
+    fit_rows: int = 10_000
+    fit_features: int = 20
+    mlflow_empty_runs: int = 150  # case 1 peer
+    mlflow_plain_fits: int = 10  # case 2 peer, per block (two blocks)
+    mlflow_autolog_fits: int = 8  # autolog(log_models=False)
+    mlflow_autolog_model_fits: int = 5  # autolog() with model logging
+    model_repeats_nbmlops: int = 15  # case 3
+    model_repeats_mlflow: int = 5
+    fp_rows: int = 8_000_000  # case 4: 16 columns x rows of 8 bytes
+    fp_string_rows: int = 2_000_000
+    fp_repeats: int = 3
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            cell_runs=150,
+            cell_block=25,
+            hook_runs=60,
+            fit_pairs=6,
+            mlflow_empty_runs=20,
+            mlflow_plain_fits=3,
+            mlflow_autolog_fits=2,
+            mlflow_autolog_model_fits=1,
+            model_repeats_nbmlops=4,
+            model_repeats_mlflow=2,
+            fp_rows=1_000_000,
+            fp_string_rows=200_000,
+            fp_repeats=2,
+        )
+
+
+def child_env(pycache: Path) -> dict[str, str]:
+    """Environment of the child processes: no MLflow telemetry, no warnings, bytecode cached,
+    one BLAS thread, and no nbmlops/MLflow location inherited from the caller."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for key in ("NBMLOPS_HOME", "NBMLOPS_NOTEBOOK", "JPY_SESSION_NAME", "MLFLOW_TRACKING_URI"):
+        env.pop(key, None)
+    # One BLAS/OpenMP thread: on a small shared machine a second thread waiting for a busy core
+    # makes a 35 ms fit take 140 ms at random, which would drown the overheads measured here.
+    env.update(
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        PYTHONWARNINGS="ignore",
+        PYTHONPYCACHEPREFIX=str(pycache),
+    )
+    return env
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# -- shared workload --------------------------------------------------------------------------
+
+
+def fit_data(sizes: Sizes) -> tuple[Any, Any]:
+    """The case-2 data: X a DataFrame (so input fingerprinting sees a frame), y an array."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=sizes.fit_rows, n_features=sizes.fit_features, n_informative=10, random_state=0
+    )
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]), y
+
+
+def sized_forest() -> tuple[Any, int]:
+    """A RandomForest whose pickle is about FOREST_BYTES, deterministic (fixed data and seed)."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(n_samples=5_000, n_features=20, n_informative=10, random_state=1)
+
+    def forest(n: int) -> Any:
+        params = {"n_estimators": n, "max_depth": 10, "random_state": 0, "n_jobs": 1}
+        return RandomForestClassifier(**params).fit(X, y)
+
+    probe = 20
+    per_tree = len(pickle.dumps(forest(probe), protocol=5)) / probe
+    model = forest(max(1, round(FOREST_BYTES / per_tree)))
+    return model, len(pickle.dumps(model, protocol=5))
+
+
+# -- nbmlops side (child process) -------------------------------------------------------------
+
+
+class Shell:
+    """A real IPython shell; runs cells with their output captured, and checks they succeed."""
+
+    def __init__(self, history: bool = True) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryManager.enabled = history  # off: no history DB, no history thread
+        self.ip = InteractiveShell.instance(config=config)
+        self.out = io.StringIO()
+        self.err = io.StringIO()
+        self.loaded = False
+
+    def run(self, source: str, cell_id: str) -> float:
+        with contextlib.redirect_stdout(self.out), contextlib.redirect_stderr(self.err):
+            start = time.perf_counter()
+            result = self.ip.run_cell(source, store_history=True, cell_id=cell_id)
+            elapsed = time.perf_counter() - start
+        if not result.success:
+            raise RuntimeError(f"cell failed: {source!r}: {result.error_in_exec}")
+        self.out.seek(0)
+        self.out.truncate()
+        return elapsed
+
+    def set_loaded(self, loaded: bool) -> None:
+        if loaded == self.loaded:
+            return
+        self.ip.run_line_magic("load_ext" if loaded else "unload_ext", "nbmlops")
+        self.loaded = loaded
+        if loaded:  # the extension fills its caches in a thread: let it finish untimed
+            for thread in threading.enumerate():
+                if thread.name == "nbmlops-warm-up":
+                    thread.join()
+
+    def tracker(self) -> Any:
+        for callback in self.ip.events.callbacks["pre_run_cell"]:
+            owner = getattr(callback, "__self__", None)
+            if type(owner).__name__ == "Tracker":
+                return owner
+        raise RuntimeError("nbmlops is not loaded")
+
+    def warnings(self) -> list[str]:
+        return [line for line in self.err.getvalue().splitlines() if line.strip()]
+
+
+TRIVIAL = {
+    "bare": ("x = 1", "plain"),
+    "untracked": ("x = 1", "plain"),
+    "tracked": (TRACK + "x = 1", "track"),
+}
+
+
+def bench_trivial_cells(shell: Shell, sizes: Sizes) -> Timings:
+    """Case 1: the three variants in alternating blocks (order rotated from block to block), the
+    extension unloaded for the bare blocks; per-block medians kept as a noise indicator.
+
+    Blocks rather than run-by-run alternation: work a tracked cell leaves behind (IPython's
+    history thread, garbage) would otherwise be paid by the untracked cell after it.
+    """
+    times: dict[str, list[float]] = {k: [] for k in TRIVIAL}
+    blocks: dict[str, list[float]] = {k: [] for k in TRIVIAL}
+    for kind, (source, cell_id) in TRIVIAL.items():  # warm-up
+        shell.set_loaded(kind != "bare")
+        for _ in range(sizes.cell_block):
+            shell.run(source, cell_id)
+    kinds = list(TRIVIAL)
+    for b in range(max(1, sizes.cell_runs // sizes.cell_block)):
+        for kind in kinds[b % 3 :] + kinds[: b % 3]:
+            shell.set_loaded(kind != "bare")
+            block = [shell.run(*TRIVIAL[kind]) for _ in range(sizes.cell_block)]
+            times[kind] += block
+            blocks[kind].append(statistics.median(block))
+    return {"cells": times, "blocks": blocks}
+
+
+def hook_times(shell: Shell, runs: list[tuple[str, str, str]]) -> dict[str, list[float]]:
+    """Time spent inside the extension's own callbacks per cell, by label, for ``runs``."""
+    tracker = shell.tracker()
+    spent = [0.0]
+
+    def timing(callback: Callable[..., None]) -> Callable[..., None]:
+        def wrapper(*args: Any) -> None:
+            start = time.perf_counter()
+            try:
+                callback(*args)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        return wrapper
+
+    # The wrappers shadow the tracker's methods too: it compares its own callbacks with the
+    # registered ones (to keep post_execute first).
+    events = shell.ip.events.callbacks
+    originals = {}
+    for event in ("pre_run_cell", "post_execute", "post_run_cell"):
+        bound, wrapped = getattr(tracker, event), timing(getattr(tracker, event))
+        originals[event] = list(events[event])
+        events[event][:] = [wrapped if cb == bound else cb for cb in events[event]]
+        setattr(tracker, event, wrapped)
+    out: dict[str, list[float]] = {}
+    try:
+        for label, source, cell_id in runs:
+            spent[0] = 0.0
+            shell.run(source, cell_id)
+            out.setdefault(label, []).append(spent[0])
+    finally:
+        for event, callbacks in originals.items():
+            events[event][:] = callbacks
+            delattr(tracker, event)
+    return out
+
+
+def bench_fit_cells(shell: Shell, sizes: Sizes) -> Timings:
+    """Case 2: the fit cell tracked and untracked, alternating run by run (order alternating)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = fit_data(sizes)
+    shell.ip.push({"X": X, "y": y, "LogisticRegression": LogisticRegression, "seed": 0})
+    shell.set_loaded(True)
+    variants = {"tracked": (TRACK + FIT_BODY, "fit-track"), "untracked": (FIT_BODY, "fit-plain")}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    seed = 0
+    for i in range(3 + sizes.fit_pairs):  # 3 untimed pairs first
+        order = list(variants) if i % 2 == 0 else list(variants)[::-1]
+        for kind in order:
+            seed += 1
+            shell.ip.user_ns["seed"] = seed
+            elapsed = shell.run(*variants[kind])
+            if i >= 3:
+                times[kind].append(elapsed)
+    clf = shell.ip.user_ns["clf"]
+    return {
+        "cells": times,
+        "n_iter": int(clf.n_iter_[0]),
+        "max_iter": clf.max_iter,
+        "x_type": type(X).__name__,
+        "x_bytes": int(X.memory_usage(index=True).sum()),
+    }
+
+
+def last_tracked_fit() -> dict[str, Any]:
+    """What the last tracked fit run recorded, to show the capture did its job."""
+    import nbmlops as nbm
+
+    frame = nbm.runs()
+    fits = frame[frame["cell_id"] == "fit-track"]
+    run = nbm.get_run(str(fits.iloc[0]["run_id"]))
+    return {
+        "params": sorted(run.params),
+        "metrics": sorted(run.metrics),
+        "inputs": sorted(d["name"] for d in run.datasets if d["role"] == "input"),
+        "models": sorted(a["name"] for a in run.artifacts if a["kind"] == "model"),
+        "tracked_runs": len(frame),
+    }
+
+
+def bench_log_model_nbmlops(sizes: Sizes) -> Timings:
+    """Case 3: ``with nbm.start_run(): nbm.log_model(model, "rf")``; log_model + end timed."""
+    import nbmlops as nbm
+
+    model, size = sized_forest()
+    write: list[float] = []
+    start: list[float] = []
+    for i in range(2 + sizes.model_repeats_nbmlops):
+        model._bench_nonce = i  # new bytes each time: no dedup by the content-addressed store
+        t0 = time.perf_counter()
+        with nbm.start_run(f"rf-{i}", experiment=f"{EXPERIMENT}-model"):
+            t1 = time.perf_counter()
+            nbm.log_model(model, "rf")
+        t2 = time.perf_counter()
+        if i >= 2:
+            start.append(t1 - t0)
+            write.append(t2 - t1)
+    return {"log_model": write, "start_run": start, "forest_bytes": size}
+
+
+def trivial_hook_runs(sizes: Sizes) -> list[tuple[str, str, str]]:
+    """Blocks of tracked and untracked trivial cells, alternating, for :func:`hook_times`."""
+    runs = []
+    for b in range(max(2, 2 * sizes.hook_runs // sizes.cell_block)):
+        kind = "tracked" if b % 2 == 0 else "untracked"
+        runs += [(kind, *TRIVIAL[kind])] * sizes.cell_block
+    return runs
+
+
+def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
+    os.environ["NBMLOPS_HOME"] = str(workdir / ".nbmlops")
+    shell = Shell()
+    shell.run("import numpy, pandas, sklearn", "imports")
+    out: Timings = {"trivial": bench_trivial_cells(shell, sizes)}
+    out["fit"] = bench_fit_cells(shell, sizes)
+    seed = shell.ip.user_ns["seed"]
+    runs = trivial_hook_runs(sizes)
+    for i in range(max(3, sizes.fit_pairs // 2)):
+        runs.append(("seed", f"seed = {seed + i + 1}", "seed"))  # each fit saves a new model
+        runs.append(("tracked_fit", TRACK + FIT_BODY, "fit-track"))
+    out["hooks"] = hook_times(shell, runs)
+    out["captured"] = last_tracked_fit()
+    out["model"] = bench_log_model_nbmlops(sizes)
+    out["warnings"] = shell.warnings()[:5]
+    return out
+
+
+def bench_nbmlops_no_history(sizes: Sizes, workdir: Path) -> Timings:
+    """Case 1 again with IPython's history off: without its history-saving thread, which takes
+    the GIL whenever a cell releases it (as SQLite calls do), only nbmlops' own work remains."""
+    os.environ["NBMLOPS_HOME"] = str(workdir / ".nbmlops")
+    shell = Shell(history=False)
+    shell.run("import numpy, pandas, sklearn", "imports")
+    out: Timings = {"trivial": bench_trivial_cells(shell, sizes)}
+    out["hooks"] = hook_times(shell, trivial_hook_runs(sizes))
+    out["warnings"] = shell.warnings()[:5]
+    return out
+
+
+# -- MLflow side (child process) --------------------------------------------------------------
+
+
+def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    # The first call creates the DB and runs MLflow's migrations: done before any timing.
+    exp_id = MlflowClient().create_experiment(
+        EXPERIMENT, artifact_location=(workdir / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=exp_id)
+    out: Timings = {}
+
+    def empty_run() -> None:
+        mlflow.start_run()
+        mlflow.end_run()
+
+    for _ in range(max(3, sizes.mlflow_empty_runs // 10)):
+        empty_run()
+    out["empty_run"] = [timed(empty_run) for _ in range(sizes.mlflow_empty_runs)]
+
+    X, y = fit_data(sizes)
+    seed = [0]
+
+    def fit() -> None:
+        seed[0] += 1
+        LogisticRegression(C=0.5, max_iter=1000, random_state=seed[0]).fit(X, y)
+
+    def fits(n: int) -> list[float]:
+        fit()  # untimed: the first call of a mode pays one-off costs (imports, patching)
+        return [timed(fit) for _ in range(n)]
+
+    plain = fits(sizes.mlflow_plain_fits)
+    mlflow.sklearn.autolog(log_models=False, silent=True)
+    out["autolog_no_models"] = fits(sizes.mlflow_autolog_fits)
+    mlflow.sklearn.autolog(silent=True)
+    out["autolog"] = fits(sizes.mlflow_autolog_model_fits)
+    mlflow.sklearn.autolog(disable=True)
+    out["plain_fit"] = plain + fits(sizes.mlflow_plain_fits)
+
+    # MLflow 3's default format outside Databricks is skops, which refuses to save a forest
+    # unless its tree type is declared trusted; cloudpickle is the like-for-like comparison with
+    # nbmlops' pickle (and what autolog uses), skops is timed too.
+    model, size = sized_forest()
+    formats = {
+        "log_model": {"serialization_format": "cloudpickle"},
+        "log_model_skops": {
+            "serialization_format": "skops",
+            "skops_trusted_types": ["sklearn.tree._tree.Tree"],
+        },
+    }
+    for key, kwargs in formats.items():
+        times = []
+        for i in range(1 + sizes.model_repeats_mlflow):
+            model._bench_nonce = i
+            with mlflow.start_run(run_name=f"rf-{i}"):
+                t0 = time.perf_counter()
+                mlflow.sklearn.log_model(model, name="rf", **kwargs)
+            if i >= 1:
+                times.append(time.perf_counter() - t0)
+        out[key] = times
+    out["forest_bytes"] = size
+    return out
+
+
+# -- fingerprint (child process) --------------------------------------------------------------
+
+
+def best_of(repeats: int, fn: Callable[[], object]) -> float:
+    return min(timed(fn) for _ in range(repeats))
+
+
+def fingerprint_numeric(sizes: Sizes) -> Timings:
+    """The 1 GB frame: 8 float64 + 8 int64 columns; freed when this returns."""
+    import numpy as np
+    import pandas as pd
+    import xxhash
+
+    from nbmlops.fingerprint import fingerprint
+
+    rng = np.random.default_rng(0)
+    columns: dict[str, Any] = {}
+    for i in range(8):
+        columns[f"f{i}"] = rng.random(sizes.fp_rows)
+        columns[f"i{i}"] = rng.integers(-(10**9), 10**9, sizes.fp_rows)
+    frame = pd.DataFrame(columns)
+    columns.clear()
+
+    def ceiling() -> None:
+        hasher = xxhash.xxh3_128()
+        for name in frame.columns:
+            hasher.update(frame[name].to_numpy().data)
+
+    fingerprint(frame.head(1000))  # first call: lazy imports
+    return {
+        "numeric_bytes": int(frame.memory_usage(index=False).sum()),
+        "shape": list(frame.shape),
+        "ceiling": best_of(sizes.fp_repeats, ceiling),
+        "numeric": best_of(sizes.fp_repeats, lambda: fingerprint(frame)),
+    }
+
+
+def fingerprint_strings(sizes: Sizes) -> Timings:
+    """Two ``str`` columns (words from a 50k vocabulary, unique ids); MB/s of their text."""
+    import numpy as np
+    import pandas as pd
+
+    from nbmlops.fingerprint import fingerprint
+
+    rng = np.random.default_rng(1)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocabulary = np.array(
+        ["".join(rng.choice(letters, rng.integers(3, 20))) for _ in range(50_000)], dtype=object
+    )
+    words = vocabulary[rng.integers(0, len(vocabulary), sizes.fp_string_rows)]
+    ids = np.array([f"user-{i:09d}" for i in range(sizes.fp_string_rows)], dtype=object)
+    strings = pd.DataFrame({"word": words, "id": ids}).astype("str")
+    return {
+        "string_text_bytes": sum(len(s) for col in strings for s in strings[col].tolist()),
+        "string_shape": list(strings.shape),
+        "string_dtype": str(strings["word"].dtype),
+        "strings": best_of(sizes.fp_repeats, lambda: fingerprint(strings)),
+    }
+
+
+def bench_fingerprint(sizes: Sizes, workdir: Path) -> Timings:
+    out = fingerprint_numeric(sizes)
+    gc.collect()
+    out.update(fingerprint_strings(sizes))
+    gc.collect()
+    return out
+
+
+SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
+    "nbmlops": bench_nbmlops,
+    "nbmlops-no-history": bench_nbmlops_no_history,
+    "mlflow": bench_mlflow,
+    "fingerprint": bench_fingerprint,
+}
+
+
+# -- parent: orchestration and report ---------------------------------------------------------
+
+
+def run_side(side: str, sizes: Sizes, env: dict[str, str]) -> Timings:
+    """Run one side in a child process, a fresh temp dir as cwd and IPYTHONDIR; its timings."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-track-{side}-") as tmp:
+        out = Path(tmp) / "timings.json"
+        workdir = Path(tmp) / "work"
+        workdir.mkdir()
+        cmd = [sys.executable, str(SCRIPT), "--side", side, "--sizes", json.dumps(asdict(sizes))]
+        cmd += ["--out", str(out)]
+        side_env = {**env, "IPYTHONDIR": str(Path(tmp) / "ipython")}
+        started = time.perf_counter()
+        done = subprocess.run(cmd, cwd=workdir, env=side_env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            raise SystemExit(f"the {side} benchmark failed (exit {done.returncode})")
+        timings: Timings = json.loads(out.read_text())
+        timings["elapsed"] = time.perf_counter() - started
+        return timings
+
+
+def fmt_time(seconds: float) -> str:
+    if abs(seconds) < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if abs(seconds) < 1:
+        return f"{seconds * 1e3:.{2 if abs(seconds) < 0.01 else 1}f} ms"
+    return f"{seconds:.2f} s"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_load() -> str:
+    """Load average and, where the kernel reports it, the share of time tasks waited for a CPU."""
+    text = f"load average {os.getloadavg()[0]:.2f}"
+    try:
+        with open("/proc/pressure/cpu") as f:
+            some = f.readline().split()
+        text += f", CPU pressure {float(some[2].split('=')[1]):.0f}% (avg60)"
+    except (OSError, IndexError, ValueError):
+        pass
+    return text
+
+
+def header(quick: bool) -> list[str]:
+    versions = "  ".join(
+        f"{name} {version(dist)}"
+        for name, dist in (
+            ("nbmlops", "nbmlops"),
+            ("mlflow", "mlflow"),
+            ("sklearn", "scikit-learn"),
+            ("IPython", "ipython"),
+            ("pandas", "pandas"),
+            ("numpy", "numpy"),
+        )
+    )
+    return [
+        f"date:      {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine:   {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}; {machine_load()} at start",
+        f"python:    {platform.python_version()}",
+        f"versions:  {versions}",
+        f"mode:      {'--quick (reduced sizes; targets are for full sizes)' if quick else 'full'}"
+        "; children: 1 BLAS/OpenMP thread, fresh temp dir as cwd, store and IPYTHONDIR",
+    ]
+
+
+@dataclass
+class Row:
+    case: str
+    nbmlops: str
+    peer: str
+    ratio: str = "-"
+    target: str = "info"
+    met: bool | None = None
+
+    @property
+    def status(self) -> str:
+        return "-" if self.met is None else "MET" if self.met else "MISSED"
+
+
+def time_ratio(peer: float, ours: float) -> str:
+    if ours <= 0:
+        return "n/a (<= 0)"
+    ratio = peer / ours
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def rows(nbm: Timings, quiet: Timings, mlf: Timings, fp: Timings) -> list[Row]:
+    med = statistics.median
+    cells = nbm["trivial"]["cells"]
+    bare, untracked, tracked = med(cells["bare"]), med(cells["untracked"]), med(cells["tracked"])
+    track_cost = tracked - untracked
+    q = {kind: med(values) for kind, values in quiet["trivial"]["cells"].items()}
+    empty = med(mlf["empty_run"])
+    fit = nbm["fit"]["cells"]
+    fit_cost = med(fit["tracked"]) - med(fit["untracked"])
+    plain = med(mlf["plain_fit"])
+    autolog = med(mlf["autolog"]) - plain
+    autolog_light = med(mlf["autolog_no_models"]) - plain
+    model, mlflow_model = med(nbm["model"]["log_model"]), med(mlf["log_model"])
+    gbps = fp["numeric_bytes"] / fp["numeric"] / 1e9
+    ceiling = fp["numeric_bytes"] / fp["ceiling"] / 1e9
+    text = fp["string_text_bytes"] / fp["strings"] / 1e6
+    mb = nbm["model"]["forest_bytes"] / 1e6
+    rows_, cols = fp["shape"]
+    fp_gb = fp["numeric_bytes"] / 1e9
+    return [
+        Row(
+            "1. %%track trivial cell: added vs untracked / MLflow empty run",
+            fmt_time(track_cost),
+            fmt_time(empty),
+            time_ratio(empty, track_cost),
+            "<= 1 ms, >= 10x",
+            track_cost <= 1e-3 and (track_cost <= 0 or empty / track_cost >= 10),
+        ),
+        Row("   tracked cell / untracked cell, total", fmt_time(tracked), fmt_time(untracked)),
+        Row(
+            "   extension loaded: added to an untracked cell / bare cell",
+            fmt_time(untracked - bare),
+            fmt_time(bare),
+        ),
+        Row(
+            "   same, IPython history off: added vs untracked / MLflow",
+            fmt_time(q["tracked"] - q["untracked"]),
+            fmt_time(empty),
+            time_ratio(empty, q["tracked"] - q["untracked"]),
+        ),
+        Row(
+            "   same, history off: added by the extension / bare cell",
+            fmt_time(q["untracked"] - q["bare"]),
+            fmt_time(q["bare"]),
+        ),
+        Row(
+            "2. capture around LR fit 10k x 20 / autolog() minus plain fit",
+            fmt_time(fit_cost),
+            fmt_time(autolog),
+            time_ratio(autolog, fit_cost),
+            "<= 30 ms",
+            fit_cost <= 0.030,
+        ),
+        Row(
+            "   same / autolog(log_models=False)",
+            fmt_time(fit_cost),
+            fmt_time(autolog_light),
+            time_ratio(autolog_light, fit_cost),
+        ),
+        Row(
+            "   untracked fit cell / plain fit (no IPython)",
+            fmt_time(med(fit["untracked"])),
+            fmt_time(plain),
+        ),
+        Row(
+            f"3. log_model RandomForest {mb:.2f} MB + end / mlflow.sklearn cloudpickle",
+            fmt_time(model),
+            fmt_time(mlflow_model),
+            time_ratio(mlflow_model, model),
+            "<= 50 ms",
+            model <= 0.050,
+        ),
+        Row(
+            "   same / mlflow.sklearn, skops format (MLflow's default)",
+            fmt_time(model),
+            fmt_time(med(mlf["log_model_skops"])),
+            time_ratio(med(mlf["log_model_skops"]), model),
+        ),
+        Row(
+            f"4. fingerprint {cols} x {rows_:,} numeric ({fp_gb:.2f} GB) / xxh3 ceiling",
+            f"{gbps:.1f} GB/s",
+            f"{ceiling:.1f} GB/s",
+            f"{gbps / ceiling:.0%} of ceiling",
+            ">= 8 GB/s",
+            gbps >= 8,
+        ),
+        Row(
+            f"   fingerprint {fp['string_shape'][1]} str columns x {fp['string_shape'][0]:,}",
+            f"{text:.0f} MB/s",
+            "-",
+        ),
+    ]
+
+
+def table(report: list[Row]) -> list[str]:
+    cells = [("case", "nbmlops", "peer", "ratio", "target", "result")]
+    cells += [(r.case, r.nbmlops, r.peer, r.ratio, r.target, r.status) for r in report]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = []
+    for j, row in enumerate(cells):
+        left, *right = row
+        text = left.ljust(widths[0])
+        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
+        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
+        lines.append(text.rstrip())
+        if j == 0:
+            lines.append("-" * len(lines[0]))
+    return lines
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def spread(name: str, values: list[float]) -> str:
+    q1, q2, q3 = quartiles(values)
+    return (
+        f"  {name:<40} n={len(values):<4} min {fmt_time(min(values)):>9}  "
+        f"q1 {fmt_time(q1):>9}  median {fmt_time(q2):>9}  q3 {fmt_time(q3):>9}  "
+        f"max {fmt_time(max(values)):>9}  mean {fmt_time(statistics.fmean(values)):>9}"
+    )
+
+
+def details(sizes: Sizes, nbm: Timings, quiet: Timings, mlf: Timings, fp: Timings) -> list[str]:
+    med = statistics.median
+    cells, blocks = nbm["trivial"]["cells"], nbm["trivial"]["blocks"]
+    hooks = nbm["hooks"]
+    fit = nbm["fit"]
+    pairs = [t - u for t, u in zip(fit["cells"]["tracked"], fit["cells"]["untracked"], strict=True)]
+    per_block = [t - u for t, u in zip(blocks["tracked"], blocks["untracked"], strict=True)]
+    loaded = [u - b for u, b in zip(blocks["untracked"], blocks["bare"], strict=True)]
+    qb = quiet["trivial"]["blocks"]
+    quiet_blocks = [t - u for t, u in zip(qb["tracked"], qb["untracked"], strict=True)]
+    captured = nbm["captured"]
+    lines = ["", "spread (min / quartiles / max / mean):"]
+    for label, values in (
+        ("case 1 bare cell (no extension)", cells["bare"]),
+        ("case 1 untracked cell", cells["untracked"]),
+        ("case 1 tracked cell", cells["tracked"]),
+        ("case 1 history off: bare cell", quiet["trivial"]["cells"]["bare"]),
+        ("case 1 history off: untracked cell", quiet["trivial"]["cells"]["untracked"]),
+        ("case 1 history off: tracked cell", quiet["trivial"]["cells"]["tracked"]),
+        ("case 1 MLflow empty run", mlf["empty_run"]),
+        ("case 2 untracked fit cell", fit["cells"]["untracked"]),
+        ("case 2 tracked fit cell", fit["cells"]["tracked"]),
+        ("case 2 tracked - untracked, per pair", pairs),
+        ("case 2 MLflow plain fit", mlf["plain_fit"]),
+        ("case 2 MLflow autolog(log_models=False)", mlf["autolog_no_models"]),
+        ("case 2 MLflow autolog()", mlf["autolog"]),
+        ("case 3 nbmlops log_model + end", nbm["model"]["log_model"]),
+        ("case 3 nbmlops start_run (not in case)", nbm["model"]["start_run"]),
+        ("case 3 MLflow log_model + end_run", mlf["log_model"]),
+        ("case 3 MLflow same, skops format", mlf["log_model_skops"]),
+    ):
+        lines.append(spread(label, values))
+    lines += [
+        "",
+        "noise and cross-checks:",
+        f"  case 1 tracked - untracked, per block of {sizes.cell_block} (block medians): "
+        f"median {fmt_time(med(per_block))}, range {fmt_time(min(per_block))} .. "
+        f"{fmt_time(max(per_block))} over {len(per_block)} blocks",
+        f"  case 1 untracked - bare, per block: median {fmt_time(med(loaded))}, range "
+        f"{fmt_time(min(loaded))} .. {fmt_time(max(loaded))}",
+        f"  case 1 history off, tracked - untracked per block: median "
+        f"{fmt_time(med(quiet_blocks))}, range {fmt_time(min(quiet_blocks))} .. "
+        f"{fmt_time(max(quiet_blocks))}",
+        "  time inside nbmlops' IPython callbacks per cell (median, measured from within): "
+        f"tracked trivial {fmt_time(med(hooks['tracked']))}, untracked "
+        f"{fmt_time(med(hooks['untracked']))} (difference "
+        f"{fmt_time(med(hooks['tracked']) - med(hooks['untracked']))}), tracked fit "
+        f"{fmt_time(med(hooks['tracked_fit']))}; history off: tracked trivial "
+        f"{fmt_time(med(quiet['hooks']['tracked']))}, untracked "
+        f"{fmt_time(med(quiet['hooks']['untracked']))}",
+        f"  case 2: median of per-pair differences {fmt_time(med(pairs))}; LR converged in "
+        f"{fit['n_iter']} of max_iter={fit['max_iter']} iterations; X is a "
+        f"{fit['x_type']} of {fit['x_bytes'] / 1e6:.1f} MB",
+        f"  case 2 tracked run recorded: params {captured['params']}, metrics "
+        f"{captured['metrics']}, inputs {captured['inputs']}, models {captured['models']}",
+        f"  case 3 forest pickle: {nbm['model']['forest_bytes']:,} bytes (protocol 5; "
+        f"MLflow side {mlf['forest_bytes']:,})",
+        f"  case 4 string frame: {fp['string_text_bytes'] / 1e6:.0f} MB of text, dtype "
+        f"{fp['string_dtype']}; numeric: best of {sizes.fp_repeats}",
+    ]
+    if nbm["warnings"] or quiet["warnings"]:
+        warned = nbm["warnings"] + quiet["warnings"]
+        lines.append(f"  nbmlops warnings during the cells: {warned}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.side:  # child process: one side's cases, timings written as JSON
+        sizes = Sizes(**json.loads(args.sizes))
+        args.out.write_text(json.dumps(SIDES[args.side](sizes, Path.cwd())))
+        return
+
+    sizes = Sizes.quick() if args.quick else Sizes()
+    started = time.perf_counter()
+    print("\n".join(header(args.quick)), flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-track-pycache-") as pycache:
+        env = child_env(Path(pycache))
+        nbm = run_side("nbmlops", sizes, env)
+        quiet = run_side("nbmlops-no-history", sizes, env)
+        mlf = run_side("mlflow", sizes, env)
+        fp = run_side("fingerprint", sizes, env)
+    print()
+    print("\n".join(table(rows(nbm, quiet, mlf, fp))))
+    print("\n".join(details(sizes, nbm, quiet, mlf, fp)))
+    print(
+        "\nmedians unless stated; ratio = peer / nbmlops (case 4: nbmlops / ceiling). Case 1: "
+        f"{sizes.cell_runs} runs per variant in rotating blocks of {sizes.cell_block}, the "
+        "extension unloaded for the bare blocks; history off = IPython's HistoryManager "
+        "disabled (separate process); "
+        f"MLflow: {sizes.mlflow_empty_runs} empty runs. Case 2: {sizes.fit_pairs} tracked/"
+        "untracked pairs; MLflow: fit() with autolog minus plain fit(), medians of "
+        f"{sizes.mlflow_autolog_model_fits} (models) / {sizes.mlflow_autolog_fits} (no models) "
+        f"/ {2 * sizes.mlflow_plain_fits} (plain) fits. Case 3: {sizes.model_repeats_nbmlops} "
+        f"nbmlops / {sizes.model_repeats_mlflow} MLflow saves after warm-up."
+    )
+    print(
+        f"sides: nbmlops {nbm['elapsed']:.0f} s + {quiet['elapsed']:.0f} s, MLflow "
+        f"{mlf['elapsed']:.0f} s, fingerprint {fp['elapsed']:.0f} s; total "
+        f"{time.perf_counter() - started:.0f} s; {machine_load()} at end "
+        f"({os.cpu_count()} cores, shared: expect noise)"
+    )
+
+
+if __name__ == "__main__":
+    main()
