@@ -96,12 +96,26 @@ def panels_notebook(folder: Path) -> Path:
     import nbmlops as nbm
 
     forest = nbm.runs("name = 'forest' AND experiment = '01_quickstart'", store=folder / ".nbmlops").run_id[0]
-    cells = [new_code_cell("%load_ext nbmlops\nimport nbmlops as nbm")]
+    cells = [
+        new_code_cell("%load_ext nbmlops\nimport nbmlops as nbm"),
+        new_code_cell("%%track in_jupyterlab\nlab_param = 1"),
+    ]
     cells += [new_code_cell(code.format(forest=forest)) for code in PANELS.values()]
     path = folder / "panels.ipynb"
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), path)
     return path
+
+
+def check_jupyterlab_run(folder: Path, notebook: Path) -> None:
+    """The %%track cell run by JupyterLab names its notebook and the front end's cell id."""
+    import nbmlops as nbm
+
+    run = nbm.runs("name = 'in_jupyterlab'", store=folder / ".nbmlops").iloc[0]
+    saved_ids = [cell.id for cell in nbformat.read(notebook, as_version=4).cells]
+    assert Path(run["notebook"]).resolve() == notebook.resolve(), run["notebook"]
+    assert run["cell_id"] == saved_ids[1], (run["cell_id"], saved_ids)
+    print(f"JupyterLab run {run['run_id']}: notebook {run['notebook']}, cell {run['cell_id']}")
 
 
 def main() -> None:
@@ -158,12 +172,13 @@ def main() -> None:
                 shutil.copy(folder / "failure.png", "/tmp/nbmlops-screens-failure.png")
                 raise
             page.wait_for_timeout(3000)  # widgets render after the outputs arrive
-            for i, name in enumerate(PANELS, start=1):
+            for i, name in enumerate(PANELS, start=2):
                 output = cells.nth(i).locator(".jp-OutputArea")
                 output.scroll_into_view_if_needed()
                 output.screenshot(path=str(OUT / f"{name}.png"))
                 print(f"saved docs/img/{name}.png")
             browser.close()
+        check_jupyterlab_run(folder, notebook)
     finally:
         server.terminate()
         server.wait(timeout=30)
