@@ -9,6 +9,7 @@ panel under docs/img/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -51,7 +52,8 @@ PANELS = {
         "view"
     ),
     "compare_parallel": (
-        "view = nbm.compare_panel(*nbm.runs(\"experiment = '01_quickstart' AND name IN ('forest', 'baseline')\").run_id)\n"
+        "quick = \"experiment = '01_quickstart' AND name IN ('forest', 'baseline')\"\n"
+        "view = nbm.compare_panel(*nbm.runs(quick).run_id)\n"
         "view.parallel_metric.value = 'accuracy'\n"
         "view.tabs.selected_index = 3\n"
         "view"
@@ -59,10 +61,7 @@ PANELS = {
     "cell_history": "%cellhistory {forest}",
     "lineage": "nbm.lineage(nbm.runs(\"name = 'prepare'\").run_id[0])",
     "models_panel": (
-        "models = nbm.models_panel('diabetes')\n"
-        "models.version.value = 2\n"
-        "models.evaluate()\n"
-        "models"
+        "models = nbm.models_panel('diabetes')\nmodels.version.value = 2\nmodels.evaluate()\nmodels"
     ),
 }
 
@@ -95,7 +94,9 @@ def prepare_store(folder: Path) -> None:
 def panels_notebook(folder: Path) -> Path:
     import nbmlops as nbm
 
-    forest = nbm.runs("name = 'forest' AND experiment = '01_quickstart'", store=folder / ".nbmlops").run_id[0]
+    forest = nbm.runs(
+        "name = 'forest' AND experiment = '01_quickstart'", store=folder / ".nbmlops"
+    ).run_id[0]
     cells = [
         new_code_cell("%load_ext nbmlops\nimport nbmlops as nbm"),
         new_code_cell("%%track in_jupyterlab\nlab_param = 1"),
@@ -127,10 +128,21 @@ def main() -> None:
     notebook = panels_notebook(folder)
     port, token = _free_port(), "nbmlops-screens"
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={folder}", "--LabApp.news_url=", "--ServerApp.open_browser=False", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={folder}",
+            "--LabApp.news_url=",
+            "--ServerApp.open_browser=False",
+            "--allow-root",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "JUPYTER_CONFIG_DIR": str(folder / ".jupyter")},
     )
     try:
@@ -149,10 +161,8 @@ def main() -> None:
             page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             select = page.locator(".jp-Dialog button:has-text('Select')")
-            try:  # JupyterLab may ask which kernel to start
+            with contextlib.suppress(Exception):  # JupyterLab may ask which kernel to start
                 select.click(timeout=8_000)
-            except Exception:
-                pass
             page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
             for close in page.locator(".jp-Notification-Toast-Close").all():
                 close.click()
