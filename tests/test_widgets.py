@@ -72,6 +72,7 @@ def test_compare_button_opens_the_compare_view(runs):
 
 def test_compare_view_highlights_the_best_metric_per_direction(runs):
     view = nbm.compare_panel(*runs)
+    view.tabs.selected_index = 1
     metrics = view.comparison.metrics()
     assert metrics.loc["accuracy", "best"] == runs[2]  # higher is better
     assert metrics.loc["loss", "best"] == runs[2]  # lower is better: last losses 1/4, 1/5, 1/6
@@ -80,14 +81,19 @@ def test_compare_view_highlights_the_best_metric_per_direction(runs):
 
 def test_compare_view_figures_have_the_right_content(runs):
     view = nbm.compare_panel(*runs)
+    assert view.figures == {}  # figures are drawn when their tab is first shown
+    view.tabs.selected_index = 1
     bars = view.figures["bars"]
     assert sorted(ax.get_title() for ax in bars.axes if ax.get_visible()) == ["accuracy", "loss"]
     assert len(bars.axes[0].patches) == 3
+    view.tabs.selected_index = 2
     lines = view.figures["steps"].axes[0].get_lines()
     assert len(lines) == 3 and len(lines[0].get_xdata()) == 4
+    view.tabs.selected_index = 3
     view.parallel_metric.value = "accuracy"
     labels = [t.get_text() for t in view.figures["parallel"].axes[0].get_xticklabels()]
     assert labels == ["depth", "lr", "accuracy"]
+    view.tabs.selected_index = 4
     view.scatter_param.value, view.scatter_metric.value = "lr", "accuracy"
     assert view.figures["scatter"].axes[0].get_xlabel() == "lr"
 
@@ -105,6 +111,8 @@ def test_compare_view_code_data_and_environment_tabs(home: Path):
         )
         ids.append(run.run_id)
     view = nbm.compare_panel(*ids)
+    for tab in (5, 6, 7):
+        view.tabs.selected_index = tab
     assert "-y = 2" in view.code_html.value and "+y = 3" in view.code_html.value
     view.code_mode.value = "side by side"
     assert "diff_chg" in view.code_html.value or "diff_add" in view.code_html.value

@@ -86,19 +86,33 @@ class CompareView(Panel):
         )
         title = widgets.HTML(f"<b>Comparing {len(labels)} runs:</b> {', '.join(labels)}")
         self.widget = widgets.VBox([title, self.tabs])
+        self._drawers = [
+            self._draw_params,
+            self._draw_metrics,
+            self._draw_steps,
+            self._draw_parallel,
+            self._draw_scatter,
+            self._draw_code,
+            self._draw_datasets,
+            self._draw_environment,
+        ]
+        self._drawn: set[int] = set()
+        self.tabs.observe(lambda _: self._draw_tab(), "selected_index")
         self.refresh()
 
     # -- drawing -----------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self._draw_params()
-        self._draw_metrics()
-        self._draw_steps()
-        self._draw_parallel()
-        self._draw_scatter()
-        self._draw_code()
-        self._draw_datasets()
-        self._draw_environment()
+        """Redraw the tab on show; the others are drawn when first selected (figures are the
+        slow part, so a compare view opens in the time of one tab)."""
+        self._drawn.clear()
+        self._draw_tab()
+
+    def _draw_tab(self) -> None:
+        index = self.tabs.selected_index or 0
+        if index not in self._drawn:
+            self._drawn.add(index)
+            self._drawers[index]()
 
     def _draw_params(self) -> None:
         frame = self.comparison.params(only_different=not self.all_params.value)
@@ -156,7 +170,7 @@ class CompareView(Panel):
             f"<b>Comparing {len(c.labels)} runs:</b> {', '.join(c.labels)}",
             _html.section("Params that differ", _params_html(c.params())),
             _html.section("Metrics (best in green)", _metrics_html(c.metrics())),
-            _html.figure_png(self.figures.get("bars") or plots.metric_bars(c)),
+            _html.figure_png(self.figures.get("bars") or plots.metric_bars(c), dpi=70),
             _html.section("Cell source", _html.unified_diff(c.source_diff())),
             _html.section("Datasets", _datasets_html(c.datasets())),
             _html.section("Environment that differs", _params_html(c.environment())),
