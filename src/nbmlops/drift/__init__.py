@@ -1,0 +1,256 @@
+"""Data drift: detectors fitted on a reference, checked against current data.
+
+    import nbmlops.drift as drift
+    report = drift.check_drift(reference_df, current_df)        # Evidently's default choice
+    report.dataset_drift, report.drift_share, report.to_frame()
+    detector = drift.DriftDetector(method={"age": "ks"}).fit(reference_df)
+    detector.check(current_df).plot()
+
+Detectors follow the scikit-learn contract: ``__init__`` only stores parameters,
+``fit(reference) -> self`` keeps a compact :class:`Profile` of the reference (saved in the store
+when one is given), ``check(current) -> DriftReport``, and ``check`` before ``fit`` raises
+:class:`~nbmlops.errors.NotFittedError`.
+
+Methods and the conventions that reproduce other tools' numbers
+==================  ==========================================  ===========================
+name (class)        definition (drift when)                     reproduces
+==================  ==========================================  ===========================
+ks (KS)             scipy.stats.ks_2samp (p < 0.05)             Evidently, alibi-detect,
+                                                                NannyML (exact below 10k)
+chi2_gof            scipy.stats.chisquare, expected from the    Evidently "chisquare"
+(Chi2GOF)           reference proportions (p < 0.05)
+chi2_contingency    scipy.stats.chi2_contingency on the 2 x k   alibi-detect, NannyML
+(Chi2Contingency)   table, correction=True (p < 0.05)           ("chi2")
+z (ZTest)           pooled two-proportion z-test (p < 0.05)     Evidently "z"
+wasserstein         W1 / max(std(reference, ddof=0), 0.001)     Evidently "wasserstein"
+(Wasserstein)       (>= 0.1)                                    (NannyML: unnormed)
+jensenshannon       scipy.spatial.distance.jensenshannon,       Evidently (base=None,
+(JensenShannon)     base and squared explicit (>= 0.1)          bins="evidently"); NannyML
+                                                                (base=2, bins="doane");
+                                                                TFDV (base=2, squared=True)
+psi (PSI)           sum((p - q) ln(p / q)), epsilon for empty   Evidently (bins="evidently",
+                    bins explicit (>= 0.1)                      epsilon="evidently"); classic
+                                                                deciles: bins=10
+hellinger           sqrt(sum((sqrt p - sqrt q)^2) / 2)          NannyML (bins="doane"),
+(Hellinger)         (>= 0.1)                                    Evidently (categorical)
+l_infinity          max |p - q| over values or bins (>= 0.1)    NannyML, TFDV (categorical)
+(LInfinity)
+==================  ==========================================  ===========================
+
+Every test's p-value comes with an effect size that does not grow with the sample size (KS D,
+Cramér's V, Cohen's h); for distances the effect size is the distance.
+
+Default choice per column (:func:`select_method`, Evidently 0.7's rule)
+=====================================  ============================  ========================
+column                                 reference n <= 1000           reference n > 1000
+=====================================  ============================  ========================
+numeric with > 5 distinct values       ks                            wasserstein (normed)
+numeric with <= 5 distinct values,     chi2_gof (> 2 values),        jensenshannon
+or categorical                         z (<= 2 values)
+=====================================  ============================  ========================
+
+"n" counts the reference's non-missing values; distinct values are counted over reference and
+current together. Floats are numeric; integers are numeric when the reference has more than 10
+distinct values (else categorical); bools, categoricals and strings are categorical; datetimes
+and other types are refused (convert them, or leave them out with ``columns=``). Missing values
+and ±inf are left out and counted. Override per column: ``method={"age": "ks"}`` or a configured
+detector, ``method={"age": JensenShannon(base=2)}``; ``threshold`` likewise.
+
+Dataset verdict: drift when the share of drifted columns is >= ``drift_share`` (0.5, as
+Evidently). ``multiple_testing="bonferroni"`` (alpha / k) or ``"bh"`` (Benjamini-Hochberg)
+corrects the tests' thresholds over the k tested columns; then the dataset drifts when any
+column does.
+
+Profiles: the reference is summarised once (category counts; numeric distinct values and counts,
+or above ``sketch_size`` distinct values an ECDF sketch with recorded error bounds) and stored
+keyed by the reference's fingerprint, so later checks never read the reference again; profiles
+of windows merge with :func:`merge_profiles`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.drift._persist import (
+    drift_reports,
+    load_profile,
+    load_report,
+    profiles_for_dataset,
+    save_profile,
+    save_report,
+)
+from nbmlops.drift._profile import (
+    DEFAULT_SKETCH_SIZE,
+    ColumnProfile,
+    Kind,
+    NumericSummary,
+    Profile,
+    as_frame,
+    build_profile,
+    merge_profiles,
+)
+from nbmlops.drift.detectors import (
+    KS,
+    METHODS,
+    PSI,
+    BaseDetector,
+    Chi2Contingency,
+    Chi2GOF,
+    DriftDetector,
+    Hellinger,
+    JensenShannon,
+    LInfinity,
+    MethodSpec,
+    Wasserstein,
+    ZTest,
+    select_method,
+)
+from nbmlops.drift.report import ColumnDrift, DriftReport
+from nbmlops.errors import DriftInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbmlops.store import Store
+
+__all__ = [
+    "KS",
+    "METHODS",
+    "PSI",
+    "BaseDetector",
+    "Chi2Contingency",
+    "Chi2GOF",
+    "ColumnDrift",
+    "ColumnProfile",
+    "DriftDetector",
+    "DriftReport",
+    "Hellinger",
+    "JensenShannon",
+    "LInfinity",
+    "NumericSummary",
+    "Profile",
+    "Wasserstein",
+    "ZTest",
+    "build_profile",
+    "check_against_profile",
+    "check_drift",
+    "drift_reports",
+    "load_profile",
+    "load_report",
+    "merge_profiles",
+    "profiles_for_dataset",
+    "save_profile",
+    "save_report",
+    "select_method",
+]
+
+
+def check_drift(
+    reference: pd.DataFrame | pd.Series[Any],
+    current: pd.DataFrame | pd.Series[Any],
+    columns: Sequence[Hashable] | None = None,
+    method: MethodSpec | Mapping[Hashable, MethodSpec] | None = None,
+    *,
+    threshold: float | Mapping[Hashable, float] | None = None,
+    drift_share: float = 0.5,
+    multiple_testing: str | None = None,
+    kinds: Mapping[Hashable, Kind] | None = None,
+    sketch_size: int = DEFAULT_SKETCH_SIZE,
+    store: Store | None = None,
+    run_id: str | None = None,
+    model_name: str | None = None,
+    model_version: int | None = None,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` column by column; one call, one report.
+
+    Without ``columns`` both frames must have the same columns. With ``store`` the reference
+    profile and the report are saved (linked to ``run_id`` / ``model_name`` + ``model_version``
+    when given).
+    """
+    ref = as_frame(reference, "reference")
+    cur = as_frame(current, "current")
+    if columns is None:
+        only_ref = [c for c in ref.columns if c not in set(cur.columns)]
+        only_cur = [c for c in cur.columns if c not in set(ref.columns)]
+        if only_ref or only_cur:
+            raise DriftInputError(
+                "Reference and current data have different columns: only in the reference "
+                f"{only_ref}, only in the current {only_cur}. Pass columns=[...] to compare "
+                "the ones they share.",
+                [str(c) for c in only_ref + only_cur],
+            )
+    # The fingerprint keys the profile in the store; without a store it is not needed.
+    profile = build_profile(
+        ref, columns, sketch_size=sketch_size, kinds=kinds, fingerprint=store is not None
+    )
+    detector = DriftDetector(
+        method,
+        threshold,
+        columns=columns,
+        drift_share=drift_share,
+        multiple_testing=multiple_testing,
+        kinds=kinds,
+        sketch_size=sketch_size,
+    ).fit(profile)
+    report = detector.check(cur)
+    if store is not None:
+        report = save_report(
+            store,
+            report,
+            profile=profile,
+            current=cur,
+            run_id=run_id,
+            model_name=model_name,
+            model_version=model_version,
+        )
+    return report
+
+
+def check_against_profile(
+    profile: Profile | str,
+    current: pd.DataFrame | pd.Series[Any],
+    method: MethodSpec | Mapping[Hashable, MethodSpec] | None = None,
+    *,
+    columns: Sequence[Hashable] | None = None,
+    threshold: float | Mapping[Hashable, float] | None = None,
+    drift_share: float = 0.5,
+    multiple_testing: str | None = None,
+    store: Store | None = None,
+    run_id: str | None = None,
+    model_name: str | None = None,
+    model_version: int | None = None,
+) -> DriftReport:
+    """Check ``current`` against a stored reference profile (a :class:`Profile` or its id);
+    the reference data itself is never read, so the cost depends on the current rows only.
+
+    A profile id needs ``store``; with ``store`` the report is saved, linked to the run or the
+    registered model version when given (the registry's hook: a model's training-data profile
+    checked against serving data).
+    """
+    if isinstance(profile, str):
+        if store is None:
+            raise DriftInputError(
+                f"Profile id {profile!r} needs store= to be read from; or pass the Profile."
+            )
+        profile = load_profile(store, profile)
+    detector = DriftDetector(
+        method,
+        threshold,
+        columns=columns,
+        drift_share=drift_share,
+        multiple_testing=multiple_testing,
+    ).fit(profile)
+    frame = as_frame(current, "current")
+    report = detector.check(frame)
+    if store is not None:
+        report = save_report(
+            store,
+            report,
+            profile=profile,
+            current=frame,
+            run_id=run_id,
+            model_name=model_name,
+            model_version=model_version,
+        )
+    return report

@@ -1,0 +1,209 @@
+"""Profiles and reports in the store: the domain side (SQL lives in nbmlops.store.drift)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.drift._profile import Profile
+from nbmlops.drift.report import ColumnDrift, DriftReport
+from nbmlops.errors import DriftInputError, NotFoundError
+from nbmlops.store import drift as sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbmlops.store import Store
+
+
+def _profile_row(profile: Profile) -> dict[str, Any]:
+    if profile.dataset_id is None:
+        raise DriftInputError(
+            "This profile was built without the reference's fingerprint, so the store cannot "
+            "key it; build it with build_profile(reference) or fit the detector with store=."
+        )
+    return {
+        "profile_id": profile.profile_id,
+        "dataset_id": profile.dataset_id,
+        "n_rows": profile.n_rows,
+        "profile": profile.to_json(),
+        "created_at": time.time(),
+    }
+
+
+def save_profile(store: Store, profile: Profile) -> str:
+    """Store a reference profile (once per id); returns its id."""
+    row = _profile_row(profile)
+    sql.save_profile(
+        store,
+        profile_id=row["profile_id"],
+        dataset_id=row["dataset_id"],
+        n_rows=row["n_rows"],
+        profile=row["profile"],
+        created_at=row["created_at"],
+    )
+    return profile.profile_id
+
+
+def load_profile(store: Store, profile_id: str) -> Profile:
+    """The stored profile with this id (or unique id prefix)."""
+    row = sql.load_profile(store, profile_id)
+    if row is None:
+        raise NotFoundError(
+            f"Drift profile {profile_id!r} not found in store {store.db_path}; profiles are "
+            "saved by detector.fit(reference) with store=..., or by nbmlops.drift.save_profile."
+        )
+    return _from_row(row)
+
+
+def _from_row(row: dict[str, Any]) -> Profile:
+    profile = Profile.from_json(row["profile"], row["dataset_id"])
+    if profile.profile_id != row["profile_id"]:  # keep the stored id authoritative
+        profile._id[:] = [row["profile_id"]]
+    return profile
+
+
+def profiles_for_dataset(store: Store, dataset_id: str) -> list[Profile]:
+    """Every stored profile of the reference dataset with this fingerprint, newest first."""
+    return [_from_row(r) for r in sql.profiles_for_dataset(store, dataset_id)]
+
+
+def save_report(
+    store: Store,
+    report: DriftReport,
+    *,
+    profile: Profile | None = None,
+    current: pd.DataFrame | None = None,
+    run_id: str | None = None,
+    model_name: str | None = None,
+    model_version: int | None = None,
+) -> DriftReport:
+    """Store a report, linked to a run and/or a registered model version; returns the report
+    with its ``report_id`` (and ``current_id`` when ``current`` is given) filled in.
+
+    The report's profile must be in the store already, or be passed as ``profile``.
+    """
+    if run_id is not None:
+        run_id = store.resolve_run_id(run_id)
+    if report.profile_id is None:
+        raise NotFoundError("This report has no reference profile id, so it cannot be stored.")
+    if profile is None and not sql.profile_exists(store, report.profile_id):
+        raise NotFoundError(
+            f"Drift profile {report.profile_id!r} of this report is not in store "
+            f"{store.db_path}; pass profile= or fit the detector with store=."
+        )
+    current_id = report.current_id
+    if current is not None and current_id is None:
+        from nbmlops.fingerprint import fingerprint
+
+        try:
+            current_id = fingerprint(current).digest
+        except TypeError:
+            current_id = None
+    report = dataclasses.replace(
+        report,
+        current_id=current_id,
+        report_id=report.report_id or _new_id(),
+    )
+    row = {
+        "report_id": report.report_id,
+        "profile_id": report.profile_id,
+        "current_id": report.current_id,
+        "run_id": run_id,
+        "model_name": model_name,
+        "model_version": model_version,
+        "dataset_drift": report.dataset_drift,
+        "drift_share": report.drift_share,
+        "columns": [c.to_dict() for c in report.columns],
+        "created_at": report.created_at,
+    }
+    sql.save_report(store, row, _profile_row(profile) if profile is not None else None)
+    return report
+
+
+def _new_id() -> str:
+    import os
+
+    return os.urandom(6).hex()
+
+
+def load_report(store: Store, report_id: str) -> DriftReport:
+    """A stored report (its per-column table; distributions are not stored, so no plot)."""
+    row = sql.load_report(store, report_id)
+    if row is None:
+        raise NotFoundError(
+            f"Drift report {report_id!r} not found in store {store.db_path}; list reports "
+            "with nbmlops.drift.drift_reports(store)."
+        )
+    return _report_from_row(row)
+
+
+def _report_from_row(row: dict[str, Any]) -> DriftReport:
+    return DriftReport(
+        columns=tuple(ColumnDrift.from_dict(c) for c in row["columns"]),
+        dataset_drift=bool(row["dataset_drift"]),
+        drift_share=float(row["drift_share"]),
+        profile_id=row["profile_id"],
+        current_id=row["current_id"],
+        report_id=row["report_id"],
+        created_at=float(row["created_at"]),
+    )
+
+
+def drift_reports(
+    store: Store,
+    *,
+    profile_id: str | None = None,
+    dataset_id: str | None = None,
+    run_id: str | None = None,
+    model_name: str | None = None,
+    model_version: int | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Stored reports, newest first: one row per report with its verdict and links."""
+    import pandas as pd
+
+    rows = sql.reports(
+        store,
+        profile_id=profile_id,
+        dataset_id=dataset_id,
+        run_id=run_id,
+        model_name=model_name,
+        model_version=model_version,
+        limit=limit,
+    )
+    out = []
+    for r in rows:
+        drifted = [c["column"] for c in r["columns"] if c["drifted"]]
+        out.append(
+            {
+                "report_id": r["report_id"],
+                "created_at": pd.Timestamp(r["created_at"], unit="s", tz="UTC"),
+                "dataset_drift": r["dataset_drift"],
+                "drift_share": r["drift_share"],
+                "n_columns": len(r["columns"]),
+                "drifted_columns": drifted,
+                "profile_id": r["profile_id"],
+                "dataset_id": r["dataset_id"],
+                "current_id": r["current_id"],
+                "run_id": r["run_id"],
+                "model_name": r["model_name"],
+                "model_version": r["model_version"],
+            }
+        )
+    columns = [
+        "report_id",
+        "created_at",
+        "dataset_drift",
+        "drift_share",
+        "n_columns",
+        "drifted_columns",
+        "profile_id",
+        "dataset_id",
+        "current_id",
+        "run_id",
+        "model_name",
+        "model_version",
+    ]
+    return pd.DataFrame(out, columns=columns)

@@ -1,0 +1,178 @@
+"""SQL for drift profiles and reports (tables ``drift_profiles`` and ``drift_reports``).
+
+Functions take a :class:`~nbmlops.store.Store`, write in one ``store.transaction()`` and bind
+every value. Profiles and the per-column table are JSON in TEXT columns (docs/schema.md); rows
+come back as dicts with that JSON parsed. What is recorded is not changed: saving a profile or a
+report whose id is already stored keeps the stored row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nbmlops.store.db import Row, Store
+
+_PROFILE_COLUMNS = "profile_id, dataset_id, n_rows, profile, created_at"
+_REPORT_COLUMNS = (
+    "report_id, profile_id, current_id, run_id, model_name, model_version, dataset_drift, "
+    "drift_share, columns, created_at"
+)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def save_profile(
+    store: Store,
+    *,
+    profile_id: str,
+    dataset_id: str,
+    n_rows: int,
+    profile: Mapping[str, Any],
+    created_at: float | None = None,
+) -> bool:
+    """Store a profile once; True when it was new."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO drift_profiles ({_PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+            (profile_id, dataset_id, n_rows, _dumps(profile), created_at or time.time()),
+        )
+        return cur.rowcount == 1
+
+
+def _profile_row(row: Row) -> Row:
+    return {**row, "profile": json.loads(row["profile"])}
+
+
+def load_profile(store: Store, profile_id: str) -> Row | None:
+    """The profile whose id is, or uniquely starts with, ``profile_id``; None if none does."""
+    rows = store._dicts(
+        f"SELECT {_PROFILE_COLUMNS} FROM drift_profiles WHERE profile_id = ?", (profile_id,)
+    )
+    if not rows and profile_id:
+        rows = store._dicts(
+            f"SELECT {_PROFILE_COLUMNS} FROM drift_profiles "
+            "WHERE profile_id >= ? AND profile_id < ? LIMIT 2",
+            (profile_id, profile_id + "\U0010ffff"),
+        )
+    return _profile_row(rows[0]) if len(rows) == 1 else None
+
+
+def profile_exists(store: Store, profile_id: str) -> bool:
+    return bool(store._query("SELECT 1 FROM drift_profiles WHERE profile_id = ?", (profile_id,)))
+
+
+def profiles_for_dataset(store: Store, dataset_id: str) -> list[Row]:
+    """Every profile of one reference dataset (by fingerprint), newest first."""
+    rows = store._dicts(
+        f"SELECT {_PROFILE_COLUMNS} FROM drift_profiles WHERE dataset_id = ? "
+        "ORDER BY created_at DESC, profile_id",
+        (dataset_id,),
+    )
+    return [_profile_row(r) for r in rows]
+
+
+def save_report(store: Store, report: Mapping[str, Any], profile: Row | None = None) -> bool:
+    """Store a report (keys as the table's columns, ``columns`` a list of dicts); its profile
+    too when given, in the same transaction. True when the report was new."""
+    with store.transaction() as conn:
+        if profile is not None:
+            conn.execute(
+                f"INSERT OR IGNORE INTO drift_profiles ({_PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (
+                    profile["profile_id"],
+                    profile["dataset_id"],
+                    profile["n_rows"],
+                    _dumps(profile["profile"]),
+                    profile.get("created_at") or time.time(),
+                ),
+            )
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO drift_reports ({_REPORT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                report["report_id"],
+                report["profile_id"],
+                report.get("current_id"),
+                report.get("run_id"),
+                report.get("model_name"),
+                report.get("model_version"),
+                int(bool(report["dataset_drift"])),
+                float(report["drift_share"]),
+                _dumps(list(report["columns"])),
+                report.get("created_at") or time.time(),
+            ),
+        )
+        return cur.rowcount == 1
+
+
+def _report_row(row: Row) -> Row:
+    return {
+        **row,
+        "dataset_drift": bool(row["dataset_drift"]),
+        "columns": json.loads(row["columns"]),
+    }
+
+
+def load_report(store: Store, report_id: str) -> Row | None:
+    rows = store._dicts(
+        f"SELECT {_REPORT_COLUMNS} FROM drift_reports WHERE report_id = ?", (report_id,)
+    )
+    if not rows and report_id:
+        rows = store._dicts(
+            f"SELECT {_REPORT_COLUMNS} FROM drift_reports "
+            "WHERE report_id >= ? AND report_id < ? LIMIT 2",
+            (report_id, report_id + "\U0010ffff"),
+        )
+    return _report_row(rows[0]) if len(rows) == 1 else None
+
+
+def reports(
+    store: Store,
+    *,
+    profile_id: str | None = None,
+    dataset_id: str | None = None,
+    run_id: str | None = None,
+    model_name: str | None = None,
+    model_version: int | None = None,
+    limit: int | None = None,
+) -> list[Row]:
+    """Stored reports matching every given filter, newest first."""
+    clauses: list[str] = []
+    values: list[object] = []
+    for column, value in (
+        ("r.profile_id", profile_id),
+        ("p.dataset_id", dataset_id),
+        ("r.run_id", run_id),
+        ("r.model_name", model_name),
+        ("r.model_version", model_version),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")  # column names are fixed above; values are bound
+            values.append(value)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    columns = ", ".join(f"r.{c.strip()}" for c in _REPORT_COLUMNS.split(","))
+    sql = (
+        f"SELECT {columns}, p.dataset_id FROM drift_reports r "
+        f"LEFT JOIN drift_profiles p ON p.profile_id = r.profile_id{where} "
+        "ORDER BY r.created_at DESC, r.report_id"
+    )
+    if limit is not None:
+        sql += " LIMIT ?"
+        values.append(int(limit))
+    return [_report_row(r) for r in store._dicts(sql, values)]
+
+
+__all__: Sequence[str] = [
+    "load_profile",
+    "load_report",
+    "profile_exists",
+    "profiles_for_dataset",
+    "reports",
+    "save_profile",
+    "save_report",
+]

@@ -1,0 +1,154 @@
+"""Profiles and reports in a real store file; profile merges."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbmlops as nbm
+import nbmlops.drift as drift
+from nbmlops.errors import NotFoundError, RunNotFoundError
+from nbmlops.fingerprint import fingerprint
+from nbmlops.store import Store
+from nbmlops.store import drift as drift_sql
+
+
+def _data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x": rng.normal(shift, 1, n),
+            "i": rng.integers(0, 40, n),
+            "k": rng.choice(["a", "b", "c"], n),
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / ".nbmlops")
+    yield s
+    s.close()
+
+
+def test_fit_stores_the_profile_keyed_by_the_reference_fingerprint(store):
+    reference = _data(20_000, 1)
+    detector = drift.DriftDetector(store=store).fit(reference)
+    with sqlite3.connect(store.db_path) as conn:  # a second connection: what really committed
+        rows = conn.execute("SELECT profile_id, dataset_id, n_rows, profile FROM drift_profiles")
+        profile_id, dataset_id, n_rows, text = rows.fetchone()
+    assert profile_id == detector.profile_.profile_id
+    assert dataset_id == fingerprint(reference).digest and n_rows == 20_000
+    assert json.loads(text)["format"] == "nbmlops-drift-profile-v1"
+    assert len(text) < 1_000_000  # compact: ~10k knots per numeric column at most
+
+
+@pytest.mark.parametrize("n", [300, 20_000])
+def test_a_stored_profile_gives_the_same_report_as_the_reference(store, n):
+    reference, current = _data(n, 1), _data(n // 2, 2, shift=0.1)
+    fitted = drift.DriftDetector(store=store).fit(reference)
+    loaded = drift.load_profile(store, fitted.profile_.profile_id[:10])  # a prefix will do
+    expected = drift.DriftDetector().fit(reference).check(current).to_frame()
+    again = drift.check_against_profile(loaded, current).to_frame()
+    pd.testing.assert_frame_equal(again, expected)
+
+
+def test_check_against_profile_by_id_saves_a_report_linked_to_run_and_model(store, tmp_path):
+    reference = _data(500, 1)
+    profile_id = drift.save_profile(store, drift.build_profile(reference))
+    with nbm.start_run("train", store=tmp_path / ".nbmlops") as run:
+        pass
+    report = drift.check_against_profile(
+        profile_id, _data(400, 3), store=store, run_id=run.run_id[:6], model_name="churn",
+        model_version=2,
+    )  # fmt: skip
+    with sqlite3.connect(store.db_path) as conn:
+        row = conn.execute(
+            "SELECT profile_id, current_id, run_id, model_name, model_version, columns "
+            "FROM drift_reports WHERE report_id = ?",
+            (report.report_id,),
+        ).fetchone()
+    assert row[:5] == (profile_id, fingerprint(_data(400, 3)).digest, run.run_id, "churn", 2)
+    assert set(json.loads(row[5])[0]) >= {"column", "method", "statistic", "p_value", "drifted"}
+    nbm.get_store(tmp_path / ".nbmlops").close()
+
+
+def test_reports_filter_and_load_round_trip(store):
+    ref = _data(300, 1)
+    first = drift.check_drift(ref, _data(300, 2), store=store, model_name="m", model_version=1)
+    drift.check_drift(ref, _data(300, 3, shift=1.0), store=store, model_name="m", model_version=2)
+    frame = drift.drift_reports(store, model_name="m")
+    assert list(frame.model_version) == [2, 1] and list(frame.dataset_drift) == [True, False]
+    assert len(drift.drift_reports(store, model_name="m", model_version=1)) == 1
+    loaded = drift.load_report(store, first.report_id)
+    pd.testing.assert_frame_equal(loaded.to_frame(), first.to_frame())
+    assert loaded.dataset_drift == first.dataset_drift and loaded.current_id is not None
+
+
+def test_profiles_for_dataset_newest_first(store):
+    reference = _data(300, 1)
+    a = drift.DriftDetector(columns=["x"], store=store).fit(reference).profile_
+    b = drift.DriftDetector(columns=["x", "k"], store=store).fit(reference).profile_
+    found = drift.profiles_for_dataset(store, fingerprint(reference).digest)
+    assert [p.profile_id for p in found] == [b.profile_id, a.profile_id]
+    assert len(drift_sql.profiles_for_dataset(store, "no-such-dataset")) == 0
+
+
+def test_unknown_profile_report_and_run_are_named(store):
+    with pytest.raises(NotFoundError, match="Drift profile 'nope' not found in store"):
+        drift.load_profile(store, "nope")
+    with pytest.raises(NotFoundError, match="Drift report 'nope' not found in store"):
+        drift.load_report(store, "nope")
+    report = drift.check_drift(_data(50, 1), _data(50, 2))
+    with pytest.raises(RunNotFoundError, match="Run 'feedbeef' not found"):
+        drift.save_report(store, report, run_id="feedbeef")
+    with pytest.raises(NotFoundError, match="pass profile= or fit the detector with store="):
+        drift.save_report(store, report)
+
+
+def test_an_infinite_statistic_is_stored_as_null(store):
+    ref, cur = pd.DataFrame({"k": ["a"] * 20}), pd.DataFrame({"k": ["b"] * 20})
+    report = drift.check_drift(ref, cur, method="chi2_gof", store=store)
+    assert drift.load_report(store, report.report_id)["k"].statistic != report["k"].statistic
+
+
+# --- merging -----------------------------------------------------------------------------------
+
+
+def test_merged_exact_profiles_equal_the_profile_of_the_concatenation():
+    a, b = _data(400, 1), _data(700, 2, shift=0.3)
+    merged = drift.merge_profiles(drift.build_profile(a), drift.build_profile(b))
+    whole = drift.build_profile(pd.concat([a, b], ignore_index=True))
+    mj, wj = merged.to_json(), whole.to_json()
+    for m_col, w_col in zip(mj["columns"], wj["columns"], strict=True):
+        for key in ("m2", "m3", "mean"):
+            assert m_col.pop(key, 0.0) == pytest.approx(w_col.pop(key, 0.0), rel=1e-9, abs=1e-9)
+    assert mj == wj
+
+
+def test_merged_sketches_stay_within_their_error_bounds():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=30_000), rng.normal(1.0, 2.0, size=50_000)
+    merged = drift.merge_profiles(
+        drift.build_profile(pd.DataFrame({"x": a})), drift.build_profile(pd.DataFrame({"x": b}))
+    )
+    whole = np.sort(np.concatenate([a, b]))
+    s = merged.columns["x"].numeric
+    ecdf = np.arange(1, len(whole) + 1) / len(whole)
+    assert np.max(np.abs(s.cdf_at_or_below(whole) / s.n - ecdf)) <= s.ks_error + 1 / len(whole)
+    assert s.n == 80_000 and s.std() == pytest.approx(np.std(whole), rel=1e-9)
+
+
+def test_checking_against_merged_windows_equals_checking_against_all_of_them():
+    windows = [_data(300, seed) for seed in range(3)]
+    merged = drift.merge_profiles(*[drift.build_profile(w) for w in windows])
+    whole = pd.concat(windows, ignore_index=True)
+    current = _data(500, 9, shift=0.2)
+    pd.testing.assert_frame_equal(
+        drift.check_against_profile(merged, current).to_frame(),
+        drift.check_drift(whole, current).to_frame(),
+    )
