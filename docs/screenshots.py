@@ -60,6 +60,14 @@ PANELS = {
     ),
     "cell_history": "%cellhistory {forest}",
     "lineage": "nbm.lineage(nbm.runs(\"name = 'prepare'\").run_id[0])",
+    "drift_panel": (
+        "from sklearn.datasets import load_wine\n"
+        "wine = load_wine(as_frame=True).frame.drop(columns='target')\n"
+        "reference = wine.sample(frac=0.5, random_state=0)\n"
+        "current = wine.drop(reference.index)\n"
+        "current['alcohol'] += 2 * wine['alcohol'].std()  # a shifted feature\n"
+        "%drift reference current"
+    ),
     "models_panel": (
         "models = nbm.models_panel('diabetes')\nmodels.version.value = 2\nmodels.evaluate()\nmodels"
     ),

@@ -18,8 +18,15 @@ if TYPE_CHECKING:
 
     from nbmlops.capture.history import CellDiff
     from nbmlops.compare import Comparison
+    from nbmlops.drift import DriftReport
     from nbmlops.provenance import Lineage
-    from nbmlops.widgets import CellHistoryPanel, CompareView, ModelsPanel, RunsPanel
+    from nbmlops.widgets import (
+        CellHistoryPanel,
+        CompareView,
+        DriftPanel,
+        ModelsPanel,
+        RunsPanel,
+    )
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()
@@ -238,3 +245,101 @@ def models_panel(
     from nbmlops.widgets import ModelsPanel
 
     return ModelsPanel(name, store=store)
+
+
+def save_reference(
+    data: Any, columns: list[str] | None = None, *, store: str | os.PathLike[str] | None = None
+) -> str:
+    """Profile ``data`` (bins, counts, quantile sketch, category frequencies) and keep the
+    profile in the store, keyed by the data's fingerprint; returns the profile id. Later drift
+    checks against it (or against a model trained on it) never need the data again."""
+    from nbmlops.drift import build_profile, save_profile
+
+    return save_profile(get_store(store), build_profile(data, columns))
+
+
+def check_drift(
+    reference: Any,
+    current: Any,
+    columns: list[str] | None = None,
+    method: Any = None,
+    *,
+    save: bool = True,
+    store: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` column by column.
+
+    ``reference`` is a DataFrame/Series, the id of a saved reference profile, or a registered
+    model (``"name@alias"``, ``"name/3"``) whose training data has a saved reference. The report
+    is saved in the store (linked to the active run, or to the model) unless ``save=False``.
+    ``options``: ``threshold``, ``drift_share``, ``multiple_testing`` (see nbmlops.drift).
+    """
+    from nbmlops import drift
+
+    st = get_store(store)
+    active = _run.active_run()
+    run_id = active.run_id if active is not None and active.store is st else None
+    target = st if save else None
+    if not isinstance(reference, str):
+        return drift.check_drift(
+            reference, current, columns, method, store=target, run_id=run_id, **options
+        )
+    profile, model_name, model_version = _reference_profile(st, reference)
+    return drift.check_against_profile(
+        profile,
+        current,
+        method,
+        columns=columns,
+        store=target,
+        run_id=run_id,
+        model_name=model_name,
+        model_version=model_version,
+        **options,
+    )
+
+
+def _reference_profile(st: Store, reference: str) -> tuple[Any, str | None, int | None]:
+    from nbmlops import drift, registry
+    from nbmlops.errors import DriftInputError, NotFoundError
+
+    try:
+        return drift.load_profile(st, reference), None, None
+    except NotFoundError:
+        pass
+    version = registry.get_model_version(reference, store=st)
+    source = (version.signature or {}).get("source")
+    candidates = [
+        d
+        for d in version.datasets
+        if d["role"] == "input"
+        and d["kind"] == "dataframe"
+        and (source is None or d["name"] == source)
+    ]
+    for dataset in candidates:
+        profiles = drift.profiles_for_dataset(st, dataset["fingerprint"])
+        if profiles:
+            return profiles[0], version.name, version.version
+    names = ", ".join(d["name"] for d in candidates) or "none recorded"
+    raise DriftInputError(
+        f"No saved reference for the training data of {version.name}/{version.version} "
+        f"({names}). Save one where that data is in memory: "
+        f"nbm.save_reference({source or 'X_train'})."
+    )
+
+
+def drift_panel(
+    reference: Any,
+    current: Any,
+    columns: list[str] | None = None,
+    method: Any = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> DriftPanel:
+    """Check drift and show the verdict, a sortable per-column table and a column's plot."""
+    from nbmlops.widgets import DriftPanel
+
+    report = check_drift(reference, current, columns, method, store=store, **options)
+    title = f"vs {reference}" if isinstance(reference, str) else ""
+    return DriftPanel(report, title=title)

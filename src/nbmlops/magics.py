@@ -115,6 +115,20 @@ class NbmlopsMagics(Magics):
         """%models [NAME]: the registry panel."""
         return api.models_panel(line.strip() or None)
 
+    @magic_arguments()
+    @argument("reference", help="A DataFrame variable, a saved reference id, or a model@alias.")
+    @argument("current", help="A DataFrame variable.")
+    @argument("--columns", nargs="+", default=None, metavar="COL", help="Columns to check.")
+    @line_magic
+    def drift(self, line: str) -> Any:
+        """%drift REF CUR [--columns ...]: the drift panel for CUR against REF."""
+        args = parse_argstring(self.drift, line)
+        namespace: dict[str, Any] = self.tracker.shell.user_ns
+        if args.current not in namespace:
+            raise UsageError(f"%drift: no variable named {args.current!r} for the current data.")
+        reference = namespace.get(args.reference, args.reference)
+        return api.drift_panel(reference, namespace[args.current], args.columns)
+
     @line_magic
     def cellhistory(self, line: str) -> Any:
         """%cellhistory [RUN_OR_CELL]: every version of a cell (default: the last tracked)."""

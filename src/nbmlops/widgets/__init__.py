@@ -4,7 +4,8 @@ saved and exported notebooks, and ``to_frame()`` gives its table."""
 
 from nbmlops.widgets.cell_history import CellHistoryPanel
 from nbmlops.widgets.compare_view import CompareView
+from nbmlops.widgets.drift_panel import DriftPanel
 from nbmlops.widgets.models_panel import ModelsPanel
 from nbmlops.widgets.runs_panel import RunsPanel
 
-__all__ = ["CellHistoryPanel", "CompareView", "ModelsPanel", "RunsPanel"]
+__all__ = ["CellHistoryPanel", "CompareView", "DriftPanel", "ModelsPanel", "RunsPanel"]
