@@ -585,6 +585,20 @@ class _Binned(BaseDetector):
     is_test = False
     bins: Bins
 
+    def __init__(
+        self,
+        threshold: float | None = None,
+        *,
+        bins: Bins = "evidently",
+        columns: Sequence[Hashable] | None = None,
+        drift_share: float = 0.5,
+        multiple_testing: str | None = None,
+        sketch_size: int = DEFAULT_SKETCH_SIZE,
+        store: Store | None = None,
+    ) -> None:
+        self.bins = bins
+        self._init_common(threshold, columns, drift_share, multiple_testing, sketch_size, store)
+
     def _frequencies(self, ref: ColumnProfile, cur: _Current) -> tuple[FloatArray, FloatArray]:
         bins = self.bins
         s = ref.numeric
@@ -740,20 +754,6 @@ class Hellinger(_Binned):
 
     method_name = "hellinger"
 
-    def __init__(
-        self,
-        threshold: float | None = None,
-        *,
-        bins: Bins = "evidently",
-        columns: Sequence[Hashable] | None = None,
-        drift_share: float = 0.5,
-        multiple_testing: str | None = None,
-        sketch_size: int = DEFAULT_SKETCH_SIZE,
-        store: Store | None = None,
-    ) -> None:
-        self.bins = bins
-        self._init_common(threshold, columns, drift_share, multiple_testing, sketch_size, store)
-
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         r, c = self._frequencies(ref, cur)
         value = _stats.hellinger(r / r.sum(), c / c.sum())
@@ -766,20 +766,6 @@ class LInfinity(_Binned):
     """
 
     method_name = "l_infinity"
-
-    def __init__(
-        self,
-        threshold: float | None = None,
-        *,
-        bins: Bins = "evidently",
-        columns: Sequence[Hashable] | None = None,
-        drift_share: float = 0.5,
-        multiple_testing: str | None = None,
-        sketch_size: int = DEFAULT_SKETCH_SIZE,
-        store: Store | None = None,
-    ) -> None:
-        self.bins = bins
-        self._init_common(threshold, columns, drift_share, multiple_testing, sketch_size, store)
 
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         r, c = self._frequencies(ref, cur)
