@@ -609,4 +609,6 @@ def _end_runs_at_exit() -> None:
             else:
                 run.end()
         except Exception as exc:  # interpreter shutdown: report, do not raise
-            print(f"nbmlops: could not end run {run.run_id}: {exc}", file=sys.stderr)
+            import warnings
+
+            warnings.warn(f"nbmlops could not end run {run.run_id}: {exc}", stacklevel=1)
