@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
@@ -116,6 +117,25 @@ def panels_notebook(folder: Path) -> Path:
     return path
 
 
+def click_through_compare(page: Any, runs_cell: Any) -> None:
+    """As a user would: tick two runs in the %runs panel, press *compare selected*, open the
+    Metrics tab; the result replaces runs_panel.png."""
+    output = runs_cell.locator(".jp-OutputArea")
+    boxes = output.locator(".widget-checkbox input[type=checkbox]")
+    # Newest first: the JupyterLab cell, the registry notebook's two runs, then the second and
+    # first quickstart runs; tick the two quickstart forests (rows 3 and 6).
+    boxes.nth(3).check()
+    boxes.nth(6).check()
+    output.locator("button:has-text('compare selected')").click()
+    output.locator("text=Comparing 2 runs").wait_for(timeout=30_000)
+    output.locator(".lm-TabBar-tab:has-text('Metrics')").click()
+    output.locator("img[src^='data:image/png']").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    output.scroll_into_view_if_needed()
+    output.screenshot(path=str(OUT / "runs_panel.png"))
+    print("saved docs/img/runs_panel.png (two runs ticked and compared in the browser)")
+
+
 def check_jupyterlab_run(folder: Path, notebook: Path) -> None:
     """The %%track cell run by JupyterLab names its notebook and the front end's cell id."""
     import nbmlops as nbm
@@ -195,6 +215,7 @@ def main() -> None:
                 output.scroll_into_view_if_needed()
                 output.screenshot(path=str(OUT / f"{name}.png"))
                 print(f"saved docs/img/{name}.png")
+            click_through_compare(page, cells.nth(2))
             browser.close()
         check_jupyterlab_run(folder, notebook)
     finally:
