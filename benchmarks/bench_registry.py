@@ -37,8 +37,6 @@ import os
 import pickle
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,6 +44,8 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from _common import child_env, cpu_model, fmt_time, run_side, spread, timed
 
 SCRIPT = Path(__file__).resolve()
 FOREST_BYTES = 1_300_000
@@ -63,27 +63,6 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         return cls(register_nbmlops=8, register_mlflow=1, loads_nbmlops=10, loads_mlflow=3)
-
-
-def child_env(pycache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    for key in ("NBMLOPS_HOME", "NBMLOPS_NOTEBOOK", "JPY_SESSION_NAME", "MLFLOW_TRACKING_URI"):
-        env.pop(key, None)
-    env.update(
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="true",
-        PYTHONWARNINGS="ignore",
-        PYTHONPYCACHEPREFIX=str(pycache),
-    )
-    return env
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def sized_forest() -> tuple[Any, int]:
@@ -205,40 +184,6 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
 # -- parent: orchestration and report ---------------------------------------------------------
 
 
-def run_side(side: str, sizes: Sizes, env: dict[str, str]) -> Timings:
-    with tempfile.TemporaryDirectory(prefix=f"bench-registry-{side}-") as tmp:
-        out = Path(tmp) / "timings.json"
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        cmd = [sys.executable, str(SCRIPT), "--side", side, "--sizes", json.dumps(asdict(sizes))]
-        cmd += ["--out", str(out)]
-        done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.stderr.write(done.stdout + done.stderr)
-            raise SystemExit(f"the {side} benchmark failed (exit {done.returncode})")
-        timings: Timings = json.loads(out.read_text())
-        return timings
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def header(quick: bool) -> list[str]:
     load = os.getloadavg()
     return [
@@ -352,13 +297,6 @@ def table(report: list[Row]) -> list[str]:
     return lines
 
 
-def spread(name: str, values: list[float]) -> str:
-    return (
-        f"  {name:<26} n={len(values):<4} min {fmt_time(min(values)):>9}  "
-        f"median {fmt_time(statistics.median(values)):>9}  max {fmt_time(max(values)):>9}"
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
@@ -377,9 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(header(args.quick)), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
         env = child_env(Path(pycache))
-        nbm = run_side("nbmlops", sizes, env)
-        mlf = run_side("mlflow", sizes, env)
-        sha = run_side("sha256", sizes, env)
+        nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
+        mlf = run_side(SCRIPT, "mlflow", asdict(sizes), env)
+        sha = run_side(SCRIPT, "sha256", asdict(sizes), env)
     print(f"model:    RandomForestRegressor, pickle {nbm['forest_bytes'] / 1e6:.2f} MB")
     print(f"sha256:   {sha['gb_per_s']:.2f} GB/s in memory on this CPU (hashlib, 64 MB, best of 3)")
     print()

@@ -36,24 +36,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from _common import child_env, cpu_model, fmt_time, machine_load, run_side, spread, timed
+
 SCRIPT = Path(__file__).resolve()
 EXPERIMENT = "bench"
 
 Timings = dict[str, Any]
-
-
-def child_env(pycache: Path) -> dict[str, str]:
-    """The environment of every child process: no MLflow telemetry thread, no warnings, and
-    bytecode cached in ``pycache`` (shared by the whole run), so that imports are timed as in an
-    ordinary install even where PYTHONDONTWRITEBYTECODE is set or source files changed."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="true",
-        PYTHONWARNINGS="ignore",
-        PYTHONPYCACHEPREFIX=str(pycache),
-    )
-    return env
 
 
 @dataclass(frozen=True)
@@ -118,12 +106,6 @@ METRIC_NAMES = (
 def metrics_for(i: int) -> dict[str, float]:
     rng = random.Random(i)
     return {name: rng.random() for name in METRIC_NAMES}
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # -- nbmlops side (child process) -------------------------------------------------------------
@@ -291,22 +273,6 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
 # -- parent: orchestration and report ---------------------------------------------------------
 
 
-def run_side(side: str, sizes: Sizes, env: dict[str, str]) -> Timings:
-    """Run one tool's cases in a child process with a fresh temp dir as cwd; its timings."""
-    with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as tmp:
-        out = Path(tmp) / "timings.json"
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        cmd = [sys.executable, str(SCRIPT), "--side", side, "--sizes", json.dumps(asdict(sizes))]
-        cmd += ["--out", str(out)]
-        done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.stderr.write(done.stdout + done.stderr)
-            raise SystemExit(f"the {side} benchmark failed (exit {done.returncode})")
-        timings: Timings = json.loads(out.read_text())
-        return timings
-
-
 def import_times(repeats: int, env: dict[str, str]) -> dict[str, list[float]]:
     """Seconds to import each package in a fresh interpreter, interleaved, after one warm-up."""
     times: dict[str, list[float]] = {"nbmlops": [], "mlflow": []}
@@ -326,37 +292,6 @@ def import_times(repeats: int, env: dict[str, str]) -> dict[str, list[float]]:
                 if i > 0:  # the first round only warms the OS file cache and .pyc files
                     times[package].append(float(done.stdout.split()[-1]))
     return times
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_load() -> str:
-    """Load average, and the share of time tasks waited for a CPU (Linux PSI), over 1 min."""
-    text = f"load average {os.getloadavg()[0]:.2f}"
-    try:
-        with open("/proc/pressure/cpu") as f:
-            fields = dict(item.split("=") for item in f.readline().split()[1:])
-        text += f", CPU pressure {float(fields['avg60']):.0f}%"
-    except (OSError, KeyError, ValueError):
-        pass
-    return text
 
 
 def header(quick: bool) -> list[str]:
@@ -453,13 +388,6 @@ def table(report: list[Row]) -> list[str]:
     return lines
 
 
-def spread(name: str, values: list[float]) -> str:
-    return (
-        f"  {name:<22} n={len(values):<4} min {fmt_time(min(values)):>9}  "
-        f"median {fmt_time(statistics.median(values)):>9}  max {fmt_time(max(values)):>9}"
-    )
-
-
 def details(nbm: Timings, mlf: Timings, imports: dict[str, list[float]]) -> list[str]:
     lines = ["", "spread (min / median / max):"]
     for side, t in (("nbmlops", nbm), ("mlflow", mlf)):
@@ -487,8 +415,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(header(args.quick)), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
         env = child_env(Path(pycache))
-        nbm = run_side("nbmlops", sizes, env)
-        mlf = run_side("mlflow", sizes, env)
+        nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
+        mlf = run_side(SCRIPT, "mlflow", asdict(sizes), env)
         imports = import_times(sizes.import_repeats, env)
     print()
     print("\n".join(table(rows(sizes, nbm, mlf, imports))))

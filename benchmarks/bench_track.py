@@ -43,8 +43,6 @@ import os
 import pickle
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -53,6 +51,8 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from _common import child_env, cpu_model, fmt_time, machine_load, run_side, timed
 
 SCRIPT = Path(__file__).resolve()
 EXPERIMENT = "bench"
@@ -106,32 +106,6 @@ class Sizes:
             fp_string_rows=200_000,
             fp_repeats=2,
         )
-
-
-def child_env(pycache: Path) -> dict[str, str]:
-    """Environment of the child processes: no MLflow telemetry, no warnings, bytecode cached,
-    one BLAS thread, and no nbmlops/MLflow location inherited from the caller."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    for key in ("NBMLOPS_HOME", "NBMLOPS_NOTEBOOK", "JPY_SESSION_NAME", "MLFLOW_TRACKING_URI"):
-        env.pop(key, None)
-    # One BLAS/OpenMP thread: on a small shared machine a second thread waiting for a busy core
-    # makes a 35 ms fit take 140 ms at random, which would drown the overheads measured here.
-    env.update(
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="true",
-        PYTHONWARNINGS="ignore",
-        PYTHONPYCACHEPREFIX=str(pycache),
-    )
-    return env
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # -- shared workload --------------------------------------------------------------------------
@@ -538,56 +512,6 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
 # -- parent: orchestration and report ---------------------------------------------------------
 
 
-def run_side(side: str, sizes: Sizes, env: dict[str, str]) -> Timings:
-    """Run one side in a child process, a fresh temp dir as cwd and IPYTHONDIR; its timings."""
-    with tempfile.TemporaryDirectory(prefix=f"bench-track-{side}-") as tmp:
-        out = Path(tmp) / "timings.json"
-        workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        cmd = [sys.executable, str(SCRIPT), "--side", side, "--sizes", json.dumps(asdict(sizes))]
-        cmd += ["--out", str(out)]
-        side_env = {**env, "IPYTHONDIR": str(Path(tmp) / "ipython")}
-        started = time.perf_counter()
-        done = subprocess.run(cmd, cwd=workdir, env=side_env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.stderr.write(done.stdout + done.stderr)
-            raise SystemExit(f"the {side} benchmark failed (exit {done.returncode})")
-        timings: Timings = json.loads(out.read_text())
-        timings["elapsed"] = time.perf_counter() - started
-        return timings
-
-
-def fmt_time(seconds: float) -> str:
-    if abs(seconds) < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if abs(seconds) < 1:
-        return f"{seconds * 1e3:.{2 if abs(seconds) < 0.01 else 1}f} ms"
-    return f"{seconds:.2f} s"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_load() -> str:
-    """Load average and, where the kernel reports it, the share of time tasks waited for a CPU."""
-    text = f"load average {os.getloadavg()[0]:.2f}"
-    try:
-        with open("/proc/pressure/cpu") as f:
-            some = f.readline().split()
-        text += f", CPU pressure {float(some[2].split('=')[1]):.0f}% (avg60)"
-    except (OSError, IndexError, ValueError):
-        pass
-    return text
-
-
 def header(quick: bool) -> list[str]:
     versions = "  ".join(
         f"{name} {version(dist)}"
@@ -842,10 +766,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(header(args.quick)), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-track-pycache-") as pycache:
         env = child_env(Path(pycache))
-        nbm = run_side("nbmlops", sizes, env)
-        quiet = run_side("nbmlops-no-history", sizes, env)
-        mlf = run_side("mlflow", sizes, env)
-        fp = run_side("fingerprint", sizes, env)
+        nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
+        quiet = run_side(SCRIPT, "nbmlops-no-history", asdict(sizes), env)
+        mlf = run_side(SCRIPT, "mlflow", asdict(sizes), env)
+        fp = run_side(SCRIPT, "fingerprint", asdict(sizes), env)
     print()
     print("\n".join(table(rows(nbm, quiet, mlf, fp))))
     print("\n".join(details(sizes, nbm, quiet, mlf, fp)))

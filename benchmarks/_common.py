@@ -1,0 +1,102 @@
+"""What the side-by-side benchmark scripts share: child processes per side, timing, and how the
+machine and the figures are printed. Scripts import it as ``_common`` (run as
+``python benchmarks/bench_x.py``, their folder is on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def child_env(pycache: Path) -> dict[str, str]:
+    """Environment of the child processes: no MLflow telemetry, no warnings, one BLAS thread,
+    no nbmlops/MLflow location inherited from the caller, and bytecode cached in ``pycache``
+    (shared by the whole run), so imports are timed as in an ordinary install even where
+    PYTHONDONTWRITEBYTECODE is set or source files just changed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for key in ("NBMLOPS_HOME", "NBMLOPS_NOTEBOOK", "JPY_SESSION_NAME", "MLFLOW_TRACKING_URI"):
+        env.pop(key, None)
+    # One BLAS/OpenMP thread: on a small shared machine a second thread waiting for a busy core
+    # makes a 35 ms fit take 140 ms at random, which would drown the overheads measured.
+    env.update(
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        PYTHONWARNINGS="ignore",
+        PYTHONPYCACHEPREFIX=str(pycache),
+    )
+    return env
+
+
+def run_side(script: Path, side: str, sizes: dict[str, Any], env: dict[str, str]) -> Any:
+    """Run ``script --side SIDE`` in a child process (a fresh temp dir as cwd and IPYTHONDIR);
+    return the timings it wrote as JSON, with ``elapsed`` added."""
+    with tempfile.TemporaryDirectory(prefix=f"{script.stem}-{side}-") as tmp:
+        out = Path(tmp) / "timings.json"
+        workdir = Path(tmp) / "work"
+        workdir.mkdir()
+        cmd = [sys.executable, str(script), "--side", side, "--sizes", json.dumps(sizes)]
+        cmd += ["--out", str(out)]
+        side_env = {**env, "IPYTHONDIR": str(Path(tmp) / "ipython")}
+        started = time.perf_counter()
+        done = subprocess.run(cmd, cwd=workdir, env=side_env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            raise SystemExit(f"the {side} benchmark failed (exit {done.returncode})")
+        timings = json.loads(out.read_text())
+        timings["elapsed"] = time.perf_counter() - started
+        return timings
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def fmt_time(seconds: float) -> str:
+    if abs(seconds) < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if abs(seconds) < 1:
+        return f"{seconds * 1e3:.{2 if abs(seconds) < 0.01 else 1}f} ms"
+    return f"{seconds:.2f} s"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def machine_load() -> str:
+    """Load average, and the share of time tasks waited for a CPU (Linux PSI), over 1 min."""
+    text = f"load average {os.getloadavg()[0]:.2f}"
+    try:
+        with open("/proc/pressure/cpu") as f:
+            fields = dict(item.split("=") for item in f.readline().split()[1:])
+        text += f", CPU pressure {float(fields['avg60']):.0f}%"
+    except (OSError, KeyError, ValueError):
+        pass
+    return text
+
+
+def spread(name: str, values: list[float], width: int = 26) -> str:
+    return (
+        f"  {name:<{width}} n={len(values):<4} min {fmt_time(min(values)):>9}  "
+        f"median {fmt_time(statistics.median(values)):>9}  max {fmt_time(max(values)):>9}"
+    )
