@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import cpu_model, machine_load
 
 import nbmlops
 import nbmlops.drift as drift
@@ -150,16 +151,7 @@ def compare(report: drift.DriftReport, evidently: dict[str, Any]) -> tuple[float
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{model}, {os.cpu_count()} cores, load average {load}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {machine_load()}"
 
 
 def main() -> None:

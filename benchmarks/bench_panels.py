@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _common import cpu_model, machine_load
 
 import nbmlops as nbm
 from nbmlops.widgets import CompareView, RunsPanel
@@ -56,15 +57,7 @@ def timed(build: Callable[[], object], repeat: int) -> float:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {machine_load()}"
 
 
 def main() -> None:
@@ -75,7 +68,7 @@ def main() -> None:
     steps = 200 if args.quick else 1_000
     repeat = 2 if args.quick else 3
     print(f"date:     {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
-    print(f"machine:  {machine()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"machine:  {machine()}")
     print(f"python:   {sys.version.split()[0]}   nbmlops {nbm.__version__}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
