@@ -79,11 +79,12 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
+
+from nbmlops._jsonable import jsonable
 
 __all__ = ["CellAnalysis", "LiteralParam", "MetricCandidate", "analyze_cell"]
 
@@ -226,30 +227,6 @@ def _realign(original: str, transformed: str) -> str:
 def _lines(text: str) -> list[str]:
     # Only the line breaks Python's tokenizer knows; str.splitlines also splits on \f, \u2028 ...
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-
-def _to_json(value: object) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_to_json(v) for v in value]
-    if isinstance(value, set | frozenset):
-        items = [_to_json(v) for v in value]
-        try:
-            return sorted(items)  # type: ignore[type-var]
-        except TypeError:
-            return sorted(items, key=repr)
-    if isinstance(value, dict):
-        return {_json_key(k): _to_json(v) for k, v in value.items()}
-    return repr(value)
-
-
-def _json_key(key: object) -> str:
-    if isinstance(key, str):
-        return key
-    if key is None or isinstance(key, bool | int | float):
-        return json.dumps(key)
-    return repr(key)
 
 
 def _start(node: ast.expr | ast.stmt) -> _Pos:
@@ -476,7 +453,7 @@ class _Walker:
                         pass
                     else:
                         mutable = isinstance(val, _MUTABLE_LITERAL_NODES)
-                        self.params[name] = _Param(_to_json(literal), line, _end(stmt), mutable)
+                        self.params[name] = _Param(jsonable(literal), line, _end(stmt), mutable)
                 if not isinstance(val, ast.Call):
                     continue
                 self.constructed[name] = line

@@ -48,11 +48,10 @@ import types
 import weakref
 from typing import Any
 
+from nbmlops._jsonable import jsonable
+
 __all__ = ["is_estimator", "is_fitted", "non_default_params"]
 
-_MAX_REPR = 200
-_MAX_ARRAY = 100  # 1-d numeric arrays up to this size become lists, larger ones a repr
-_ARRAY_KINDS = frozenset("biufU")  # bool, int, uint, float, str
 _REQUIRED = object()  # marks an __init__ parameter without a default
 _CLASS_INFO: weakref.WeakKeyDictionary[type, tuple[tuple[str, ...] | None, dict[str, object]]] = (
     weakref.WeakKeyDictionary()
@@ -135,7 +134,7 @@ def _collect(
                 _collect(child, (*path, step), nodes, seen)
             continue
         if not _is_default(value, defaults.get(name, _REQUIRED)):
-            own.append((name, _to_json(value)))
+            own.append((name, jsonable(value)))
 
 
 def _class_info(cls: type) -> tuple[tuple[str, ...] | None, dict[str, object]]:
@@ -224,68 +223,6 @@ def _is_nan(value: object) -> bool:
         return math.isnan(value)
     except (TypeError, ValueError, OverflowError):
         return False
-
-
-def _to_json(value: object) -> object:
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int | float):
-        return float(value) if isinstance(value, float) else int(value)
-    item = getattr(value, "item", None)
-    if item is not None and getattr(value, "ndim", None) == 0 and hasattr(value, "dtype"):
-        try:
-            scalar = item()  # numpy scalar or 0-d array -> Python scalar
-        except Exception:
-            return _repr(value)
-        if scalar is None or isinstance(scalar, bool | int | float | str):
-            return scalar
-        return _repr(value)
-    if isinstance(value, list | tuple):
-        return [_to_json(v) for v in value]
-    if _is_small_array(value):
-        return _to_json(value.tolist())  # type: ignore[attr-defined]
-    if isinstance(value, set | frozenset):
-        items = [_to_json(v) for v in value]
-        try:
-            return sorted(items)  # type: ignore[type-var]
-        except TypeError:
-            return sorted(items, key=repr)
-    if isinstance(value, dict):
-        return {_json_key(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, type | types.FunctionType | types.BuiltinFunctionType):
-        return f"{value.__module__}.{value.__qualname__}"
-    return _repr(value)
-
-
-def _is_small_array(value: object) -> bool:
-    """A numpy array short enough to read as a list, e.g. ``np.logspace(-3, 3, 7)`` in a grid."""
-    if getattr(value, "ndim", None) != 1 or not hasattr(value, "tolist"):
-        return False
-    dtype_kind = getattr(getattr(value, "dtype", None), "kind", None)
-    return dtype_kind in _ARRAY_KINDS and getattr(value, "size", _MAX_ARRAY + 1) <= _MAX_ARRAY
-
-
-def _json_key(key: object) -> str:
-    if isinstance(key, str):
-        return key
-    converted = _to_json(key)
-    if isinstance(converted, str):
-        return converted
-    if isinstance(converted, bool):
-        return "true" if converted else "false"
-    if converted is None:
-        return "null"
-    if isinstance(converted, int | float):
-        return repr(converted)
-    return _repr(key)
-
-
-def _repr(value: object) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__qualname__}>"
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
 def _labels(nodes: list[tuple[tuple[str, ...], str]]) -> list[str]:
