@@ -218,3 +218,21 @@ def test_models_panel_registers_evaluates_promotes_and_deprecates(home: Path, tm
     assert "deprecated: worse" in panel.message.value
     kinds = [k for k in nbm.model_history("m")["kind"]]
     assert kinds.count("promotion") == 1 and "deprecated" in kinds
+
+
+def test_notebook_exported_to_html_shows_the_static_comparison(home: Path, runs, tmp_path):
+    """A notebook saved without widget state (JupyterLab's default) exports the static HTML."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    with nbm.start_run("no-depth") as run:  # a run lacking a param: nullable ints get NA
+        run.log_params({"lr": 0.5})
+    panel = nbm.runs_panel()
+    panel.select(runs[0], runs[2])
+    panel.compare()
+    bundle = panel._repr_mimebundle_()
+    cell = nbformat.v4.new_code_cell("panel", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("execute_result", data=bundle, execution_count=1)]
+    html, _ = HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
+    assert "Comparing 2 runs" in html and "Params that differ" in html
+    assert "&lt;NA&gt;" not in html and "<NA>" not in html

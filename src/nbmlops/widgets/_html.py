@@ -23,7 +23,7 @@ DIFFERENT = "background:#fff3e0"
 
 
 def fmt(value: Any) -> str:
-    if value is None:
+    if value is None or type(value).__name__ == "NAType":  # pandas.NA, from nullable columns
         return ""
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
