@@ -231,6 +231,18 @@ CREATE TABLE drift_reports (
 CREATE INDEX drift_reports_model ON drift_reports(model_name, model_version, created_at);
 """
 
+# A cache of params, latest_metrics and tags packed into one row per run, so that nbmlops.runs()
+# reads one row per run; written with every write to those tables (store/frames.py has the
+# format). It holds nothing of its own: the normalized tables stay the record.
+V5_RUN_SUMMARIES = """
+CREATE TABLE run_summaries (
+    run_id  TEXT PRIMARY KEY REFERENCES runs(run_id),
+    layout  TEXT NOT NULL,      -- JSON: [param keys, param kinds, metric keys, tag keys]
+    numbers BLOB NOT NULL,      -- float64 little-endian: each param's number, then each metric
+    texts   TEXT NOT NULL       -- JSON array: the text params' values, then the tag values
+) WITHOUT ROWID;
+"""
+
 
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
@@ -266,5 +278,25 @@ def register(migrations: object) -> None:
     def _drift(db: Database) -> None:
         _run_script(db, V4_DRIFT)
 
+    @migrations(name="0005_run_summaries")
+    def _run_summaries(db: Database) -> None:
+        # The backfill writes summaries in the current format; a later change of the format
+        # needs a migration that rewrites them all.
+        from nbmlops.store.frames import refresh_summary
 
-MIGRATION_NAMES = ("0001_initial", "0002_cell_executions", "0003_registry", "0004_drift")
+        _run_script(db, V5_RUN_SUMMARIES)
+        run_ids = db.execute(
+            "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM params "
+            "UNION SELECT run_id FROM latest_metrics UNION SELECT run_id FROM tags)"
+        ).fetchall()
+        for (run_id,) in run_ids:
+            refresh_summary(db.conn, run_id)
+
+
+MIGRATION_NAMES = (
+    "0001_initial",
+    "0002_cell_executions",
+    "0003_registry",
+    "0004_drift",
+    "0005_run_summaries",
+)
