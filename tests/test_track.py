@@ -314,3 +314,13 @@ def test_nbmlops_line_magic_shows_store_and_last_run(shell, capsys):
     shell.run_line_magic("nbmlops", "--experiment other")
     out = capsys.readouterr().out
     assert "nbmlops.db" in out and "experiment  other" in out and "'first' finished" in out
+
+
+def test_cells_before_a_run_answer_which_code_ran_first(shell):
+    run(shell, "import math", cell_id="imports")
+    run(shell, "radius = 2", cell_id="setup")
+    run(shell, "%%track area\narea = math.pi * radius ** 2", cell_id="area")
+    before = nbm.cells_before(last_run().run_id)
+    assert before["cell_id"].tolist() == ["setup", "imports"]
+    assert before["source"].tolist() == ["radius = 2", "import math"]
+    assert before["status"].tolist() == ["ok", "ok"]

@@ -343,3 +343,18 @@ def drift_panel(
     report = check_drift(reference, current, columns, method, store=store, **options)
     title = f"vs {reference}" if isinstance(reference, str) else ""
     return DriftPanel(report, title=title)
+
+
+def cells_before(
+    run_id: str, limit: int = 50, *, store: str | os.PathLike[str] | None = None
+) -> pd.DataFrame:
+    """Which code ran before this run: the cells its kernel executed earlier, tracked or not,
+    newest first (cell_id, execution_count, start_time, status, run_id, source_hash, source)."""
+    import pandas as pd
+
+    st = get_store(store)
+    rows = st.executions_before_run(st.resolve_run_id(run_id), limit)
+    columns = ["cell_id", "execution_count", "start_time", "status", "run_id", "source_hash"]
+    frame = pd.DataFrame(rows, columns=[*columns, "source"])
+    frame["start_time"] = pd.to_datetime(frame["start_time"], unit="s", utc=True)
+    return frame

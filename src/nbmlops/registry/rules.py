@@ -121,10 +121,6 @@ class Rule:
     lhs: Expr
     rhs: Expr
 
-    @property
-    def uses_champion(self) -> bool:
-        return any(r.ref is not None and r.ref[0] for r in (*self.lhs.refs(), *self.rhs.refs()))
-
     def operand_text(self, expr: Expr) -> str:
         return self.text[expr.start : expr.end].strip()
 

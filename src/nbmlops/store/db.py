@@ -514,13 +514,16 @@ class Store:
             (notebook, cell_id),
         )
 
-    def executions_before(self, session: str, before: float, limit: int = 50) -> list[Row]:
-        """The cells this kernel session ran before a moment, newest first."""
+    def executions_before_run(self, run_id: str, limit: int = 50) -> list[Row]:
+        """The cells the run's kernel session executed before the run's cell, newest first,
+        with their source: which code ran before this run."""
         return self._dicts(
-            "SELECT cell_id, source_hash, execution_count, start_time, status, run_id "
-            "FROM cell_executions WHERE session = ? AND start_time < ? "
-            "ORDER BY start_time DESC LIMIT ?",
-            (session, before, limit),
+            "SELECT ce.cell_id, ce.execution_count, ce.start_time, ce.status, ce.run_id, "
+            "ce.source_hash, cv.source FROM cell_executions ce "
+            "JOIN cell_versions cv ON cv.source_hash = ce.source_hash "
+            "JOIN cell_executions this ON this.run_id = ? AND this.session = ce.session "
+            "WHERE ce.start_time < this.start_time ORDER BY ce.start_time DESC LIMIT ?",
+            (run_id, limit),
         )
 
     def resolve_source_hash(self, prefix: str) -> str | None:

@@ -262,16 +262,6 @@ def events_of(store: Store, name: str) -> list[Row]:
     )
 
 
-def event_row(store: Store, event_id: int) -> Row | None:
-    rows = _read(
-        store,
-        "SELECT event_id, name, at, kind, version, alias, actor, host, payload FROM model_events "
-        "WHERE event_id = ?",
-        (event_id,),
-    )
-    return rows[0] if rows else None
-
-
 def record_promotion(
     store: Store,
     decision: Mapping[str, Any],
