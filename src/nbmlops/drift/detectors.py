@@ -178,6 +178,18 @@ class BaseDetector:
     sketch_size: int
     store: Store | None
 
+    def __init__(
+        self,
+        threshold: float | None = None,
+        *,
+        columns: Sequence[Hashable] | None = None,
+        drift_share: float = 0.5,
+        multiple_testing: str | None = None,
+        sketch_size: int = DEFAULT_SKETCH_SIZE,
+        store: Store | None = None,
+    ) -> None:
+        self._init_common(threshold, columns, drift_share, multiple_testing, sketch_size, store)
+
     def _init_common(
         self,
         threshold: float | Mapping[Hashable, float] | None,
@@ -419,18 +431,6 @@ class Chi2GOF(BaseDetector):
 
     method_name = "chi2_gof"
 
-    def __init__(
-        self,
-        threshold: float | None = None,
-        *,
-        columns: Sequence[Hashable] | None = None,
-        drift_share: float = 0.5,
-        multiple_testing: str | None = None,
-        sketch_size: int = DEFAULT_SKETCH_SIZE,
-        store: Store | None = None,
-    ) -> None:
-        self._init_common(threshold, columns, drift_share, multiple_testing, sketch_size, store)
-
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         _, r, c = _aligned(*ref.frequencies(), *cur.frequencies())
         effect = _stats.cramers_v(r, c)
@@ -483,18 +483,6 @@ class ZTest(BaseDetector):
     """
 
     method_name = "z"
-
-    def __init__(
-        self,
-        threshold: float | None = None,
-        *,
-        columns: Sequence[Hashable] | None = None,
-        drift_share: float = 0.5,
-        multiple_testing: str | None = None,
-        sketch_size: int = DEFAULT_SKETCH_SIZE,
-        store: Store | None = None,
-    ) -> None:
-        self._init_common(threshold, columns, drift_share, multiple_testing, sketch_size, store)
 
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         from scipy.stats import norm

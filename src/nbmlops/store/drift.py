@@ -44,22 +44,26 @@ def save_profile(
         return cur.rowcount == 1
 
 
+def _by_id_or_prefix(store: Store, table: str, key: str, columns: str, value: str) -> Row | None:
+    """The row whose ``key`` is ``value`` or, failing that, uniquely starts with it. ``table``,
+    ``key`` and ``columns`` are this module's constants; ``value`` is always bound."""
+    rows = store._dicts(f"SELECT {columns} FROM {table} WHERE {key} = ?", (value,))
+    if not rows and value:
+        rows = store._dicts(
+            f"SELECT {columns} FROM {table} WHERE {key} >= ? AND {key} < ? LIMIT 2",
+            (value, value + "\U0010ffff"),
+        )
+    return rows[0] if len(rows) == 1 else None
+
+
 def _profile_row(row: Row) -> Row:
     return {**row, "profile": json.loads(row["profile"])}
 
 
 def load_profile(store: Store, profile_id: str) -> Row | None:
     """The profile whose id is, or uniquely starts with, ``profile_id``; None if none does."""
-    rows = store._dicts(
-        f"SELECT {_PROFILE_COLUMNS} FROM drift_profiles WHERE profile_id = ?", (profile_id,)
-    )
-    if not rows and profile_id:
-        rows = store._dicts(
-            f"SELECT {_PROFILE_COLUMNS} FROM drift_profiles "
-            "WHERE profile_id >= ? AND profile_id < ? LIMIT 2",
-            (profile_id, profile_id + "\U0010ffff"),
-        )
-    return _profile_row(rows[0]) if len(rows) == 1 else None
+    row = _by_id_or_prefix(store, "drift_profiles", "profile_id", _PROFILE_COLUMNS, profile_id)
+    return None if row is None else _profile_row(row)
 
 
 def profile_exists(store: Store, profile_id: str) -> bool:
@@ -119,16 +123,8 @@ def _report_row(row: Row) -> Row:
 
 
 def load_report(store: Store, report_id: str) -> Row | None:
-    rows = store._dicts(
-        f"SELECT {_REPORT_COLUMNS} FROM drift_reports WHERE report_id = ?", (report_id,)
-    )
-    if not rows and report_id:
-        rows = store._dicts(
-            f"SELECT {_REPORT_COLUMNS} FROM drift_reports "
-            "WHERE report_id >= ? AND report_id < ? LIMIT 2",
-            (report_id, report_id + "\U0010ffff"),
-        )
-    return _report_row(rows[0]) if len(rows) == 1 else None
+    row = _by_id_or_prefix(store, "drift_reports", "report_id", _REPORT_COLUMNS, report_id)
+    return None if row is None else _report_row(row)
 
 
 def reports(
