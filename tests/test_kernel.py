@@ -37,7 +37,7 @@ def test_quickstart_notebook_records_runs_with_no_logging_code(
     assert forest.params["RandomForestClassifier.n_estimators"] == 50
     assert 0.5 < forest.metrics["accuracy"] <= 1
     kinds = sorted(a["kind"] for a in forest.artifacts)
-    assert kinds == ["figure", "model"]
+    assert kinds == ["figure", "model", "notebook"]
     prepare = nbm.get_run(frame["run_id"][2])
     files = [d for d in prepare.datasets if d["kind"] == "file"]
     assert [Path(f["name"]).name for f in files] == ["wine.csv"]
@@ -87,3 +87,122 @@ def test_cell_id_sent_by_the_front_end_names_the_cell(kernel: Any):
     assert frame["status"].tolist() == ["failed", "finished", "finished"]
     history = nbm.cell_history("lab-cell-7")
     assert history["source"].tolist() == ["%%track\nalpha = 0.3", "%%track\nalpha = 0.4"]
+
+
+def announced_link(client: Any) -> str:
+    """The comm id of the link the kernel opens when nbmlops loads (as JupyterLab sees it)."""
+    while True:
+        message = client.get_iopub_msg(timeout=30)
+        content = message["content"]
+        if message["msg_type"] == "comm_open" and content["target_name"] == "nbmlops":
+            assert content["data"]["kind"] == "hello"
+            return str(content["comm_id"])
+
+
+def send_to_link(client: Any, comm_id: str, data: dict[str, Any]) -> None:
+    client.shell_channel.send(client.session.msg("comm_msg", {"comm_id": comm_id, "data": data}))
+
+
+def notebook_json(*cells: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "cells": [
+            {
+                "id": cell_id,
+                "cell_type": "code",
+                "source": source,
+                "metadata": {},
+                "execution_count": 4,
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": "old output"}],
+            }
+            for cell_id, source in cells
+        ],
+        "metadata": {"kernelspec": {"name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def stored_notebook(run: nbm.Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The notebook snapshot a run stored: (its JSON, the artifact's meta)."""
+    import json
+
+    [artifact] = [a for a in run.artifacts if a["kind"] == "notebook"]
+    content = nbm.get_store().objects.path_of(artifact["sha256"]).read_bytes()
+    return json.loads(content), artifact["meta"]
+
+
+def test_the_front_end_gives_the_kernel_the_notebook_as_it_is_in_memory(
+    kernel: Any, tmp_path: Path
+):
+    assert execute(kernel, "%load_ext nbmlops")["status"] == "ok"
+    link = announced_link(kernel)
+    # Never saved: the file does not exist, only the front end knows these cells.
+    path = str(tmp_path / "unsaved.ipynb")
+    cells = [("prep", "x = 20"), ("train", "%%track\ny = x + 1")]
+    send_to_link(kernel, link, {"kind": "path", "path": path})
+    send_to_link(
+        kernel, link, {"kind": "snapshot", "path": path, "notebook": notebook_json(*cells)}
+    )
+    assert execute(kernel, "x = 20", cell_id="prep")["status"] == "ok"
+    assert execute(kernel, "%%track\ny = x + 1", cell_id="train")["status"] == "ok"
+
+    run = nbm.get_run(nbm.runs()["run_id"][0])
+    assert run.info["notebook"] == path
+    assert run.info["experiment"] == "unsaved"  # named after the notebook the front end gave
+    notebook, meta = stored_notebook(run)
+    assert [(c["id"], c["source"]) for c in notebook["cells"]] == cells
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in notebook["cells"])
+    assert meta["origin"] == "front end"
+    assert meta["cell_found"] and meta["cell_matches"]
+
+    # An edit in the front end, sent before the cell runs again, is what the next run stores.
+    edited = [("prep", "x = 30"), ("train", "%%track\ny = x + 2")]
+    send_to_link(
+        kernel,
+        link,
+        {"kind": "snapshot", "path": path, "notebook": notebook_json(*edited), "dirty": True},
+    )
+    assert execute(kernel, "%%track\ny = x + 2", cell_id="train")["status"] == "ok"
+    newer = nbm.get_run(nbm.runs()["run_id"][0])
+    notebook, meta = stored_notebook(newer)
+    assert [c["source"] for c in notebook["cells"]] == ["x = 30", "%%track\ny = x + 2"]
+    assert meta["unsaved_edits"] is True and meta["cell_matches"]
+
+
+def test_a_bad_front_end_message_warns_once_and_the_cell_still_runs(kernel: Any, tmp_path: Path):
+    assert execute(kernel, "%load_ext nbmlops")["status"] == "ok"
+    link = announced_link(kernel)
+    send_to_link(kernel, link, {"kind": "snapshot", "path": "x.ipynb", "notebook": {"cells": 3}})
+    msg = kernel.execute("%%track\nz = 5\nprint(z)")
+    warnings, printed = [], []
+    while True:
+        message = kernel.get_iopub_msg(timeout=30)
+        if message["parent_header"].get("msg_id") != msg:
+            continue
+        if message["msg_type"] == "stream":
+            target = warnings if message["content"]["name"] == "stderr" else printed
+            target.append(message["content"]["text"])
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            break
+    assert "5\n" in "".join(printed)
+    [warning] = [w for w in warnings if "nbmlops warning" in w]
+    assert "JupyterLab extension sent a message nbmlops cannot use" in warning
+    assert "'cells' list" in warning
+    assert nbm.runs()["status"].tolist() == ["finished"]
+
+
+def test_without_a_front_end_the_saved_notebook_is_the_snapshot(home: Path, tmp_path: Path):
+    import nbformat
+
+    notebook = tmp_path / "saved.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext nbmlops"),
+        nbformat.v4.new_code_cell("%%track\nq = 1"),
+    ]
+    nbformat.write(nb, notebook)
+    execute_notebook(notebook, store=home)
+    run = nbm.get_run(nbm.runs()["run_id"][0])
+    stored, meta = stored_notebook(run)
+    assert [c["source"] for c in stored["cells"]] == ["%load_ext nbmlops", "%%track\nq = 1"]
+    assert meta["origin"] == "saved file" and meta["cell_matches"]

@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from nbmlops.capture.notebook import FRONT_END_TARGET
+
 
 def _this_python_kernel_manager() -> Any:
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -75,6 +77,9 @@ def execute_notebook(
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(notebook_path.parent)}},
     )
+    # The kernel offers the JupyterLab extension a link (nbmlops.magics.FrontEndLink); headless,
+    # the saved notebook is the snapshot, so the offer is declined quietly instead of warned of.
+    client.comm_open_handlers[FRONT_END_TARGET] = lambda message: None
     env = {**os.environ, "NBMLOPS_NOTEBOOK": str(notebook_path)}
     if store is not None:
         env["NBMLOPS_HOME"] = str(Path(store).resolve())

@@ -10,6 +10,7 @@ The ``track`` magic itself is only reached when the arguments do not parse, and 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -36,6 +37,13 @@ from nbmlops.capture.cell import (
     stale_inputs,
 )
 from nbmlops.capture.liveness import hostname
+from nbmlops.capture.notebook import (
+    FRONT_END_TARGET,
+    NotebookSnapshot,
+    SnapshotError,
+    from_front_end,
+    from_saved_file,
+)
 from nbmlops.capture.run import DEFAULT_EXPERIMENT
 
 
@@ -214,6 +222,75 @@ def render_summary(summary: Summary) -> str:
     return " · ".join(parts)
 
 
+class FrontEndLink:
+    """The comm over which the nbmlops JupyterLab extension tells this kernel which notebook it
+    runs (``{"kind": "path", "path"}``, after a rename too) and, just before a ``%%track`` cell
+    is sent, the notebook as the front end holds it (``{"kind": "snapshot", "path", "notebook",
+    "dirty"}``). Comm messages travel on the shell channel, so a snapshot sent before an
+    execute request is handled before that cell runs.
+
+    The kernel opens a comm when nbmlops is loaded (a front end that reloads finds it with a
+    ``comm_info`` request and opens its own). Outside a Jupyter kernel this does nothing.
+    """
+
+    TARGET = FRONT_END_TARGET
+    PROTOCOL = 1
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.snapshot: NotebookSnapshot | None = None
+        self.problem: str | None = None
+        self._comms: list[Any] = []
+
+    def open(self, shell: Any) -> None:
+        if getattr(shell, "kernel", None) is None:
+            return
+        import comm
+
+        import nbmlops
+
+        comm.get_comm_manager().register_target(self.TARGET, self._on_open)
+        link = comm.create_comm(
+            target_name=self.TARGET,
+            data={"kind": "hello", "protocol": self.PROTOCOL, "version": nbmlops.__version__},
+        )
+        link.on_msg(self._on_message)
+        self._comms.append(link)
+
+    def close(self) -> None:
+        for link in self._comms:
+            with contextlib.suppress(Exception):  # a kernel shutting down: nothing to tell
+                link.close()
+        self._comms = []
+
+    def _on_open(self, link: Any, message: dict[str, Any]) -> None:
+        link.on_msg(self._on_message)
+        self._comms.append(link)
+        self._receive(message["content"].get("data") or {})
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        self._receive(message["content"].get("data") or {})
+
+    def _receive(self, data: Any) -> None:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        try:
+            if kind == "path" and isinstance(data.get("path"), str):
+                self.path = data["path"]
+            elif kind == "snapshot":
+                self.snapshot = from_front_end(data)
+                self.path = self.snapshot.path or self.path
+            elif kind != "hello":
+                raise SnapshotError(f"unknown message kind {kind!r}")
+        except SnapshotError as exc:
+            self.problem = f"the JupyterLab extension sent a message nbmlops cannot use ({exc})"
+
+    def snapshot_for(self, notebook: str | None) -> NotebookSnapshot | None:
+        """The front end's snapshot of ``notebook``, else the notebook as last saved."""
+        if self.snapshot is not None and self.snapshot.path == notebook:
+            return self.snapshot
+        return from_saved_file(notebook)
+
+
 class Tracker:
     """The extension's state in one kernel: hooks, the cell being tracked, variable origins."""
 
@@ -230,6 +307,7 @@ class Tracker:
         self._started_perf = 0.0
         self._history_failing = False
         self._notes: list[str] = []
+        self.front_end = FrontEndLink()
 
     # -- registration ------------------------------------------------------------------------
 
@@ -240,6 +318,7 @@ class Tracker:
         shell.events.register("post_run_cell", self.post_run_cell)
         shell.events.register("post_execute", self.post_execute)
         shell.input_transformers_cleanup.append(strip_track_line)
+        self.front_end.open(shell)
 
     def unregister(self) -> None:
         shell = self.shell
@@ -252,6 +331,7 @@ class Tracker:
                 shell.events.unregister(event, callback)
         while strip_track_line in shell.input_transformers_cleanup:
             shell.input_transformers_cleanup.remove(strip_track_line)
+        self.front_end.close()
 
     def _post_execute_first(self) -> None:
         # The inline backend closes figures in its own post_execute callback; ours must run
@@ -264,6 +344,8 @@ class Tracker:
     # -- identity ----------------------------------------------------------------------------
 
     def notebook(self) -> str | None:
+        if self.front_end.path:
+            return self.front_end.path
         return resolve_notebook(
             os.environ.get("JPY_SESSION_NAME"), self.shell.user_ns.get("__vsc_ipynb_file__")
         )
@@ -280,6 +362,9 @@ class Tracker:
         self._tracked = None
         self._context = None
         self._notes = []
+        if self.front_end.problem:
+            self._notes.append(self.front_end.problem)
+            self.front_end.problem = None
         try:
             raw = info.raw_cell or ""
             options = _track_options(raw)
@@ -307,6 +392,7 @@ class Tracker:
                 options,
                 self.shell.user_ns,
                 default_experiment=self.default_experiment(notebook),
+                snapshot=self.front_end.snapshot_for(notebook),
             )
             tracked.stale = stale_inputs(
                 tracked.analysis.loads,

@@ -28,6 +28,7 @@ from typing import Any
 from nbmlops.capture import analysis as _analysis
 from nbmlops.capture import estimators
 from nbmlops.capture.files import FileReads
+from nbmlops.capture.notebook import NotebookSnapshot
 from nbmlops.capture.run import Run, begin_run, metric_value
 from nbmlops.store import Store
 
@@ -205,8 +206,10 @@ class TrackedCell:
         *,
         stale: dict[str, str] | None = None,
         default_experiment: str | None = None,
+        snapshot: NotebookSnapshot | None = None,
     ) -> None:
         self.store = store
+        self.snapshot = snapshot
         self.context = context
         self.options = options
         self.namespace = namespace
@@ -248,6 +251,8 @@ class TrackedCell:
         )
         if self.stale:
             self.run.set_tag("stale_inputs", ", ".join(sorted(self.stale)))
+        if self.snapshot is not None:
+            self._guard("notebook snapshot", self._log_snapshot, self.snapshot)
         names = dict.fromkeys(self.options.data)
         if self.options.auto:
             names.update(dict.fromkeys(self.analysis.loads))
@@ -259,6 +264,12 @@ class TrackedCell:
         if self.options.auto:
             self._file_reads.__enter__()
         return self.run
+
+    def _log_snapshot(self, snapshot: NotebookSnapshot) -> None:
+        assert self.run is not None
+        self.run.log_notebook(
+            snapshot.content, snapshot.meta(self.context.cell_id, self.context.source)
+        )
 
     def _log_input(self, name: str, obj: object) -> None:
         assert self.run is not None

@@ -320,6 +320,16 @@ class Run:
         self._add_artifact(name, "figure", digest, size, "image/png", {"source": source})
         return digest
 
+    def log_notebook(self, content: bytes, meta: dict[str, Any]) -> str:
+        """Save the notebook the run belongs to (JSON without outputs) as ``notebook.ipynb``;
+        ``meta`` says where the snapshot came from. Returns its sha256."""
+        self._require_active("log_notebook")
+        digest, size = self.store.objects.put_bytes(content)
+        self._add_artifact(
+            "notebook.ipynb", "notebook", digest, size, "application/x-ipynb+json", meta
+        )
+        return digest
+
     def log_model(self, model: Any, name: str, *, source: str = _API_SOURCE) -> str:
         """Save a fitted model (pickle protocol 5) with the versions needed to load it back."""
         import pickle
