@@ -186,6 +186,8 @@ def test_pickle_globals_are_read_without_unpickling():
         ("DELETE FROM model_versions", "model_versions are never deleted"),
         ("UPDATE model_events SET kind = 'registered'", "model_events is append-only"),
         ("DELETE FROM model_events", "model_events is append-only"),
+        ("UPDATE object_digests SET blake3 = 'x'", "object_digests are immutable"),
+        ("DELETE FROM object_digests", "object_digests are never deleted"),
     ],
 )
 def test_versions_and_events_cannot_be_changed_from_another_connection(
@@ -211,8 +213,53 @@ class Bomb:
         return _touch, (str(self.marker),)
 
 
-def test_a_tampered_artifact_is_refused_and_never_unpickled(home: Path, tmp_path: Path):
+def registered_before_blake3(home: Path) -> None:
+    """Make the store's versions look registered before migration 0006 recorded BLAKE3 digests:
+    its table and migration record are dropped, and reopening the store applies 0006 again."""
+    nbm.get_store().close()
+    conn = sqlite3.connect(home / "nbmlops.db")
+    conn.execute("DROP TABLE object_digests")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0006_object_digests'")
+    conn.commit()
+    conn.close()
+
+
+def blake3_of(data: bytes) -> str:
+    import blake3
+
+    return blake3.blake3(data).hexdigest()
+
+
+def test_registering_records_the_artifacts_blake3(home: Path, db: sqlite3.Connection):
+    mv = reg.register_model(trained_run(), "wine")
+    data = nbm.get_store().objects.path_of(mv.sha256).read_bytes()
+    row = db.execute("SELECT sha256, blake3, size FROM object_digests").fetchall()
+    assert row == [(mv.sha256, blake3_of(data), len(data))]
+    assert mv.blake3 == blake3_of(data) == reg.get_model_version("wine/1").blake3
+    assert reg.register_model(trained_run(), "other").blake3 == mv.blake3  # one row per content
+
+
+def test_a_version_from_before_blake3_is_checked_by_sha256_then_gets_its_blake3(home: Path):
+    X, _ = data()
+    reg.register_model(trained_run(), "wine")
+    registered_before_blake3(home)
+    assert reg.get_model_version("wine/1").blake3 is None
+    reg.load_model("wine/1", record=False)  # a read-only load records nothing
+    assert reg.get_model_version("wine/1").blake3 is None
+    first = reg.load_model("wine/1")  # sha256-verified bytes: their BLAKE3 is recorded
+    mv = reg.get_model_version("wine/1")
+    assert mv.blake3 == blake3_of(nbm.get_store().objects.path_of(mv.sha256).read_bytes())
+    np.testing.assert_array_equal(reg.load_model("wine/1").predict(X), first.predict(X))
+
+
+@pytest.mark.parametrize("digest", ["blake3", "sha256 (registered before blake3)"])
+def test_a_tampered_artifact_is_refused_and_never_unpickled(
+    home: Path, tmp_path: Path, digest: str
+):
     mv = reg.register_model(Bomb(tmp_path / "markerA"), "bomb")
+    if digest != "blake3":
+        registered_before_blake3(home)
+    assert (reg.get_model_version("bomb/1").blake3 is None) == (digest != "blake3")
     blob = nbm.get_store().objects.path_of(mv.sha256)
     original = blob.read_bytes()
     blob.chmod(0o644)
@@ -224,6 +271,18 @@ def test_a_tampered_artifact_is_refused_and_never_unpickled(home: Path, tmp_path
     blob.write_bytes(original)  # the untouched artifact does load (and so would run code)
     reg.load_model("bomb/1")
     assert [p.name for p in tmp_path.glob("marker*")] == ["markerA"]
+
+
+def test_a_blake3_record_that_disagrees_with_the_sha256_is_refused(home: Path, tmp_path: Path):
+    reg.register_model(Bomb(tmp_path / "marker"), "bomb")
+    conn = sqlite3.connect(home / "nbmlops.db")  # someone edits the database behind our back
+    conn.execute("DROP TRIGGER object_digests_immutable")
+    conn.execute("UPDATE object_digests SET blake3 = ?", ("0" * 64,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(nbm.NbmlopsError, match=r"matches its sha256 .* but not the BLAKE3 digest"):
+        reg.load_model("bomb/1")
+    assert not list(tmp_path.glob("marker*"))
 
 
 def test_a_missing_artifact_is_a_clear_error(home: Path):

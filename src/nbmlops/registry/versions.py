@@ -1,9 +1,10 @@
 """Model versions: registering a model (from a run or a live object) and reading versions back.
 
 A version is immutable (a trigger refuses UPDATE and DELETE on ``model_versions``): the
-artifact's sha256, its input signature, the training run, the datasets' fingerprints, the
-metrics and library versions at registration, who and when. What can change about a version
-(aliases, deprecation, deletion) is read from the append-only ``model_events``.
+artifact's sha256 (and its BLAKE3 digest, in ``object_digests``), its input signature, the
+training run, the datasets' fingerprints, the metrics and library versions at registration, who
+and when. What can change about a version (aliases, deprecation, deletion) is read from the
+append-only ``model_events``.
 
 References: ``"name/3"`` is version 3, ``"name@champion"`` the version the alias points at,
 ``"name"`` or ``"name@latest"`` the highest version not deleted.
@@ -27,6 +28,7 @@ from nbmlops.capture.liveness import hostname
 from nbmlops.errors import ModelNotFoundError, RegistryError
 from nbmlops.registry import serialization
 from nbmlops.store import registry as sql
+from nbmlops.store.objects import blake3_hex
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +61,9 @@ class ModelVersion:
     created_by: str | None
     created_at: float
     _store: Store = field(repr=False, compare=False)
+    blake3: str | None = field(default=None, repr=False, compare=False)
+    """The artifact's BLAKE3 digest, checked by ``load`` (None: registered before nbmlops
+    recorded one and not loaded since; ``load`` then checks the sha256)."""
 
     def __hash__(self) -> int:
         return hash((self.name, self.version, self.sha256))
@@ -82,6 +87,7 @@ class ModelVersion:
             created_by=row["created_by"],
             created_at=float(row["created_at"]),
             _store=store,
+            blake3=row.get("blake3"),
         )
 
     # -- derived views -------------------------------------------------------------------------
@@ -146,6 +152,7 @@ class ModelVersion:
             "name": self.name,
             "version": self.version,
             "sha256": self.sha256,
+            "blake3": self.blake3,
             "size": self.size,
             "format": self.format,
             "model_class": self.model_class,
@@ -191,6 +198,7 @@ class ModelVersion:
             row("class", self.model_class),
             row("format", f"{self.format}, {_size(self.size)}"),
             row("sha256", self.sha256),
+            row("blake3", self.blake3 or "- (sha256 checked)"),
             row("run", self.run_id or "-"),
             row("registered", f"{self.created:%Y-%m-%d %H:%M:%S} UTC by {self.created_by}"),
             row("signature", signature or (self.signature or {}).get("n_features", "-")),
@@ -382,6 +390,7 @@ def _register_run(
         sha256, size = str(chosen["sha256"]), int(chosen["size"])
     else:
         sha256, size = store.objects.put_bytes(stored)
+    digest = blake3_hex(stored)  # of the bytes just verified or written: as trusted as the sha256
     environment = run.environment or {}
     packages = environment.get("packages") or _installed()  # what the run was trained with
     recorded = {"python": environment["python"]} if environment.get("python") else {}
@@ -393,6 +402,7 @@ def _register_run(
     row = _row(
         name,
         sha256,
+        digest,
         size,
         stored_format,
         str(meta.get("class") or _class_name(model)),
@@ -456,6 +466,7 @@ def _register_object(
     row = _row(
         name,
         sha256,
+        blake3_hex(data),
         size,
         stored_format,
         _class_name(model),
@@ -486,6 +497,7 @@ def _serialise(model: object, format: str) -> tuple[bytes, str, set[str]]:
 def _row(
     name: str,
     sha256: str,
+    blake3: str,
     size: int,
     format: str,
     model_class: str,
@@ -499,6 +511,7 @@ def _row(
     return {
         "name": name,
         "sha256": sha256,
+        "blake3": blake3,  # goes to object_digests, not model_versions
         "size": size,
         "format": format,
         "class": model_class,

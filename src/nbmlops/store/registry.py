@@ -1,9 +1,10 @@
 """The model registry's queries: every SQL statement of :mod:`nbmlops.registry` lives here.
 
-Tables (docs/schema.md, migration ``0003_registry``): ``models``, ``model_versions`` (immutable:
-triggers refuse UPDATE and DELETE), ``model_events`` (append-only, same triggers) and
-``model_loads``. Nothing here updates or deletes a row: where an alias points, whether a version is
-deprecated or deleted, are all read from the events.
+Tables (docs/schema.md, migrations ``0003_registry`` and ``0006_object_digests``): ``models``,
+``model_versions`` (immutable: triggers refuse UPDATE and DELETE), ``model_events`` (append-only,
+same triggers), ``model_loads``, and ``object_digests`` (each artifact's BLAKE3 digest, keyed by its
+sha256; append-only). Nothing here updates or deletes a row: where an alias points, whether a
+version is deprecated or deleted, are all read from the events.
 
 Current state is read in commit order (``event_id``); "at a past moment" is read by the events'
 ``at`` time, ties broken by ``event_id``. Writes that check something before writing (the next
@@ -27,6 +28,12 @@ ALIAS_KINDS = ("alias_set", "alias_removed")
 _VERSION_COLUMNS = (
     "name, version, sha256, size, format, class, run_id, signature, datasets, metrics, "
     "libraries, description, created_by, created_at"
+)
+# A version with its artifact's BLAKE3 digest (NULL until one is recorded).
+_VERSION_SELECT = (
+    "SELECT "
+    + ", ".join(f"v.{c.strip()}" for c in _VERSION_COLUMNS.split(","))
+    + ", d.blake3 FROM model_versions v LEFT JOIN object_digests d ON d.sha256 = v.sha256"
 )
 
 
@@ -59,6 +66,16 @@ def _insert_event(conn: sqlite3.Connection, event: Mapping[str, Any]) -> int:
     return cursor.lastrowid
 
 
+def _insert_digest(
+    conn: sqlite3.Connection, sha256: str, blake3: str, size: int, at: float
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO object_digests (sha256, blake3, size, created_at) "
+        "VALUES (?, ?, ?, ?)",
+        (sha256, blake3, size, at),
+    )
+
+
 def _alias_target(conn: sqlite3.Connection, name: str, alias: str) -> int | None:
     row = conn.execute(
         "SELECT kind, version FROM model_events WHERE name = ? AND alias = ? "
@@ -85,7 +102,7 @@ def model_row(store: Store, name: str) -> Row | None:
 def version_row(store: Store, name: str, version: int) -> Row | None:
     rows = _read(
         store,
-        f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? AND version = ?",
+        f"{_VERSION_SELECT} WHERE v.name = ? AND v.version = ?",
         (name, version),
     )
     return rows[0] if rows else None
@@ -112,9 +129,10 @@ def latest_live_version(store: Store, name: str) -> int | None:
 def register_version(
     store: Store, row: Mapping[str, Any], event: Mapping[str, Any], model_description: str | None
 ) -> tuple[Row, bool]:
-    """Insert a new version of ``row['name']`` with the next number and its ``registered`` event.
+    """Insert a new version of ``row['name']`` with the next number and its ``registered`` event,
+    and the artifact's ``row['blake3']`` digest unless one is recorded already.
 
-    If the model already has a version with the same ``sha256``, nothing is written and that
+    If the model already has a version with the same ``sha256``, no version is written and that
     version is returned with ``False``.
     """
     name = row["name"]
@@ -123,9 +141,10 @@ def register_version(
             "INSERT OR IGNORE INTO models (name, description, created_at) VALUES (?, ?, ?)",
             (name, model_description, row["created_at"]),
         )
+        _insert_digest(conn, row["sha256"], row["blake3"], row["size"], row["created_at"])
         existing = _rows(
             conn.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? AND sha256 = ?",
+                f"{_VERSION_SELECT} WHERE v.name = ? AND v.sha256 = ?",
                 (name, row["sha256"]),
             )
         )
@@ -150,7 +169,7 @@ def register_version(
 def versions_of(store: Store, name: str) -> list[Row]:
     return _read(
         store,
-        f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version",
+        f"{_VERSION_SELECT} WHERE v.name = ? ORDER BY v.version",
         (name,),
     )
 
@@ -292,8 +311,14 @@ def record_promotion(
 # -- loads and deletion ---------------------------------------------------------------------
 
 
-def record_load(store: Store, load: Mapping[str, Any]) -> None:
+def record_load(
+    store: Store, load: Mapping[str, Any], digest: tuple[str, str, int] | None = None
+) -> None:
+    """Record one load; ``digest`` (sha256, blake3, size) also records the artifact's BLAKE3
+    digest, for a version registered before ``object_digests`` existed."""
     with store.transaction() as conn:
+        if digest is not None:
+            _insert_digest(conn, *digest, load["at"])
         conn.execute(
             "INSERT INTO model_loads (name, version, consumer, host, pid, at) "
             "VALUES (:name, :version, :consumer, :host, :pid, :at)",

@@ -243,6 +243,25 @@ CREATE TABLE run_summaries (
 ) WITHOUT ROWID;
 """
 
+# A second digest of stored objects, BLAKE3, recorded at model registration: loading a model
+# verifies it instead of the sha256 because this CPU hashes BLAKE3 ~3x faster (issue #5's load
+# target). A side table keyed by the sha256 rather than a column of model_versions: one digest per
+# content whatever the number of versions sharing it, versions registered before this migration
+# get theirs on their first sha256-verified load (model_versions rows never change), and other
+# objects can have one later. Append-only, like the rows that point at it.
+V6_OBJECT_DIGESTS = """
+CREATE TABLE object_digests (
+    sha256     TEXT PRIMARY KEY,             -- the object under objects/ (its address)
+    blake3     TEXT NOT NULL,                -- BLAKE3-256 of the same bytes, hex
+    size       INTEGER NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER object_digests_immutable BEFORE UPDATE ON object_digests
+BEGIN SELECT RAISE(ABORT, 'object_digests are immutable'); END;
+CREATE TRIGGER object_digests_kept BEFORE DELETE ON object_digests
+BEGIN SELECT RAISE(ABORT, 'object_digests are never deleted'); END;
+"""
+
 
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
@@ -292,6 +311,10 @@ def register(migrations: object) -> None:
         for (run_id,) in run_ids:
             refresh_summary(db.conn, run_id)
 
+    @migrations(name="0006_object_digests")
+    def _object_digests(db: Database) -> None:
+        _run_script(db, V6_OBJECT_DIGESTS)
+
 
 MIGRATION_NAMES = (
     "0001_initial",
@@ -299,4 +322,5 @@ MIGRATION_NAMES = (
     "0003_registry",
     "0004_drift",
     "0005_run_summaries",
+    "0006_object_digests",
 )
