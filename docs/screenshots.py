@@ -1,6 +1,6 @@
 """Regenerate the README screenshots: the panels rendered in real JupyterLab, in Chromium.
 
-    .venv/bin/python docs/screenshots.py          (needs jupyterlab, playwright, /usr/bin/chromium)
+    .venv/bin/python docs/screenshots.py     (after make test: jupyterlab, playwright, chromium)
 
 It runs the quickstart notebook twice (the second time with the forest cell edited, so there is a
 cell history), opens a notebook of panels in a live JupyterLab, runs it, and saves one PNG per
@@ -9,15 +9,11 @@ panel under docs/img/.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +21,15 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "img"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT / "tests"))
+from jupyterlab_browser import (  # noqa: E402
+    chromium_page,
+    lab_server,
+    open_notebook,
+    wait_for_execution,
+)
 
+OUT = ROOT / "docs" / "img"
 PANELS = {
     "runs_panel": "%runs",
     "compare_metrics": (
@@ -73,12 +66,6 @@ PANELS = {
         "models = nbm.models_panel('diabetes')\nmodels.version.value = 2\nmodels.evaluate()\nmodels"
     ),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare_store(folder: Path) -> None:
@@ -148,66 +135,21 @@ def check_jupyterlab_run(folder: Path, notebook: Path) -> None:
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
     OUT.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="nbmlops-shots-"))
-    prepare_store(folder)
-    notebook = panels_notebook(folder)
-    port, token = _free_port(), "nbmlops-screens"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={folder}",
-            "--LabApp.news_url=",
-            "--ServerApp.open_browser=False",
-            "--allow-root",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "JUPYTER_CONFIG_DIR": str(folder / ".jupyter")},
-    )
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"JupyterLab did not start on port {port}")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(f"{base}/lab/tree/{notebook.name}?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            select = page.locator(".jp-Dialog button:has-text('Select')")
-            with contextlib.suppress(Exception):  # JupyterLab may ask which kernel to start
-                select.click(timeout=8_000)
-            page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
-            for close in page.locator(".jp-Notification-Toast-Close").all():
-                close.click()
+        prepare_store(folder)
+        notebook = panels_notebook(folder)
+        with lab_server(folder) as lab, chromium_page(1400, 2200) as page:
+            open_notebook(page, lab, notebook.name)
             page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
             page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
             cells = page.locator(".jp-Notebook .jp-CodeCell")
             count = cells.count()
-            last_prompt = cells.nth(count - 1).locator(".jp-InputPrompt")
             try:
-                page.wait_for_function(
-                    "el => /\\[\\d+\\]/.test(el.textContent)",
-                    arg=last_prompt.element_handle(),
-                    timeout=180_000,
-                )
+                wait_for_execution(page, cells.nth(count - 1), count, timeout=180_000)
             except Exception:
-                page.screenshot(path=str(folder / "failure.png"), full_page=True)
-                shutil.copy(folder / "failure.png", "/tmp/nbmlops-screens-failure.png")
+                page.screenshot(path="/tmp/nbmlops-screens-failure.png", full_page=True)
                 raise
             page.wait_for_timeout(3000)  # widgets render after the outputs arrive
             for i, name in enumerate(PANELS, start=2):
@@ -216,12 +158,15 @@ def main() -> None:
                 output.screenshot(path=str(OUT / f"{name}.png"))
                 print(f"saved docs/img/{name}.png")
             click_through_compare(page, cells.nth(2))
-            browser.close()
         check_jupyterlab_run(folder, notebook)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+    # The JupyterLab extension's own pictures (sidebar, badges, history) come from its UI test.
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(ROOT / "tests" / "test_labextension.py")],
+        env={**os.environ, "NBMLOPS_SCREENSHOTS": "1"},
+        check=True,
+    )
 
 
 if __name__ == "__main__":

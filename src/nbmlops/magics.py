@@ -274,8 +274,9 @@ class FrontEndLink:
     def _receive(self, data: Any) -> None:
         kind = data.get("kind") if isinstance(data, dict) else None
         try:
-            if kind == "path" and isinstance(data.get("path"), str):
-                self.path = data["path"]
+            if kind == "path":
+                if isinstance(data.get("path"), str):
+                    self.path = data["path"]
             elif kind == "snapshot":
                 self.snapshot = from_front_end(data)
                 self.path = self.snapshot.path or self.path
@@ -286,7 +287,7 @@ class FrontEndLink:
 
     def snapshot_for(self, notebook: str | None) -> NotebookSnapshot | None:
         """The front end's snapshot of ``notebook``, else the notebook as last saved."""
-        if self.snapshot is not None and self.snapshot.path == notebook:
+        if self.snapshot is not None and self.snapshot.path in (None, notebook):
             return self.snapshot
         return from_saved_file(notebook)
 

@@ -164,6 +164,8 @@ def version(location: Location) -> dict[str, JSON]:
         "api": API_VERSION,
         "store": str(location.home),
         "store_exists": location.exists,
+        # The front end joins it with a notebook's path to tell the kernel where it runs.
+        "root_dir": str(location.root_dir),
     }
 
 
