@@ -11,7 +11,7 @@ import pytest
 
 import nbmlops as nbm
 import nbmlops.drift as drift
-from nbmlops.errors import NotFoundError, RunNotFoundError
+from nbmlops.errors import DriftInputError, NotFoundError, RunNotFoundError
 from nbmlops.fingerprint import fingerprint
 from nbmlops.store import Store
 from nbmlops.store import drift as drift_sql
@@ -152,3 +152,64 @@ def test_checking_against_merged_windows_equals_checking_against_all_of_them():
         drift.check_against_profile(merged, current).to_frame(),
         drift.check_drift(whole, current).to_frame(),
     )
+
+
+# --- stored reports: settings and plots ----------------------------------------------------
+
+
+def _checked(store):
+    ref = _data(400, 1).assign(z=1.5)
+    cur = _data(300, 2, shift=0.4).assign(z=np.nan)  # z: untested, with a warning
+    method = {"x": drift.JensenShannon(base=2, bins="doane"), "k": "chi2_contingency"}
+    return drift.check_drift(
+        ref, cur, method=method, threshold={"i": 0.2}, drift_share=0.3,
+        multiple_testing="bh", store=store,
+    )  # fmt: skip
+
+
+def test_a_stored_report_keeps_its_verdict_rule_methods_and_warnings(store):
+    report = _checked(store)
+    loaded = drift.load_report(store, report.report_id)
+    assert (loaded.drift_share_threshold, loaded.multiple_testing) == (0.3, "bh")
+    assert loaded.dataset_drift == report.dataset_drift and repr(loaded) == repr(report)
+    assert loaded.warnings == report.warnings and "'z'" in loaded.warnings[0]
+    assert loaded.column_settings == report.column_settings
+    settings = {s["column"]: s for s in loaded.column_settings}
+    assert settings["x"]["params"] == {"base": 2, "squared": False, "bins": "doane"}
+    assert (settings["k"]["method"], settings["i"]["threshold"]) == ("chi2_contingency", 0.2)
+    pd.testing.assert_frame_equal(loaded.to_frame(), report.to_frame())
+
+
+def test_settings_are_plain_json_in_the_table(store):
+    report = _checked(store)
+    with sqlite3.connect(store.db_path) as conn:
+        (text,) = conn.execute(
+            "SELECT settings FROM drift_reports WHERE report_id = ?", (report.report_id,)
+        ).fetchone()
+    settings = json.loads(text)
+    assert settings["drift_share_threshold"] == 0.3 and settings["multiple_testing"] == "bh"
+    assert [s["column"] for s in settings["columns"]] == ["x", "i", "k", "z"]
+
+
+@pytest.mark.parametrize("column", ["x", "i", "k"])
+def test_a_stored_report_plots_what_the_check_plotted(store, column):
+    report = _checked(store)
+    live = report.plot(columns=[column]).axes[0]
+    stored = drift.load_report(store, report.report_id).plot(columns=[column]).axes[0]
+    assert stored.get_title() == live.get_title()
+    for a, b in zip(live.lines + live.patches, stored.lines + stored.patches, strict=True):
+        if hasattr(a, "get_xydata"):
+            np.testing.assert_array_equal(a.get_xydata(), b.get_xydata())
+        else:
+            assert (a.get_x(), a.get_height()) == (b.get_x(), b.get_height())
+    assert len(live.lines + live.patches) > 1
+
+
+def test_a_report_saved_before_settings_existed_reads_back_and_says_why_it_cannot_plot(store):
+    report = _checked(store)
+    with sqlite3.connect(store.db_path) as conn:  # as migration 0007 leaves older reports
+        conn.execute("UPDATE drift_reports SET settings = NULL, curves = NULL")
+    loaded = drift.load_report(store, report.report_id)
+    assert loaded.dataset_drift == report.dataset_drift and loaded.column_settings == ()
+    with pytest.raises(DriftInputError, match=r"saved before nbmlops stored them"):
+        loaded.plot(columns=["x"])

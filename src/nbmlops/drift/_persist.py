@@ -1,4 +1,11 @@
-"""Profiles and reports in the store: the domain side (SQL lives in nbmlops.store.drift)."""
+"""Profiles and reports in the store: the domain side (SQL lives in nbmlops.store.drift).
+
+A stored report keeps its per-column table (``columns``), how it was judged (``settings``: the
+drift-share threshold, the multiple-testing correction, each column's method, parameters and
+nominal threshold, the warnings) and what its plots need (``curves``: the current data's side,
+101 quantiles of a numeric column or the shares of the plotted values; the reference side is
+recomputed from the stored profile, exactly as the check computed it).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.drift._profile import Profile
+from nbmlops.drift._profile import ColumnProfile, Profile, _b64, _label_from_json, _unb64
 from nbmlops.drift.report import ColumnDrift, DriftReport
 from nbmlops.errors import DriftInputError, NotFoundError
 from nbmlops.store import drift as sql
@@ -117,9 +124,66 @@ def save_report(
         "drift_share": report.drift_share,
         "columns": [c.to_dict() for c in report.columns],
         "created_at": report.created_at,
+        "settings": _settings_json(report),
+        "curves": _curves_json(report),
     }
     sql.save_report(store, row, _profile_row(profile) if profile is not None else None)
     return report
+
+
+def _settings_json(report: DriftReport) -> dict[str, Any]:
+    return {
+        "drift_share_threshold": report.drift_share_threshold,
+        "multiple_testing": report.multiple_testing,
+        "warnings": list(report.warnings),
+        "columns": [dict(s) for s in report.column_settings],
+    }
+
+
+def _curves_json(report: DriftReport) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for column, curve in report._curves.items():
+        if curve["type"] == "ecdf":
+            out.append({"column": column, "type": "ecdf", "current": _b64(curve["current"], "<f8")})
+        else:
+            shares = [float(x) for x in curve["current"]]
+            out.append(
+                {"column": column, "type": "bars", "keys": list(curve["keys"]), "current": shares}
+            )
+    return out
+
+
+def _curves_from_json(items: list[dict[str, Any]], profile: Profile) -> dict[Any, dict[str, Any]]:
+    """The plotted curves of a stored report: its current side with the reference side
+    recomputed from the profile (as ``detectors._curve`` computed it)."""
+    import numpy as np
+
+    from nbmlops.drift.detectors import CURVE_PROBS
+
+    curves: dict[Any, dict[str, Any]] = {}
+    for item in items:
+        column = _label_from_json(item["column"])
+        ref: ColumnProfile | None = profile.columns.get(column)
+        if ref is None:
+            continue
+        if item["type"] == "ecdf" and ref.numeric is not None:
+            curves[column] = {
+                "type": "ecdf",
+                "probs": CURVE_PROBS,
+                "reference": ref.numeric.quantiles(CURVE_PROBS),
+                "current": _unb64(item["current"], "<f8"),
+            }
+        elif item["type"] == "bars":
+            keys, counts = ref.frequencies()
+            total = max(int(counts.sum()), 1)
+            by_key = dict(zip(keys, counts.tolist(), strict=True))
+            curves[column] = {
+                "type": "bars",
+                "keys": list(item["keys"]),
+                "reference": np.array([by_key.get(k, 0) / total for k in item["keys"]]),
+                "current": np.array(item["current"], dtype=np.float64),
+            }
+    return curves
 
 
 def _new_id() -> str:
@@ -129,25 +193,41 @@ def _new_id() -> str:
 
 
 def load_report(store: Store, report_id: str) -> DriftReport:
-    """A stored report (its per-column table; distributions are not stored, so no plot)."""
+    """A stored report: its verdict, settings, per-column table and (for reports saved since
+    store migration 0007) what ``plot()`` needs."""
     row = sql.load_report(store, report_id)
     if row is None:
         raise NotFoundError(
             f"Drift report {report_id!r} not found in store {store.db_path}; list reports "
             "with nbmlops.drift.drift_reports(store)."
         )
-    return _report_from_row(row)
+    curves: dict[Any, dict[str, Any]] = {}
+    if row.get("curves") and row["profile_id"] is not None:
+        profile_row = sql.load_profile(store, row["profile_id"])
+        if profile_row is not None:
+            curves = _curves_from_json(row["curves"], _from_row(profile_row))
+    return _report_from_row(row, curves)
 
 
-def _report_from_row(row: dict[str, Any]) -> DriftReport:
+def _report_from_row(row: dict[str, Any], curves: dict[Any, dict[str, Any]]) -> DriftReport:
+    # Reports saved before migration 0007 have no settings: the defaults are a guess for them.
+    settings = row.get("settings") or {}
+    column_settings = tuple(
+        {**s, "column": _label_from_json(s["column"])} for s in settings.get("columns", [])
+    )
     return DriftReport(
         columns=tuple(ColumnDrift.from_dict(c) for c in row["columns"]),
         dataset_drift=bool(row["dataset_drift"]),
         drift_share=float(row["drift_share"]),
+        drift_share_threshold=float(settings.get("drift_share_threshold", 0.5)),
+        multiple_testing=settings.get("multiple_testing"),
         profile_id=row["profile_id"],
         current_id=row["current_id"],
         report_id=row["report_id"],
         created_at=float(row["created_at"]),
+        warnings=tuple(settings.get("warnings", ())),
+        column_settings=column_settings,
+        _curves=curves,
     )
 
 

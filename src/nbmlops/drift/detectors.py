@@ -47,6 +47,12 @@ FEW_VALUES = 5
 # scipy.stats.ks_2samp uses the exact distribution up to this sample size (method='auto').
 KS_EXACT_MAX_N = 10_000
 Bins = str | int
+# Parameters every detector shares; the rest (``base``, ``bins``, ``ddof`` ...) define its method.
+_COMMON_PARAMS = frozenset(
+    {"threshold", "columns", "drift_share", "multiple_testing", "sketch_size", "store"}
+)
+# Where the ECDF plots sample both distributions (stored reports keep the current side).
+CURVE_PROBS = np.linspace(0.0, 1.0, 101)
 
 
 def select_method(kind: Kind, n_reference: int, n_unique: int) -> str:
@@ -211,6 +217,11 @@ class BaseDetector:
     def get_params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
+    def method_params(self) -> dict[str, Any]:
+        """The parameters that define this method's statistic (``get_params`` without those
+        every detector shares), e.g. ``{"base": 2, "squared": False, "bins": "doane"}``."""
+        return {k: v for k, v in self.get_params().items() if k not in _COMMON_PARAMS}
+
     def __repr__(self) -> str:
         args = ", ".join(
             f"{k}={v!r}" for k, v in self.get_params().items() if v is not None and k != "store"
@@ -259,15 +270,22 @@ class BaseDetector:
                 [str(c) for c in self.columns_],
             )
 
-        def one(name: Hashable) -> tuple[ColumnDrift, dict[str, Any] | None]:
+        def one(name: Hashable) -> tuple[ColumnDrift, dict[str, Any], dict[str, Any] | None]:
             ref = profile.columns[name]
             cur = _Current(name, frame[name], ref)
-            result = self._evaluate(ref, cur)
-            return result, None if result.method == "untested" else _curve(ref, cur)
+            detector = self._detector_for(ref, cur)
+            result = self._evaluate(ref, cur, detector)
+            setting = {
+                "column": name,
+                "method": detector.method_name,
+                "params": detector.method_params(),
+                "threshold": result.threshold,  # nominal: before multiple-testing correction
+            }
+            return result, setting, None if result.method == "untested" else _curve(ref, cur)
 
         outcomes = parallel_map(one, self.columns_, len(frame) * len(self.columns_))
-        results = [result for result, _ in outcomes]
-        curves = {r.column: curve for r, curve in outcomes if curve is not None}
+        results = [result for result, _, _ in outcomes]
+        curves = {r.column: curve for r, _, curve in outcomes if curve is not None}
         warnings = [f"column {r.column!r}: {r.note}" for r in results if r.method == "untested"]
         final, dataset_drift, share = apply_verdict(
             results, self.drift_share, self.multiple_testing
@@ -282,6 +300,7 @@ class BaseDetector:
             report_id=os.urandom(6).hex(),
             created_at=time.time(),
             warnings=tuple(warnings),
+            column_settings=tuple(setting for _, setting, _ in outcomes),
             _curves=curves,
         )
         if self.store is not None:
@@ -318,8 +337,7 @@ class BaseDetector:
     def _detector_for(self, ref: ColumnProfile, cur: _Current) -> BaseDetector:
         return self
 
-    def _evaluate(self, ref: ColumnProfile, cur: _Current) -> ColumnDrift:
-        detector = self._detector_for(ref, cur)
+    def _evaluate(self, ref: ColumnProfile, cur: _Current, detector: BaseDetector) -> ColumnDrift:
         threshold = self._column_threshold(ref.name, detector)
         common: dict[str, Any] = {
             "kind": ref.kind,
@@ -869,7 +887,7 @@ def _default_detector(name: str) -> BaseDetector:
 def _curve(ref: ColumnProfile, cur: _Current) -> dict[str, Any]:
     """Small summaries for plotting: 101 quantiles of numeric columns, top 20 frequencies."""
     if ref.kind == "numeric" and ref.numeric is not None:
-        probs = np.linspace(0.0, 1.0, 101)
+        probs = CURVE_PROBS
         current = (
             _sorted_quantiles(cur._sorted, probs)
             if cur._sorted is not None

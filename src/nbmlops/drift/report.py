@@ -101,6 +101,12 @@ class DriftReport:
     ``dataset_drift`` is ``drift_share >= drift_share_threshold`` (default 0.5, Evidently's rule)
     when no multiple-testing correction is asked for; with ``multiple_testing='bonferroni'`` or
     ``'bh'`` the p-value thresholds are corrected and the dataset drifts when any column does.
+
+    ``column_settings`` says how each column was tested: ``{"column", "method", "params",
+    "threshold"}`` with the method's parameters (e.g. ``{"base": 2, "bins": "doane"}``) and the
+    nominal threshold, before any multiple-testing correction. Reports read back from the store
+    keep all of it, and ``plot()`` works on them: the current side of each plot is stored with the
+    report, the reference side comes from the stored profile.
     """
 
     columns: tuple[ColumnDrift, ...]
@@ -113,6 +119,7 @@ class DriftReport:
     report_id: str | None = None
     created_at: float = field(default_factory=time.time)
     warnings: tuple[str, ...] = ()
+    column_settings: tuple[Mapping[str, Any], ...] = ()
     _curves: Mapping[Hashable, Mapping[str, Any]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -171,6 +178,7 @@ class DriftReport:
             "created_at": self.created_at,
             "warnings": list(self.warnings),
             "columns": [c.to_dict() for c in self.columns],
+            "column_settings": [dict(s) for s in self.column_settings],
         }
 
     # -- display ---------------------------------------------------------------------------
@@ -220,8 +228,9 @@ class DriftReport:
         missing = [c for c in chosen if c not in self._curves]
         if missing:
             raise DriftInputError(
-                f"This report has no distributions to plot for {missing}: reports read back "
-                "from the store keep only the per-column table. Check the data again to plot.",
+                f"This report has no distributions to plot for {missing}: it was saved before "
+                "nbmlops stored them with reports (store migration 0007), or the column was not "
+                "tested. Check the data again to plot it.",
                 [str(c) for c in missing],
             )
         chosen = chosen[:max_columns]

@@ -18,8 +18,10 @@ from nbmlops.store.db import Row, Store
 _PROFILE_COLUMNS = "profile_id, dataset_id, n_rows, profile, created_at"
 _REPORT_COLUMNS = (
     "report_id, profile_id, current_id, run_id, model_name, model_version, dataset_drift, "
-    "drift_share, columns, created_at"
+    "drift_share, columns, created_at, settings"
 )
+# ``curves`` is read only with one report (load_report), never in listings.
+_REPORT_INSERT = _REPORT_COLUMNS + ", curves"
 
 
 def _dumps(value: object) -> str:
@@ -70,6 +72,22 @@ def profile_exists(store: Store, profile_id: str) -> bool:
     return bool(store._query("SELECT 1 FROM drift_profiles WHERE profile_id = ?", (profile_id,)))
 
 
+def profile_ids_for_datasets(store: Store, dataset_ids: Sequence[str]) -> dict[str, list[str]]:
+    """dataset_id -> the ids of its stored profiles, newest first (the profiles' JSON unread)."""
+    out: dict[str, list[str]] = {d: [] for d in dataset_ids}
+    if not dataset_ids:
+        return out
+    marks = ", ".join("?" for _ in dataset_ids)
+    rows = store._query(
+        f"SELECT dataset_id, profile_id FROM drift_profiles WHERE dataset_id IN ({marks}) "
+        "ORDER BY created_at DESC, profile_id",
+        list(dataset_ids),
+    )
+    for dataset_id, profile_id in rows:
+        out[str(dataset_id)].append(str(profile_id))
+    return out
+
+
 def profiles_for_dataset(store: Store, dataset_id: str) -> list[Row]:
     """Every profile of one reference dataset (by fingerprint), newest first."""
     rows = store._dicts(
@@ -81,8 +99,9 @@ def profiles_for_dataset(store: Store, dataset_id: str) -> list[Row]:
 
 
 def save_report(store: Store, report: Mapping[str, Any], profile: Row | None = None) -> bool:
-    """Store a report (keys as the table's columns, ``columns`` a list of dicts); its profile
-    too when given, in the same transaction. True when the report was new."""
+    """Store a report (keys as the table's columns; ``columns`` a list of dicts, ``settings`` a
+    dict and ``curves`` a list, or None); its profile too when given, in the same transaction.
+    True when the report was new."""
     with store.transaction() as conn:
         if profile is not None:
             conn.execute(
@@ -95,9 +114,10 @@ def save_report(store: Store, report: Mapping[str, Any], profile: Row | None = N
                     profile.get("created_at") or time.time(),
                 ),
             )
+        settings, curves = report.get("settings"), report.get("curves")
         cur = conn.execute(
-            f"INSERT OR IGNORE INTO drift_reports ({_REPORT_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO drift_reports ({_REPORT_INSERT}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 report["report_id"],
                 report["profile_id"],
@@ -109,21 +129,28 @@ def save_report(store: Store, report: Mapping[str, Any], profile: Row | None = N
                 float(report["drift_share"]),
                 _dumps(list(report["columns"])),
                 report.get("created_at") or time.time(),
+                None if settings is None else _dumps(settings),
+                None if curves is None else _dumps(curves),
             ),
         )
         return cur.rowcount == 1
 
 
 def _report_row(row: Row) -> Row:
-    return {
+    out = {
         **row,
         "dataset_drift": bool(row["dataset_drift"]),
         "columns": json.loads(row["columns"]),
+        "settings": None if row["settings"] is None else json.loads(row["settings"]),
     }
+    if "curves" in row:
+        out["curves"] = None if row["curves"] is None else json.loads(row["curves"])
+    return out
 
 
 def load_report(store: Store, report_id: str) -> Row | None:
-    row = _by_id_or_prefix(store, "drift_reports", "report_id", _REPORT_COLUMNS, report_id)
+    """The report whose id is, or uniquely starts with, ``report_id`` (with its ``curves``)."""
+    row = _by_id_or_prefix(store, "drift_reports", "report_id", _REPORT_INSERT, report_id)
     return None if row is None else _report_row(row)
 
 
@@ -167,6 +194,7 @@ __all__: Sequence[str] = [
     "load_profile",
     "load_report",
     "profile_exists",
+    "profile_ids_for_datasets",
     "profiles_for_dataset",
     "reports",
     "save_profile",

@@ -262,6 +262,15 @@ CREATE TRIGGER object_digests_kept BEFORE DELETE ON object_digests
 BEGIN SELECT RAISE(ABORT, 'object_digests are never deleted'); END;
 """
 
+# What a drift check was asked for and what it drew: a report read back from the store keeps its
+# verdict rule (drift-share threshold, multiple-testing correction), each column's method with its
+# parameters and nominal threshold, its warnings, and the current data's side of each plot (the
+# reference side is drawn from the stored profile). NULL in reports saved before this migration.
+V7_DRIFT_REPORT_SETTINGS = """
+ALTER TABLE drift_reports ADD COLUMN settings TEXT;
+ALTER TABLE drift_reports ADD COLUMN curves TEXT;
+"""
+
 
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
@@ -315,6 +324,10 @@ def register(migrations: object) -> None:
     def _object_digests(db: Database) -> None:
         _run_script(db, V6_OBJECT_DIGESTS)
 
+    @migrations(name="0007_drift_report_settings")
+    def _drift_report_settings(db: Database) -> None:
+        _run_script(db, V7_DRIFT_REPORT_SETTINGS)
+
 
 MIGRATION_NAMES = (
     "0001_initial",
@@ -323,4 +336,5 @@ MIGRATION_NAMES = (
     "0004_drift",
     "0005_run_summaries",
     "0006_object_digests",
+    "0007_drift_report_settings",
 )
