@@ -120,10 +120,16 @@ async def test_request_without_the_token_is_refused(jp_fetch, jp_serverapp, home
 # -- version handshake --------------------------------------------------------------------------
 
 
-async def test_version_names_package_api_and_store(jp_fetch, home, two_runs):
+async def test_version_names_package_api_and_store(jp_fetch, jp_root_dir, home, two_runs):
     status, body = await get(jp_fetch, "version", api=1)
     assert status == 200
-    assert body == {"version": nbm.__version__, "api": 1, "store": str(home), "store_exists": True}
+    assert body == {
+        "version": nbm.__version__,
+        "api": 1,
+        "store": str(home),
+        "store_exists": True,
+        "root_dir": str(jp_root_dir),  # the front end tells the kernel <root>/<notebook path>
+    }
 
 
 @pytest.mark.parametrize("parts", [("version",), ("runs",), ("models",)])

@@ -5,7 +5,8 @@ Installing the package enables it (``etc/jupyter/jupyter_server_config.d/nbmlops
 hand: ``jupyter server extension enable nbmlops.jupyter``. Every endpoint is a GET under
 ``<base_url>/nbmlops/api/``::
 
-    version                         the handshake: {"version", "api", "store", "store_exists"}
+    version                         the handshake: {"version", "api", "store", "store_exists",
+                                    "root_dir"}
     runs?filter=&experiment=&notebook=&limit=&offset=   one page of nbmlops.runs(), and total
     runs/<run_id>                   info, params, metrics, tags, datasets, artifacts, source
     runs/<run_id>/metrics/<key>     the metric's history
