@@ -139,7 +139,7 @@ def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
         save_screenshot(page, "lab_sidebar.png")
 
 
-def test_notebook_7_shows_the_badge(project: Path):
+def test_notebook_7_shows_the_badge_and_the_sidebar(project: Path):
     with lab_server(project, app="notebook") as lab, chromium_page() as page:
         open_notebook(page, lab, "quick.ipynb", ui="notebooks")
         cells = page.locator(".jp-Notebook .jp-CodeCell")
@@ -155,6 +155,12 @@ def test_notebook_7_shows_the_badge(project: Path):
             nbm.runs(store=project / ".nbmlops")["run_id"][0], project / ".nbmlops"
         )
         assert meta["origin"] == "front end" and meta["cell_matches"]
+        # Notebook 7 puts the sidebar in its left side panel, opened from the View menu.
+        page.click(".lm-MenuBar-itemLabel:text-is('View')")
+        page.hover(".lm-Menu-itemLabel:text-is('Left Sidebar')")
+        page.click(".lm-Menu-itemLabel:text-is('Show nbmlops runs')")
+        page.locator("#nbmlops-runs .nbmlops-run[data-status='finished']").wait_for(timeout=20_000)
+        assert page.locator("#nbmlops-runs .nbmlops-run-name").all_text_contents() == ["fit"]
 
 
 def test_without_the_server_extension_the_sidebar_says_what_to_do(project: Path):
