@@ -248,14 +248,19 @@ def models_panel(
 
 
 def save_reference(
-    data: Any, columns: list[str] | None = None, *, store: str | os.PathLike[str] | None = None
+    data: Any,
+    columns: list[str] | None = None,
+    *,
+    max_rows: int | None = None,
+    store: str | os.PathLike[str] | None = None,
 ) -> str:
     """Profile ``data`` (bins, counts, quantile sketch, category frequencies) and keep the
     profile in the store, keyed by the data's fingerprint; returns the profile id. Later drift
-    checks against it (or against a model trained on it) never need the data again."""
+    checks against it (or against a model trained on it) never need the data again.
+    ``max_rows`` profiles a deterministic sample of that many rows of longer data."""
     from nbmlops.drift import build_profile, save_profile
 
-    return save_profile(get_store(store), build_profile(data, columns))
+    return save_profile(get_store(store), build_profile(data, columns, max_rows=max_rows))
 
 
 def check_drift(
@@ -270,10 +275,14 @@ def check_drift(
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column.
 
-    ``reference`` is a DataFrame/Series, the id of a saved reference profile, or a registered
-    model (``"name@alias"``, ``"name/3"``) whose training data has a saved reference. The report
-    is saved in the store (linked to the active run, or to the model) unless ``save=False``.
-    ``options``: ``threshold``, ``drift_share``, ``multiple_testing`` (see nbmlops.drift).
+    ``reference`` is a DataFrame/Series; the id (or a unique prefix) of a saved reference
+    profile; the fingerprint of a dataset that has one (a run's input, see
+    ``nbm.get_run(id).datasets``); or a registered model (``"name@alias"``, ``"name/3"``,
+    ``"name"``), checked against its training data's profile: the one pinned when it was
+    registered, else the newest one of that data (kept by ``%%track`` or
+    ``nbm.save_reference(X_train)``). The report is saved in the store (linked to the active
+    run, and to the model) unless ``save=False``. ``options``: ``threshold``, ``drift_share``,
+    ``multiple_testing`` (see nbmlops.drift).
     """
     from nbmlops import drift
 
@@ -300,31 +309,53 @@ def check_drift(
 
 
 def _reference_profile(st: Store, reference: str) -> tuple[Any, str | None, int | None]:
+    """The profile a string reference names, and the model version when it names one."""
     from nbmlops import drift, registry
-    from nbmlops.errors import DriftInputError, NotFoundError
+    from nbmlops.errors import DriftInputError, NotFoundError, RegistryError
 
-    try:
-        return drift.load_profile(st, reference), None, None
-    except NotFoundError:
-        pass
-    version = registry.get_model_version(reference, store=st)
-    source = (version.signature or {}).get("source")
-    candidates = [
-        d
-        for d in version.datasets
-        if d["role"] == "input"
-        and d["kind"] == "dataframe"
-        and (source is None or d["name"] == source)
-    ]
-    for dataset in candidates:
-        profiles = drift.profiles_for_dataset(st, dataset["fingerprint"])
-        if profiles:
-            return profiles[0], version.name, version.version
-    names = ", ".join(d["name"] for d in candidates) or "none recorded"
-    raise DriftInputError(
-        f"No saved reference for the training data of {version.name}/{version.version} "
-        f"({names}). Save one where that data is in memory: "
-        f"nbm.save_reference({source or 'X_train'})."
+    if "@" in reference or "/" in reference:
+        version = registry.get_model_version(reference, store=st)
+    else:  # a model's name first, then a profile id (or prefix), then a dataset fingerprint
+        try:
+            version = registry.get_model_version(reference, store=st)
+        except RegistryError:
+            try:
+                return drift.load_profile(st, reference), None, None
+            except NotFoundError:
+                pass
+            by_dataset = drift.profiles_for_dataset(st, reference)
+            if by_dataset:
+                return by_dataset[0], None, None
+            raise DriftInputError(
+                f"Reference {reference!r} is not a registered model, a saved profile id or the "
+                "fingerprint of a dataset with a saved profile; pass a DataFrame, or save one "
+                "with nbm.save_reference(df)."
+            ) from None
+    profile_id = version.reference_profile_id
+    if profile_id is not None:
+        return drift.load_profile(st, profile_id), version.name, version.version
+    raise DriftInputError(_no_reference_message(version))
+
+
+def _no_reference_message(version: Any) -> str:
+    ref = f"{version.name}/{version.version}"
+    if version.run_id is None:
+        return (
+            f"{ref} was registered from a model object, not a run, so its training data is "
+            "unknown; pass the reference data instead: nbm.check_drift(X_train, current)."
+        )
+    training = version.training_datasets
+    if not training:
+        return (
+            f"{ref}'s training run {version.run_id} recorded no input DataFrame matching the "
+            "model's features, so its training data is unknown; pass the reference data "
+            "instead: nbm.check_drift(X_train, current)."
+        )
+    names = ", ".join(f"{d['name']} ({str(d['fingerprint'])[:12]})" for d in training)
+    return (
+        f"No saved reference for the training data of {ref} ({names}). Save one where that "
+        f"data is in memory: nbm.save_reference({training[0]['name']}); or pass the "
+        "reference data instead: nbm.check_drift(X_train, current)."
     )
 
 

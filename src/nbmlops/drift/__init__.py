@@ -64,7 +64,9 @@ column does.
 Profiles: the reference is summarised once (category counts; numeric distinct values and counts,
 or above ``sketch_size`` distinct values an ECDF sketch with recorded error bounds) and stored
 keyed by the reference's fingerprint, so later checks never read the reference again; profiles
-of windows merge with :func:`merge_profiles`.
+of windows merge with :func:`merge_profiles`. :func:`profile_dataset` keeps one for data a run
+reads (capped at 100,000 sampled rows), which is how a registered model's training data gets its
+reference without anyone asking.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ from nbmlops.drift._profile import (
     build_profile,
     merge_profiles,
 )
+from nbmlops.drift._references import DEFAULT_MAX_ROWS, profile_dataset
 from nbmlops.drift.detectors import (
     KS,
     METHODS,
@@ -115,6 +118,7 @@ if TYPE_CHECKING:
     from nbmlops.store import Store
 
 __all__ = [
+    "DEFAULT_MAX_ROWS",
     "KS",
     "METHODS",
     "PSI",
@@ -139,6 +143,7 @@ __all__ = [
     "load_profile",
     "load_report",
     "merge_profiles",
+    "profile_dataset",
     "profiles_for_dataset",
     "save_profile",
     "save_report",

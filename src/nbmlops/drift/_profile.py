@@ -14,6 +14,12 @@ summary:
 Both kinds also keep count, missing count, min, max and the central moment sums (mean, M2, M3),
 so the standard deviation (any ``ddof``) and the skewness used by Doane's rule are exact.
 
+A profile may summarise a sample of the reference (``build_profile(..., max_rows=N)``): then
+``n_rows`` counts the sampled rows, ``source_rows`` the reference's, and checks against the
+profile are checks against that sample (p-values use the sample's size). The sample is the same
+every time for the same data: ``numpy.random.default_rng(0).choice(n, N, replace=False)``, rows
+kept in their order.
+
 Profiles of windows merge (:func:`merge_profiles`): counts, moments and category frequencies add
 exactly; exact numeric summaries merge exactly while the union of distinct values stays within
 ``sketch_size``; otherwise the merged CDF is the exact mixture of the two CDFs, re-sketched.
@@ -40,6 +46,7 @@ IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 FORMAT = "nbmlops-drift-profile-v1"
 DEFAULT_SKETCH_SIZE = 10_000
+SAMPLE_SEED = 0
 # Evidently 0.7 treats an integer column with at most this many distinct values as categorical.
 INTEGER_CARDINALITY_LIMIT = 10
 
@@ -164,40 +171,50 @@ class Profile:
     n_rows: int
     dataset_id: str | None  # the reference's fingerprint; None when profiled without it
     sketch_size: int = DEFAULT_SKETCH_SIZE
+    source_rows: int | None = None  # rows of the reference when n_rows of them were sampled
     _id: list[str] = field(default_factory=list, repr=False)
 
     @property
+    def sampled(self) -> bool:
+        return self.source_rows is not None
+
+    @property
     def profile_id(self) -> str:
-        """Hash of the reference fingerprint and the profile settings (columns, sketch size)."""
+        """Hash of the reference fingerprint and the profile settings (columns, sketch size,
+        sample size when sampled)."""
         if not self._id:
-            settings = json.dumps(
-                {
-                    "dataset_id": self.dataset_id,
-                    "columns": [_label_json(c) for c in self.columns],
-                    "kinds": [c.kind for c in self.columns.values()],
-                    "sketch_size": self.sketch_size,
-                    "format": FORMAT,
-                },
-                sort_keys=True,
-            )
+            fields: dict[str, Any] = {
+                "dataset_id": self.dataset_id,
+                "columns": [_label_json(c) for c in self.columns],
+                "kinds": [c.kind for c in self.columns.values()],
+                "sketch_size": self.sketch_size,
+                "format": FORMAT,
+            }
+            if self.source_rows is not None:  # unsampled profiles keep the ids they always had
+                fields["sample"] = [self.n_rows, self.source_rows]
+            settings = json.dumps(fields, sort_keys=True)
             self._id.append(hashlib.sha256(settings.encode()).hexdigest()[:32])
         return self._id[0]
 
     def __repr__(self) -> str:
         kinds = ", ".join(f"{c.name!r}: {c.kind}" for c in list(self.columns.values())[:6])
         more = " ..." if len(self.columns) > 6 else ""
+        sample = f" sampled from {self.source_rows}" if self.source_rows is not None else ""
         return (
-            f"Profile(profile_id={self.profile_id[:12]!r}, n_rows={self.n_rows}, "
+            f"Profile(profile_id={self.profile_id[:12]!r}, n_rows={self.n_rows}{sample}, "
             f"columns={{{kinds}{more}}})"
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "sketch_size": self.sketch_size,
             "n_rows": self.n_rows,
             "columns": [_column_json(c) for c in self.columns.values()],
         }
+        if self.source_rows is not None:
+            out["source_rows"] = self.source_rows
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], dataset_id: str | None) -> Profile:
@@ -212,6 +229,7 @@ class Profile:
             n_rows=int(data["n_rows"]),
             dataset_id=dataset_id,
             sketch_size=int(data["sketch_size"]),
+            source_rows=None if data.get("source_rows") is None else int(data["source_rows"]),
         )
 
 
@@ -413,11 +431,14 @@ def build_profile(
     kinds: Mapping[Hashable, Kind] | None = None,
     dataset_id: str | None = None,
     fingerprint: bool = True,
+    max_rows: int | None = None,
 ) -> Profile:
     """Profile the reference columns (all of them by default).
 
     ``dataset_id`` is the reference's fingerprint (``nbmlops.fingerprint``), which keys the
     profile in the store; ``fingerprint=False`` skips it (a profile that is not to be stored).
+    ``max_rows``: profile a deterministic sample of that many rows of a longer reference (see
+    the module docstring); the fingerprint is still the whole reference's.
     """
     frame = as_frame(reference, "reference")
     names = list(frame.columns) if columns is None else list(columns)
@@ -429,6 +450,14 @@ def build_profile(
         )
     if sketch_size < 2:
         raise DriftInputError(f"sketch_size must be at least 2, got {sketch_size}.")
+    if max_rows is not None and (isinstance(max_rows, bool) or int(max_rows) < 1):
+        raise DriftInputError(f"max_rows must be a positive number of rows, not {max_rows!r}.")
+    source_rows = None
+    if dataset_id is None and fingerprint:
+        dataset_id = reference_fingerprint(frame, names)
+    if max_rows is not None and len(frame) > max_rows:
+        source_rows = len(frame)
+        frame = sample_rows(frame, int(max_rows))
     kinds = dict(kinds or {})
     resolved = {name: kinds.get(name) or infer_kind(name, frame[name]) for name in names}
     built = parallel_map(
@@ -437,9 +466,15 @@ def build_profile(
         len(frame) * len(names),
     )
     profiles = {c.name: c for c in built}
-    if dataset_id is None and fingerprint:
-        dataset_id = reference_fingerprint(frame, names)
-    return Profile(profiles, len(frame), dataset_id, sketch_size)
+    return Profile(profiles, len(frame), dataset_id, sketch_size, source_rows)
+
+
+def sample_rows(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` rows of ``frame`` chosen without replacement by a fixed seed, in their order: the
+    same rows for the same data every time."""
+    rng = np.random.default_rng(SAMPLE_SEED)
+    positions = np.sort(rng.choice(len(frame), size=n, replace=False))
+    return frame.iloc[positions]
 
 
 def reference_fingerprint(frame: pd.DataFrame, names: Sequence[Hashable]) -> str:
@@ -559,7 +594,10 @@ def _merge_two(a: Profile, b: Profile) -> Profile:
     if a.dataset_id is not None and b.dataset_id is not None:
         ids = sorted([a.dataset_id, b.dataset_id])
         dataset_id = hashlib.sha256(("merge:" + ":".join(ids)).encode()).hexdigest()[:32]
-    return Profile(columns, a.n_rows + b.n_rows, dataset_id, size)
+    source_rows = None
+    if a.source_rows is not None or b.source_rows is not None:
+        source_rows = (a.source_rows or a.n_rows) + (b.source_rows or b.n_rows)
+    return Profile(columns, a.n_rows + b.n_rows, dataset_id, size, source_rows)
 
 
 def _merge_numeric(a: NumericSummary, b: NumericSummary, size: int) -> NumericSummary:

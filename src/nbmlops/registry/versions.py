@@ -133,6 +133,22 @@ class ModelVersion:
         return "deleted" if "deleted" in kinds else "deprecated" if kinds else "active"
 
     @property
+    def training_datasets(self) -> list[dict[str, Any]]:
+        """The recorded datasets this version was trained on (see :func:`training_datasets`)."""
+        return training_datasets(self.signature, self.datasets)
+
+    @property
+    def reference_profile_id(self) -> str | None:
+        """The drift reference of this version's training data: the profile pinned when it was
+        registered, else the newest stored profile of its training data, else None."""
+        pinned = sql.registration_payload(self._store, self.name, self.version)
+        reference = pinned.get("reference_profile")
+        if isinstance(reference, dict) and reference.get("profile_id"):
+            return str(reference["profile_id"])
+        found = _latest_profile(self._store, self.training_datasets)
+        return None if found is None else str(found["profile_id"])
+
+    @property
     def params(self) -> dict[str, object]:
         """The training run's params (empty for a model registered without a run)."""
         if self.run_id is None:
@@ -429,7 +445,46 @@ def _register_run(
         "sha256": chosen["sha256"],
         "format": source_format,
     }
-    return _insert(store, row, {"source": source, "format": stored_format}, description)
+    payload: dict[str, Any] = {"source": source, "format": stored_format}
+    signature = json.loads(row["signature"]) if row["signature"] else None
+    reference = _latest_profile(store, training_datasets(signature, json.loads(row["datasets"])))
+    if reference is not None:  # pinned: later profiles of the same data do not move it
+        payload["reference_profile"] = reference
+    return _insert(store, row, payload, description)
+
+
+def training_datasets(
+    signature: Mapping[str, Any] | None, datasets: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The input DataFrames (or Series) of the training run that the model was trained on: the
+    one its signature was matched to (see :func:`signature_of`); when the model has no signature
+    at all, every input DataFrame or Series of the run, in order; else none (a model trained on
+    arrays, or on columns no recorded dataset has)."""
+    source = (signature or {}).get("source")
+    inputs = [
+        dict(d)
+        for d in datasets
+        if d.get("role") == "input" and d.get("kind") in ("dataframe", "series")
+    ]
+    if signature is None:
+        return inputs
+    return [d for d in inputs if d.get("name") == source]
+
+
+def _latest_profile(store: Store, datasets: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The newest stored drift profile of the first of ``datasets`` that has one."""
+    from nbmlops.store import drift as drift_sql
+
+    ids = drift_sql.profile_ids_for_datasets(store, [str(d["fingerprint"]) for d in datasets])
+    for d in datasets:
+        found = ids.get(str(d["fingerprint"]))
+        if found:
+            return {
+                "profile_id": found[0],
+                "dataset": d.get("name"),
+                "fingerprint": d["fingerprint"],
+            }
+    return None
 
 
 def _choose_artifact(

@@ -272,6 +272,19 @@ def append_event(store: Store, event: Mapping[str, Any]) -> int:
         return _insert_event(conn, event)
 
 
+def registration_payload(store: Store, name: str, version: int) -> dict[str, Any]:
+    """The payload of the ``registered`` event of ``name``/``version`` ({} if it has none)."""
+    rows = store._query(
+        "SELECT payload FROM model_events WHERE name = ? AND version = ? AND kind = 'registered' "
+        "ORDER BY event_id LIMIT 1",
+        (name, version),
+    )
+    if not rows or rows[0][0] is None:
+        return {}
+    payload = json.loads(rows[0][0])
+    return payload if isinstance(payload, dict) else {}
+
+
 def events_of(store: Store, name: str) -> list[Row]:
     return _read(
         store,
