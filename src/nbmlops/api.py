@@ -360,20 +360,51 @@ def _no_reference_message(version: Any) -> str:
 
 
 def drift_panel(
-    reference: Any,
-    current: Any,
+    reference: Any = None,
+    current: Any = None,
     columns: list[str] | None = None,
     method: Any = None,
     *,
     store: str | os.PathLike[str] | None = None,
+    namespace: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> DriftPanel:
-    """Check drift and show the verdict, a sortable per-column table and a column's plot."""
+    """The drift panel: choose the reference (a DataFrame variable, a run's input dataset with a
+    saved profile, or a registered model's training data) and the current data, check, and see
+    the verdict, a sortable per-column table and a column's plot.
+
+    With ``reference`` and ``current`` (as :func:`check_drift` takes them) the check is made
+    at once and the choosers are preset. ``namespace`` lists the DataFrame variables to choose
+    from (default: the notebook's, when there is one).
+    """
     from nbmlops.widgets import DriftPanel
 
-    report = check_drift(reference, current, columns, method, store=store, **options)
+    if namespace is None:
+        namespace = _user_namespace()
+    if method is not None:
+        options = {**options, "method": method}
+    report = None
+    if reference is not None and current is not None:
+        report = check_drift(reference, current, columns, store=store, **options)
     title = f"vs {reference}" if isinstance(reference, str) else ""
-    return DriftPanel(report, title=title)
+    return DriftPanel(
+        report,
+        title=title,
+        namespace=namespace,
+        store=store,
+        reference=reference,
+        current=current,
+        options=options,
+    )
+
+
+def _user_namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
 
 
 def cells_before(

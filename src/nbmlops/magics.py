@@ -124,18 +124,34 @@ class NbmlopsMagics(Magics):
         return api.models_panel(line.strip() or None)
 
     @magic_arguments()
-    @argument("reference", help="A DataFrame variable, a saved reference id, or a model@alias.")
-    @argument("current", help="A DataFrame variable.")
+    @argument(
+        "reference",
+        nargs="?",
+        help="A DataFrame variable, a registered model (name@alias, name/3), a saved "
+        "reference id or a dataset fingerprint. Without REF and CUR the panel opens with "
+        "choosers.",
+    )
+    @argument("current", nargs="?", help="A DataFrame variable.")
     @argument("--columns", nargs="+", default=None, metavar="COL", help="Columns to check.")
     @line_magic
     def drift(self, line: str) -> Any:
-        """%drift REF CUR [--columns ...]: the drift panel for CUR against REF."""
+        """%drift [REF CUR] [--columns ...]: the drift panel; with REF and CUR, CUR checked
+        against REF at once."""
         args = parse_argstring(self.drift, line)
         namespace: dict[str, Any] = self.tracker.shell.user_ns
+        if args.reference is None:
+            return api.drift_panel(namespace=namespace)
+        if args.current is None:
+            raise UsageError(
+                "%drift: give both the reference and the current data (%drift REF CUR), or "
+                "neither to choose them in the panel."
+            )
         if args.current not in namespace:
             raise UsageError(f"%drift: no variable named {args.current!r} for the current data.")
         reference = namespace.get(args.reference, args.reference)
-        return api.drift_panel(reference, namespace[args.current], args.columns)
+        return api.drift_panel(
+            reference, namespace[args.current], args.columns, namespace=namespace
+        )
 
     @line_magic
     def cellhistory(self, line: str) -> Any:
