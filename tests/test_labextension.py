@@ -138,6 +138,30 @@ def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
         assert diff.locator(".nbmlops-diff-add").all_text_contents() == ["+alpha = 1.0\n"]
         save_screenshot(page, "lab_sidebar.png")
 
+        # A filter narrows the list; a malformed one gets the parser's message, not a crash.
+        search = sidebar.locator(".nbmlops-filter")
+        search.fill("params.alpha > 0.7")
+        search.press("Enter")
+        page.wait_for_function(
+            "el => el.textContent.startsWith('1 run in')",
+            arg=sidebar.locator(".nbmlops-status").element_handle(),
+            timeout=20_000,
+        )
+        search.fill("metrics.mae <")
+        search.press("Enter")
+        error = sidebar.locator(".nbmlops-status.nbmlops-error")
+        error.wait_for(timeout=20_000)
+        assert "metrics.mae <" in (error.text_content() or "")
+        # "all runs": every run in the store, not only this notebook's.
+        search.fill("")
+        search.press("Enter")
+        sidebar.locator(".nbmlops-all-runs").check()
+        page.wait_for_function(
+            "el => el.textContent.endsWith('in the store')",
+            arg=sidebar.locator(".nbmlops-status").element_handle(),
+            timeout=20_000,
+        )
+
 
 def test_notebook_7_shows_the_badge_and_the_sidebar(project: Path):
     with lab_server(project, app="notebook") as lab, chromium_page() as page:

@@ -37,7 +37,14 @@ export interface IRunDetail {
   params: Record<string, unknown>;
   metrics: Record<string, number | null>;
   tags: Record<string, string>;
-  datasets: Array<{ name: string; role: string; fingerprint: string; [key: string]: unknown }>;
+  datasets: Array<{
+    name: string;
+    role: string;
+    dataset_id: string;
+    n_rows?: number | null;
+    n_columns?: number | null;
+    [key: string]: unknown;
+  }>;
   artifacts: Array<{ name: string; kind: string; size: number; [key: string]: unknown }>;
   cell_source: string | null;
 }

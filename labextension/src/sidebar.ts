@@ -200,8 +200,13 @@ export class RunsSidebar extends Widget {
       section(
         'Datasets',
         table(
-          ['role', 'name', 'fingerprint'],
-          run.datasets.map(d => [d.role, d.name, String(d.fingerprint ?? d.dataset_id ?? '').slice(0, 12)])
+          ['role', 'name', 'fingerprint', 'shape'],
+          run.datasets.map(d => [
+            d.role,
+            d.name,
+            String(d.dataset_id ?? '').slice(0, 12),
+            d.n_rows === null || d.n_rows === undefined ? '' : `${d.n_rows}×${d.n_columns ?? '?'}`
+          ])
         )
       );
       section(
