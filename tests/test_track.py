@@ -324,3 +324,40 @@ def test_cells_before_a_run_answer_which_code_ran_first(shell):
     assert before["cell_id"].tolist() == ["setup", "imports"]
     assert before["source"].tolist() == ["radius = 2", "import math"]
     assert before["status"].tolist() == ["ok", "ok"]
+
+
+def test_a_model_trained_under_track_is_checked_against_its_training_data(shell):
+    """No save_reference: the training cell keeps a profile of what it read, registering pins it,
+    and check_drift("name/1", new_data) uses it."""
+    run(
+        shell,
+        "import numpy as np, pandas as pd\nfrom sklearn.linear_model import LinearRegression\n"
+        "rng = np.random.default_rng(0)\n"
+        "X_train = pd.DataFrame({'a': rng.normal(size=2000), 'b': rng.normal(size=2000)})\n"
+        "y_train = X_train['a'] * 2 + X_train['b']",
+        cell_id="setup",
+    )
+    run(shell, "%%track fit\nmodel = LinearRegression().fit(X_train, y_train)", cell_id="fit")
+    trained = last_run()
+    assert trained.status == "finished"
+    nbm.register_model(trained.run_id, "lin")
+    ns = shell.user_ns
+    same = ns["X_train"].sample(frac=0.5, random_state=1)
+    shifted = same.assign(a=same["a"] + 3)
+    assert not nbm.check_drift("lin/1", same).dataset_drift
+    report = nbm.check_drift("lin/1", shifted)
+    drifted = report.to_frame().set_index("column")["drifted"]
+    assert drifted["a"] and not drifted["b"]
+
+
+def test_training_data_with_nothing_to_profile_leaves_the_cell_as_it_is(shell):
+    run(
+        shell,
+        "import pandas as pd\nfrom sklearn.dummy import DummyRegressor\n"
+        "X = pd.DataFrame({'when': pd.to_datetime(['2026-01-01', '2026-01-02'])})\n"
+        "y = pd.Series([1.0, 2.0])",
+        cell_id="setup",
+    )
+    result = run(shell, "%%track\nm = DummyRegressor().fit(X, y)\nm.predict(X)[0]", cell_id="fit")
+    assert result.result == 1.5
+    assert last_run().status == "finished"
