@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 import nbmlops as nbm
@@ -192,8 +193,6 @@ def test_a_bad_front_end_message_warns_once_and_the_cell_still_runs(kernel: Any,
 
 
 def test_without_a_front_end_the_saved_notebook_is_the_snapshot(home: Path, tmp_path: Path):
-    import nbformat
-
     notebook = tmp_path / "saved.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -206,3 +205,34 @@ def test_without_a_front_end_the_saved_notebook_is_the_snapshot(home: Path, tmp_
     stored, meta = stored_notebook(run)
     assert [c["source"] for c in stored["cells"]] == ["%load_ext nbmlops", "%%track\nq = 1"]
     assert meta["origin"] == "saved file" and meta["cell_matches"]
+    assert run.notebook() == stored
+
+
+def test_nbmlops_notebook_writes_the_notebook_a_run_belonged_to(home: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from nbmlops.cli import main
+
+    notebook = tmp_path / "saved.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext nbmlops"),
+        nbformat.v4.new_code_cell("%%track\nq = 1"),
+    ]
+    nbformat.write(nb, notebook)
+    execute_notebook(notebook, store=home)
+    run_id = nbm.runs()["run_id"][0]
+    out = tmp_path / "as_it_ran.ipynb"
+    cli = CliRunner()
+    result = cli.invoke(main, ["notebook", run_id, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "from the saved file" in result.output
+    written = nbformat.read(out, as_version=4)
+    nbformat.validate(written)
+    assert [c.source for c in written.cells] == ["%load_ext nbmlops", "%%track\nq = 1"]
+    again = cli.invoke(main, ["notebook", run_id, "-o", str(out)])
+    assert again.exit_code != 0 and "pass --force" in again.output
+    with nbm.start_run("script") as script:
+        pass
+    missing = cli.invoke(main, ["notebook", script.run_id, "-o", str(tmp_path / "x.ipynb")])
+    assert missing.exit_code != 0 and "stored no notebook" in missing.output

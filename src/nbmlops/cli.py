@@ -13,6 +13,7 @@ import math
 import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -135,6 +136,36 @@ def show_cmd(store: str | None, run_id: str | None) -> None:
             f"{a['kind']} {a['name']}": f"{a['sha256'][:16]} {a['size']} bytes"
             for a in run.artifacts
         },
+    )
+
+
+@main.command("notebook")
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the .ipynb.",
+)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.pass_obj
+@_clean_errors
+def notebook_cmd(store: str | None, run_id: str, output: Path, force: bool) -> None:
+    """Write the notebook a run belonged to, as it was when the run started (unsaved edits
+    included where the JupyterLab extension sent them), to OUTPUT."""
+
+    run = api.get_run(run_id, store=store)
+    notebook = run.notebook()
+    if notebook is None:
+        raise NbmlopsError(f"Run {run.run_id} stored no notebook (it did not run in a notebook).")
+    if output.exists() and not force:
+        raise NbmlopsError(f"{output} exists; pass --force to overwrite it.")
+    output.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    origin = next(a["meta"] for a in run.artifacts if a["kind"] == "notebook")
+    click.echo(
+        f"wrote {output}: the notebook of run {run.run_id} as it was at its start "
+        f"(from the {origin.get('origin', 'store')})"
     )
 
 

@@ -440,6 +440,17 @@ class Run:
                 row["meta"] = json.loads(row["meta"])
         return rows
 
+    def notebook(self) -> dict[str, Any] | None:
+        """The notebook the run belonged to, as it was when the run started (nbformat JSON,
+        sources without outputs; see :mod:`nbmlops.capture.notebook`), checked against its
+        recorded sha256; None when the run stored none (a script, an unsaved notebook run
+        without the JupyterLab extension)."""
+        stored = [a for a in self.artifacts if a["kind"] == "notebook"]
+        if not stored:
+            return None
+        notebook: dict[str, Any] = json.loads(self.store.objects.read_verified(stored[0]["sha256"]))
+        return notebook
+
     @property
     def environment(self) -> dict[str, Any] | None:
         env_id = self._row()["environment_id"]
