@@ -192,15 +192,20 @@ def test_a_bad_front_end_message_warns_once_and_the_cell_still_runs(kernel: Any,
     assert nbm.runs()["status"].tolist() == ["finished"]
 
 
-def test_without_a_front_end_the_saved_notebook_is_the_snapshot(home: Path, tmp_path: Path):
-    notebook = tmp_path / "saved.ipynb"
+def saved_notebook(folder: Path) -> Path:
+    """A saved notebook with one %%track cell."""
+    notebook = folder / "saved.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("%load_ext nbmlops"),
         nbformat.v4.new_code_cell("%%track\nq = 1"),
     ]
     nbformat.write(nb, notebook)
-    execute_notebook(notebook, store=home)
+    return notebook
+
+
+def test_without_a_front_end_the_saved_notebook_is_the_snapshot(home: Path, tmp_path: Path):
+    execute_notebook(saved_notebook(tmp_path), store=home)
     run = nbm.get_run(nbm.runs()["run_id"][0])
     stored, meta = stored_notebook(run)
     assert [c["source"] for c in stored["cells"]] == ["%load_ext nbmlops", "%%track\nq = 1"]
@@ -213,14 +218,7 @@ def test_nbmlops_notebook_writes_the_notebook_a_run_belonged_to(home: Path, tmp_
 
     from nbmlops.cli import main
 
-    notebook = tmp_path / "saved.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("%load_ext nbmlops"),
-        nbformat.v4.new_code_cell("%%track\nq = 1"),
-    ]
-    nbformat.write(nb, notebook)
-    execute_notebook(notebook, store=home)
+    execute_notebook(saved_notebook(tmp_path), store=home)
     run_id = nbm.runs()["run_id"][0]
     out = tmp_path / "as_it_ran.ipynb"
     cli = CliRunner()

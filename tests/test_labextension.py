@@ -62,16 +62,22 @@ def save_screenshot(locator: Any, name: str) -> None:
         locator.screenshot(path=str(SCREENSHOTS / name))
 
 
+def run_load_and_fit(page: Any) -> Any:
+    """Run the notebook's two cells as a user would (Shift+Enter twice); its code cells."""
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    cells.nth(0).click()
+    page.keyboard.press("Shift+Enter")
+    wait_for_execution(page, cells.nth(0), 1)
+    page.keyboard.press("Shift+Enter")
+    wait_for_execution(page, cells.nth(1), 2)
+    return cells
+
+
 def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
     store = project / ".nbmlops"
     with lab_server(project) as lab, chromium_page() as page:
         open_notebook(page, lab, "quick.ipynb")
-        cells = page.locator(".jp-Notebook .jp-CodeCell")
-        cells.nth(0).click()
-        page.keyboard.press("Shift+Enter")
-        wait_for_execution(page, cells.nth(0), 1)
-        page.keyboard.press("Shift+Enter")
-        wait_for_execution(page, cells.nth(1), 2)
+        cells = run_load_and_fit(page)
 
         # The badge: status, duration, headline metric, cell version.
         badge = cells.nth(1).locator(".nbmlops-badge")
@@ -166,12 +172,7 @@ def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
 def test_notebook_7_shows_the_badge_and_the_sidebar(project: Path):
     with lab_server(project, app="notebook") as lab, chromium_page() as page:
         open_notebook(page, lab, "quick.ipynb", ui="notebooks")
-        cells = page.locator(".jp-Notebook .jp-CodeCell")
-        cells.nth(0).click()
-        page.keyboard.press("Shift+Enter")
-        wait_for_execution(page, cells.nth(0), 1)
-        page.keyboard.press("Shift+Enter")
-        wait_for_execution(page, cells.nth(1), 2)
+        cells = run_load_and_fit(page)
         badge = cells.nth(1).locator(".nbmlops-badge")
         badge.wait_for(timeout=20_000)
         assert "mae 0.6667" in (badge.text_content() or "")

@@ -4,7 +4,7 @@ import { Cell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { PanelLayout, Widget } from '@lumino/widgets';
 import { ICellBadge, ILatestCells, request } from './api';
-import { duration, value } from './format';
+import { SingleFlight, duration, value } from './format';
 import { showCellHistory } from './history';
 
 export const BADGE_CLASS = 'nbmlops-badge';
@@ -41,25 +41,13 @@ class Badge extends Widget {
 /** The badges of one notebook, refreshed from `cells/latest` after every execution. */
 export class NotebookBadges {
   private badges = new Map<string, Badge>();
-  private pending: Promise<void> | null = null;
-  private again = false;
+  private readonly refresher = new SingleFlight(() => this.load());
 
   constructor(private readonly panel: NotebookPanel) {}
 
-  /** Fetch the notebook's tracked cells and put a badge on each; one request in flight. */
+  /** Fetch the notebook's tracked cells and put a badge on each. */
   refresh(): Promise<void> {
-    if (this.pending) {
-      this.again = true;
-      return this.pending;
-    }
-    this.pending = this.load().finally(() => {
-      this.pending = null;
-      if (this.again) {
-        this.again = false;
-        void this.refresh();
-      }
-    });
-    return this.pending;
+    return this.refresher.run();
   }
 
   private async load(): Promise<void> {

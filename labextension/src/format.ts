@@ -100,3 +100,27 @@ export function table(headers: string[], rows: Array<Array<string | HTMLElement>
   }
   return t;
 }
+
+/** Runs `load` with at most one call in flight: a call made meanwhile runs once more after it,
+ * so the last request for fresh data is always honoured without piling up requests. */
+export class SingleFlight {
+  private pending: Promise<void> | null = null;
+  private again = false;
+
+  constructor(private readonly load: () => Promise<void>) {}
+
+  run(): Promise<void> {
+    if (this.pending) {
+      this.again = true;
+      return this.pending;
+    }
+    this.pending = this.load().finally(() => {
+      this.pending = null;
+      if (this.again) {
+        this.again = false;
+        void this.run();
+      }
+    });
+    return this.pending;
+  }
+}

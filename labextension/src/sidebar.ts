@@ -4,7 +4,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import { ICompare, IRunDetail, IRunRow, IRunsPage, NbmlopsError, request, serverVersion } from './api';
-import { diffView, duration, el, table, value, when } from './format';
+import { SingleFlight, diffView, duration, el, table, value, when } from './format';
 
 export const nbmlopsIcon = new LabIcon({
   name: 'nbmlops:runs',
@@ -25,8 +25,7 @@ export class RunsSidebar extends Widget {
   private readonly list = el('div', 'nbmlops-run-list');
   private readonly detail = el('div', 'nbmlops-detail');
   private readonly compareButton = el('button', 'jp-mod-styled nbmlops-compare', 'Compare selected');
-  private loading: Promise<void> | null = null;
-  private again = false;
+  private readonly refresher = new SingleFlight(() => this.load());
 
   constructor(private readonly notebooks: INotebookTracker) {
     super();
@@ -78,18 +77,7 @@ export class RunsSidebar extends Widget {
 
   /** Reload the list; at most one request at a time, the latest wish wins. */
   refresh(): Promise<void> {
-    if (this.loading) {
-      this.again = true;
-      return this.loading;
-    }
-    this.loading = this.load().finally(() => {
-      this.loading = null;
-      if (this.again) {
-        this.again = false;
-        void this.refresh();
-      }
-    });
-    return this.loading;
+    return this.refresher.run();
   }
 
   private async load(): Promise<void> {
