@@ -2,6 +2,7 @@
 // just before a %%track cell is sent, the notebook as it is in memory (unsaved edits included).
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { JSONObject } from '@lumino/coreutils';
 import { serverVersion } from './api';
 
 const TARGET = 'nbmlops';
@@ -33,7 +34,7 @@ export class KernelLink {
         this.changedSinceSnapshot = true; // the dirty flag changed
       }
     }, this);
-    panel.model?.contentChanged.connect(() => (this.changedSinceSnapshot = true), this);
+    panel.context.model.contentChanged.connect(() => (this.changedSinceSnapshot = true), this);
     void context.ready.then(() => this.attach());
   }
 
@@ -109,17 +110,32 @@ export class KernelLink {
     if (!comm || comm.isDisposed || !isTracked(source) || !this.changedSinceSnapshot) {
       return;
     }
-    const model = this.panel.model;
+    const model = this.panel.context.model;
     if (!model) {
       return;
     }
-    const notebook = model.toJSON() as any;
-    for (const cell of notebook.cells ?? []) {
-      if (cell.cell_type === 'code') {
-        cell.outputs = [];
-        cell.execution_count = null;
+    // Sources, ids and metadata only: outputs (images, tables) would make every message large
+    // and say nothing about what was asked to run.
+    const cells = [];
+    for (const cell of model.cells) {
+      const entry: JSONObject = {
+        id: cell.id,
+        cell_type: cell.type,
+        source: cell.sharedModel.getSource(),
+        metadata: cell.metadata as JSONObject
+      };
+      if (cell.type === 'code') {
+        entry.outputs = [];
+        entry.execution_count = null;
       }
+      cells.push(entry);
     }
+    const notebook = {
+      cells,
+      metadata: model.metadata as JSONObject,
+      nbformat: model.nbformat,
+      nbformat_minor: model.nbformatMinor
+    };
     const path = this.knownPath;
     comm.send({ kind: 'snapshot', path, notebook, dirty: model.dirty });
     this.changedSinceSnapshot = false;
