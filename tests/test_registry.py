@@ -188,6 +188,8 @@ def test_pickle_globals_are_read_without_unpickling():
         ("DELETE FROM model_events", "model_events is append-only"),
         ("UPDATE object_digests SET blake3 = 'x'", "object_digests are immutable"),
         ("DELETE FROM object_digests", "object_digests are never deleted"),
+        ("UPDATE object_chunks SET digests = x''", "object_chunks are immutable"),
+        ("DELETE FROM object_chunks", "object_chunks are never deleted"),
     ],
 )
 def test_versions_and_events_cannot_be_changed_from_another_connection(

@@ -7,7 +7,7 @@ and CLI call these functions and nothing else::
 
     mv = nbm.register_model(run_id, "wine")           # ModelVersion wine/1 (immutable)
     nbm.promote("wine", 1)                            # rules from nbmlops.toml; PromotionDecision
-    model = nbm.load_model("wine@champion")           # sha256 checked before deserialising
+    model = nbm.load_model("wine@champion")           # verified before it is deserialised
     nbm.model_history("wine")                         # every event, with the rules' reasons
     nbm.who_served("wine", "champion", at="2026-05-01T12:00Z")
 
@@ -134,8 +134,10 @@ def load_model(
     record: bool = True,
     store: StoreArg = None,
 ) -> Any:
-    """Load a registered model: its sha256 is checked before anything is deserialised (a changed
-    artifact raises ArtifactIntegrityError), library versions other than the recorded ones warn
+    """Load a registered model: no byte of it is deserialised before that byte has been checked
+    against a digest recorded in the database at registration (a changed artifact raises
+    ArtifactIntegrityError and no model is returned), library versions other than the recorded
+    ones warn
     (LibraryVersionWarning), a deprecated version warns (DeprecatedModelWarning), a deleted one
     is refused. The load is recorded with its consumer (``consumer``, else the notebook or
     script) for :func:`consumers`. ``trusted`` adds types to skops' default trusted set;

@@ -1,16 +1,31 @@
 """Loading a registered model: hash check first, then library check, then deserialise, then a
 row in ``model_loads`` naming the consumer, so deletion can wait until consumers have moved.
 
-The order is the security property: the bytes are read once into memory and their digest compared
-with the one recorded in the database at registration before anything deserialises them, and the
-bytes that were checked are the bytes that are deserialised (no second read of the file). A changed
-artifact raises :class:`~nbmlops.errors.ArtifactIntegrityError` and nothing is unpickled.
+The order is the security property: no byte reaches a deserialiser before it has been checked
+against a digest recorded in the database at registration, and the bytes checked are the bytes
+deserialised (no second read of the file). Two paths keep it:
 
-The digest checked is the artifact's BLAKE3 (``object_digests``, recorded at registration), which
-this CPU hashes ~3x faster than sha256; a version registered before nbmlops recorded BLAKE3 is
-checked by its sha256, and its first recorded load also records the BLAKE3 of those verified
-bytes, so later loads are as fast. Both are cryptographic hashes whose recorded value lives in the
-database: the trust anchor is the same.
+* **Whole file** (skops archives, pickles of fewer than two chunks, versions registered before
+  chunk digests were recorded): the artifact is read once into memory and its BLAKE3 digest
+  (``object_digests``; the sha256 for a version registered before that existed) compared before
+  anything is deserialised. A changed artifact raises
+  :class:`~nbmlops.errors.ArtifactIntegrityError` and nothing is deserialised.
+* **Chunk by chunk** (larger pickles): a reader thread reads the artifact in fixed-size chunks
+  and compares each chunk's BLAKE3 digest with the one recorded in ``object_chunks``, while this
+  thread unpickles the chunks already verified, so hashing overlaps unpickling on two cores.
+  The unpickler reads from a :class:`~nbmlops.store.objects.VerifiedStream`, which only ever
+  returns bytes of chunks that matched: no byte that failed verification is ever deserialised.
+  The trade-off: when chunk *k* fails (or the file is shorter or longer than recorded), chunks
+  before it may already have been unpickled. Those bytes are authentic (each is exactly what was
+  registered, so unpickling them does only what loading the registered model does), but the
+  load as a whole still raises ``ArtifactIntegrityError``, the objects built so far are
+  discarded, and the model is never returned. A load returns only after every chunk and the
+  file's exact length have been verified.
+
+Both digests are cryptographic hashes whose recorded values live in the database: the trust
+anchor is the same as the sha256's. A version registered before nbmlops recorded BLAKE3 or chunk
+digests is checked by what it has, and its first recorded load records the missing digests from
+the bytes it just verified, so later loads take the fast path.
 """
 
 from __future__ import annotations
@@ -36,7 +51,7 @@ from nbmlops.errors import (
 from nbmlops.registry import serialization
 from nbmlops.registry.versions import ModelVersion, resolve
 from nbmlops.store import registry as sql
-from nbmlops.store.objects import blake3_hex
+from nbmlops.store.objects import ChunkDigests, VerifiedStream, blake3_hex
 
 if TYPE_CHECKING:
     from nbmlops.store import Store
@@ -52,7 +67,8 @@ def load_model(
     allow_pickle: bool = True,
     record: bool = True,
 ) -> Any:
-    """The model ``ref`` names, deserialised after its hash matched; see :func:`load_version`."""
+    """The model ``ref`` names, deserialised only from bytes whose recorded digest matched; see
+    :func:`load_version`."""
     return load_version(
         resolve(store, ref, version),
         consumer=consumer,
@@ -71,6 +87,11 @@ def load_version(
     record: bool = True,
 ) -> Any:
     """Verify, check libraries, deserialise and record one load of ``mv``.
+
+    Every byte is checked against a digest recorded at registration before the deserialiser
+    receives it; the model is returned only once the whole artifact (and its exact length) has
+    been verified. See the module docstring for the two paths and the trade-off of the chunked
+    one.
 
     ``trusted`` extends skops' default trusted types for skops artifacts. ``allow_pickle=False``
     refuses pickle artifacts outright (for consumers that trust the store's hashes but not its
@@ -91,22 +112,25 @@ def load_version(
             f"{mv.ref} is a pickle and allow_pickle=False; a pickle runs code when loaded. "
             "Load it with allow_pickle=True if you trust whoever wrote this store."
         )
-    try:
-        data = store.objects.read_verified(mv.sha256, blake3=mv.blake3)
-    except ArtifactIntegrityError as exc:
-        exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
-        raise
-    mismatches = serialization.library_mismatches(mv.libraries, _installed())
-    if mismatches:
-        saved = ", ".join(f"{lib} {want}" for lib, want, _ in mismatches)
-        here = ", ".join(f"{lib} {have or 'not installed'}" for lib, _, have in mismatches)
-        warnings.warn(
-            f"{mv.ref} was saved with {saved}; this environment has {here}. It may fail to load "
-            "or predict differently: install the recorded versions, or retrain and register.",
-            LibraryVersionWarning,
-            stacklevel=3,
-        )
-    model = serialization.load_model_bytes(data, mv.format, trusted=trusted)
+    data: bytes | None = None
+    if _chunked(mv):
+        assert mv.chunks is not None
+        try:
+            stream = store.objects.open_verified(mv.sha256, mv.chunks)  # checks chunk 0
+        except (ArtifactIntegrityError, StoreError) as exc:
+            exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
+            raise
+        with stream:
+            _warn_libraries(mv)
+            model = _unpickle_verified(mv, stream)
+    else:
+        try:
+            data = store.objects.read_verified(mv.sha256, blake3=mv.blake3)
+        except (ArtifactIntegrityError, StoreError) as exc:
+            exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
+            raise
+        _warn_libraries(mv)
+        model = serialization.load_model_bytes(data, mv.format, trusted=trusted)
     deprecations = [e for e in events if e["kind"] == "deprecated"]
     if deprecations:
         import json
@@ -120,14 +144,80 @@ def load_version(
             stacklevel=3,
         )
     if record:
-        # Bytes whose sha256 matched just now: their BLAKE3 is as trustworthy as that sha256.
-        digest = None if mv.blake3 is not None else (mv.sha256, blake3_hex(data), mv.size)
-        _record(store, mv, consumer, digest)
+        # Digests missing for an older version, from bytes whose recorded digest matched just
+        # now: they are as trustworthy as that digest.
+        digest = chunks = None
+        if data is not None and mv.blake3 is None:
+            digest = (mv.sha256, blake3_hex(data), mv.size)
+        if data is not None and mv.chunks is None:
+            chunks = (mv.sha256, ChunkDigests.of(data))
+        _record(store, mv, consumer, digest, chunks)
     return model
 
 
+# Fewer chunks than this load whole: each handover between the two threads costs about what
+# hashing a chunk of a small artifact saves (benchmarks/README.md).
+_MIN_CHUNKS = 3
+
+
+def _chunked(mv: ModelVersion) -> bool:
+    """Whether ``mv`` loads chunk by chunk: a pickle of at least ``_MIN_CHUNKS`` chunks with
+    chunk digests (skops archives load whole: a zip is read from its end)."""
+    return (
+        mv.format == serialization.PICKLE
+        and mv.chunks is not None
+        and mv.chunks.count >= _MIN_CHUNKS
+    )
+
+
+def _unpickle_verified(mv: ModelVersion, stream: VerifiedStream) -> Any:
+    """Unpickle from ``stream`` (verified chunks only), then wait until the rest of the artifact
+    and its length are verified too: a model is returned only if the whole artifact matched."""
+    try:
+        model = serialization.unpickle_stream(stream)
+    except Exception:
+        # The artifact failing verification further on explains a failure better: raise that.
+        _finish(mv, stream)
+        raise
+    _finish(mv, stream)
+    return model
+
+
+def _finish(mv: ModelVersion, stream: VerifiedStream) -> None:
+    try:
+        stream.finish()
+    except (ArtifactIntegrityError, StoreError) as exc:
+        if stream.delivered == 0:
+            exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
+        else:
+            exc.add_note(
+                f"Model {mv.ref}: the unpickler had received the first {stream.delivered} bytes, "
+                "all from chunks whose BLAKE3 digest matched the one recorded at registration "
+                "(authentic bytes); no byte that failed verification was deserialised. The load "
+                "failed and the objects built so far were discarded."
+            )
+        raise
+
+
+def _warn_libraries(mv: ModelVersion) -> None:
+    mismatches = serialization.library_mismatches(mv.libraries, _installed())
+    if mismatches:
+        saved = ", ".join(f"{lib} {want}" for lib, want, _ in mismatches)
+        here = ", ".join(f"{lib} {have or 'not installed'}" for lib, _, have in mismatches)
+        warnings.warn(
+            f"{mv.ref} was saved with {saved}; this environment has {here}. It may fail to load "
+            "or predict differently: install the recorded versions, or retrain and register.",
+            LibraryVersionWarning,
+            stacklevel=4,
+        )
+
+
 def _record(
-    store: Store, mv: ModelVersion, consumer: str | None, digest: tuple[str, str, int] | None
+    store: Store,
+    mv: ModelVersion,
+    consumer: str | None,
+    digest: tuple[str, str, int] | None,
+    chunks: tuple[str, ChunkDigests] | None = None,
 ) -> None:
     load = {
         "name": mv.name,
@@ -138,7 +228,7 @@ def _record(
         "at": time.time(),
     }
     try:
-        sql.record_load(store, load, digest)
+        sql.record_load(store, load, digest, chunks)
     except StoreError as exc:
         # The model is loaded; failing here would hide it. Deletion protection cannot see this
         # consumer, which the warning says.

@@ -2,10 +2,12 @@
 
 Trust model (the README's "Registered models and trust" section says the same):
 
-* A pickle is code: unpickling runs whatever the file says. nbmlops unpickles a model artifact
-  only after its sha256 matches the one recorded when it was logged or registered, so what runs is
-  exactly what you (or whoever wrote to this store) saved. A store from someone else is as trusted
-  as its author; the hash check protects against later changes, not against a malicious author.
+* A pickle is code: unpickling runs whatever the file says. nbmlops hands a model artifact's
+  bytes to the unpickler only after they matched a digest recorded in the database when it was
+  logged or registered (its sha256 or BLAKE3, or the BLAKE3 of the chunk holding them, see
+  :mod:`nbmlops.registry.loading`), so what runs is exactly what you (or whoever wrote to this
+  store) saved. A store from someone else is as trusted as its author; the hash check protects
+  against later changes, not against a malicious author.
 * skops' format is data, not code. It is used when skops can save the model *and* load it back
   with skops' default trusted types (linear models, pipelines of scalers and encoders...). Tree
   models (``sklearn.tree._tree.Tree``, the histogram-gradient-boosting predictor) are not in that
@@ -26,9 +28,12 @@ import pickle
 import pickletools
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nbmlops.errors import RegistryError
+
+if TYPE_CHECKING:
+    from nbmlops.store.objects import VerifiedStream
 
 SKOPS = "skops"
 PICKLE = "pickle"
@@ -107,6 +112,14 @@ def load_model_bytes(data: bytes, format: str, *, trusted: Sequence[str] | None 
         raise RegistryError(
             f"{exc} Pass trusted=[...] to load_model with the types you have reviewed."
         ) from exc
+
+
+def unpickle_stream(stream: VerifiedStream) -> Any:
+    """Unpickle from a stream that only returns hash-verified bytes (see
+    :meth:`nbmlops.store.objects.ObjectStore.open_verified`). The caller must still call
+    ``stream.finish()`` before using the result: the rest of the artifact may not match."""
+    # Cast: the stream's read returns memoryviews where it can, which the C unpickler takes.
+    return pickle.Unpickler(cast(Any, stream)).load()
 
 
 def _check_format(format: str, *, allow_auto: bool) -> None:

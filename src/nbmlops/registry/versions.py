@@ -1,10 +1,10 @@
 """Model versions: registering a model (from a run or a live object) and reading versions back.
 
 A version is immutable (a trigger refuses UPDATE and DELETE on ``model_versions``): the
-artifact's sha256 (and its BLAKE3 digest, in ``object_digests``), its input signature, the
-training run, the datasets' fingerprints, the metrics and library versions at registration, who
-and when. What can change about a version (aliases, deprecation, deletion) is read from the
-append-only ``model_events``.
+artifact's sha256 (and its BLAKE3 digests, whole in ``object_digests`` and per chunk in
+``object_chunks``), its input signature, the training run, the datasets' fingerprints, the
+metrics and library versions at registration, who and when. What can change about a version
+(aliases, deprecation, deletion) is read from the append-only ``model_events``.
 
 References: ``"name/3"`` is version 3, ``"name@champion"`` the version the alias points at,
 ``"name"`` or ``"name@latest"`` the highest version not deleted.
@@ -28,7 +28,7 @@ from nbmlops.capture.liveness import hostname
 from nbmlops.errors import ModelNotFoundError, RegistryError
 from nbmlops.registry import serialization
 from nbmlops.store import registry as sql
-from nbmlops.store.objects import blake3_hex
+from nbmlops.store.objects import ChunkDigests, blake3_hex
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,6 +64,9 @@ class ModelVersion:
     blake3: str | None = field(default=None, repr=False, compare=False)
     """The artifact's BLAKE3 digest, checked by ``load`` (None: registered before nbmlops
     recorded one and not loaded since; ``load`` then checks the sha256)."""
+    chunks: ChunkDigests | None = field(default=None, repr=False, compare=False)
+    """The BLAKE3 digest of each chunk of the artifact, which lets ``load`` unpickle each chunk
+    as soon as it is verified (None: registered before nbmlops recorded them, not loaded since)."""
 
     def __hash__(self) -> int:
         return hash((self.name, self.version, self.sha256))
@@ -88,6 +91,11 @@ class ModelVersion:
             created_at=float(row["created_at"]),
             _store=store,
             blake3=row.get("blake3"),
+            chunks=None
+            if row.get("chunk_digests") is None
+            else ChunkDigests(
+                int(row["chunk_size"]), int(row["chunked_size"]), bytes(row["chunk_digests"])
+            ),
         )
 
     # -- derived views -------------------------------------------------------------------------
@@ -406,7 +414,8 @@ def _register_run(
         sha256, size = str(chosen["sha256"]), int(chosen["size"])
     else:
         sha256, size = store.objects.put_bytes(stored)
-    digest = blake3_hex(stored)  # of the bytes just verified or written: as trusted as the sha256
+    # Of the bytes just verified or written: as trusted as the sha256.
+    digest, chunks = blake3_hex(stored), ChunkDigests.of(stored)
     environment = run.environment or {}
     packages = environment.get("packages") or _installed()  # what the run was trained with
     recorded = {"python": environment["python"]} if environment.get("python") else {}
@@ -419,6 +428,7 @@ def _register_run(
         name,
         sha256,
         digest,
+        chunks,
         size,
         stored_format,
         str(meta.get("class") or _class_name(model)),
@@ -522,6 +532,7 @@ def _register_object(
         name,
         sha256,
         blake3_hex(data),
+        ChunkDigests.of(data),
         size,
         stored_format,
         _class_name(model),
@@ -553,6 +564,7 @@ def _row(
     name: str,
     sha256: str,
     blake3: str,
+    chunks: ChunkDigests,
     size: int,
     format: str,
     model_class: str,
@@ -567,6 +579,7 @@ def _row(
         "name": name,
         "sha256": sha256,
         "blake3": blake3,  # goes to object_digests, not model_versions
+        "chunks": chunks,  # goes to object_chunks
         "size": size,
         "format": format,
         "class": model_class,

@@ -1,10 +1,11 @@
 """The model registry's queries: every SQL statement of :mod:`nbmlops.registry` lives here.
 
-Tables (docs/schema.md, migrations ``0003_registry`` and ``0006_object_digests``): ``models``,
-``model_versions`` (immutable: triggers refuse UPDATE and DELETE), ``model_events`` (append-only,
-same triggers), ``model_loads``, and ``object_digests`` (each artifact's BLAKE3 digest, keyed by its
-sha256; append-only). Nothing here updates or deletes a row: where an alias points, whether a
-version is deprecated or deleted, are all read from the events.
+Tables (docs/schema.md, migrations ``0003_registry``, ``0006_object_digests`` and
+``0008_object_chunks``): ``models``, ``model_versions`` (immutable: triggers refuse UPDATE and
+DELETE), ``model_events`` (append-only, same triggers), ``model_loads``, ``object_digests`` (each
+artifact's BLAKE3 digest, keyed by its sha256; append-only) and ``object_chunks`` (the BLAKE3
+digest of each chunk of it; append-only). Nothing here updates or deletes a row: where an alias
+points, whether a version is deprecated or deleted, are all read from the events.
 
 Current state is read in commit order (``event_id``); "at a past moment" is read by the events'
 ``at`` time, ties broken by ``event_id``. Writes that check something before writing (the next
@@ -22,6 +23,7 @@ from typing import Any
 
 from nbmlops.errors import RegistryError
 from nbmlops.store.db import Row, Store
+from nbmlops.store.objects import ChunkDigests
 
 ALIAS_KINDS = ("alias_set", "alias_removed")
 
@@ -29,11 +31,13 @@ _VERSION_COLUMNS = (
     "name, version, sha256, size, format, class, run_id, signature, datasets, metrics, "
     "libraries, description, created_by, created_at"
 )
-# A version with its artifact's BLAKE3 digest (NULL until one is recorded).
+# A version with its artifact's BLAKE3 digests, whole and per chunk (NULL until recorded).
 _VERSION_SELECT = (
     "SELECT "
     + ", ".join(f"v.{c.strip()}" for c in _VERSION_COLUMNS.split(","))
-    + ", d.blake3 FROM model_versions v LEFT JOIN object_digests d ON d.sha256 = v.sha256"
+    + ", d.blake3, c.chunk_size, c.size AS chunked_size, c.digests AS chunk_digests "
+    "FROM model_versions v LEFT JOIN object_digests d ON d.sha256 = v.sha256 "
+    "LEFT JOIN object_chunks c ON c.sha256 = v.sha256"
 )
 
 
@@ -73,6 +77,14 @@ def _insert_digest(
         "INSERT OR IGNORE INTO object_digests (sha256, blake3, size, created_at) "
         "VALUES (?, ?, ?, ?)",
         (sha256, blake3, size, at),
+    )
+
+
+def _insert_chunks(conn: sqlite3.Connection, sha256: str, chunks: ChunkDigests, at: float) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO object_chunks (sha256, chunk_size, size, digests, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (sha256, chunks.chunk_size, chunks.size, chunks.digests, at),
     )
 
 
@@ -130,7 +142,8 @@ def register_version(
     store: Store, row: Mapping[str, Any], event: Mapping[str, Any], model_description: str | None
 ) -> tuple[Row, bool]:
     """Insert a new version of ``row['name']`` with the next number and its ``registered`` event,
-    and the artifact's ``row['blake3']`` digest unless one is recorded already.
+    and the artifact's ``row['blake3']`` digest and ``row['chunks']`` digests unless they are
+    recorded already.
 
     If the model already has a version with the same ``sha256``, no version is written and that
     version is returned with ``False``.
@@ -142,6 +155,7 @@ def register_version(
             (name, model_description, row["created_at"]),
         )
         _insert_digest(conn, row["sha256"], row["blake3"], row["size"], row["created_at"])
+        _insert_chunks(conn, row["sha256"], row["chunks"], row["created_at"])
         existing = _rows(
             conn.execute(
                 f"{_VERSION_SELECT} WHERE v.name = ? AND v.sha256 = ?",
@@ -154,16 +168,19 @@ def register_version(
             "SELECT MAX(version) FROM model_versions WHERE name = ?", (name,)
         ).fetchone()[0]
         version = 1 if last is None else int(last) + 1
-        new = {**row, "version": version}
         conn.execute(
             "INSERT INTO model_versions (name, version, sha256, size, format, class, run_id, "
             "signature, datasets, metrics, libraries, description, created_by, created_at) "
             "VALUES (:name, :version, :sha256, :size, :format, :class, :run_id, :signature, "
             ":datasets, :metrics, :libraries, :description, :created_by, :created_at)",
-            new,
+            {**row, "version": version},
         )
         _insert_event(conn, {**event, "name": name, "version": version, "kind": "registered"})
-    return new, True
+        # Read back with the digests as recorded (an object registered before keeps its own).
+        new = _rows(
+            conn.execute(f"{_VERSION_SELECT} WHERE v.name = ? AND v.version = ?", (name, version))
+        )
+    return new[0], True
 
 
 def versions_of(store: Store, name: str) -> list[Row]:
@@ -325,13 +342,19 @@ def record_promotion(
 
 
 def record_load(
-    store: Store, load: Mapping[str, Any], digest: tuple[str, str, int] | None = None
+    store: Store,
+    load: Mapping[str, Any],
+    digest: tuple[str, str, int] | None = None,
+    chunks: tuple[str, ChunkDigests] | None = None,
 ) -> None:
     """Record one load; ``digest`` (sha256, blake3, size) also records the artifact's BLAKE3
-    digest, for a version registered before ``object_digests`` existed."""
+    digest, for a version registered before ``object_digests`` existed, and ``chunks`` (sha256,
+    chunk digests) its chunk digests, for one registered before ``object_chunks`` existed."""
     with store.transaction() as conn:
         if digest is not None:
             _insert_digest(conn, *digest, load["at"])
+        if chunks is not None:
+            _insert_chunks(conn, *chunks, load["at"])
         conn.execute(
             "INSERT INTO model_loads (name, version, consumer, host, pid, at) "
             "VALUES (:name, :version, :consumer, :host, :pid, :at)",

@@ -271,6 +271,29 @@ ALTER TABLE drift_reports ADD COLUMN settings TEXT;
 ALTER TABLE drift_reports ADD COLUMN curves TEXT;
 """
 
+# BLAKE3 digests of each fixed-size chunk of a stored object, recorded with object_digests at
+# model registration: loading a pickle hashes chunk k+1 while chunk k is being unpickled, and no
+# byte reaches the unpickler before its chunk matched (issue #5's load target). A table of its own
+# rather than columns of object_digests: those rows are immutable, so versions registered since
+# 0006 could never get their chunk digests there; here every object gets one row, inserted at
+# registration or on the first verified load of an older version, never updated. The chunk size is
+# recorded per object so the default can change without a migration; the CHECK keeps the digests
+# consistent with it and the size (32 bytes per chunk, the last chunk holding the rest).
+V8_OBJECT_CHUNKS = """
+CREATE TABLE object_chunks (
+    sha256     TEXT PRIMARY KEY,             -- the object under objects/ (its address)
+    chunk_size INTEGER NOT NULL CHECK (chunk_size > 0),
+    size       INTEGER NOT NULL CHECK (size >= 0),
+    digests    BLOB NOT NULL,                -- BLAKE3-256 of each chunk in order, 32 bytes each
+    created_at REAL NOT NULL,
+    CHECK (length(digests) = 32 * ((size + chunk_size - 1) / chunk_size))
+) WITHOUT ROWID;
+CREATE TRIGGER object_chunks_immutable BEFORE UPDATE ON object_chunks
+BEGIN SELECT RAISE(ABORT, 'object_chunks are immutable'); END;
+CREATE TRIGGER object_chunks_kept BEFORE DELETE ON object_chunks
+BEGIN SELECT RAISE(ABORT, 'object_chunks are never deleted'); END;
+"""
+
 
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
@@ -328,6 +351,10 @@ def register(migrations: object) -> None:
     def _drift_report_settings(db: Database) -> None:
         _run_script(db, V7_DRIFT_REPORT_SETTINGS)
 
+    @migrations(name="0008_object_chunks")
+    def _object_chunks(db: Database) -> None:
+        _run_script(db, V8_OBJECT_CHUNKS)
+
 
 MIGRATION_NAMES = (
     "0001_initial",
@@ -337,4 +364,5 @@ MIGRATION_NAMES = (
     "0005_run_summaries",
     "0006_object_digests",
     "0007_drift_report_settings",
+    "0008_object_chunks",
 )
