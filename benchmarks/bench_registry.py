@@ -4,29 +4,40 @@ Run it directly (MLflow and scikit-learn must be installed)::
 
     .venv/bin/python benchmarks/bench_registry.py [--quick]
 
-Cases (targets from the registry issue; ratio = MLflow time / nbmlops time), on a
-RandomForestRegressor whose pickle is about 1.3 MB (the actual size is printed):
+Two RandomForestRegressors: a small one whose pickle is about 1.3 MB (the issue's) and a large
+one of 300 trees, about 26 MB (the actual sizes are printed). Cases (targets from the registry
+issue; ratio = MLflow time / nbmlops time):
 
-1. Register a model trained in a run: nbmlops ``log_model`` + the run's end +
+1. Register a model trained in a run (small forest): nbmlops ``log_model`` + the run's end +
    ``register_model(run_id, name)``, against MLflow ``mlflow.sklearn.log_model`` +
    ``mlflow.register_model``: nbmlops <= 50 ms and >= 20x faster.
 2. ``register_model`` alone, from a run that already logged the model (information, with
    MLflow's ``register_model`` alone beside it); nbmlops also <= 50 ms.
-3. Load with hash verification: ``nbmlops.registry.load_model("rf-i/1")`` (resolve the reference,
-   read the artifact and check its BLAKE3 digest recorded at registration, check library
-   versions, unpickle, record the consumer) against ``mlflow.sklearn.load_model("models:/rf-i/1")``,
-   in GB/s of artifact: >= 1 GB/s.
-4. The hash check alone (``ObjectStore.read_verified``: read the file, BLAKE3 it) in GB/s; the
-   same with sha256 (what versions registered before BLAKE3 was recorded are checked with, until
-   their first load); and the machine's in-memory sha256 and BLAKE3 speeds (64 MB), which bound
-   them. Unpickling alone is shown too: case 3 is essentially case 4 plus it, since unpickling may
-   only start once the whole artifact has been hashed.
+3. Load the small forest with hash verification: ``nbmlops.registry.load_model("rf-i/1")``
+   (resolve the reference, verify, check library versions, unpickle, record the consumer)
+   against ``mlflow.sklearn.load_model("models:/rf-i/1")``, in GB/s of artifact: >= 1 GB/s.
+   A pickle this small has two chunks and loads whole: read, BLAKE3 of the whole file, unpickle.
+4. The same for the large forest, which loads chunk by chunk: a reader thread reads and BLAKE3s
+   chunk k+1 while this thread unpickles chunk k, which was verified before (see
+   ``nbmlops/registry/loading.py``): >= 1 GB/s.
+
+Under cases 3 and 4, for information: for the small forest its load without the bookkeeping
+(read + BLAKE3 of the whole file, then ``pickle.loads``) and the sha256 check (what versions
+registered before BLAKE3 digests were recorded are checked with, until their first load); for
+the large one ``load_model`` through the whole-file path, as it loaded before chunk digests,
+and the reader thread's work alone (read + BLAKE3 chunk by chunk, one thread); for both the hash
+check alone (``read_verified``: read, BLAKE3 the whole file, with threads from 4 MB) and
+unpickling alone. The machine's in-memory sha256 and BLAKE3 speeds (64 MB) bound the hash rows.
+Minor page faults per call are printed with the spreads: on this VM a fault costs several
+microseconds, and how many fresh pages a call gets depends on what the allocator kept from the
+calls before (each case is timed in its own block, after one untimed call).
 
 Each tool runs in its own child process (fresh temporary directory as working directory and
-store), so neither pays for the other's imports or heap. Every registration gets a model with
-new bytes (an attribute holds a counter), so the content-addressed store really writes each one.
-MLflow saves with ``serialization_format="cloudpickle"``, the like-for-like format (MLflow 3's
-default, skops, refuses a forest unless its tree type is declared trusted).
+store), so neither pays for the other's imports or heap; the parent builds both forests once and
+hands them over as pickles. Every registration gets a model with new bytes (an attribute holds a
+counter), so the content-addressed store really writes each one. MLflow saves with
+``serialization_format="cloudpickle"``, the like-for-like format (MLflow 3's default, skops,
+refuses a forest unless its tree type is declared trusted).
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import json
 import os
 import pickle
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -47,10 +59,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, run_side, spread, timed
+from _common import child_env, cpu_model, fmt_time, machine_load, run_side, spread, timed
 
 SCRIPT = Path(__file__).resolve()
 FOREST_BYTES = 1_300_000
+LARGE_TREES = 300  # on 6,000 rows: a pickle of about 26 MB
+MODELS = "BENCH_REGISTRY_MODELS"  # environment: the folder of the forests' pickles
 
 Timings = dict[str, Any]
 
@@ -61,41 +75,81 @@ class Sizes:
     register_mlflow: int = 3  # MLflow log_model takes seconds
     loads_nbmlops: int = 50
     loads_mlflow: int = 10
+    large_versions: int = 4  # registered copies of the large forest; its loads rotate over them
+    loads_large_nbmlops: int = 20
+    loads_large_mlflow: int = 5
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(register_nbmlops=8, register_mlflow=1, loads_nbmlops=10, loads_mlflow=3)
+        return cls(
+            register_nbmlops=8,
+            register_mlflow=1,
+            loads_nbmlops=10,
+            loads_mlflow=3,
+            large_versions=2,
+            loads_large_nbmlops=4,
+            loads_large_mlflow=2,
+        )
 
 
-def sized_forest() -> tuple[Any, int]:
-    """A RandomForestRegressor whose pickle is about FOREST_BYTES (fixed data and seed)."""
+def build_forests(folder: Path) -> None:
+    """Pickle both forests into ``folder`` (fixed data and seeds): ``small.pkl``, about
+    FOREST_BYTES, and ``large.pkl``, LARGE_TREES trees on 6,000 rows."""
     from sklearn.datasets import make_regression
     from sklearn.ensemble import RandomForestRegressor
 
-    X, y = make_regression(n_samples=3_000, n_features=10, noise=5.0, random_state=0)
-
-    def forest(n: int) -> Any:
-        params = {"n_estimators": n, "min_samples_leaf": 5, "random_state": 0, "n_jobs": 1}
-        return RandomForestRegressor(**params).fit(X, y)
+    def forest(n: int, rows: int) -> Any:
+        X, y = make_regression(n_samples=rows, n_features=10, noise=5.0, random_state=0)
+        params = {"n_estimators": n, "min_samples_leaf": 5, "random_state": 0, "n_jobs": -1}
+        model = RandomForestRegressor(**params).fit(X, y)
+        model.n_jobs = 1
+        return model
 
     probe = 10
-    per_tree = len(pickle.dumps(forest(probe), protocol=5)) / probe
-    model = forest(max(1, round(FOREST_BYTES / per_tree)))
-    return model, len(pickle.dumps(model, protocol=5))
+    per_tree = len(pickle.dumps(forest(probe, 3_000), protocol=5)) / probe
+    small = forest(max(1, round(FOREST_BYTES / per_tree)), 3_000)
+    (folder / "small.pkl").write_bytes(pickle.dumps(small, protocol=5))
+    (folder / "large.pkl").write_bytes(pickle.dumps(forest(LARGE_TREES, 6_000), protocol=5))
+
+
+def forest(which: str) -> tuple[Any, int]:
+    """The ``small`` or ``large`` forest the parent built, and its pickle's size."""
+    data = (Path(os.environ[MODELS]) / f"{which}.pkl").read_bytes()
+    return pickle.loads(data), len(data)
+
+
+def faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def timed_blocks(cases: dict[str, Callable[[int], object]], n: int, out: Timings) -> None:
+    """Each case in its own block: one untimed call, then ``n`` timed calls (``case(i)``), and
+    the minor page faults per call. Blocks, not interleaved calls: how many fresh pages a call
+    touches depends on what the allocator kept from the calls before (several microseconds a
+    page on this VM), and a block measures each case in its own steady state, as MLflow's loads
+    are measured."""
+    for key, case in cases.items():
+        case(0)
+        before = faults()
+        out[key] = [timed(lambda case=case, i=i: case(i)) for i in range(n)]
+        out[f"{key}_faults"] = (faults() - before) / n
 
 
 # -- nbmlops side (child process) -------------------------------------------------------------
 
 
 def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
+    from unittest import mock
+
     import nbmlops as nbm
     from nbmlops import registry
+    from nbmlops.registry import loading
+    from nbmlops.store.objects import ChunkDigests
 
     store = nbm.set_store(workdir / ".nbmlops")
     assert store is not None
-    model, size = sized_forest()
-    out: Timings = {"forest_bytes": size, "log_and_register": [], "register": [], "load": []}
-    out["verify"], out["verify_sha256"] = [], []
+    model, size = forest("small")
+    out: Timings = {"forest_bytes": size, "log_and_register": [], "register": []}
 
     def log(i: int) -> str:
         model._bench_nonce = i  # new bytes: the content-addressed store writes every one
@@ -114,19 +168,54 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
     for i, run_id in enumerate(logged):
         out["register"].append(timed(lambda r=run_id, i=i: registry.register_model(r, f"r-{i}")))
     mv = registry.get_model_version("rf-0/1")
-    assert mv.format == "pickle" and mv.blake3 is not None
-    out["artifact_bytes"] = mv.size
-    registry.load_model("rf-0/1")  # warm: the page cache and the first unpickle
-    for i in range(sizes.loads_nbmlops):
-        ref = f"rf-{i % sizes.register_nbmlops}/1"
-        out["load"].append(timed(lambda ref=ref: registry.load_model(ref, consumer="bench")))
-    for _ in range(sizes.loads_nbmlops):
-        out["verify"].append(
-            timed(lambda: store.objects.read_verified(mv.sha256, blake3=mv.blake3))
-        )
-        out["verify_sha256"].append(timed(lambda: store.objects.read_verified(mv.sha256)))
-    data = store.objects.read_verified(mv.sha256)
-    out["unpickle"] = [timed(lambda: pickle.loads(data)) for _ in range(sizes.loads_nbmlops)]
+    assert mv.format == "pickle" and mv.blake3 is not None and mv.chunks is not None
+    out["artifact_bytes"], out["chunks"] = mv.size, [mv.chunks.count, mv.chunks.chunk_size]
+    n = sizes.register_nbmlops
+    verify = lambda _: store.objects.read_verified(mv.sha256, blake3=mv.blake3)  # noqa: E731
+    data = verify(0)
+    cases = {
+        "load": lambda i: registry.load_model(f"rf-{i % n}/1", consumer="bench"),
+        "serial": lambda _: pickle.loads(verify(0)),
+        "verify": verify,
+        "verify_sha256": lambda _: store.objects.read_verified(mv.sha256),
+        "unpickle": lambda _: pickle.loads(data),
+    }
+    timed_blocks(cases, sizes.loads_nbmlops, out)
+    del data, cases
+
+    large, large_size = forest("large")
+    out["large_bytes"], out["large_register"] = large_size, []
+    for i in range(sizes.large_versions):
+        large._bench_nonce = i
+        start = time.perf_counter()
+        registry.register_model(large, f"big-{i}", format="pickle")
+        out["large_register"].append(time.perf_counter() - start)
+    del large
+    big = registry.get_model_version("big-0/1")
+    assert big.chunks is not None and big.blake3 is not None
+    out["large_artifact_bytes"] = big.size
+    out["large_chunks"] = [big.chunks.count, big.chunks.chunk_size]
+    versions = sizes.large_versions
+    verify_large = lambda _: store.objects.read_verified(big.sha256, blake3=big.blake3)  # noqa: E731
+    path, step = store.objects.path_of(big.sha256), big.chunks.chunk_size
+
+    def reader_work(_: int) -> None:  # what the reader thread does, in this thread
+        with open(path, "rb") as f:
+            assert ChunkDigests.of(f.read(), step) == big.chunks
+
+    def whole_file_load(i: int) -> object:  # load_model as before chunk digests
+        with mock.patch.object(loading, "_chunked", lambda mv: False):
+            return registry.load_model(f"big-{i % versions}/1", consumer="bench")
+
+    data = verify_large(0)
+    cases = {
+        "large_load": lambda i: registry.load_model(f"big-{i % versions}/1", consumer="bench"),
+        "large_serial": whole_file_load,
+        "large_verify": verify_large,
+        "large_reader": reader_work,
+        "large_unpickle": lambda _: pickle.loads(data),
+    }
+    timed_blocks(cases, sizes.loads_large_nbmlops, out)
     return out
 
 
@@ -149,7 +238,7 @@ def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
         "bench", artifact_location=(workdir / "artifacts").as_uri()
     )
     mlflow.set_experiment(experiment_id=exp_id)
-    model, size = sized_forest()
+    model, size = forest("small")
     out: Timings = {"forest_bytes": size, "log_model": [], "register": [], "load": []}
 
     def log(i: int) -> Any:
@@ -169,6 +258,19 @@ def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
     for i in range(sizes.loads_mlflow):
         uri = f"models:/rf-{i % sizes.register_mlflow}/1"
         out["load"].append(timed(lambda uri=uri: mlflow.sklearn.load_model(uri)))
+
+    large, out["large_bytes"] = forest("large")
+    start = time.perf_counter()
+    with mlflow.start_run(run_name="big"):
+        info = mlflow.sklearn.log_model(large, name="model", serialization_format="cloudpickle")
+    mlflow.register_model(info.model_uri, "big")
+    out["large_register"] = [time.perf_counter() - start]
+    del large
+    mlflow.sklearn.load_model("models:/big/1")
+    out["large_load"] = [
+        timed(lambda: mlflow.sklearn.load_model("models:/big/1"))
+        for _ in range(sizes.loads_large_mlflow)
+    ]
     return out
 
 
@@ -199,11 +301,10 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
 
 
 def header(quick: bool) -> list[str]:
-    load = os.getloadavg()
     return [
         f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}; load average {load[0]:.2f} at start",
+        f"{platform.release()}; at start: {machine_load()}",
         f"python:   {platform.python_version()}",
         f"nbmlops:  {version('nbmlops')}   mlflow: {version('mlflow')} (SQLite backend)   "
         f"scikit-learn: {version('scikit-learn')}   skops: {version('skops')}",
@@ -250,7 +351,7 @@ class Row:
 
 def rows(nbm: Timings, mlf: Timings) -> list[Row]:
     med = statistics.median
-    size = nbm["artifact_bytes"]
+    size, large = nbm["artifact_bytes"], nbm["large_artifact_bytes"]
     mlflow_total = [a + b for a, b in zip(mlf["log_model"], mlf["register"], strict=True)]
     return [
         Row(
@@ -270,7 +371,7 @@ def rows(nbm: Timings, mlf: Timings) -> list[Row]:
             max_seconds=0.050,
         ),
         Row(
-            "3. load_model with hash verification",
+            f"3. load_model, {size / 1e6:.2f} MB forest (whole file)",
             med(nbm["load"]),
             med(mlf["load"]),
             ">= 1 GB/s",
@@ -278,15 +379,43 @@ def rows(nbm: Timings, mlf: Timings) -> list[Row]:
             min_gb_s=1.0,
         ),
         Row(
-            "4. hash check alone (read + BLAKE3)",
-            med(nbm["verify"]),
-            None,
-            ">= 1 GB/s",
-            size=size,
-            min_gb_s=1.0,
+            "   read + BLAKE3, then unpickle (no bookkeeping)", med(nbm["serial"]), None, size=size
         ),
+        Row("   hash check alone (read + BLAKE3)", med(nbm["verify"]), None, size=size),
         Row("   same, sha256 (pre-BLAKE3 versions)", med(nbm["verify_sha256"]), None, size=size),
         Row("   unpickle alone (pickle.loads)", med(nbm["unpickle"]), None, size=size),
+        Row(
+            f"4. load_model, {large / 1e6:.1f} MB forest (chunk by chunk)",
+            med(nbm["large_load"]),
+            med(mlf["large_load"]),
+            ">= 1 GB/s",
+            size=large,
+            min_gb_s=1.0,
+        ),
+        Row(
+            "   load_model, whole file (before chunk digests)",
+            med(nbm["large_serial"]),
+            None,
+            size=large,
+        ),
+        Row(
+            "   hash check alone (read + BLAKE3, threads)",
+            med(nbm["large_verify"]),
+            None,
+            size=large,
+        ),
+        Row(
+            "   reader's work alone (read + BLAKE3 per chunk)",
+            med(nbm["large_reader"]),
+            None,
+            size=large,
+        ),
+        Row("   unpickle alone (pickle.loads)", med(nbm["large_unpickle"]), None, size=large),
+        Row(
+            "   register_model / log_model + register_model",
+            med(nbm["large_register"]),
+            med(mlf["large_register"]),
+        ),
     ]
 
 
@@ -328,34 +457,50 @@ def main(argv: list[str] | None = None) -> None:
     sizes = Sizes.quick() if args.quick else Sizes()
     started = time.perf_counter()
     print("\n".join(header(args.quick)), flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
-        env = child_env(Path(pycache))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache,
+        tempfile.TemporaryDirectory(prefix="bench-models-") as models,
+    ):
+        build_forests(Path(models))
+        env = {**child_env(Path(pycache)), MODELS: models}
         nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
         mlf = run_side(SCRIPT, "mlflow", asdict(sizes), env)
         sha = run_side(SCRIPT, "sha256", asdict(sizes), env)
-    print(f"model:    RandomForestRegressor, pickle {nbm['forest_bytes'] / 1e6:.2f} MB")
+    count, step = nbm["chunks"]
+    large_count, large_step = nbm["large_chunks"]
+    print(
+        f"models:   RandomForestRegressor, pickles of {nbm['forest_bytes'] / 1e6:.2f} MB "
+        f"({count} chunk(s) of {step >> 20} MiB: loads whole) and "
+        f"{nbm['large_bytes'] / 1e6:.1f} MB, {LARGE_TREES} trees ({large_count} chunks of "
+        f"{large_step >> 20} MiB: loads chunk by chunk)"
+    )
     print(f"sha256:   {sha['gb_per_s']:.2f} GB/s in memory on this CPU (hashlib, 64 MB, best of 3)")
     print(
         f"blake3:   {sha['blake3_gb_per_s']:.2f} GB/s one thread, "
-        f"{sha['blake3_threads_gb_per_s']:.2f} GB/s with threads (64 MB, best of 3; load_model "
-        "uses one thread below 4 MB)"
+        f"{sha['blake3_threads_gb_per_s']:.2f} GB/s with threads (64 MB, best of 3; the whole-file "
+        "check uses one thread below 4 MB, the chunk reader always one)"
     )
     print()
     print("\n".join(table(rows(nbm, mlf))))
-    print("\nspread (min / median / max):")
-    for key in ("log_and_register", "register", "load", "verify", "verify_sha256", "unpickle"):
+    print("\nspread (min / median / max; minor page faults per call):")
+    for key in ("log_and_register", "register"):
         print(spread(f"nbmlops {key}", nbm[key]))
-    for key in ("log_model", "register", "load"):
+    for key in ("load", "serial", "verify", "verify_sha256", "unpickle"):
+        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
+    for key in ("large_load", "large_serial", "large_verify", "large_reader", "large_unpickle"):
+        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
+    print(spread("nbmlops large_register", nbm["large_register"]))
+    for key in ("log_model", "register", "load", "large_register", "large_load"):
         print(spread(f"mlflow {key}", mlf[key]))
     print(
         f"\nmedians; ratio = MLflow / nbmlops. nbmlops: {sizes.register_nbmlops} registrations "
-        f"per case after 2 warm-ups, {sizes.loads_nbmlops} loads; MLflow: "
+        f"per case after 2 warm-ups, {sizes.loads_nbmlops} loads (small), "
+        f"{sizes.loads_large_nbmlops} (large, over {sizes.large_versions} versions); MLflow: "
         f"{sizes.register_mlflow} log_model + register_model after 1 warm-up, "
-        f"{sizes.loads_mlflow} loads. GB/s = artifact bytes / median time."
+        f"{sizes.loads_mlflow} loads (small), {sizes.loads_large_mlflow} (large). "
+        "GB/s = artifact bytes / median time."
     )
-    print(
-        f"total {time.perf_counter() - started:.0f} s; load average {os.getloadavg()[0]:.2f} at end"
-    )
+    print(f"total {time.perf_counter() - started:.0f} s; at end: {machine_load()}")
 
 
 if __name__ == "__main__":

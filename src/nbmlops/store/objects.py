@@ -26,13 +26,14 @@ _CHUNK = 1 << 20
 # Below this size BLAKE3's thread pool costs more than it saves (measured on a 2-core VM: one
 # thread ~3.2 GB/s up to 1 MB, the pool ahead only from ~4 MB, ~5 GB/s at 64 MB).
 _BLAKE3_THREADS_FROM = 4 << 20
-# Chunk digests (object_chunks): an object is cut into about CHUNKS chunks of a power-of-two
-# size, at least MIN_CHUNK_SIZE. Few chunks, because each one costs a handover between the
-# thread that hashes and the one that unpickles (~0.1-0.3 ms on a shared 2-core VM: a thread
-# wake-up, twice); large enough ones, because the first chunk is hashed before anything else can
-# start. Measured in benchmarks/README.md: 256 KiB chunks made loads slower than hashing the whole
-# file first, 4 MiB chunks on a 26 MB forest made them ~20% faster. Each object keeps the chunk
-# size it was recorded with, so this can change without a migration.
+# Chunk digests (object_chunks): an object is cut into at most CHUNKS chunks of a power-of-two
+# size, at least MIN_CHUNK_SIZE. Few chunks, because each one costs a handover between the thread
+# that hashes and the one that unpickles (a thread wake-up or two: ~0.1-0.3 ms on the shared
+# 2-core VM of benchmarks/README.md, at times several ms); large enough, because chunk 0 is
+# hashed before unpickling can start. Measured there: 256 KiB and
+# 1 MiB chunks made a 1.3 MB forest load slower than hashing the whole file first; a 26 MB forest
+# in 7 chunks of 4 MiB loads in about the time unpickling alone takes plus ~30%. Each object keeps
+# the chunk size it was recorded with, so this can change without a migration.
 MIN_CHUNK_SIZE = 1 << 20
 CHUNKS = 8
 DIGEST_BYTES: Final = 32
