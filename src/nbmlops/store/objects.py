@@ -30,10 +30,11 @@ _BLAKE3_THREADS_FROM = 4 << 20
 # size, at least MIN_CHUNK_SIZE. Few chunks, because each one costs a handover between the thread
 # that hashes and the one that unpickles (a thread wake-up or two: ~0.1-0.3 ms on the shared
 # 2-core VM of benchmarks/README.md, at times several ms); large enough, because chunk 0 is
-# hashed before unpickling can start. Measured there: 256 KiB and
-# 1 MiB chunks made a 1.3 MB forest load slower than hashing the whole file first; a 26 MB forest
-# in 7 chunks of 4 MiB loads in about the time unpickling alone takes plus ~30%. Each object keeps
-# the chunk size it was recorded with, so this can change without a migration.
+# hashed before unpickling can start. Measured there: with 256 KiB or 512 KiB chunks a 1.3 MB
+# forest loaded slower than hashed whole first, with 1 MiB chunks no faster; a 26 MB forest in 7
+# chunks of 4 MiB loads in unpickling's time plus 7-15 ms (chunk 0 and the handovers), ~10% faster
+# than whole where that path keeps its pages. Each object keeps the chunk size it was recorded
+# with, so this can change without a migration.
 MIN_CHUNK_SIZE = 1 << 20
 CHUNKS = 8
 DIGEST_BYTES: Final = 32
