@@ -27,6 +27,7 @@ from nbmlops.errors import (
     RegistryError,
 )
 from nbmlops.registry.serialization import dump_model, load_model_bytes, pickle_globals
+from pickle_bomb import Bomb
 
 
 def data(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -199,20 +200,6 @@ def test_versions_and_events_cannot_be_changed_from_another_connection(
     with pytest.raises(sqlite3.IntegrityError, match=message):
         db.execute(statement)
     assert db.execute("SELECT COUNT(*) FROM model_versions").fetchone() == (1,)
-
-
-def _touch(path: str) -> Path:
-    """Unpickling a Bomb calls this: the marker proves code ran."""
-    Path(path).write_text("unpickled")
-    return Path(path)
-
-
-class Bomb:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return _touch, (str(self.marker),)
 
 
 def registered_before_blake3(home: Path) -> None:

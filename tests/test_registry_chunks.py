@@ -17,6 +17,7 @@ from nbmlops import registry as reg
 from nbmlops.errors import ArtifactIntegrityError, StoreError
 from nbmlops.store import objects
 from nbmlops.store.objects import ChunkDigests, ObjectStore, chunk_size_for
+from pickle_bomb import Bomb
 
 CHUNK = 4096
 
@@ -25,20 +26,6 @@ CHUNK = 4096
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 4 KiB, so that test-sized artifacts have several."""
     monkeypatch.setattr(objects, "MIN_CHUNK_SIZE", CHUNK)
-
-
-def _touch(path: str) -> Path:
-    """Unpickling a Bomb calls this: the marker proves code ran."""
-    Path(path).write_text("unpickled")
-    return Path(path)
-
-
-class Bomb:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return _touch, (str(self.marker),)
 
 
 def blake3_of(data: bytes | memoryview) -> bytes:

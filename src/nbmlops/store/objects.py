@@ -234,10 +234,9 @@ class ObjectStore:
     def _chunk_error(
         self, digest: str, path: Path, chunks: ChunkDigests, index: int
     ) -> StoreError | ArtifactIntegrityError:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return StoreError(f"Stored object {path} could not be read again: {exc}", path)
+        data = _read_again(path)
+        if isinstance(data, StoreError):
+            return data
         start = index * chunks.chunk_size
         end = min(start + chunks.chunk_size, chunks.size)
         error = self._mismatch(
@@ -253,10 +252,9 @@ class ObjectStore:
     def _length_error(
         self, digest: str, path: Path, chunks: ChunkDigests, found: int
     ) -> StoreError | ArtifactIntegrityError:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return StoreError(f"Stored object {path} could not be read again: {exc}", path)
+        data = _read_again(path)
+        if isinstance(data, StoreError):
+            return data
         what = "longer" if found > chunks.size else "shorter"
         error = self._mismatch(digest, path, data, f"size {chunks.size}", "object_chunks")
         error.add_note(
@@ -473,3 +471,11 @@ class _ReaderThreads:
 _readers = _ReaderThreads()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_readers._after_fork)
+
+
+def _read_again(path: Path) -> bytes | StoreError:
+    """A blob's bytes read once more, to say exactly what is wrong with it."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        return StoreError(f"Stored object {path} could not be read again: {exc}", path)
