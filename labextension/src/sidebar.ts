@@ -93,6 +93,9 @@ export class RunsSidebar extends Widget {
       await serverVersion();
       const page = await request<IRunsPage>('runs', {
         notebook: notebook ?? undefined,
+        // All runs: of the store the current notebook's kernel writes to (the nearest
+        // .nbmlops/ above it), not necessarily the one at the server's root.
+        path: this.notebooks.currentWidget?.context.path,
         filter: this.filter || undefined,
         limit: PAGE
       });
