@@ -168,6 +168,21 @@ def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
             timeout=20_000,
         )
 
+        # Renamed in the browser: the kernel is told, and the next run names the new path.
+        page.click(".lm-MenuBar-itemLabel:text-is('File')")
+        page.click(".lm-Menu-itemLabel:text-is('Rename Notebook…')")
+        page.locator(".jp-Dialog input").fill("renamed.ipynb")
+        page.locator(".jp-Dialog button:has-text('Rename')").click()
+        page.wait_for_selector(".lm-TabBar-tab:has-text('renamed.ipynb')", timeout=20_000)
+        cells.nth(1).click()
+        page.keyboard.press("Shift+Enter")
+        wait_for_execution(page, cells.nth(1), 4)
+        newest = nbm.runs(store=store).iloc[0]
+        assert (newest["notebook"], newest["experiment"]) == (
+            str(project / "renamed.ipynb"),
+            "renamed",
+        )
+
 
 def test_notebook_7_shows_the_badge_and_the_sidebar(project: Path):
     with lab_server(project, app="notebook") as lab, chromium_page() as page:
