@@ -94,7 +94,7 @@ def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
             "el => el.textContent.includes('v2 of 2')", arg=badge.element_handle(), timeout=20_000
         )
         assert "mae 0.5" in (badge.text_content() or "")
-        save_screenshot(page.locator(".jp-NotebookPanel"), "lab_badges.png")
+        save_screenshot(cells.nth(1), "lab_badges.png")
 
         # The run stored the notebook as the browser held it, not as saved on disk.
         newest = nbm.runs(store=store)
