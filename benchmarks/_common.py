@@ -4,6 +4,7 @@ machine and the figures are printed. Scripts import it as ``_common`` (run as
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,29 @@ def child_env(pycache: Path) -> dict[str, str]:
         PYTHONPYCACHEPREFIX=str(pycache),
     )
     return env
+
+
+def sizes_or_child(
+    argv: list[str] | None,
+    doc: str,
+    sizes_type: Any,
+    sides: Mapping[str, Callable[[Any, Path], Any]],
+) -> tuple[Any, bool] | None:
+    """The command line every side-by-side script shares. In a child process started by
+    :func:`run_side` (``--side``), run that side's cases, write its timings as JSON and return
+    None; otherwise return the sizes to use (``sizes_type.quick()`` with ``--quick``) and
+    whether ``--quick`` was given."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--side", choices=sorted(sides), help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.side:
+        sizes = sizes_type(**json.loads(args.sizes))
+        args.out.write_text(json.dumps(sides[args.side](sizes, Path.cwd())))
+        return None
+    return (sizes_type.quick() if args.quick else sizes_type()), args.quick
 
 
 def run_side(script: Path, side: str, sizes: dict[str, Any], env: dict[str, str]) -> Any:

@@ -42,10 +42,8 @@ refuses a forest unless its tree type is declared trusted).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
-import json
 import os
 import pickle
 import platform
@@ -59,7 +57,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, spread, timed
+from _common import (
+    child_env,
+    cpu_model,
+    fmt_time,
+    machine_load,
+    run_side,
+    sizes_or_child,
+    spread,
+    timed,
+)
 
 SCRIPT = Path(__file__).resolve()
 FOREST_BYTES = 1_300_000
@@ -442,21 +449,12 @@ def table(report: list[Row]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.side:  # child process: one side's cases, timings written as JSON
-        sizes = Sizes(**json.loads(args.sizes))
-        args.out.write_text(json.dumps(SIDES[args.side](sizes, Path.cwd())))
+    chosen = sizes_or_child(argv, __doc__, Sizes, SIDES)
+    if chosen is None:  # a child process: one side's cases ran
         return
-
-    sizes = Sizes.quick() if args.quick else Sizes()
+    sizes, quick = chosen
     started = time.perf_counter()
-    print("\n".join(header(args.quick)), flush=True)
+    print("\n".join(header(quick)), flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache,
         tempfile.TemporaryDirectory(prefix="bench-models-") as models,

@@ -19,9 +19,7 @@ smoke run; the targets are meant for the default (full) sizes.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 import os
 import platform
 import random
@@ -36,7 +34,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, spread, timed
+from _common import (
+    child_env,
+    cpu_model,
+    fmt_time,
+    machine_load,
+    run_side,
+    sizes_or_child,
+    spread,
+    timed,
+)
 
 SCRIPT = Path(__file__).resolve()
 EXPERIMENT = "bench"
@@ -398,21 +405,12 @@ def details(nbm: Timings, mlf: Timings, imports: dict[str, list[float]]) -> list
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.side:  # child process: one tool's cases, timings written as JSON
-        sizes = Sizes(**json.loads(args.sizes))
-        args.out.write_text(json.dumps(SIDES[args.side](sizes, Path.cwd())))
+    chosen = sizes_or_child(argv, __doc__, Sizes, SIDES)
+    if chosen is None:  # a child process: one side's cases ran
         return
-
-    sizes = Sizes.quick() if args.quick else Sizes()
+    sizes, quick = chosen
     started = time.perf_counter()
-    print("\n".join(header(args.quick)), flush=True)
+    print("\n".join(header(quick)), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
         env = child_env(Path(pycache))
         nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)

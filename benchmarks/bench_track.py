@@ -33,12 +33,10 @@ a smoke run; the targets are meant for the default (full) sizes.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import gc
 import io
-import json
 import os
 import pickle
 import platform
@@ -52,7 +50,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, timed
+from _common import child_env, cpu_model, fmt_time, machine_load, run_side, sizes_or_child, timed
 
 SCRIPT = Path(__file__).resolve()
 EXPERIMENT = "bench"
@@ -749,21 +747,12 @@ def details(sizes: Sizes, nbm: Timings, quiet: Timings, mlf: Timings, fp: Timing
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--side", choices=sorted(SIDES), help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.side:  # child process: one side's cases, timings written as JSON
-        sizes = Sizes(**json.loads(args.sizes))
-        args.out.write_text(json.dumps(SIDES[args.side](sizes, Path.cwd())))
+    chosen = sizes_or_child(argv, __doc__, Sizes, SIDES)
+    if chosen is None:  # a child process: one side's cases ran
         return
-
-    sizes = Sizes.quick() if args.quick else Sizes()
+    sizes, quick = chosen
     started = time.perf_counter()
-    print("\n".join(header(args.quick)), flush=True)
+    print("\n".join(header(quick)), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-track-pycache-") as pycache:
         env = child_env(Path(pycache))
         nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
