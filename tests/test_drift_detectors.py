@@ -350,3 +350,13 @@ def test_plot_returns_a_figure_for_the_drifted_columns():
     assert "x: ks" in fig.axes[0].get_title()
     with pytest.raises(DriftInputError, match="Column\\(s\\) \\['nope'\\] are not in this report"):
         report.plot(columns=["nope"])
+
+
+@pytest.mark.parametrize("entry", ["check_drift", "DriftDetector"])
+def test_a_bad_kind_is_named(entry):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    with pytest.raises(DriftInputError, match="not 'weird'"):
+        if entry == "check_drift":
+            drift.check_drift(frame, frame, kinds={"a": "weird"})
+        else:
+            drift.DriftDetector(kinds={"a": "weird"}).fit(frame)

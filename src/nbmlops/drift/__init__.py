@@ -108,6 +108,7 @@ from nbmlops.drift.detectors import (
     Wasserstein,
     ZTest,
     select_method,
+    validate_kinds,
 )
 from nbmlops.drift.report import ColumnDrift, DriftReport
 from nbmlops.errors import DriftInputError
@@ -185,31 +186,24 @@ def check_drift(
                 "the ones they share.",
                 [str(c) for c in only_ref + only_cur],
             )
+    validate_kinds(kinds)
     # The fingerprint keys the profile in the store; without a store it is not needed.
     profile = build_profile(
         ref, columns, sketch_size=sketch_size, kinds=kinds, fingerprint=store is not None
     )
-    detector = DriftDetector(
+    return check_against_profile(
+        profile,
+        cur,
         method,
-        threshold,
         columns=columns,
+        threshold=threshold,
         drift_share=drift_share,
         multiple_testing=multiple_testing,
-        kinds=kinds,
-        sketch_size=sketch_size,
-    ).fit(profile)
-    report = detector.check(cur)
-    if store is not None:
-        report = save_report(
-            store,
-            report,
-            profile=profile,
-            current=cur,
-            run_id=run_id,
-            model_name=model_name,
-            model_version=model_version,
-        )
-    return report
+        store=store,
+        run_id=run_id,
+        model_name=model_name,
+        model_version=model_version,
+    )
 
 
 def check_against_profile(

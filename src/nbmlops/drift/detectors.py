@@ -851,9 +851,7 @@ class DriftDetector(BaseDetector):
                 raise DriftInputError(
                     f"Unknown drift method {spec!r}; choose from {', '.join(METHODS)}."
                 )
-        for kind in (self.kinds or {}).values():
-            if kind not in ("numeric", "categorical"):
-                raise DriftInputError(f"kinds values must be numeric or categorical, not {kind!r}.")
+        validate_kinds(self.kinds)
 
     def _detector_for(self, ref: ColumnProfile, cur: _Current) -> BaseDetector:
         spec: Any = self.method
@@ -915,3 +913,11 @@ def _sorted_quantiles(x: FloatArray, probs: FloatArray) -> FloatArray:
     lo = np.floor(h).astype(np.int64)
     hi = np.minimum(lo + 1, len(x) - 1)
     return np.asarray(x[lo] + (h - lo) * (x[hi] - x[lo]), dtype=np.float64)
+
+
+def validate_kinds(kinds: Mapping[Hashable, Kind] | None) -> None:
+    """``kinds`` (column -> "numeric" or "categorical") as a user gave it; DriftInputError
+    naming the bad value otherwise."""
+    for kind in (kinds or {}).values():
+        if kind not in ("numeric", "categorical"):
+            raise DriftInputError(f"kinds values must be numeric or categorical, not {kind!r}.")
