@@ -16,19 +16,17 @@ Cell identity, in order of preference (documented in the README):
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from nbmlops.capture import analysis as _analysis
 from nbmlops.capture import estimators
 from nbmlops.capture.files import FileReads
-from nbmlops.capture.notebook import NotebookSnapshot
+from nbmlops.capture.notebook import NotebookSnapshot, from_saved_file
 from nbmlops.capture.run import Run, begin_run, metric_value
 from nbmlops.store import Store
 
@@ -91,26 +89,10 @@ def resolve_notebook(session_name: str | None, vscode_file: str | None) -> str |
     return None
 
 
-@lru_cache(maxsize=8)
-def _saved_cells(path: str, mtime_ns: int) -> tuple[tuple[str, str], ...]:
-    with open(path, encoding="utf-8") as f:
-        notebook = json.load(f)
-    cells = []
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") == "code" and "id" in cell:
-            source = cell.get("source", "")
-            cells.append((cell["id"], source if isinstance(source, str) else "".join(source)))
-    return tuple(cells)
-
-
 def saved_cells(notebook: str | None) -> tuple[tuple[str, str], ...]:
     """(cell id, source) of the code cells of the notebook as last saved; () if unreadable."""
-    if not notebook:
-        return ()
-    try:
-        return _saved_cells(notebook, os.stat(notebook).st_mtime_ns)
-    except (OSError, ValueError, TypeError, AttributeError):
-        return ()
+    saved = from_saved_file(notebook)
+    return () if saved is None else saved.code_cells
 
 
 def identify_cell(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 FRONT_END_TARGET = "nbmlops"
@@ -41,10 +41,23 @@ class NotebookSnapshot:
     origin: str  # "front end" or "saved file"
     unsaved_edits: bool | None  # None where the origin cannot tell
 
+    @cached_property
+    def _cells(self) -> list[dict[str, Any]]:
+        cells: list[dict[str, Any]] = json.loads(self.content).get("cells", [])
+        return cells
+
     def sources(self) -> dict[str, str]:
         """Cell id → source of the snapshot's cells."""
-        cells = json.loads(self.content).get("cells", [])
-        return {str(c.get("id")): _text(c.get("source", "")) for c in cells if c.get("id")}
+        return {str(c.get("id")): _text(c.get("source", "")) for c in self._cells if c.get("id")}
+
+    @cached_property
+    def code_cells(self) -> tuple[tuple[str, str], ...]:
+        """(cell id, source) of the code cells that have an id, in order."""
+        return tuple(
+            (str(c["id"]), _text(c.get("source", "")))
+            for c in self._cells
+            if c.get("cell_type") == "code" and c.get("id")
+        )
 
     def meta(self, cell_id: str, source: str) -> dict[str, Any]:
         """What the run records about this snapshot: where it came from, and whether the cell
@@ -104,20 +117,20 @@ def from_front_end(message: Any) -> NotebookSnapshot:
 
 
 @lru_cache(maxsize=8)
-def _saved(path: str, mtime_ns: int, size: int) -> bytes:
+def _saved(path: str, mtime_ns: int, size: int) -> NotebookSnapshot:
     with open(path, encoding="utf-8") as f:
-        return _strip(json.load(f))
+        return NotebookSnapshot(path, _strip(json.load(f)), "saved file", None)
 
 
 def from_saved_file(path: str | None) -> NotebookSnapshot | None:
-    """The notebook at ``path`` as last saved, or None when there is none that can be read."""
+    """The notebook at ``path`` as last saved, or None when there is none that can be read.
+    Read and parsed once per version of the file: cell identity and run snapshots share it."""
     if not path or not path.endswith(".ipynb"):
         return None
     try:
         stat = os.stat(path)
         if stat.st_size > 4 * MAX_SNAPSHOT_BYTES:
             return None
-        content = _saved(path, stat.st_mtime_ns, stat.st_size)
-    except (OSError, ValueError):
+        return _saved(path, stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError, SnapshotError):
         return None
-    return NotebookSnapshot(path, content, "saved file", None)
