@@ -39,8 +39,6 @@ def free_port() -> int:
 class LabServer:
     base: str
     token: str
-    root: Path
-    log: Path
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path}?token={self.token}"
@@ -81,7 +79,7 @@ def lab_server(root: Path, *extra: str, app: str = "jupyterlab") -> Iterator[Lab
             env=env,
             cwd=root,
         )
-    lab = LabServer(f"http://127.0.0.1:{port}", token, root, log)
+    lab = LabServer(f"http://127.0.0.1:{port}", token)
     try:
         deadline = time.monotonic() + 90
         while True:

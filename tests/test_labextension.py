@@ -5,6 +5,7 @@ notebook as it was in memory, and the badge opens the cell's history with diffs.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -56,8 +57,6 @@ def stored_notebook(run_id: str, store: Path) -> tuple[dict[str, Any], dict[str,
 
 def save_screenshot(locator: Any, name: str) -> None:
     """Keep the picture for the README when asked (NBMLOPS_SCREENSHOTS=1, docs/screenshots.py)."""
-    import os
-
     if os.environ.get("NBMLOPS_SCREENSHOTS") == "1":
         locator.screenshot(path=str(SCREENSHOTS / name))
 
