@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -260,6 +261,51 @@ def test_a_tampered_artifact_is_refused_and_never_unpickled(
     blob.write_bytes(original)  # the untouched artifact does load (and so would run code)
     reg.load_model("bomb/1")
     assert [p.name for p in tmp_path.glob("marker*")] == ["markerA"]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [lambda data: data + b".", lambda data: data[:-1]],
+    ids=["a byte appended", "the last byte cut"],
+)
+def test_a_whole_file_artifact_of_another_length_is_refused(home: Path, tmp_path: Path, tamper):
+    mv = reg.register_model(Bomb(tmp_path / "marker"), "bomb")
+    assert mv.chunks is not None and mv.chunks.count == 1  # loads whole, from the kept buffer
+    blob = nbm.get_store().objects.path_of(mv.sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(tamper(blob.read_bytes()))
+    with pytest.raises(ArtifactIntegrityError, match="was changed after it was recorded") as info:
+        reg.load_model("bomb/1")
+    assert "nothing was deserialised" in "".join(info.value.__notes__)
+    assert not list(tmp_path.glob("marker*"))
+
+
+@pytest.mark.parametrize("kept_buffer_max", [8 << 20, 1024], ids=["kept buffer", "fresh memory"])
+def test_whole_file_loads_in_several_threads_at_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch, kept_buffer_max: int
+):
+    from nbmlops.store import objects
+
+    monkeypatch.setattr(objects, "_KEPT_BUFFER_MAX", kept_buffer_max)
+    X, y = data()
+    models = [RandomForestRegressor(n_estimators=3, random_state=i).fit(X, y) for i in range(3)]
+    versions = [reg.register_model(m, f"forest-{i}", format="pickle") for i, m in enumerate(models)]
+    assert all(mv.chunks is not None and mv.chunks.count == 1 for mv in versions)
+    loaded: dict[int, list[object]] = {i: [] for i in range(3)}
+
+    def load(i: int) -> None:
+        for _ in range(5):
+            loaded[i].append(reg.load_model(f"forest-{i}/1", record=False))
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for i, model in enumerate(models):
+        expected = model.predict(X)
+        assert len(loaded[i]) == 5
+        assert all(np.array_equal(m.predict(X), expected) for m in loaded[i])
 
 
 def test_a_blake3_record_that_disagrees_with_the_sha256_is_refused(home: Path, tmp_path: Path):

@@ -5,10 +5,11 @@ The order is the security property: no byte reaches a deserialiser before it has
 against a digest recorded in the database at registration, and the bytes checked are the bytes
 deserialised (no second read of the file). Two paths keep it:
 
-* **Whole file** (skops archives, pickles of fewer than two chunks, versions registered before
-  chunk digests were recorded): the artifact is read once into memory and its BLAKE3 digest
-  (``object_digests``; the sha256 for a version registered before that existed) compared before
-  anything is deserialised. A changed artifact raises
+* **Whole file** (skops archives, pickles of fewer than three chunks, versions registered
+  before chunk digests were recorded): the artifact is read once into memory (a pickle into a
+  buffer the process reuses, see :meth:`~nbmlops.store.objects.ObjectStore.verified_view`) and
+  its BLAKE3 digest (``object_digests``; the sha256 for a version registered before that
+  existed) compared before anything is deserialised. A changed artifact raises
   :class:`~nbmlops.errors.ArtifactIntegrityError` and nothing is deserialised.
 * **Chunk by chunk** (larger pickles): a reader thread reads the artifact in fixed-size chunks
   and compares each chunk's BLAKE3 digest with the one recorded in ``object_chunks``, while this
@@ -34,7 +35,8 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,20 +117,22 @@ def load_version(
     data: bytes | None = None
     if _chunked(mv):
         assert mv.chunks is not None
-        try:
+        with _nothing_deserialised(mv):
             stream = store.objects.open_verified(mv.sha256, mv.chunks)  # checks chunk 0
-        except (ArtifactIntegrityError, StoreError) as exc:
-            exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
-            raise
         with stream:
             _warn_libraries(mv)
             model = _unpickle_verified(mv, stream)
+    elif mv.format == serialization.PICKLE and mv.blake3 is not None and mv.chunks is not None:
+        # The unpickler copies what it keeps, so the bytes can sit in a reused buffer.
+        with (
+            _nothing_deserialised(mv),
+            store.objects.verified_view(mv.sha256, blake3=mv.blake3) as view,
+        ):
+            _warn_libraries(mv)
+            model = serialization.load_model_bytes(view, mv.format)
     else:
-        try:
+        with _nothing_deserialised(mv):
             data = store.objects.read_verified(mv.sha256, blake3=mv.blake3)
-        except (ArtifactIntegrityError, StoreError) as exc:
-            exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
-            raise
         _warn_libraries(mv)
         model = serialization.load_model_bytes(data, mv.format, trusted=trusted)
     deprecations = [e for e in events if e["kind"] == "deprecated"]
@@ -153,6 +157,16 @@ def load_version(
             chunks = (mv.sha256, ChunkDigests.of(data))
         _record(store, mv, consumer, digest, chunks)
     return model
+
+
+@contextmanager
+def _nothing_deserialised(mv: ModelVersion) -> Iterator[None]:
+    """Notes on a failed verification that no byte of ``mv`` reached a deserialiser."""
+    try:
+        yield
+    except (ArtifactIntegrityError, StoreError) as exc:
+        exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
+        raise
 
 
 # Fewer chunks than this load whole: each handover between the two threads costs about what
