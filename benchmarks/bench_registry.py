@@ -27,7 +27,10 @@ registered before BLAKE3 digests were recorded are checked with, until their fir
 the large one ``load_model`` through the whole-file path, as it loaded before chunk digests,
 and the reader thread's work alone (read + BLAKE3 chunk by chunk, one thread); for both the hash
 check alone (``read_verified``: read, BLAKE3 the whole file, with threads from 4 MB) and
-unpickling alone. The machine's in-memory sha256 and BLAKE3 speeds (64 MB) bound the hash rows.
+unpickling alone; and for both, MLflow beside it, loads in a separate process that only loads
+(as a scoring job or a server would), whose heap nothing else has shaped; for the small forest
+also such a process reading each artifact into fresh memory, as nbmlops did before it kept a
+read buffer. The machine's in-memory sha256 and BLAKE3 speeds (64 MB) bound the hash rows.
 Minor page faults per call are printed with the spreads: on this VM a fault costs several
 microseconds, and how many fresh pages a call gets depends on what the allocator kept from the
 calls before (each case is timed in its own block, after one untimed call).
@@ -72,6 +75,8 @@ SCRIPT = Path(__file__).resolve()
 FOREST_BYTES = 1_300_000
 LARGE_TREES = 300  # on 6,000 rows: a pickle of about 26 MB
 MODELS = "BENCH_REGISTRY_MODELS"  # environment: the folder of the forests' pickles
+STORE = "BENCH_REGISTRY_STORE"  # environment of a loader: the store the nbmlops side filled
+FRESH_MEMORY = "BENCH_REGISTRY_FRESH_MEMORY"  # environment of a loader: no kept read buffer
 
 Timings = dict[str, Any]
 
@@ -223,6 +228,35 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
         "large_unpickle": lambda _: pickle.loads(data),
     }
     timed_blocks(cases, sizes.loads_large_nbmlops, out)
+
+    # Processes that only load, as a consumer would (a scoring job, a server): nothing else
+    # has shaped their allocator's heap. Once as shipped, once with fresh memory for each
+    # whole-file read (as before the kept buffer).
+    env = {**os.environ, STORE: str(store.db_path.parent)}
+    for key, extra in (("only", {}), ("only_fresh", {FRESH_MEMORY: "1"})):
+        loads = run_side(SCRIPT, "loader", asdict(sizes), {**env, **extra})
+        out.update({f"{key}_{case}": value for case, value in loads.items()})
+    return out
+
+
+def bench_loader(sizes: Sizes, _workdir: Path) -> Timings:
+    """Load the nbmlops side's small forests, then its large ones, in blocks, in this process
+    that did nothing else."""
+    import nbmlops as nbm
+    from nbmlops import registry
+    from nbmlops.store import objects
+
+    if os.environ.get(FRESH_MEMORY):
+        objects._KEPT_BUFFER_MAX = -1
+    nbm.set_store(Path(os.environ[STORE]))
+    small, large = sizes.register_nbmlops, sizes.large_versions
+    cases = {
+        "load": lambda i: registry.load_model(f"rf-{i % small}/1", consumer="bench"),
+        "large_load": lambda i: registry.load_model(f"big-{i % large}/1", consumer="bench"),
+    }
+    out: Timings = {}
+    timed_blocks({"load": cases["load"]}, sizes.loads_nbmlops, out)
+    timed_blocks({"large_load": cases["large_load"]}, sizes.loads_large_nbmlops, out)
     return out
 
 
@@ -278,6 +312,29 @@ def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
         timed(lambda: mlflow.sklearn.load_model("models:/big/1"))
         for _ in range(sizes.loads_large_mlflow)
     ]
+    loads = run_side(SCRIPT, "mlflow-loader", asdict(sizes), {**os.environ, STORE: str(workdir)})
+    out.update({f"only_{case}": value for case, value in loads.items()})
+    return out
+
+
+def bench_mlflow_loader(sizes: Sizes, _workdir: Path) -> Timings:
+    """Load the MLflow side's registered forests in a process that did nothing else."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import mlflow
+    import mlflow.sklearn
+
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(f"sqlite:///{Path(os.environ[STORE]) / 'mlflow.db'}")
+    small = sizes.register_mlflow
+    out: Timings = {}
+    cases = {"load": lambda i: mlflow.sklearn.load_model(f"models:/rf-{i % small}/1")}
+    timed_blocks(cases, sizes.loads_mlflow, out)
+    cases = {"large_load": lambda _: mlflow.sklearn.load_model("models:/big/1")}
+    timed_blocks(cases, sizes.loads_large_mlflow, out)
     return out
 
 
@@ -301,6 +358,8 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
     "nbmlops": bench_nbmlops,
     "mlflow": bench_mlflow,
     "sha256": bench_sha256,
+    "loader": bench_loader,
+    "mlflow-loader": bench_mlflow_loader,
 }
 
 
@@ -392,6 +451,18 @@ def rows(nbm: Timings, mlf: Timings) -> list[Row]:
         Row("   same, sha256 (pre-BLAKE3 versions)", med(nbm["verify_sha256"]), None, size=size),
         Row("   unpickle alone (pickle.loads)", med(nbm["unpickle"]), None, size=size),
         Row(
+            "   load_model in a process that only loads",
+            med(nbm["only_load"]),
+            med(mlf["only_load"]),
+            size=size,
+        ),
+        Row(
+            "   same, fresh memory per load (no kept buffer)",
+            med(nbm["only_fresh_load"]),
+            None,
+            size=size,
+        ),
+        Row(
             f"4. load_model, {large / 1e6:.1f} MB forest (chunk by chunk)",
             med(nbm["large_load"]),
             med(mlf["large_load"]),
@@ -418,6 +489,12 @@ def rows(nbm: Timings, mlf: Timings) -> list[Row]:
             size=large,
         ),
         Row("   unpickle alone (pickle.loads)", med(nbm["large_unpickle"]), None, size=large),
+        Row(
+            "   load_model in a process that only loads",
+            med(nbm["only_large_load"]),
+            med(mlf["only_large_load"]),
+            size=large,
+        ),
         Row(
             "   register_model / log_model + register_model",
             med(nbm["large_register"]),
@@ -485,11 +562,17 @@ def main(argv: list[str] | None = None) -> None:
         print(spread(f"nbmlops {key}", nbm[key]))
     for key in ("load", "serial", "verify", "verify_sha256", "unpickle"):
         print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
+    for key in ("only_load", "only_fresh_load"):
+        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
     for key in ("large_load", "large_serial", "large_verify", "large_reader", "large_unpickle"):
+        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
+    for key in ("only_large_load", "only_fresh_large_load"):
         print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
     print(spread("nbmlops large_register", nbm["large_register"]))
     for key in ("log_model", "register", "load", "large_register", "large_load"):
         print(spread(f"mlflow {key}", mlf[key]))
+    for key in ("only_load", "only_large_load"):
+        print(spread(f"mlflow {key}", mlf[key]) + f"  faults {mlf[f'{key}_faults']:.0f}")
     print(
         f"\nmedians; ratio = MLflow / nbmlops. nbmlops: {sizes.register_nbmlops} registrations "
         f"per case after 2 warm-ups, {sizes.loads_nbmlops} loads (small), "
