@@ -27,10 +27,9 @@ registered before BLAKE3 digests were recorded are checked with, until their fir
 the large one ``load_model`` through the whole-file path, as it loaded before chunk digests,
 and the reader thread's work alone (read + BLAKE3 chunk by chunk, one thread); for both the hash
 check alone (``read_verified``: read, BLAKE3 the whole file, with threads from 4 MB) and
-unpickling alone; and for both, MLflow beside it, loads in a separate process that only loads
-(as a scoring job or a server would), whose heap nothing else has shaped; for the small forest
-also such a process reading each artifact into fresh memory, as nbmlops did before it kept a
-read buffer. The machine's in-memory sha256 and BLAKE3 speeds (64 MB) bound the hash rows.
+unpickling alone; and for both, with MLflow beside it, loads in a separate process that only
+loads (as a scoring job or a server would). The machine's in-memory sha256 and BLAKE3 speeds
+(64 MB) bound the hash rows.
 Minor page faults per call are printed with the spreads: on this VM a fault costs several
 microseconds, and how many fresh pages a call gets depends on what the allocator kept from the
 calls before (each case is timed in its own block, after one untimed call).
@@ -75,8 +74,7 @@ SCRIPT = Path(__file__).resolve()
 FOREST_BYTES = 1_300_000
 LARGE_TREES = 300  # on 6,000 rows: a pickle of about 26 MB
 MODELS = "BENCH_REGISTRY_MODELS"  # environment: the folder of the forests' pickles
-STORE = "BENCH_REGISTRY_STORE"  # environment of a loader: the store the nbmlops side filled
-FRESH_MEMORY = "BENCH_REGISTRY_FRESH_MEMORY"  # environment of a loader: no kept read buffer
+STORE = "BENCH_REGISTRY_STORE"  # environment of a loader: the store its side filled
 
 Timings = dict[str, Any]
 
@@ -229,13 +227,10 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
     }
     timed_blocks(cases, sizes.loads_large_nbmlops, out)
 
-    # Processes that only load, as a consumer would (a scoring job, a server): nothing else
-    # has shaped their allocator's heap. Once as shipped, once with fresh memory for each
-    # whole-file read (as before the kept buffer).
+    # A process that only loads, as a consumer would (a scoring job, a server).
     env = {**os.environ, STORE: str(store.db_path.parent)}
-    for key, extra in (("only", {}), ("only_fresh", {FRESH_MEMORY: "1"})):
-        loads = run_side(SCRIPT, "loader", asdict(sizes), {**env, **extra})
-        out.update({f"{key}_{case}": value for case, value in loads.items()})
+    loads = run_side(SCRIPT, "loader", asdict(sizes), env)
+    out.update({f"only_{case}": value for case, value in loads.items()})
     return out
 
 
@@ -244,10 +239,7 @@ def bench_loader(sizes: Sizes, _workdir: Path) -> Timings:
     that did nothing else."""
     import nbmlops as nbm
     from nbmlops import registry
-    from nbmlops.store import objects
 
-    if os.environ.get(FRESH_MEMORY):
-        objects._KEPT_BUFFER_MAX = -1
     nbm.set_store(Path(os.environ[STORE]))
     small, large = sizes.register_nbmlops, sizes.large_versions
     cases = {
@@ -457,12 +449,6 @@ def rows(nbm: Timings, mlf: Timings) -> list[Row]:
             size=size,
         ),
         Row(
-            "   same, fresh memory per load (no kept buffer)",
-            med(nbm["only_fresh_load"]),
-            None,
-            size=size,
-        ),
-        Row(
             f"4. load_model, {large / 1e6:.1f} MB forest (chunk by chunk)",
             med(nbm["large_load"]),
             med(mlf["large_load"]),
@@ -560,13 +546,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\nspread (min / median / max; minor page faults per call):")
     for key in ("log_and_register", "register"):
         print(spread(f"nbmlops {key}", nbm[key]))
-    for key in ("load", "serial", "verify", "verify_sha256", "unpickle"):
-        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
-    for key in ("only_load", "only_fresh_load"):
-        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
-    for key in ("large_load", "large_serial", "large_verify", "large_reader", "large_unpickle"):
-        print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
-    for key in ("only_large_load", "only_fresh_large_load"):
+    small = ("load", "serial", "verify", "verify_sha256", "unpickle", "only_load")
+    large = ("large_serial", "large_verify", "large_reader", "large_unpickle", "only_large_load")
+    for key in (*small, "large_load", *large):
         print(spread(f"nbmlops {key}", nbm[key]) + f"  faults {nbm[f'{key}_faults']:.0f}")
     print(spread("nbmlops large_register", nbm["large_register"]))
     for key in ("log_model", "register", "load", "large_register", "large_load"):

@@ -270,7 +270,7 @@ def test_a_tampered_artifact_is_refused_and_never_unpickled(
 )
 def test_a_whole_file_artifact_of_another_length_is_refused(home: Path, tmp_path: Path, tamper):
     mv = reg.register_model(Bomb(tmp_path / "marker"), "bomb")
-    assert mv.chunks is not None and mv.chunks.count == 1  # loads whole, from the kept buffer
+    assert mv.chunks is not None and mv.chunks.count == 1  # loads whole
     blob = nbm.get_store().objects.path_of(mv.sha256)
     blob.chmod(0o644)
     blob.write_bytes(tamper(blob.read_bytes()))
@@ -280,13 +280,7 @@ def test_a_whole_file_artifact_of_another_length_is_refused(home: Path, tmp_path
     assert not list(tmp_path.glob("marker*"))
 
 
-@pytest.mark.parametrize("kept_buffer_max", [8 << 20, 1024], ids=["kept buffer", "fresh memory"])
-def test_whole_file_loads_in_several_threads_at_once(
-    home: Path, monkeypatch: pytest.MonkeyPatch, kept_buffer_max: int
-):
-    from nbmlops.store import objects
-
-    monkeypatch.setattr(objects, "_KEPT_BUFFER_MAX", kept_buffer_max)
+def test_whole_file_loads_in_several_threads_at_once(home: Path):
     X, y = data()
     models = [RandomForestRegressor(n_estimators=3, random_state=i).fit(X, y) for i in range(3)]
     versions = [reg.register_model(m, f"forest-{i}", format="pickle") for i, m in enumerate(models)]

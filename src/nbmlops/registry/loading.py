@@ -6,10 +6,9 @@ against a digest recorded in the database at registration, and the bytes checked
 deserialised (no second read of the file). Two paths keep it:
 
 * **Whole file** (skops archives, pickles of fewer than three chunks, versions registered
-  before chunk digests were recorded): the artifact is read once into memory (a pickle into a
-  buffer the process reuses, see :meth:`~nbmlops.store.objects.ObjectStore.verified_view`) and
-  its BLAKE3 digest (``object_digests``; the sha256 for a version registered before that
-  existed) compared before anything is deserialised. A changed artifact raises
+  before chunk digests were recorded): the artifact is read once into memory and its BLAKE3
+  digest (``object_digests``; the sha256 for a version registered before that existed) compared
+  before anything is deserialised. A changed artifact raises
   :class:`~nbmlops.errors.ArtifactIntegrityError` and nothing is deserialised.
 * **Chunk by chunk** (larger pickles): a reader thread reads the artifact in fixed-size chunks
   and compares each chunk's BLAKE3 digest with the one recorded in ``object_chunks``, while this
@@ -122,14 +121,6 @@ def load_version(
         with stream:
             _warn_libraries(mv)
             model = _unpickle_verified(mv, stream)
-    elif mv.format == serialization.PICKLE and mv.blake3 is not None and mv.chunks is not None:
-        # The unpickler copies what it keeps, so the bytes can sit in a reused buffer.
-        with (
-            _nothing_deserialised(mv),
-            store.objects.verified_view(mv.sha256, blake3=mv.blake3) as view,
-        ):
-            _warn_libraries(mv)
-            model = serialization.load_model_bytes(view, mv.format)
     else:
         with _nothing_deserialised(mv):
             data = store.objects.read_verified(mv.sha256, blake3=mv.blake3)

@@ -94,9 +94,7 @@ def dump_model(model: object, *, format: str = "auto") -> tuple[bytes, str]:
     return pickled, PICKLE
 
 
-def load_model_bytes(
-    data: bytes | memoryview, format: str, *, trusted: Sequence[str] | None = None
-) -> Any:
+def load_model_bytes(data: bytes, format: str, *, trusted: Sequence[str] | None = None) -> Any:
     """Deserialise bytes made by :func:`dump_model`. Call it only on hash-verified bytes.
 
     ``trusted`` adds type names to skops' default trusted set (e.g. ``["sklearn.tree._tree.Tree"]``)
@@ -109,7 +107,7 @@ def load_model_bytes(
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        return sio.loads(bytes(data), trusted=list(trusted) if trusted else None)
+        return sio.loads(data, trusted=list(trusted) if trusted else None)
     except UntrustedTypesFoundException as exc:
         raise RegistryError(
             f"{exc} Pass trusted=[...] to load_model with the types you have reviewed."

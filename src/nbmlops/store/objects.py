@@ -15,8 +15,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -29,9 +28,6 @@ _CHUNK = 1 << 20
 # 1.3 MB model, hashing it took 0.53-0.59 ms with the pool (its threads sleep between loads and
 # must be woken) and 0.39 ms on one thread.
 _BLAKE3_THREADS_FROM = 4 << 20
-# Whole-file reads for deserialising go into one buffer this process keeps (see
-# ObjectStore.verified_view), up to this size; larger ones get fresh memory.
-_KEPT_BUFFER_MAX = 8 << 20
 # Chunk digests (object_chunks): an object is cut into at most CHUNKS chunks of a power-of-two
 # size, at least MIN_CHUNK_SIZE. Few chunks, because each one costs a handover between the thread
 # that hashes and the one that unpickles (a thread wake-up or two: ~0.1-0.3 ms on the shared
@@ -154,48 +150,6 @@ class ObjectStore:
         if actual != digest:
             raise ArtifactIntegrityError(digest, actual, path)
         return data
-
-    @contextmanager
-    def verified_view(self, digest: str, *, blake3: str) -> Iterator[memoryview]:
-        """Like :meth:`read_verified` with a BLAKE3 digest, for bytes deserialised at once: the
-        bytes are read into a buffer this process keeps and reuses, and the view is valid only
-        inside the ``with`` block.
-
-        Why: with a fresh buffer per load, the allocator can hand the memory back to the system
-        after each load, and every page of the next one faults again (~4 µs a page on the VM of
-        benchmarks/README.md). A process that only loads the 1.3 MB forest, 100 times over 30
-        versions, took 3.7-3.9 ms a load with ~670 page faults each that way, and 1.6-1.8 ms with
-        7 faults with this buffer. Deserialisers that copy what they keep (the unpickler does)
-        can read from it. A concurrent call, or an object over ``_KEPT_BUFFER_MAX``, gets fresh
-        memory.
-        """
-        if not _kept_buffer.lock.acquire(blocking=False):
-            yield memoryview(self.read_verified(digest, blake3=blake3))
-            return
-        try:
-            path = self.path_of(digest)
-            try:
-                file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
-            except FileNotFoundError:
-                raise self._missing(digest) from None
-            with file:
-                size = os.fstat(file.fileno()).st_size
-                if size > _KEPT_BUFFER_MAX:
-                    data = memoryview(file.readall())
-                else:
-                    buffer = _kept_buffer.at_least(size + 1)  # one more: did the file grow?
-                    with memoryview(buffer) as whole:
-                        data = whole[: file.readinto(whole[: size + 1])]
-            with data:
-                if blake3_hex(data) != blake3:
-                    error = self._mismatch(
-                        digest, path, bytes(data), f"BLAKE3 digest {blake3}", "object_digests"
-                    )
-                    error.add_note(f"Detected by its BLAKE3 digest (expected {blake3}).")
-                    raise error
-                yield data
-        finally:
-            _kept_buffer.lock.release()
 
     def open_verified(self, digest: str, chunks: ChunkDigests) -> VerifiedStream:
         """A read-only file object over a blob that returns only bytes of chunks whose BLAKE3
@@ -520,27 +474,6 @@ class _ReaderThreads:
 _readers = _ReaderThreads()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_readers._after_fork)
-
-
-class _KeptBuffer:
-    """The buffer :meth:`ObjectStore.verified_view` reuses, and the lock of whoever uses it."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self._buffer = bytearray()
-
-    def at_least(self, size: int) -> bytearray:
-        if len(self._buffer) < size:
-            self._buffer = bytearray(size)
-        return self._buffer
-
-    def _after_fork(self) -> None:
-        self.lock = threading.Lock()
-
-
-_kept_buffer = _KeptBuffer()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_kept_buffer._after_fork)
 
 
 def _read_again(path: Path) -> bytes | StoreError:
