@@ -183,6 +183,24 @@ def test_badge_sidebar_snapshot_and_history_in_jupyterlab(project: Path):
         )
 
 
+def test_run_all_on_a_fresh_kernel_stores_the_unsaved_notebook(project: Path):
+    """Run All sends every cell before the kernel has run %load_ext nbmlops: the link to the
+    kernel must still be there when the %%track cell is sent."""
+    store = project / ".nbmlops"
+    with lab_server(project) as lab, chromium_page() as page:
+        open_notebook(page, lab, "quick.ipynb")
+        cells = page.locator(".jp-Notebook .jp-CodeCell")
+        replace_source(page, cells.nth(1), FIT_EDITED)  # not saved
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        wait_for_execution(page, cells.nth(1), 2)
+        cells.nth(1).locator(".nbmlops-badge[data-status='finished']").wait_for(timeout=20_000)
+    snapshot, meta = stored_notebook(nbm.runs(store=store)["run_id"][0], store)
+    assert meta["origin"] == "front end" and meta["unsaved_edits"] and meta["cell_matches"]
+    assert snapshot["cells"][1]["source"] == FIT_EDITED
+    assert "alpha = 1.0" not in (project / "quick.ipynb").read_text()
+
+
 def test_notebook_7_shows_the_badge_and_the_sidebar(project: Path):
     with lab_server(project, app="notebook") as lab, chromium_page() as page:
         open_notebook(page, lab, "quick.ipynb", ui="notebooks")

@@ -13,11 +13,19 @@ export function isTracked(source: string): boolean {
   return source.trimStart().startsWith('%%track');
 }
 
+/** Does this source load nbmlops into the kernel? */
+export function loadsNbmlops(source: string): boolean {
+  return /^\s*%(re)?load_ext\s+nbmlops\b/m.test(source);
+}
+
 /** One notebook's link to its kernel. */
 export class KernelLink {
   private comm: Kernel.IComm | null = null;
   private kernel: Kernel.IKernelConnection | null = null;
   private changedSinceSnapshot = true;
+  // A cell that loads nbmlops was sent to this kernel process: the comm target exists once
+  // the kernel has run it, which is before any cell sent after it.
+  private loadSent = false;
   private disposed = false;
 
   constructor(private readonly panel: NotebookPanel) {
@@ -26,6 +34,11 @@ export class KernelLink {
     context.connectionStatusChanged.connect((_, status) => {
       if (status === 'connected') {
         void this.attach();
+      }
+    }, this);
+    context.statusChanged.connect((_, status) => {
+      if (status === 'restarting' || status === 'autorestarting') {
+        this.loadSent = false; // a new kernel process: nbmlops is not loaded there yet
       }
     }, this);
     panel.context.pathChanged.connect(() => void this.sendPath(), this);
@@ -57,6 +70,7 @@ export class KernelLink {
     this.kernel = kernel;
     this.comm = null;
     this.changedSinceSnapshot = true;
+    this.loadSent = false;
     kernel.registerCommTarget(TARGET, (comm, message) => this.adopt(comm, message));
     try {
       const reply = await kernel.requestCommInfo({ target_name: TARGET });
@@ -106,8 +120,17 @@ export class KernelLink {
   /** Called synchronously when a cell is scheduled, before its execute request is sent: a
    * message sent now reaches the kernel first (both travel on the shell channel). */
   beforeExecute(source: string): void {
+    if (loadsNbmlops(source)) {
+      this.loadSent = true;
+    }
+    if (!isTracked(source)) {
+      return;
+    }
+    if (!this.connected && this.loadSent) {
+      this.openAhead();
+    }
     const comm = this.comm;
-    if (!comm || comm.isDisposed || !isTracked(source) || !this.changedSinceSnapshot) {
+    if (!comm || comm.isDisposed || !this.changedSinceSnapshot) {
       return;
     }
     const model = this.panel.context.model;
@@ -139,6 +162,21 @@ export class KernelLink {
     const path = this.knownPath;
     comm.send({ kind: 'snapshot', path, notebook, dirty: model.dirty });
     this.changedSinceSnapshot = false;
+  }
+
+  /** Open the link before the kernel has run the cell that loads nbmlops (Run All on a fresh
+   * kernel sends every cell at once). The kernel handles shell messages in order: it runs the
+   * loading cell, which registers the comm target, then this comm_open, then the snapshot,
+   * then the tracked cell. The kernel opens its own comm too when nbmlops loads; either
+   * serves. */
+  private openAhead(): void {
+    const kernel = this.kernel;
+    if (!kernel || kernel.isDisposed) {
+      return;
+    }
+    const comm = kernel.createComm(TARGET);
+    comm.open({ kind: 'hello' });
+    this.use(comm);
   }
 
   /** The notebook's absolute path as the kernel records it, once the handshake gave the
