@@ -196,7 +196,13 @@ def test_run_all_on_a_fresh_kernel_stores_the_unsaved_notebook(project: Path):
         wait_for_execution(page, cells.nth(1), 2)
         cells.nth(1).locator(".nbmlops-badge[data-status='finished']").wait_for(timeout=20_000)
     snapshot, meta = stored_notebook(nbm.runs(store=store)["run_id"][0], store)
-    assert meta["origin"] == "front end" and meta["unsaved_edits"] and meta["cell_matches"]
+    assert meta == {
+        "origin": "front end",
+        "notebook": str(project / "quick.ipynb"),
+        "unsaved_edits": True,
+        "cell_found": True,
+        "cell_matches": True,
+    }
     assert snapshot["cells"][1]["source"] == FIT_EDITED
     assert "alpha = 1.0" not in (project / "quick.ipynb").read_text()
 

@@ -49,6 +49,11 @@ export class KernelLink {
     }, this);
     panel.context.model.contentChanged.connect(() => (this.changedSinceSnapshot = true), this);
     void context.ready.then(() => this.attach());
+    // Known before the first snapshot, which Run All can send before any path message.
+    serverVersion().then(
+      version => (this.rootDir = version.root_dir),
+      () => undefined // no server extension: the kernel keeps the path Jupyter gave it
+    );
   }
 
   get connected(): boolean {
