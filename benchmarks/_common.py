@@ -62,6 +62,29 @@ def sizes_or_child(
     return (sizes_type.quick() if args.quick else sizes_type()), args.quick
 
 
+def quiet_mlflow() -> None:
+    """Import MLflow with warnings off and its (and its database layers') logging at errors
+    only, before the caller's own ``import mlflow``: a child's output is its timings."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import mlflow  # noqa: F401 - its import-time warnings are what is silenced
+
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def mlflow_store(mlflow: Any, folder: Path, experiment: str = "bench") -> str:
+    """Point MLflow at a SQLite DB in ``folder`` (made if missing), migrate it, and create
+    ``experiment``; its id. The first call creates the DB and runs MLflow's alembic migrations,
+    so this comes before any timing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    artifacts = (folder / "artifacts").as_uri()
+    return str(mlflow.MlflowClient().create_experiment(experiment, artifact_location=artifacts))
+
+
 def run_side(script: Path, side: str, sizes: dict[str, Any], env: dict[str, str]) -> Any:
     """Run ``script --side SIDE`` in a child process (a fresh temp dir as cwd and IPYTHONDIR);
     return the timings it wrote as JSON, with ``elapsed`` added."""

@@ -64,6 +64,8 @@ from _common import (
     cpu_model,
     fmt_time,
     machine_load,
+    mlflow_store,
+    quiet_mlflow,
     run_side,
     sizes_or_child,
     spread,
@@ -242,13 +244,11 @@ def bench_loader(sizes: Sizes, _workdir: Path) -> Timings:
 
     nbm.set_store(Path(os.environ[STORE]))
     small, large = sizes.register_nbmlops, sizes.large_versions
-    cases = {
-        "load": lambda i: registry.load_model(f"rf-{i % small}/1", consumer="bench"),
-        "large_load": lambda i: registry.load_model(f"big-{i % large}/1", consumer="bench"),
-    }
     out: Timings = {}
-    timed_blocks({"load": cases["load"]}, sizes.loads_nbmlops, out)
-    timed_blocks({"large_load": cases["large_load"]}, sizes.loads_large_nbmlops, out)
+    cases = {"load": lambda i: registry.load_model(f"rf-{i % small}/1", consumer="bench")}
+    timed_blocks(cases, sizes.loads_nbmlops, out)
+    cases = {"large_load": lambda i: registry.load_model(f"big-{i % large}/1", consumer="bench")}
+    timed_blocks(cases, sizes.loads_large_nbmlops, out)
     return out
 
 
@@ -256,21 +256,11 @@ def bench_loader(sizes: Sizes, _workdir: Path) -> Timings:
 
 
 def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    quiet_mlflow()
     import mlflow
     import mlflow.sklearn
-    from mlflow import MlflowClient
 
-    for name in ("mlflow", "alembic", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    exp_id = MlflowClient().create_experiment(
-        "bench", artifact_location=(workdir / "artifacts").as_uri()
-    )
-    mlflow.set_experiment(experiment_id=exp_id)
+    mlflow.set_experiment(experiment_id=mlflow_store(mlflow, workdir))
     model, size = forest("small")
     out: Timings = {"forest_bytes": size, "log_model": [], "register": [], "load": []}
 
@@ -311,15 +301,10 @@ def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
 
 def bench_mlflow_loader(sizes: Sizes, _workdir: Path) -> Timings:
     """Load the MLflow side's registered forests in a process that did nothing else."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    quiet_mlflow()
     import mlflow
     import mlflow.sklearn
 
-    for name in ("mlflow", "alembic", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     mlflow.set_tracking_uri(f"sqlite:///{Path(os.environ[STORE]) / 'mlflow.db'}")
     small = sizes.register_mlflow
     out: Timings = {}

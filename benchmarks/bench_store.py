@@ -39,6 +39,8 @@ from _common import (
     cpu_model,
     fmt_time,
     machine_load,
+    mlflow_store,
+    quiet_mlflow,
     run_side,
     sizes_or_child,
     spread,
@@ -188,18 +190,12 @@ def check_frame(frame: Any, n: int) -> None:
 
 
 def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    quiet_mlflow()
     import mlflow
     from mlflow import MlflowClient
 
-    for name in ("mlflow", "alembic", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
     out: Timings = {}
-    exp_id = mlflow_store(mlflow, MlflowClient, workdir / "runs")
+    exp_id = mlflow_store(mlflow, workdir / "runs", EXPERIMENT)
     mlflow.set_experiment(experiment_id=exp_id)
     workload = [(params_for(i), metrics_for(i)) for i in range(sizes.runs_mlflow)]
 
@@ -234,7 +230,7 @@ def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
 
     # Case 3: a fresh SQLite DB. Runs are written with MlflowClient's batch API: create_run,
     # one log_batch with the 10 params and 10 metrics, set_terminated (3 calls per run).
-    exp_id = mlflow_store(mlflow, MlflowClient, workdir / "search")
+    exp_id = mlflow_store(mlflow, workdir / "search", EXPERIMENT)
     out["populate"] = timed(lambda: populate_mlflow(MlflowClient(), exp_id, sizes.search_runs))
     frame = None
 
@@ -246,15 +242,6 @@ def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
     out["search_warm"] = [timed(search) for _ in range(sizes.search_repeats)]
     check_frame(frame, sizes.search_runs)
     return out
-
-
-def mlflow_store(mlflow: Any, client_cls: Any, folder: Path) -> str:
-    """Point MLflow at a new SQLite DB in ``folder``, migrate it, and create the experiment."""
-    folder.mkdir(parents=True)
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    # The first call creates the DB and runs MLflow's alembic migrations: done before any timing.
-    artifacts = (folder / "artifacts").as_uri()
-    return str(client_cls().create_experiment(EXPERIMENT, artifact_location=artifacts))
 
 
 def populate_mlflow(client: Any, exp_id: str, n: int) -> None:

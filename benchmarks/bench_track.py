@@ -50,7 +50,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, sizes_or_child, timed
+from _common import (
+    child_env,
+    cpu_model,
+    fmt_time,
+    machine_load,
+    mlflow_store,
+    quiet_mlflow,
+    run_side,
+    sizes_or_child,
+    timed,
+)
 
 SCRIPT = Path(__file__).resolve()
 EXPERIMENT = "bench"
@@ -360,23 +370,12 @@ def bench_nbmlops_no_history(sizes: Sizes, workdir: Path) -> Timings:
 
 
 def bench_mlflow(sizes: Sizes, workdir: Path) -> Timings:
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    quiet_mlflow()
     import mlflow
     import mlflow.sklearn
-    from mlflow import MlflowClient
     from sklearn.linear_model import LogisticRegression
 
-    for name in ("mlflow", "alembic", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    # The first call creates the DB and runs MLflow's migrations: done before any timing.
-    exp_id = MlflowClient().create_experiment(
-        EXPERIMENT, artifact_location=(workdir / "artifacts").as_uri()
-    )
-    mlflow.set_experiment(experiment_id=exp_id)
+    mlflow.set_experiment(experiment_id=mlflow_store(mlflow, workdir, EXPERIMENT))
     out: Timings = {}
 
     def empty_run() -> None:
