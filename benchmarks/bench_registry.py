@@ -13,7 +13,7 @@ issue; ratio = MLflow time / nbmlops time):
    ``mlflow.register_model``: nbmlops <= 50 ms and >= 20x faster.
 2. ``register_model`` alone, from a run that already logged the model (information, with
    MLflow's ``register_model`` alone beside it); nbmlops also <= 50 ms.
-3. Load the small forest with hash verification: ``nbmlops.registry.load_model("rf-i/1")``
+3. Load the small forest with hash verification: ``nbmlops.api.load_model("rf-i/1")``
    (resolve the reference, verify, check library versions, unpickle, record the consumer)
    against ``mlflow.sklearn.load_model("models:/rf-i/1")``, in GB/s of artifact: >= 1 GB/s.
    A pickle this small has two chunks and loads whole: read, BLAKE3 of the whole file, unpickle.
@@ -154,7 +154,7 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
     from unittest import mock
 
     import nbmlops as nbm
-    from nbmlops import registry
+    from nbmlops import api
     from nbmlops.registry import loading
     from nbmlops.store.objects import ChunkDigests
 
@@ -170,23 +170,23 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
         return run.run_id
 
     for i in range(2):  # warm-up: imports, the installed-packages scan, the git state cache
-        registry.register_model(log(-1 - i), f"warm-{i}")
+        api.register_model(log(-1 - i), f"warm-{i}")
     for i in range(sizes.register_nbmlops):
         start = time.perf_counter()
         run_id = log(i)
-        registry.register_model(run_id, f"rf-{i}")
+        api.register_model(run_id, f"rf-{i}")
         out["log_and_register"].append(time.perf_counter() - start)
     logged = [log(1000 + i) for i in range(sizes.register_nbmlops)]
     for i, run_id in enumerate(logged):
-        out["register"].append(timed(lambda r=run_id, i=i: registry.register_model(r, f"r-{i}")))
-    mv = registry.get_model_version("rf-0/1")
+        out["register"].append(timed(lambda r=run_id, i=i: api.register_model(r, f"r-{i}")))
+    mv = api.get_model_version("rf-0/1")
     assert mv.format == "pickle" and mv.blake3 is not None and mv.chunks is not None
     out["artifact_bytes"], out["chunks"] = mv.size, [mv.chunks.count, mv.chunks.chunk_size]
     n = sizes.register_nbmlops
     verify = lambda _: store.objects.read_verified(mv.sha256, blake3=mv.blake3)  # noqa: E731
     data = verify(0)
     cases = {
-        "load": lambda i: registry.load_model(f"rf-{i % n}/1", consumer="bench"),
+        "load": lambda i: api.load_model(f"rf-{i % n}/1", consumer="bench"),
         "serial": lambda _: pickle.loads(verify(0)),
         "verify": verify,
         "verify_sha256": lambda _: store.objects.read_verified(mv.sha256),
@@ -200,10 +200,10 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
     for i in range(sizes.large_versions):
         large._bench_nonce = i
         start = time.perf_counter()
-        registry.register_model(large, f"big-{i}", format="pickle")
+        api.register_model(large, f"big-{i}", format="pickle")
         out["large_register"].append(time.perf_counter() - start)
     del large
-    big = registry.get_model_version("big-0/1")
+    big = api.get_model_version("big-0/1")
     assert big.chunks is not None and big.blake3 is not None
     out["large_artifact_bytes"] = big.size
     out["large_chunks"] = [big.chunks.count, big.chunks.chunk_size]
@@ -217,11 +217,11 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
 
     def whole_file_load(i: int) -> object:  # load_model as before chunk digests
         with mock.patch.object(loading, "_chunked", lambda mv: False):
-            return registry.load_model(f"big-{i % versions}/1", consumer="bench")
+            return api.load_model(f"big-{i % versions}/1", consumer="bench")
 
     data = verify_large(0)
     cases = {
-        "large_load": lambda i: registry.load_model(f"big-{i % versions}/1", consumer="bench"),
+        "large_load": lambda i: api.load_model(f"big-{i % versions}/1", consumer="bench"),
         "large_serial": whole_file_load,
         "large_verify": verify_large,
         "large_reader": reader_work,
@@ -240,14 +240,14 @@ def bench_loader(sizes: Sizes, _workdir: Path) -> Timings:
     """Load the nbmlops side's small forests, then its large ones, in blocks, in this process
     that did nothing else."""
     import nbmlops as nbm
-    from nbmlops import registry
+    from nbmlops import api
 
     nbm.set_store(Path(os.environ[STORE]))
     small, large = sizes.register_nbmlops, sizes.large_versions
     out: Timings = {}
-    cases = {"load": lambda i: registry.load_model(f"rf-{i % small}/1", consumer="bench")}
+    cases = {"load": lambda i: api.load_model(f"rf-{i % small}/1", consumer="bench")}
     timed_blocks(cases, sizes.loads_nbmlops, out)
-    cases = {"large_load": lambda i: registry.load_model(f"big-{i % large}/1", consumer="bench")}
+    cases = {"large_load": lambda i: api.load_model(f"big-{i % large}/1", consumer="bench")}
     timed_blocks(cases, sizes.loads_large_nbmlops, out)
     return out
 

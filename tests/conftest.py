@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import nbmlops as nbm
-from nbmlops import api
+from nbmlops.store import close_stores
 
 
 @pytest.fixture
@@ -20,9 +20,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield folder
     while nbm.active_run() is not None:
         nbm.end_run()
-    for store in api._stores.values():
-        store.close()
-    api._stores.clear()
+    close_stores()
 
 
 @pytest.fixture

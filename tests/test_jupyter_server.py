@@ -22,6 +22,7 @@ from traitlets.config import Config
 import nbmlops as nbm
 import nbmlops.jupyter
 from nbmlops.jupyter.handlers import ROUTES
+from nbmlops.store import close_stores
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -346,9 +347,7 @@ def no_env_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.chdir(tmp_path)
     nbm.set_store(None)
     yield
-    for store in nbm.api._stores.values():
-        store.close()
-    nbm.api._stores.clear()
+    close_stores()
 
 
 async def test_without_a_store_lists_are_empty_and_nothing_is_created(

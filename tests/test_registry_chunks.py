@@ -13,7 +13,7 @@ import pytest
 from sklearn.ensemble import RandomForestRegressor
 
 import nbmlops as nbm
-from nbmlops import registry as reg
+from nbmlops import api as reg
 from nbmlops.errors import ArtifactIntegrityError, StoreError
 from nbmlops.store import objects
 from nbmlops.store.objects import ChunkDigests, ObjectStore, chunk_size_for

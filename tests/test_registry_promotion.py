@@ -17,7 +17,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import mean_absolute_error
 
 import nbmlops as nbm
-from nbmlops import registry as reg
+from nbmlops import api as reg
 from nbmlops.errors import (
     DeprecatedModelWarning,
     ModelInUseError,

@@ -10,7 +10,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import nbmlops as nbm
-from nbmlops import registry as reg
+from nbmlops import api as reg
 
 SETUP = """
 import numpy as np, pandas as pd

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import nbmlops as nbm
@@ -162,3 +163,51 @@ def test_schema_document_lists_every_table_and_column(home: Path):
         assert f"### `{table}`" in doc, f"table {table} is not documented"
         for column in (r[1] for r in conn.execute(f"PRAGMA table_info({table})")):
             assert f"| `{column}` |" in doc, f"column {table}.{column} is not documented"
+
+
+def _experiments(path: Path) -> list[str]:
+    with sqlite3.connect(path / "nbmlops.db") as other:
+        return [r[0] for r in other.execute("SELECT name FROM experiments ORDER BY name")]
+
+
+def test_atomic_nests_as_savepoints_and_a_failing_inner_block_rolls_back_alone(tmp_path: Path):
+    store = Store.open(tmp_path / ".nbmlops")
+    insert = "INSERT INTO experiments (name, created_at) VALUES (?, 0)"
+    with store.atomic() as conn:
+        conn.execute(insert, ("outer",))
+        with pytest.raises(ValueError), store.atomic() as inner:
+            inner.execute(insert, ("inner",))
+            raise ValueError("inner fails")
+        with store.atomic() as inner:
+            inner.execute(insert, ("kept",))
+        assert _experiments(tmp_path / ".nbmlops") == []  # nothing visible before the commit
+    assert _experiments(tmp_path / ".nbmlops") == ["kept", "outer"]
+
+
+def test_a_failing_outer_block_rolls_back_its_committed_savepoints(tmp_path: Path):
+    store = Store.open(tmp_path / ".nbmlops")
+    with pytest.raises(RuntimeError, match="outer fails"), store.atomic() as conn:
+        with store.atomic() as inner:
+            inner.execute("INSERT INTO experiments (name, created_at) VALUES ('x', 0)")
+        conn.execute("SELECT 1")
+        raise RuntimeError("outer fails")
+    assert _experiments(tmp_path / ".nbmlops") == []
+
+
+@pytest.mark.parametrize("as_handle", [Store, str, Path, lambda p: p / "nbmlops.db"])
+def test_every_public_function_takes_any_store_like_the_same_way(tmp_path: Path, as_handle):
+    folder = tmp_path / "project" / ".nbmlops"
+    with nbm.start_run("r", store=folder) as run:
+        run.log_metric("auc", 0.9)
+    store = as_handle(folder)
+    assert nbm.runs(store=store)["run_id"].tolist() == [run.run_id]
+    assert nbm.models(store=store).empty
+    frame = pd.DataFrame({"x": range(50)})
+    report = nbm.check_drift(frame, frame, store=store)
+    assert not report.dataset_drift and report.report_id is not None
+    assert nbm.get_store(store).home == folder.resolve()
+
+
+def test_a_project_folder_names_the_store_inside_it(tmp_path: Path):
+    Store.open(tmp_path / ".nbmlops")
+    assert Store(tmp_path).home == (tmp_path / ".nbmlops").resolve()

@@ -260,9 +260,9 @@ def execute_cmd(
 @_clean_errors
 def models_cmd(store: str | None, fmt: str) -> None:
     """List registered models with their latest version and aliases."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    _echo_frame(registry.models(store=store), fmt, "No registered models.")
+    _echo_frame(api.models(store=store), fmt, "No registered models.")
 
 
 @main.group("model")
@@ -276,9 +276,9 @@ def model_group() -> None:
 @_clean_errors
 def model_show_cmd(store: str | None, ref: str) -> None:
     """Show one version: NAME (latest), NAME/VERSION or NAME@ALIAS."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    record = registry.get_model_version(ref, store=store).to_dict()
+    record = api.get_model_version(ref, store=store).to_dict()
     width = max(len(k) for k in record)
     for key, value in record.items():
         shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
@@ -292,9 +292,9 @@ def model_show_cmd(store: str | None, ref: str) -> None:
 @_clean_errors
 def model_versions_cmd(store: str | None, name: str, fmt: str) -> None:
     """List the versions of model NAME."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    _echo_frame(registry.model_versions(name, store=store), fmt, f"No versions of {name}.")
+    _echo_frame(api.model_versions(name, store=store), fmt, f"No versions of {name}.")
 
 
 @model_group.command("history")
@@ -304,9 +304,9 @@ def model_versions_cmd(store: str | None, name: str, fmt: str) -> None:
 @_clean_errors
 def model_history_cmd(store: str | None, name: str, fmt: str) -> None:
     """Every event of model NAME: registrations, alias moves, promotion decisions, deprecations."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    _echo_frame(registry.model_history(name, store=store), fmt, f"No history for {name}.")
+    _echo_frame(api.model_history(name, store=store), fmt, f"No history for {name}.")
 
 
 @model_group.command("register")
@@ -320,9 +320,9 @@ def model_register_cmd(
     store: str | None, run_id: str, name: str, artifact: str | None, description: str | None
 ) -> None:
     """Register the model logged by RUN_ID as a new version of NAME."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    version = registry.register_model(run_id, name, description, artifact=artifact, store=store)
+    version = api.register_model(run_id, name, description, artifact=artifact, store=store)
     click.echo(f"{version.name}/{version.version} sha256 {version.sha256[:16]} ({version.format})")
 
 
@@ -337,15 +337,15 @@ def model_alias_cmd(
     store: str | None, name: str, alias: str, version: int | None, remove: bool
 ) -> None:
     """Point NAME@ALIAS at VERSION (or remove the alias)."""
-    from nbmlops import registry
+    from nbmlops import api
 
     if remove:
-        registry.remove_alias(name, alias, store=store)
+        api.remove_alias(name, alias, store=store)
         click.echo(f"{name}@{alias} removed")
         return
     if version is None:
         raise click.UsageError("VERSION is needed unless --remove is given.")
-    registry.set_alias(name, alias, version, store=store)
+    api.set_alias(name, alias, version, store=store)
     click.echo(f"{name}@{alias} -> {name}/{version}")
 
 
@@ -362,9 +362,9 @@ def model_promote_cmd(
     """Evaluate the promotion rules for NAME/VERSION; move the alias only if all pass.
 
     Exits with status 1 when a rule fails."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    decision = registry.promote(name, version, rules_path=rules_path, dry_run=dry_run, store=store)
+    decision = api.promote(name, version, rules_path=rules_path, dry_run=dry_run, store=store)
     click.echo(str(decision))
     if not decision.passed:
         sys.exit(1)
@@ -378,10 +378,10 @@ def model_promote_cmd(
 @_clean_errors
 def model_who_served_cmd(store: str | None, name: str, alias: str, at: str) -> None:
     """Which version NAME@ALIAS pointed at, at a past moment."""
-    from nbmlops import registry
+    from nbmlops import api
 
     moment: str | float = float(at) if at.replace(".", "", 1).isdigit() else at
-    version = registry.who_served(name, alias, moment, store=store)
+    version = api.who_served(name, alias, moment, store=store)
     click.echo(f"{name}/{version.version}" if version else f"{name}@{alias} pointed nowhere")
 
 
@@ -393,9 +393,9 @@ def model_who_served_cmd(store: str | None, name: str, alias: str, at: str) -> N
 @_clean_errors
 def model_deprecate_cmd(store: str | None, name: str, version: int, reason: str) -> None:
     """Deprecate NAME/VERSION: it stays loadable, with a warning."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    registry.deprecate(name, version, reason, store=store)
+    api.deprecate(name, version, reason, store=store)
     click.echo(f"{name}/{version} deprecated: {reason}")
 
 
@@ -416,11 +416,9 @@ def model_delete_cmd(
     store: str | None, name: str, version: int, window_days: float, reason: str | None
 ) -> None:
     """Delete NAME/VERSION (refused while an alias points at it or it is still in use)."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    registry.delete_model_version(
-        name, version, window=window_days * 86400, reason=reason, store=store
-    )
+    api.delete_model_version(name, version, window=window_days * 86400, reason=reason, store=store)
     click.echo(f"{name}/{version} deleted")
 
 
@@ -432,9 +430,9 @@ def model_delete_cmd(
 @_clean_errors
 def model_consumers_cmd(store: str | None, name: str, version: int, fmt: str) -> None:
     """Who loaded NAME/VERSION, most recent first."""
-    from nbmlops import registry
+    from nbmlops import api
 
-    _echo_frame(registry.consumers(name, version, store=store), fmt, "Nobody loaded it.")
+    _echo_frame(api.consumers(name, version, store=store), fmt, "Nobody loaded it.")
 
 
 def _num(value: float) -> str:

@@ -22,7 +22,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from nbmlops import api
+from nbmlops import api, panels
 from nbmlops.capture import analysis, environment
 from nbmlops.capture.cell import (
     TRACK_PREFIX,
@@ -116,12 +116,12 @@ class NbmlopsMagics(Magics):
     @line_magic
     def runs(self, line: str) -> Any:
         """%runs [FILTER]: the runs panel, e.g. ``%runs metrics.accuracy > 0.9``."""
-        return api.runs_panel(line.strip() or None)
+        return panels.runs_panel(line.strip() or None)
 
     @line_magic
     def models(self, line: str) -> Any:
         """%models [NAME]: the registry panel."""
-        return api.models_panel(line.strip() or None)
+        return panels.models_panel(line.strip() or None)
 
     @magic_arguments()
     @argument(
@@ -140,7 +140,7 @@ class NbmlopsMagics(Magics):
         args = parse_argstring(self.drift, line)
         namespace: dict[str, Any] = self.tracker.shell.user_ns
         if args.reference is None:
-            return api.drift_panel(namespace=namespace)
+            return panels.drift_panel(namespace=namespace)
         if args.current is None:
             raise UsageError(
                 "%drift: give both the reference and the current data (%drift REF CUR), or "
@@ -149,7 +149,7 @@ class NbmlopsMagics(Magics):
         if args.current not in namespace:
             raise UsageError(f"%drift: no variable named {args.current!r} for the current data.")
         reference = namespace.get(args.reference, args.reference)
-        return api.drift_panel(
+        return panels.drift_panel(
             reference, namespace[args.current], args.columns, namespace=namespace
         )
 
@@ -164,7 +164,7 @@ class NbmlopsMagics(Magics):
                     "%cellhistory needs a run id or cell id, or a tracked cell run before it."
                 )
             target = last.run_id
-        return api.cell_history_panel(target, shell=self.shell)
+        return panels.cell_history_panel(target, shell=self.shell)
 
 
 def _options_from(args: Any) -> TrackOptions:

@@ -602,6 +602,17 @@ def reap(store: Store) -> None:
     reap_dead_runs(store, active_run_ids())
 
 
+def find_run(store: Store, run_id: str) -> Run:
+    """The run with this id (or a unique prefix of it): the live handle while it is active in
+    this process (what it logged may not be written yet), else a reader of the stored run."""
+    reap(store)
+    full_id = store.resolve_run_id(run_id)
+    for active in _active_runs:
+        if active.run_id == full_id and active.store is store:
+            return active
+    return Run(store, full_id)
+
+
 @functools.cache
 def _user() -> str | None:
     import getpass

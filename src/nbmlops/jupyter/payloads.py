@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import nbmlops
 from nbmlops import config
 from nbmlops.errors import NotFoundError
+from nbmlops.store import find_home, resolve_home
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,13 +71,13 @@ def locate_store(
     kernel started for that notebook finds) or from the server's root, else ``<root>/.nbmlops``.
     """
     if configured:
-        return Location(config.resolve_home(root_dir / Path(configured).expanduser()), root_dir)
+        return Location(resolve_home(root_dir / Path(configured).expanduser()), root_dir)
     start = root_dir
     if near:
         start = within_root(root_dir, near, parameter)
         if not start.is_dir():
             start = start.parent
-    return Location(config.find_home(start), root_dir)
+    return Location(find_home(start), root_dir)
 
 
 class BadParameter(ValueError):

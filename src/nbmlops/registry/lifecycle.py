@@ -17,7 +17,6 @@ import time
 from typing import TYPE_CHECKING
 
 from nbmlops.errors import ModelInUseError, RegistryError
-from nbmlops.registry import DEFAULT_WINDOW
 from nbmlops.registry.events import new_event, to_seconds
 from nbmlops.registry.versions import ModelVersion, resolve
 from nbmlops.store import registry as sql
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
 
     from nbmlops.registry.events import Moment
     from nbmlops.store import Store
+
+DEFAULT_WINDOW = dt.timedelta(days=30)  # a load this recent blocks deleting the version
 
 
 def deprecate(store: Store, name: str, version: int | str, reason: str) -> ModelVersion:

@@ -25,6 +25,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture.liveness import hostname
+from nbmlops.capture.run import Run, active_run_ids, find_run
 from nbmlops.errors import ModelNotFoundError, RegistryError
 from nbmlops.registry import serialization
 from nbmlops.store import registry as sql
@@ -33,7 +34,6 @@ from nbmlops.store.objects import ChunkDigests, blake3_hex
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nbmlops.capture.run import Run
     from nbmlops.store import Store
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
@@ -161,8 +161,6 @@ class ModelVersion:
         """The training run's params (empty for a model registered without a run)."""
         if self.run_id is None:
             return {}
-        from nbmlops.capture.run import Run
-
         return Run(self._store, self.run_id).params
 
     def load(self, *, consumer: str | None = None, trusted: Sequence[str] | None = None) -> Any:
@@ -343,13 +341,11 @@ def register(
     format: str = "auto",
 ) -> ModelVersion:
     """Register a run's model (``source``: a run id, prefix or Run) or a live model object."""
-    from nbmlops.capture.run import Run
-
     check_name(name)
     if format not in (*serialization.FORMATS, "auto"):
         raise ValueError(f"format must be auto, skops or pickle, not {format!r}")
     if isinstance(source, str):
-        return _register_run(store, run_handle(store, source), name, description, artifact, format)
+        return _register_run(store, find_run(store, source), name, description, artifact, format)
     if isinstance(source, Run):
         if source.store.home != store.home:
             raise RegistryError(
@@ -362,18 +358,6 @@ def register(
     return _register_object(store, source, name, description, format)
 
 
-def run_handle(store: Store, run_id: str) -> Run:
-    """The run with this id or prefix: the live handle if it is still active in this process
-    (its logged records may not be written yet), else a reader."""
-    from nbmlops.capture import run as _run
-
-    full = store.resolve_run_id(run_id)
-    for active in _run._active_runs:
-        if active.run_id == full and active.store is store:
-            return active
-    return _run.Run(store, full)
-
-
 def _register_run(
     store: Store,
     run: Run,
@@ -383,8 +367,6 @@ def _register_run(
     format: str,
 ) -> ModelVersion:
     models = [a for a in run.artifacts if a["kind"] == "model"]
-    from nbmlops.capture.run import active_run_ids
-
     if not models and run.run_id not in active_run_ids() and run.status == "running":
         raise RegistryError(
             f"Run {run.run_id} is still running in another process; what it logs is written "

@@ -1,18 +1,22 @@
 """The Store: one SQLite file plus the object folder. The only place that talks SQL.
 
-Writes happen in short ``BEGIN IMMEDIATE`` transactions (WAL mode, so readers never wait), with a
-busy timeout long enough for several processes to share one store. SQLite errors are mapped to
-:mod:`nbmlops.errors` here, at the boundary, with the cause chained.
+Writes happen in short transactions (WAL mode, so readers never wait), with a busy timeout long
+enough for several processes to share one store. :meth:`Store.atomic` nests the way sqlite-utils'
+``Database.atomic`` does: the outermost block is a ``BEGIN IMMEDIATE`` transaction, inner blocks
+are savepoints, so a domain function that writes atomically can be called inside a larger write.
+The per-domain query modules (``store/registry.py``, ``store/drift.py``, ...) use only the public
+methods here: :meth:`Store.atomic`, :meth:`Store.query` and :meth:`Store.query_dicts`. SQLite
+errors are mapped to :mod:`nbmlops.errors` here, at the boundary, with the cause chained.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbmlops import config
@@ -25,6 +29,7 @@ from nbmlops.errors import (
     StoreLockedError,
 )
 from nbmlops.store import schema
+from nbmlops.store._location import resolve_home
 from nbmlops.store.frames import build_runs_frame, refresh_summary
 from nbmlops.store.objects import ObjectStore
 
@@ -44,23 +49,31 @@ Row = dict[str, Any]
 class Store:
     """An nbmlops store: ``<home>/nbmlops.db`` and ``<home>/objects/``.
 
-    Open one with :meth:`Store.open`; the directory and schema are created on first use and
-    upgraded by migrations. A file at the path that is not an nbmlops store is never touched.
+    ``Store(path)`` takes the ``.nbmlops`` folder, the ``nbmlops.db`` file in it, or a project
+    folder that holds one (``None``: the location rule). The directory and schema are created on
+    first use and upgraded by migrations. A file at the path that is not an nbmlops store is
+    never touched. Public functions take any of these as ``store=`` (see
+    :func:`nbmlops.store.open_store`).
     """
 
-    def __init__(self, home: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
+        home = resolve_home(path)
         self.home = home
         self.busy_timeout = busy_timeout
         self.db_path = home / config.DB_FILENAME
         self.objects = ObjectStore(home / config.OBJECTS_DIRNAME)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._depth = 0  # how many atomic() blocks the lock holder is inside
         self._experiment_ids: dict[str, int] = {}
         self._known_rows: set[tuple[str, str]] = set()
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> Store:
-        store = cls(config.resolve_home(path))
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Store:
+        """A store with its connection open (created and migrated if needed)."""
+        store = cls(path)
         store.connection()
         return store
 
@@ -194,29 +207,53 @@ class Store:
             raise self._map_error(exc) from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: everything inside commits together or not at all."""
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """Everything inside commits together or not at all.
+
+        The outermost block is a ``BEGIN IMMEDIATE`` transaction; a block inside another is a
+        savepoint, rolled back alone when its body raises. The store's lock is held throughout,
+        so other threads of this process wait rather than interleave their statements.
+        """
         conn = self.connection()
         with self._lock:
-            self._execute_write(conn, "BEGIN IMMEDIATE")
+            savepoint = f"nbmlops_{self._depth}" if self._depth else None
+            self._execute_write(conn, f"SAVEPOINT {savepoint}" if savepoint else "BEGIN IMMEDIATE")
+            self._depth += 1
             try:
                 yield conn
-            except sqlite3.DatabaseError as exc:
-                conn.execute("ROLLBACK")
-                raise self._map_error(exc) from exc
-            except BaseException:
-                conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._depth -= 1
+                if savepoint:
+                    conn.execute(f"ROLLBACK TO {savepoint}")
+                    conn.execute(f"RELEASE {savepoint}")
+                elif conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise self._map_error(exc) from exc
                 raise
+            self._depth -= 1
             try:
-                conn.execute("COMMIT")
+                conn.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
             except sqlite3.DatabaseError as exc:
-                if conn.in_transaction:
+                if not savepoint and conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise self._map_error(exc) from exc
 
-    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[Any]:
+        """The rows of one read statement, as tuples."""
         try:
             return self.connection().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._map_error(exc) from exc
+
+    def query_dicts(
+        self, sql: str, params: Sequence[object] | Mapping[str, object] = ()
+    ) -> list[Row]:
+        """The rows of one read statement, as dicts keyed by column name."""
+        try:
+            cur = self.connection().execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         except sqlite3.DatabaseError as exc:
             raise self._map_error(exc) from exc
 
@@ -227,7 +264,7 @@ class Store:
         cached = self._experiment_ids.get(name)
         if cached is not None:
             return cached
-        with self.transaction() as conn:
+        with self.atomic() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
                 (name, time.time()),
@@ -241,7 +278,7 @@ class Store:
     def put_environment(self, env: Row) -> None:
         if ("env", env["environment_id"]) in self._known_rows:
             return
-        with self.transaction() as conn:
+        with self.atomic() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO environments (environment_id, python, platform, packages, "
                 "git_commit, git_branch, git_dirty, git_diff_sha256, created_at) "
@@ -257,7 +294,7 @@ class Store:
         In the same transaction: the cell's source (once per version) and the link to the
         previous run of the same cell, whose id is returned.
         """
-        with self.transaction() as conn:
+        with self.atomic() as conn:
             version = run.get("cell_version")
             if cell_source is not None and ("cell", version) not in self._known_rows:
                 conn.execute(
@@ -303,7 +340,7 @@ class Store:
         (key, value, step, timestamp, source); ``finish`` has status, end_time and the error
         columns; ``cell_execution`` is the (row, source) of the cell run that made the run.
         """
-        with self.transaction() as conn:
+        with self.atomic() as conn:
             if cell_execution is not None:
                 self._insert_cell_execution(conn, *cell_execution)
             param_rows = [(run_id, *p) for p in params]
@@ -365,7 +402,7 @@ class Store:
 
     def record_cell_execution(self, execution: Row, source: str) -> None:
         """Record one executed cell (code identity and outcome) and its source, once per hash."""
-        with self.transaction() as conn:
+        with self.atomic() as conn:
             self._insert_cell_execution(conn, execution, source)
         self._known_rows.add(("cell", execution["source_hash"]))
 
@@ -388,7 +425,7 @@ class Store:
     def mark_interrupted(self, run_ids: Sequence[str], end_time: float) -> None:
         if not run_ids:
             return
-        with self.transaction() as conn:
+        with self.atomic() as conn:
             conn.executemany(
                 "UPDATE runs SET status = 'interrupted', end_time = COALESCE(end_time, ?) "
                 "WHERE run_id = ? AND status = 'running'",
@@ -398,7 +435,7 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
 
     def running_runs_on(self, host: str) -> list[tuple[str, int | None, float]]:
-        rows = self._query(
+        rows = self.query(
             "SELECT run_id, pid, start_time FROM runs WHERE status = 'running' AND host = ?",
             (host,),
         )
@@ -406,11 +443,11 @@ class Store:
 
     def resolve_run_id(self, run_id_or_prefix: str) -> str:
         """The full id of the run whose id is, or starts with, the given text."""
-        exact = self._query("SELECT run_id FROM runs WHERE run_id = ?", (run_id_or_prefix,))
+        exact = self.query("SELECT run_id FROM runs WHERE run_id = ?", (run_id_or_prefix,))
         if exact:
             return str(exact[0][0])
         # Prefix match by range, so the index is used and no LIKE wildcard can be smuggled in.
-        rows = self._query(
+        rows = self.query(
             "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 11",
             (run_id_or_prefix, run_id_or_prefix + "\U0010ffff"),
         )
@@ -434,7 +471,7 @@ class Store:
     def params_of(self, run_id: str) -> list[tuple[str, str, float | None, str | None]]:
         return [
             (r[0], r[1], r[2], r[3])
-            for r in self._query(
+            for r in self.query(
                 "SELECT key, value, value_num, source FROM params WHERE run_id = ? ORDER BY key",
                 (run_id,),
             )
@@ -443,7 +480,7 @@ class Store:
     def latest_metrics_of(self, run_id: str) -> list[tuple[str, float | None, int, str | None]]:
         return [
             (r[0], r[1], r[2], r[3])
-            for r in self._query(
+            for r in self.query(
                 "SELECT key, value, step, source FROM latest_metrics WHERE run_id = ? ORDER BY key",
                 (run_id,),
             )
@@ -452,7 +489,7 @@ class Store:
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float | None, float]]:
         return [
             (r[0], r[1], r[2])
-            for r in self._query(
+            for r in self.query(
                 "SELECT step, value, timestamp FROM metrics WHERE run_id = ? AND key = ? "
                 "ORDER BY step, timestamp, rowid",
                 (run_id, key),
@@ -460,10 +497,10 @@ class Store:
         ]
 
     def tags_of(self, run_id: str) -> dict[str, str]:
-        return dict(self._query("SELECT key, value FROM tags WHERE run_id = ?", (run_id,)))
+        return dict(self.query("SELECT key, value FROM tags WHERE run_id = ?", (run_id,)))
 
     def datasets_of(self, run_id: str) -> list[Row]:
-        return self._dicts(
+        return self.query_dicts(
             "SELECT rd.role, rd.name, rd.dataset_id, d.kind, d.n_rows, d.n_columns, d.schema, "
             "rd.source FROM run_datasets rd JOIN datasets d ON d.dataset_id = rd.dataset_id "
             "WHERE rd.run_id = ? ORDER BY rd.role, rd.name",
@@ -471,23 +508,25 @@ class Store:
         )
 
     def artifacts_of(self, run_id: str) -> list[Row]:
-        return self._dicts(
+        return self.query_dicts(
             "SELECT name, kind, sha256, size, media_type, meta, created_at FROM artifacts "
             "WHERE run_id = ? ORDER BY created_at, name",
             (run_id,),
         )
 
     def environment(self, environment_id: str) -> Row | None:
-        rows = self._dicts("SELECT * FROM environments WHERE environment_id = ?", (environment_id,))
+        rows = self.query_dicts(
+            "SELECT * FROM environments WHERE environment_id = ?", (environment_id,)
+        )
         return rows[0] if rows else None
 
     def cell_source(self, source_hash: str) -> str | None:
-        rows = self._query("SELECT source FROM cell_versions WHERE source_hash = ?", (source_hash,))
+        rows = self.query("SELECT source FROM cell_versions WHERE source_hash = ?", (source_hash,))
         return str(rows[0][0]) if rows else None
 
     def cells_matching(self, cell_id: str) -> list[tuple[str | None, str]]:
         """(notebook, cell_id) pairs whose cell id is, or starts with, ``cell_id``."""
-        rows = self._query(
+        rows = self.query(
             "SELECT DISTINCT notebook, cell_id FROM cell_executions "
             "WHERE cell_id >= ? AND cell_id < ? LIMIT 11",
             (cell_id, cell_id + "\U0010ffff"),
@@ -497,7 +536,7 @@ class Store:
 
     def cell_versions_of(self, notebook: str | None, cell_id: str) -> list[Row]:
         """Each distinct source a cell has had, oldest first, with when and how often it ran."""
-        return self._dicts(
+        return self.query_dicts(
             "SELECT ce.source_hash, cv.source, MIN(ce.start_time) AS first_run, "
             "MAX(ce.start_time) AS last_run, COUNT(*) AS executions, "
             "SUM(ce.status = 'error') AS errors FROM cell_executions ce "
@@ -508,7 +547,7 @@ class Store:
         )
 
     def runs_of_cell(self, notebook: str | None, cell_id: str) -> list[Row]:
-        return self._dicts(
+        return self.query_dicts(
             "SELECT run_id, cell_version, status, start_time, end_time FROM runs "
             "WHERE notebook IS ? AND cell_id = ? ORDER BY start_time",
             (notebook, cell_id),
@@ -517,7 +556,7 @@ class Store:
     def executions_before_run(self, run_id: str, limit: int = 50) -> list[Row]:
         """The cells the run's kernel session executed before the run's cell, newest first,
         with their source: which code ran before this run."""
-        return self._dicts(
+        return self.query_dicts(
             "SELECT ce.cell_id, ce.execution_count, ce.start_time, ce.status, ce.run_id, "
             "ce.source_hash, cv.source FROM cell_executions ce "
             "JOIN cell_versions cv ON cv.source_hash = ce.source_hash "
@@ -527,7 +566,7 @@ class Store:
         )
 
     def resolve_source_hash(self, prefix: str) -> str | None:
-        rows = self._query(
+        rows = self.query(
             "SELECT source_hash FROM cell_versions WHERE source_hash >= ? AND source_hash < ? "
             "LIMIT 2",
             (prefix, prefix + "\U0010ffff"),
@@ -539,20 +578,12 @@ class Store:
         if not dataset_ids:
             return []
         marks = ", ".join("?" * len(dataset_ids))  # placeholders only; values are bound
-        return self._dicts(
+        return self.query_dicts(
             "SELECT rd.dataset_id, rd.role, rd.name, r.run_id, r.name AS run_name, r.status, "
             "r.start_time FROM run_datasets rd JOIN runs r ON r.run_id = rd.run_id "
             f"WHERE rd.dataset_id IN ({marks}) ORDER BY r.start_time",
             list(dataset_ids),
         )
-
-    def _dicts(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        try:
-            cur = self.connection().execute(sql, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        except sqlite3.DatabaseError as exc:
-            raise self._map_error(exc) from exc
 
     def runs_frame(self, where: Node | None = None, experiment: str | None = None) -> pd.DataFrame:
         """All runs matching the filter tree, newest first, params/metrics/tags pivoted."""

@@ -1,6 +1,6 @@
 """SQL for drift profiles and reports (tables ``drift_profiles`` and ``drift_reports``).
 
-Functions take a :class:`~nbmlops.store.Store`, write in one ``store.transaction()`` and bind
+Functions take a :class:`~nbmlops.store.Store`, write in one ``store.atomic()`` and bind
 every value. Profiles and the per-column table are JSON in TEXT columns (docs/schema.md); rows
 come back as dicts with that JSON parsed. What is recorded is not changed: saving a profile or a
 report whose id is already stored keeps the stored row.
@@ -38,7 +38,7 @@ def save_profile(
     created_at: float | None = None,
 ) -> bool:
     """Store a profile once; True when it was new."""
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         cur = conn.execute(
             f"INSERT OR IGNORE INTO drift_profiles ({_PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
             (profile_id, dataset_id, n_rows, _dumps(profile), created_at or time.time()),
@@ -49,9 +49,9 @@ def save_profile(
 def _by_id_or_prefix(store: Store, table: str, key: str, columns: str, value: str) -> Row | None:
     """The row whose ``key`` is ``value`` or, failing that, uniquely starts with it. ``table``,
     ``key`` and ``columns`` are this module's constants; ``value`` is always bound."""
-    rows = store._dicts(f"SELECT {columns} FROM {table} WHERE {key} = ?", (value,))
+    rows = store.query_dicts(f"SELECT {columns} FROM {table} WHERE {key} = ?", (value,))
     if not rows and value:
-        rows = store._dicts(
+        rows = store.query_dicts(
             f"SELECT {columns} FROM {table} WHERE {key} >= ? AND {key} < ? LIMIT 2",
             (value, value + "\U0010ffff"),
         )
@@ -69,7 +69,7 @@ def load_profile(store: Store, profile_id: str) -> Row | None:
 
 
 def profile_exists(store: Store, profile_id: str) -> bool:
-    return bool(store._query("SELECT 1 FROM drift_profiles WHERE profile_id = ?", (profile_id,)))
+    return bool(store.query("SELECT 1 FROM drift_profiles WHERE profile_id = ?", (profile_id,)))
 
 
 def profile_ids_for_datasets(store: Store, dataset_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -78,7 +78,7 @@ def profile_ids_for_datasets(store: Store, dataset_ids: Sequence[str]) -> dict[s
     if not dataset_ids:
         return out
     marks = ", ".join("?" for _ in dataset_ids)
-    rows = store._query(
+    rows = store.query(
         f"SELECT dataset_id, profile_id FROM drift_profiles WHERE dataset_id IN ({marks}) "
         "ORDER BY created_at DESC, profile_id",
         list(dataset_ids),
@@ -90,7 +90,7 @@ def profile_ids_for_datasets(store: Store, dataset_ids: Sequence[str]) -> dict[s
 
 def profiles_for_dataset(store: Store, dataset_id: str) -> list[Row]:
     """Every profile of one reference dataset (by fingerprint), newest first."""
-    rows = store._dicts(
+    rows = store.query_dicts(
         f"SELECT {_PROFILE_COLUMNS} FROM drift_profiles WHERE dataset_id = ? "
         "ORDER BY created_at DESC, profile_id",
         (dataset_id,),
@@ -102,7 +102,7 @@ def save_report(store: Store, report: Mapping[str, Any], profile: Row | None = N
     """Store a report (keys as the table's columns; ``columns`` a list of dicts, ``settings`` a
     dict and ``curves`` a list, or None); its profile too when given, in the same transaction.
     True when the report was new."""
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         if profile is not None:
             conn.execute(
                 f"INSERT OR IGNORE INTO drift_profiles ({_PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
@@ -187,7 +187,7 @@ def reports(
     if limit is not None:
         sql += " LIMIT ?"
         values.append(int(limit))
-    return [_report_row(r) for r in store._dicts(sql, values)]
+    return [_report_row(r) for r in store.query_dicts(sql, values)]
 
 
 __all__: Sequence[str] = [

@@ -47,7 +47,7 @@ def _rows(cursor: sqlite3.Cursor) -> list[Row]:
 
 
 def _read(store: Store, sql: str, params: Sequence[object] = ()) -> list[Row]:
-    return store._dicts(sql, params)
+    return store.query_dicts(sql, params)
 
 
 def _insert_event(conn: sqlite3.Connection, event: Mapping[str, Any]) -> int:
@@ -103,7 +103,7 @@ def _alias_target(conn: sqlite3.Connection, name: str, alias: str) -> int | None
 
 
 def model_names(store: Store) -> list[str]:
-    return [str(r[0]) for r in store._query("SELECT name FROM models ORDER BY name")]
+    return [str(r[0]) for r in store.query("SELECT name FROM models ORDER BY name")]
 
 
 def model_row(store: Store, name: str) -> Row | None:
@@ -121,7 +121,7 @@ def version_row(store: Store, name: str, version: int) -> Row | None:
 
 
 def version_numbers(store: Store, name: str) -> list[int]:
-    rows = store._query(
+    rows = store.query(
         "SELECT version FROM model_versions WHERE name = ? ORDER BY version", (name,)
     )
     return [int(r[0]) for r in rows]
@@ -129,7 +129,7 @@ def version_numbers(store: Store, name: str) -> list[int]:
 
 def latest_live_version(store: Store, name: str) -> int | None:
     """The highest version of ``name`` that has not been deleted."""
-    rows = store._query(
+    rows = store.query(
         "SELECT MAX(version) FROM model_versions v WHERE name = ? AND NOT EXISTS ("
         "SELECT 1 FROM model_events e WHERE e.name = v.name AND e.version = v.version "
         "AND e.kind = 'deleted')",
@@ -149,7 +149,7 @@ def register_version(
     version is returned with ``False``.
     """
     name = row["name"]
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         conn.execute(
             "INSERT OR IGNORE INTO models (name, description, created_at) VALUES (?, ?, ?)",
             (name, model_description, row["created_at"]),
@@ -224,7 +224,7 @@ def lifecycle_events(store: Store, name: str, version: int | None = None) -> lis
 
 def current_aliases(store: Store, name: str) -> dict[str, int]:
     """alias -> version, for every alias of ``name`` that points somewhere now."""
-    rows = store._query(
+    rows = store.query(
         "SELECT e.alias, e.kind, e.version FROM model_events e JOIN ("
         "SELECT MAX(event_id) AS last FROM model_events WHERE name = ? "
         "AND kind IN ('alias_set', 'alias_removed') GROUP BY alias) m ON e.event_id = m.last "
@@ -236,7 +236,7 @@ def current_aliases(store: Store, name: str) -> dict[str, int]:
 
 def all_current_aliases(store: Store) -> dict[str, dict[str, int]]:
     """model -> {alias -> version} for every model."""
-    rows = store._query(
+    rows = store.query(
         "SELECT e.name, e.alias, e.kind, e.version FROM model_events e JOIN ("
         "SELECT MAX(event_id) AS last FROM model_events "
         "WHERE kind IN ('alias_set', 'alias_removed') GROUP BY name, alias) m "
@@ -267,7 +267,7 @@ def alias_target_at(store: Store, name: str, alias: str, at: float) -> Row | Non
 
 def move_alias(store: Store, event: Mapping[str, Any]) -> int | None:
     """Record an ``alias_set`` or ``alias_removed`` event; returns where the alias pointed."""
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         previous = _alias_target(conn, event["name"], event["alias"])
         if event["kind"] == "alias_removed":
             if previous is None:
@@ -285,13 +285,13 @@ def move_alias(store: Store, event: Mapping[str, Any]) -> int | None:
 
 
 def append_event(store: Store, event: Mapping[str, Any]) -> int:
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         return _insert_event(conn, event)
 
 
 def registration_payload(store: Store, name: str, version: int) -> dict[str, Any]:
     """The payload of the ``registered`` event of ``name``/``version`` ({} if it has none)."""
-    rows = store._query(
+    rows = store.query(
         "SELECT payload FROM model_events WHERE name = ? AND version = ? AND kind = 'registered' "
         "ORDER BY event_id LIMIT 1",
         (name, version),
@@ -323,7 +323,7 @@ def record_promotion(
     written and a RegistryError asks for the promotion to be run again.
     """
     name, alias = decision["name"], decision["alias"]
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         now = _alias_target(conn, name, alias)
         if now != expected_champion:
             raise RegistryError(
@@ -350,7 +350,7 @@ def record_load(
     """Record one load; ``digest`` (sha256, blake3, size) also records the artifact's BLAKE3
     digest, for a version registered before ``object_digests`` existed, and ``chunks`` (sha256,
     chunk digests) its chunk digests, for one registered before ``object_chunks`` existed."""
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         if digest is not None:
             _insert_digest(conn, *digest, load["at"])
         if chunks is not None:
@@ -388,7 +388,7 @@ def record_deletion(
     ``loads_since``; returns those aliases and consumers (both empty when the event was written).
     """
     name, version = event["name"], event["version"]
-    with store.transaction() as conn:
+    with store.atomic() as conn:
         alias_rows = conn.execute(
             "SELECT e.alias, e.kind, e.version FROM model_events e JOIN ("
             "SELECT MAX(event_id) AS last FROM model_events WHERE name = ? "

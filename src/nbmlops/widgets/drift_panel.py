@@ -141,7 +141,7 @@ class DriftPanel(Panel):
 
     def refresh_lists(self) -> None:
         """List the namespace's DataFrames and the registered models again."""
-        from nbmlops import registry
+        from nbmlops import api
 
         frames = self.frame_variables()
         for dropdown in (self.reference_frame, self.current):
@@ -150,8 +150,8 @@ class DriftPanel(Panel):
             dropdown.value = kept if kept in frames else (frames[0] if frames else None)
         refs: list[str] = []
         try:
-            for name in registry.models(store=self.store)["name"]:
-                versions = registry.model_versions(name, store=self.store)
+            for name in api.models(store=self.store)["name"]:
+                versions = api.model_versions(name, store=self.store)
                 live = versions[versions["status"] != "deleted"]
                 for aliases in live["aliases"]:
                     refs += [f"{name}@{a}" for a in str(aliases).split(", ") if a]

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from nbmlops import registry
+from nbmlops import api
 from nbmlops.errors import NbmlopsError
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
@@ -63,7 +63,7 @@ class ModelsPanel(Panel):
         self.refresh(select=name)
 
     def refresh(self, select: str | None = None) -> None:
-        names = list(registry.models(store=self.store)["name"])
+        names = list(api.models(store=self.store)["name"])
         current = select or self.model.value
         self.model.options = names
         if current in names:
@@ -79,7 +79,7 @@ class ModelsPanel(Panel):
             self.history_html.value = ""
             self.version.options = []
             return
-        versions = registry.model_versions(name, store=self.store)
+        versions = api.model_versions(name, store=self.store)
         columns = ["version", "aliases", "status", "model_class", "format", "run_id"]
         columns += [c for c in versions.columns if c.startswith("metrics.")]
         shown = versions[columns].assign(
@@ -89,7 +89,7 @@ class ModelsPanel(Panel):
         self.version.options = [(f"{name}/{v}", int(v)) for v in versions["version"]]
         if len(versions):
             self.version.value = int(versions["version"].max())
-        history = registry.model_history(name, store=self.store)
+        history = api.model_history(name, store=self.store)
         self.history_html.value = _html.table(
             history[["at", "kind", "version", "alias", "summary"]].assign(
                 at=history["at"].dt.strftime("%Y-%m-%d %H:%M:%S")
@@ -116,7 +116,7 @@ class ModelsPanel(Panel):
         if not run_id or not name:
             self.message.value = _message("Give a run id and a model name.", ok=False)
             return
-        version = self._act(lambda: registry.register_model(run_id, name, store=self.store))
+        version = self._act(lambda: api.register_model(run_id, name, store=self.store))
         if version is not None:
             self.message.value = _message(f"registered {version.name}/{version.version}")
             self.refresh(select=version.name)
@@ -124,7 +124,7 @@ class ModelsPanel(Panel):
     def evaluate(self) -> None:
         """Show each rule's result for the selected version; nothing is recorded yet."""
         name, version = self.model.value, self.version.value
-        decision = self._act(lambda: registry.evaluate_rules(name, version, store=self.store))
+        decision = self._act(lambda: api.evaluate_rules(name, version, store=self.store))
         if decision is None:
             return
         self.pending = decision
@@ -135,7 +135,7 @@ class ModelsPanel(Panel):
         if self.pending is None:
             return
         name, version = self.model.value, self.version.value
-        decision = self._act(lambda: registry.promote(name, version, store=self.store))
+        decision = self._act(lambda: api.promote(name, version, store=self.store))
         if decision is not None:
             ok = bool(decision.passed)
             self.message.value = _message(str(decision).splitlines()[0], ok=ok)
@@ -147,7 +147,7 @@ class ModelsPanel(Panel):
             self.message.value = _message("Say why the version is deprecated.", ok=False)
             return
         name, version = self.model.value, self.version.value
-        if self._act(lambda: registry.deprecate(name, version, reason, store=self.store)):
+        if self._act(lambda: api.deprecate(name, version, reason, store=self.store)):
             self.message.value = _message(f"{name}/{version} deprecated: {reason}")
             self._draw_model()
 

@@ -1,0 +1,134 @@
+"""Runs: start one and log to it from any script, list and read them back, query with SQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.capture import run as _run
+from nbmlops.capture.run import Run
+from nbmlops.filter import parse_filter
+from nbmlops.store import Store, StoreLike, open_store, set_default_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def get_store(store: StoreLike = None) -> Store:
+    """The open store that ``store`` names: a :class:`~nbmlops.store.Store`, a path (the
+    ``.nbmlops`` folder, its ``nbmlops.db``, or a project folder holding one), or ``None`` for
+    the default store (the one set with :func:`set_store`, else the location rule:
+    ``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` upwards, else ``./.nbmlops/``)."""
+    return open_store(store)
+
+
+def set_store(path: str | os.PathLike[str] | None) -> Store | None:
+    """Use the store at ``path`` as the default from now on in this process (``None``: back
+    to the location rule)."""
+    return set_default_store(path)
+
+
+def start_run(
+    name: str | None = None,
+    experiment: str | None = None,
+    tags: Mapping[str, object] | None = None,
+    *,
+    store: StoreLike = None,
+) -> Run:
+    """Start a run; use it as a context manager so it ends (finished or failed) by itself.
+
+    >>> with nbm.start_run("baseline", experiment="churn") as run:
+    ...     nbm.log_param("lr", 0.01)
+    ...     nbm.log_metric("auc", 0.91)
+    """
+    return _run.begin_run(open_store(store), name=name, experiment=experiment, tags=tags)
+
+
+def end_run(status: str = "finished") -> None:
+    """End the innermost active run (for runs started without ``with``)."""
+    _run.require_active_run("end_run").end(status)
+
+
+def active_run() -> Run | None:
+    return _run.active_run()
+
+
+def log_param(key: str, value: object) -> None:
+    _run.require_active_run("log_param").log_param(key, value)
+
+
+def log_params(params: Mapping[str, object]) -> None:
+    _run.require_active_run("log_params").log_params(params)
+
+
+def log_metric(key: str, value: object, step: int | None = None) -> None:
+    _run.require_active_run("log_metric").log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, object], step: int | None = None) -> None:
+    _run.require_active_run("log_metrics").log_metrics(metrics, step)
+
+
+def set_tag(key: str, value: object) -> None:
+    _run.require_active_run("set_tag").set_tag(key, value)
+
+
+def log_dataset(obj_or_path: object, name: str | None = None, role: str = "input") -> str:
+    return _run.require_active_run("log_dataset").log_dataset(obj_or_path, name, role)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> str:
+    return _run.require_active_run("log_artifact").log_artifact(path, name)
+
+
+def log_figure(fig: Any, name: str) -> str:
+    return _run.require_active_run("log_figure").log_figure(fig, name)
+
+
+def log_model(model: Any, name: str) -> str:
+    return _run.require_active_run("log_model").log_model(model, name)
+
+
+def runs(
+    filter: str | None = None,
+    experiment: str | None = None,
+    *,
+    store: StoreLike = None,
+) -> pd.DataFrame:
+    """Runs as a DataFrame, newest first: run attributes, then ``params.<k>``,
+    ``metrics.<k>`` (latest value) and ``tags.<k>`` columns.
+
+    ``filter`` is a condition such as ``"params.lr < 0.1 AND (metrics.auc > 0.9 OR
+    tags.team = 'a')"``; see :mod:`nbmlops.filter` for the grammar.
+    """
+    tree = parse_filter(filter) if filter else None
+    st = open_store(store)
+    _run.reap(st)
+    return st.runs_frame(tree, experiment)
+
+
+def get_run(run_id: str, *, store: StoreLike = None) -> Run:
+    """The run with this id (or a unique prefix of it)."""
+    return _run.find_run(open_store(store), run_id)
+
+
+def sql(query: str, *, store: StoreLike = None) -> pd.DataFrame:
+    """Run one read-only SQL statement over the store (schema: docs/schema.md)."""
+    import pandas as pd
+
+    columns, rows = open_store(store).read_sql(query)
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def cells_before(run_id: str, limit: int = 50, *, store: StoreLike = None) -> pd.DataFrame:
+    """Which code ran before this run: the cells its kernel executed earlier, tracked or not,
+    newest first (cell_id, execution_count, start_time, status, run_id, source_hash, source)."""
+    import pandas as pd
+
+    st = open_store(store)
+    rows = st.executions_before_run(st.resolve_run_id(run_id), limit)
+    columns = ["cell_id", "execution_count", "start_time", "status", "run_id", "source_hash"]
+    frame = pd.DataFrame(rows, columns=[*columns, "source"])
+    frame["start_time"] = pd.to_datetime(frame["start_time"], unit="s", utc=True)
+    return frame

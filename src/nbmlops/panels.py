@@ -1,0 +1,115 @@
+"""The notebook panels behind ``nbm.runs_panel()``, ``%runs``, ``%models`` and the rest.
+
+Each function builds one widget from :mod:`nbmlops.widgets` over what :mod:`nbmlops.api`
+returns. The widget modules are imported when a panel is asked for, not with ``nbmlops``:
+ipywidgets and matplotlib cost more than the rest of ``import nbmlops`` together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nbmlops import api
+from nbmlops.store import StoreLike
+
+if TYPE_CHECKING:
+    from nbmlops.widgets import (
+        CellHistoryPanel,
+        CompareView,
+        DriftPanel,
+        ModelsPanel,
+        RunsPanel,
+    )
+
+
+def runs_panel(
+    filter: str | None = None,
+    experiment: str | None = None,
+    *,
+    store: StoreLike = None,
+    page_size: int = 20,
+) -> RunsPanel:
+    """A sortable, filterable table of runs; tick two or more and press "compare selected"."""
+    from nbmlops.widgets import RunsPanel
+
+    return RunsPanel(filter, experiment, store=store, page_size=page_size)
+
+
+def compare_panel(*run_ids: str, store: StoreLike = None) -> CompareView:
+    """The compare view for these runs: params, metrics, charts, code, data, environment."""
+    from nbmlops.widgets import CompareView
+
+    return CompareView(api.compare_runs(*run_ids, store=store))
+
+
+def cell_history_panel(
+    run_or_cell: str, *, store: StoreLike = None, shell: object = None
+) -> CellHistoryPanel:
+    """Every version of a cell with its runs; diff versions; restore one into a new cell."""
+    from nbmlops.widgets import CellHistoryPanel
+
+    if shell is None:
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            shell = None
+    return CellHistoryPanel(run_or_cell, store=store, shell=shell)
+
+
+def models_panel(name: str | None = None, *, store: StoreLike = None) -> ModelsPanel:
+    """Registered models: versions, aliases, metrics; register, promote (rules shown before
+    confirming), deprecate; the event timeline."""
+    from nbmlops.widgets import ModelsPanel
+
+    return ModelsPanel(name, store=store)
+
+
+def drift_panel(
+    reference: Any = None,
+    current: Any = None,
+    columns: list[str] | None = None,
+    method: Any = None,
+    *,
+    store: StoreLike = None,
+    namespace: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> DriftPanel:
+    """The drift panel: choose the reference (a DataFrame variable, a run's input dataset with a
+    saved profile, or a registered model's training data) and the current data, check, and see
+    the verdict, a sortable per-column table and a column's plot.
+
+    With ``reference`` and ``current`` (as :func:`check_drift` takes them) the check is made
+    at once and the choosers are preset. ``namespace`` lists the DataFrame variables to choose
+    from (default: the notebook's, when there is one).
+    """
+    from nbmlops.widgets import DriftPanel
+
+    if namespace is None:
+        namespace = _user_namespace()
+    if method is not None:
+        options = {**options, "method": method}
+    report = None
+    if reference is not None and current is not None:
+        report = api.check_drift(reference, current, columns, store=store, **options)
+    title = f"vs {reference}" if isinstance(reference, str) else ""
+    return DriftPanel(
+        report,
+        title=title,
+        namespace=namespace,
+        store=store,
+        reference=reference,
+        current=current,
+        options=options,
+    )
+
+
+def _user_namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}
