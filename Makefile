@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-fast lint imports typecheck pytest bench clean
 
 # The JupyterLab extension is built by `pip install` (hatch-jupyter-builder runs npm): a change to
 # its sources reinstalls.
@@ -28,11 +28,19 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint imports typecheck pytest
+
+# The inner loop: no kernels, no browser, no many-process or many-seed tests (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not kernel and not browser and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/ruff format --check src tests benchmarks docs
+
+# The layers of ../shared/ARCHITECTURE.md and no import cycles (contracts in pyproject.toml).
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

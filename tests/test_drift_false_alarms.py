@@ -10,6 +10,8 @@ from scipy.stats import binom
 
 import nbmlops.drift as drift
 
+pytestmark = pytest.mark.slow
+
 ALPHA = 0.05
 # Repetitions per sample size: many where a check is cheap, few where it costs a sort of 1e6.
 REPEATS = {10: 300, 100: 300, 1_000: 150, 10_000: 60, 100_000: 20, 1_000_000: 6}

@@ -14,6 +14,8 @@ import pytest
 import nbmlops as nbm
 from nbmlops.headless import _this_python_kernel_manager, execute_notebook
 
+pytestmark = pytest.mark.kernel
+
 EXAMPLES = Path(__file__).parents[1] / "example_notebooks"
 
 

@@ -25,6 +25,8 @@ from jupyterlab_browser import (
     wait_for_execution,
 )
 
+pytestmark = pytest.mark.browser
+
 FIT = "%%track fit --metrics mae\nalpha = 0.5\nmae = round(1 / (1 + alpha), 4)"
 FIT_EDITED = "%%track fit --metrics mae\nalpha = 1.0\nmae = round(1 / (1 + alpha), 4)"
 SCREENSHOTS = Path(__file__).parents[1] / "docs" / "img"
