@@ -79,8 +79,13 @@ class FilterSyntaxError(NbmlopsError):
     """A filter expression is malformed; ``position`` is the 0-based offset of the bad token."""
 
     def __init__(self, message: str, text: str, position: int) -> None:
-        caret = " " * position + "^"
-        super().__init__(f"{message} at position {position} in filter:\n  {text}\n  {caret}")
+        # A long filter is shown as the 100 characters around the bad token, so the caret stays
+        # on screen under it.
+        start = max(0, min(position - 50, len(text) - 100))
+        shown = ("..." if start else "") + text[start : start + 100]
+        shown += "..." if start + 100 < len(text) else ""
+        caret = " " * (position - start + (3 if start else 0)) + "^"
+        super().__init__(f"{message} at position {position} in filter:\n  {shown}\n  {caret}")
         self.reason = message
         self.text = text
         self.position = position

@@ -70,6 +70,12 @@ Meaning (the store implements it, see ``nbmlops.store.filter_sql``):
   character: ``_`` also matches a literal underscore.
 - ``status`` is one of ``'running'``, ``'finished'``, ``'failed'``, ``'interrupted'``; a typo is
   an error rather than an empty result.
+
+Limits, each a :class:`~nbmlops.errors.FilterSyntaxError` that names it: at most
+:data:`MAX_LENGTH` characters, :data:`MAX_DEPTH` levels of parentheses and ``NOT`` nested in one
+another, :data:`MAX_CONDITIONS` conditions and :data:`MAX_VALUES` values. They keep a hostile or generated filter from
+exhausting Python's recursion or SQLite's parser stack; a long ``OR`` chain within them compiles
+to a balanced tree of SQL (depth log2 n), so SQLite's expression-depth limit is never reached.
 """
 
 from __future__ import annotations
@@ -223,6 +229,11 @@ class Not(_Located):
 
 Node: TypeAlias = Compare | Like | In | IsNull | And | Or | Not
 
+MAX_LENGTH = 100_000
+MAX_DEPTH = 16
+MAX_CONDITIONS = 1_000
+MAX_VALUES = 10_000  # SQLite binds at most 32,766 values to one statement
+
 
 def parse_filter(text: str) -> Node | None:
     """Parse a filter into its tree; ``None`` for an empty or blank filter (no filtering).
@@ -234,6 +245,12 @@ def parse_filter(text: str) -> Node | None:
     """
     if not text.strip():
         return None
+    if len(text) > MAX_LENGTH:
+        _fail(
+            f"the filter is {len(text):,} characters long, over the limit of {MAX_LENGTH:,}",
+            text[:80] + "...",
+            0,
+        )
     return _Parser(text).parse()
 
 
@@ -416,6 +433,9 @@ class _Parser:
         self.text = text
         self.tokens = _Tokenizer(text).tokens()
         self.i = 0
+        self.depth = 0  # parentheses and NOTs open around the current token
+        self.conditions = 0
+        self.values = 0
 
     # -- helpers
     @property
@@ -466,21 +486,38 @@ class _Parser:
     def not_expr(self) -> Node:
         if self.at_keyword("not"):
             token = self.advance()
-            return Not(self.not_expr(), position=token.position, source=self.text)
+            self.nest(token)
+            item = self.not_expr()
+            self.depth -= 1
+            return Not(item, position=token.position, source=self.text)
         return self.primary()
+
+    def nest(self, token: _Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(
+                f"parentheses and NOT nest more than {MAX_DEPTH} levels deep here; "
+                "write the condition flatter",
+                token,
+            )
 
     def primary(self) -> Node:
         token = self.token
         if token.kind == "(":
             self.advance()
+            self.nest(token)
             node = self.or_expr()
             if self.token.kind == "end":
                 self.fail("unbalanced parentheses: this '(' is never closed", token)
             if self.token.kind != ")":
                 self.fail(f"expected AND, OR or ')', found {_describe(self.token)}")
             self.advance()
+            self.depth -= 1
             return node
         if token.kind in ("field", "word"):
+            self.conditions += 1
+            if self.conditions > MAX_CONDITIONS:
+                self.fail(f"the filter has more than {MAX_CONDITIONS} conditions", token)
             return self.predicate(self.field())
         previous = self.tokens[self.i - 1] if self.i else None
         after = f" after {previous.text.upper()}" if previous and previous.kind == "keyword" else ""
@@ -587,6 +624,9 @@ class _Parser:
 
     def value(self, context: str) -> tuple[Scalar, int]:
         token = self.token
+        self.values += 1
+        if self.values > MAX_VALUES:
+            self.fail(f"the filter has more than {MAX_VALUES:,} values", token)
         if token.kind in ("number", "string") and isinstance(token.value, str | int | float):
             self.advance()
             return token.value, token.position

@@ -65,6 +65,7 @@ _ATTRIBUTE_COLUMNS: dict[str, tuple[str, _Kind, bool]] = {
 _OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _STATUSES = ("running", "finished", "failed", "interrupted")  # the CHECK on runs.status
 _RELATIVE = re.compile(r"-\s*(\d+(?:\.\d+)?)\s*([smhdw])")
+_FLAT_TERMS = 64
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -88,9 +89,10 @@ class _Compiler:
             if not node.items:
                 return ("1", []) if isinstance(node, And) else ("0", [])
             parts = [self.node(item) for item in node.items]
-            joiner = " AND " if isinstance(node, And) else " OR "
-            return "(" + joiner.join(sql for sql, _ in parts) + ")", _concat(parts)
+            return _balanced(parts, " AND " if isinstance(node, And) else " OR ")
         if isinstance(node, Not):
+            if isinstance(node.item, Not):  # NOT NOT x is x: no parser stack spent on it
+                return self.node(node.item.item)
             sql, values = self.node(node.item)
             return f"(NOT {sql})", values
         if isinstance(node, Compare | Like | In | IsNull):
@@ -259,6 +261,18 @@ def _number(value: int | float) -> int | float:
 
 def _marks(values: list[object]) -> str:
     return ", ".join(["?"] * len(values))
+
+
+def _balanced(parts: list[_Sql], joiner: str) -> _Sql:
+    """``parts`` joined in groups of :data:`_FLAT_TERMS`. SQLite refuses a flat ``a OR b OR ...``
+    past 1,000 levels of expression depth, and every parenthesised level costs its parser stack
+    (about 100 entries deep), so long chains are grouped: one extra level per 64x terms."""
+    if len(parts) <= _FLAT_TERMS:
+        return "(" + joiner.join(sql for sql, _ in parts) + ")", _concat(parts)
+    groups = [
+        _balanced(parts[i : i + _FLAT_TERMS], joiner) for i in range(0, len(parts), _FLAT_TERMS)
+    ]
+    return _balanced(groups, joiner)
 
 
 def _concat(parts: list[_Sql]) -> list[object]:
