@@ -120,7 +120,7 @@ _TOKENS = st.sampled_from(
         "--",
         ";",
         "/*",
-    ]  # fmt: skip
+    ]
 )
 
 
