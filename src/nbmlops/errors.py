@@ -32,7 +32,15 @@ from pathlib import Path
 
 
 class NbmlopsError(Exception):
-    """Base class of every error nbmlops raises on purpose."""
+    """Base class of every error nbmlops raises on purpose.
+
+    In IPython and Jupyter it shows as its message alone: the message already says what was wrong
+    and what to do, and the frames inside nbmlops below the user's call would only bury it.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for exceptions that format themselves (see ``showtraceback``)."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 class StoreError(NbmlopsError):
