@@ -11,9 +11,13 @@ STAMP := $(VENV)/.installed
 LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/style/*) labextension/package.json
 
 $(STAMP): pyproject.toml $(LABEXT_SOURCES)
+	@echo "[1/3] Creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "[2/3] Installing nbmlops with its test tools; the JupyterLab extension is built with npm"
+	@echo "      from labextension/ on the way (2-4 minutes on a fresh machine, quiet while it runs)"
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "[3/3] Installed: $$($(BIN)/nbmlops --version 2>/dev/null || echo nbmlops)"
 	touch $(STAMP)
 
 # Runs the example notebooks headless in a real kernel, then shows what their %%track cells and
