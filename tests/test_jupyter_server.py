@@ -21,6 +21,7 @@ from traitlets.config import Config
 
 import nbmlops as nbm
 import nbmlops.jupyter
+from nbmlops.jupyter import payloads
 from nbmlops.jupyter.handlers import ROUTES
 from nbmlops.store import close_stores
 
@@ -276,6 +277,34 @@ async def test_latest_cells_give_the_badges_of_a_notebook(jp_fetch, notebook):
     assert train["executions"] == 2 and train["last_executed"] <= train["start_time"]
     assert body["cells"]["broken"]["status"] == "failed"
     assert body["cells"]["broken"]["headline"] is None
+
+
+def _run_tracked_cells(path: Path, cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cells`` tracked cells of notebook ``path``, run in IPython as JupyterLab runs them."""
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "nbmlops")
+    for i in range(cells):
+        source = f"%%track\nimport nbmlops as nbm\nnbm.log_metric('m{i % 3}', {i})"
+        shell.run_cell(source, store_history=True, cell_id=f"c{i}")
+    shell.run_line_magic("unload_ext", "nbmlops")
+    InteractiveShell.clear_instance()
+
+
+def test_latest_cells_read_the_same_number_of_statements_for_3_or_30_cells(
+    home, tmp_path, monkeypatch
+):
+    statements: dict[int, list[str]] = {3: [], 30: []}
+    for cells, seen in statements.items():
+        _run_tracked_cells(tmp_path / f"n{cells}.ipynb", cells, monkeypatch)
+        connection = nbm.get_store().connection()
+        connection.set_trace_callback(seen.append)
+        location = payloads.Location(home, tmp_path)
+        body = payloads.latest_cells(location, f"n{cells}.ipynb")
+        connection.set_trace_callback(None)
+        assert len(body["cells"]) == cells and body["cells"]["c1"]["headline"]["key"] == "m1"
+    assert len(statements[3]) == len(statements[30]) <= 5
 
 
 async def test_runs_of_one_notebook(jp_fetch, notebook, two_runs):

@@ -1,9 +1,15 @@
-"""Comparing runs: what differs in params, metrics, data, environment and code.
+"""Comparing runs: what differs in params, metrics, data, environment and code, and which
+metric is a run's headline.
 
-The runs panel, the compare view and ``nbmlops diff`` all read this, so a comparison means the
-same thing everywhere. Which metric value is "best" depends on the metric: names that read as a
-loss or an error (``loss``, ``error``, ``mae``, ``mse``, ``rmse``, ``logloss``, ...) are better
-when lower, everything else when higher; ``lower_is_better`` overrides per metric.
+The runs panel, the compare view, the REST API and ``nbmlops diff`` all read this, so a
+comparison means the same thing everywhere. Which metric value is "best" depends on the metric:
+names that read as a loss or an error (``loss``, ``error``, ``mae``, ``mse``, ``rmse``,
+``logloss``, ...) are better when lower, everything else when higher; ``lower_is_better``
+overrides per metric.
+
+A run's headline metric is the one it logged first: the one the ``%%track`` summary line shows
+first, and what a cell's badge and a version's label show. :func:`headline_metrics` orders
+every metric of many runs that way, from one query.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture.run import Run
+from nbmlops.store import Store
+from nbmlops.store.listings import run_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +38,16 @@ _LOWER_IS_BETTER = re.compile(
 def lower_is_better(metric: str) -> bool:
     """Whether smaller values of ``metric`` are better, judged by its name."""
     return bool(_LOWER_IS_BETTER.search(metric.rsplit(".", 1)[-1]))
+
+
+def headline_metrics(store: Store, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Each run's latest metric values (NaN where NaN was logged), headline first: in the order
+    the run first logged them, ties by name. Runs without metrics map to ``{}``."""
+    by_run: dict[str, list[tuple[float, str, float]]] = {run_id: [] for run_id in run_ids}
+    for metric in run_metrics(store, run_ids):
+        value = math.nan if metric.value is None else metric.value
+        by_run[metric.run_id].append((metric.first_logged, metric.key, value))
+    return {run_id: {k: v for _, k, v in sorted(rows)} for run_id, rows in by_run.items()}
 
 
 def _same(values: list[Any]) -> bool:
@@ -167,7 +185,3 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.to_frame().to_json(orient="index", default_handler=str))  # type: ignore[no-any-return]
-
-
-def compare_runs(runs: Iterable[Run]) -> Comparison:
-    return Comparison(list(runs))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from traitlets import Unicode
 from traitlets.config import Configurable
 
+from nbmlops._version import __version__
 from nbmlops.jupyter.handlers import ServerSettings, setup_handlers
 from nbmlops.jupyter.payloads import API_VERSION
 
@@ -67,12 +68,10 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     options = NbmlopsExtension(parent=serverapp)
     settings = ServerSettings(Path(serverapp.root_dir), options.store)
     setup_handlers(serverapp.web_app, settings)
-    import nbmlops
-
     location = settings.location()
     serverapp.log.info(
         "nbmlops %s server extension: REST API v%d at %snbmlops/api/ (store %s%s)",
-        nbmlops.__version__,
+        __version__,
         API_VERSION,
         serverapp.web_app.settings["base_url"],
         location.home,

@@ -1,10 +1,12 @@
-"""The JSON bodies the REST handlers send, built from the plain Python API.
+"""The JSON bodies the REST handlers send, built from the plain Python API and the domain.
 
 Nothing here knows about tornado or Jupyter: each function takes a :class:`Location` (where the
-store is) and request values already checked by the handler, calls ``nbmlops`` as a user would,
-and returns plain JSON values. Times become ISO 8601 strings in UTC to the millisecond
-(``2026-11-01T12:00:00.000Z``), NaN and missing values become ``null``. The functions block
-(SQLite), so the handlers run them off the event loop.
+store is) and request values already checked by the handler, makes one call to
+:mod:`nbmlops.api` (or to :mod:`nbmlops.listings` for pages and per-cell badges, which are
+decided there and read with a fixed number of queries), and returns plain JSON values. Times
+become ISO 8601 strings in UTC to the millisecond (``2026-11-01T12:00:00.000Z``), NaN and
+missing values become ``null``. The functions block (SQLite), so the handlers run them off the
+event loop.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbmlops
-from nbmlops import config
+from nbmlops import api, config, listings
+from nbmlops._version import __version__
+from nbmlops.compare import lower_is_better
+from nbmlops.drift import drift_reports as stored_drift_reports
+from nbmlops.drift import load_report
 from nbmlops.errors import NotFoundError
 from nbmlops.store import find_home, resolve_home
 
@@ -102,16 +107,16 @@ def within_root(root: Path, path: str, parameter: str = "path") -> Path:
 # -- JSON conversion --------------------------------------------------------------------------
 
 
-def jsonable(value: Any) -> JSON:
+def json_value(value: Any) -> JSON:
     """``value`` with every pandas, numpy and datetime value made JSON-safe."""
     if value is None or isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
+        return [json_value(v) for v in value]
     import pandas as pd
 
     if value is pd.NaT or value is pd.NA:
@@ -121,7 +126,7 @@ def jsonable(value: Any) -> JSON:
     if isinstance(value, dt.date):
         return value.isoformat()
     if hasattr(value, "tolist") and type(value).__module__ == "numpy":
-        return jsonable(value.tolist())  # numpy scalars and arrays
+        return json_value(value.tolist())  # numpy scalars and arrays
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return str(value)
@@ -145,14 +150,14 @@ def _with_times(row: Mapping[str, Any]) -> dict[str, JSON]:
     out = {}
     for key, value in row.items():
         is_time = key in _TIME_KEYS and isinstance(value, int | float)
-        out[str(key)] = iso(float(value)) if is_time else jsonable(value)
+        out[str(key)] = iso(float(value)) if is_time else json_value(value)
     return out
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, JSON]]:
     """A DataFrame as a list of JSON-safe records."""
     return [
-        {str(k): jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+        {str(k): json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
     ]
 
 
@@ -161,7 +166,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, JSON]]:
 
 def version(location: Location) -> dict[str, JSON]:
     return {
-        "version": nbmlops.__version__,
+        "version": __version__,
         "api": API_VERSION,
         "store": str(location.home),
         "store_exists": location.exists,
@@ -173,18 +178,13 @@ def version(location: Location) -> dict[str, JSON]:
 def api_mismatch_message(expected: int) -> str:
     return (
         f"The nbmlops JupyterLab extension expects REST API version {expected}, but the nbmlops "
-        f"server extension (nbmlops {nbmlops.__version__}) serves version {API_VERSION}. Install "
+        f"server extension (nbmlops {__version__}) serves version {API_VERSION}. Install "
         "the same nbmlops version for both (pip install -U nbmlops in the environment that runs "
         "Jupyter), restart Jupyter and reload the page."
     )
 
 
 # -- runs ---------------------------------------------------------------------------------------
-
-
-def filter_string(text: str) -> str:
-    """``text`` as a string literal of the filter language (backslashes and quotes escaped)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def notebook_paths(location: Location, notebook: str) -> list[str]:
@@ -194,11 +194,6 @@ def notebook_paths(location: Location, notebook: str) -> list[str]:
     joined = given if given.is_absolute() else location.root_dir / given
     paths = [str(joined), os.path.abspath(joined), str(joined.resolve())]
     return list(dict.fromkeys(paths))
-
-
-def _notebook_filter(location: Location, notebook: str) -> str:
-    paths = ", ".join(filter_string(p) for p in notebook_paths(location, notebook))
-    return f"notebook IN ({paths})"
 
 
 def runs(
@@ -212,37 +207,30 @@ def runs(
     """Runs newest first, as ``nbmlops.runs()`` returns them, one page of them."""
     if not location.exists:
         return {"total": 0, "offset": offset, "limit": limit, "columns": [], "runs": []}
-    text = (filter or "").strip()
-    if text:
-        from nbmlops.filter import parse_filter
-
-        parse_filter(text)  # a FilterSyntaxError points into the user's text, not ours
-    if notebook:
-        only_notebook = _notebook_filter(location, notebook)
-        text = f"({text}) AND {only_notebook}" if text else only_notebook
-    frame = nbmlops.runs(text or None, experiment, store=location.require())
-    page = frame.iloc[offset : offset + limit]
+    notebooks = notebook_paths(location, notebook) if notebook else None
+    store = api.get_store(location.require())
+    page = listings.runs_page(store, filter, experiment, notebooks, limit=limit, offset=offset)
     return {
-        "total": len(frame),
+        "total": page.total,
         "offset": offset,
         "limit": limit,
-        "columns": [str(c) for c in frame.columns],
-        "runs": records(page),
+        "columns": [str(c) for c in page.frame.columns],
+        "runs": records(page.frame),
     }
 
 
 def run(location: Location, run_id: str) -> dict[str, JSON]:
     """One run: its attributes, params, metrics, tags, datasets, artifacts, cell source and
     environment."""
-    found = nbmlops.get_run(run_id, store=location.require())
+    found = api.get_run(run_id, store=location.require())
     info = found.info
     return {
         "run_id": found.run_id,
         "info": _with_times(info),
-        "params": jsonable(found.params),
-        "metrics": jsonable(found.metrics),
-        "tags": jsonable(found.tags),
-        "datasets": jsonable(found.datasets),
+        "params": json_value(found.params),
+        "metrics": json_value(found.metrics),
+        "tags": json_value(found.tags),
+        "datasets": json_value(found.datasets),
         "artifacts": [_with_times(a) for a in found.artifacts],
         "cell_source": found.cell_source,
         "environment": None if found.environment is None else _with_times(found.environment),
@@ -250,7 +238,7 @@ def run(location: Location, run_id: str) -> dict[str, JSON]:
 
 
 def metric_history(location: Location, run_id: str, key: str) -> dict[str, JSON]:
-    found = nbmlops.get_run(run_id, store=location.require())
+    found = api.get_run(run_id, store=location.require())
     history = found.metric_history(key)
     if history.empty:
         known = ", ".join(found.metrics) or "none"
@@ -259,35 +247,33 @@ def metric_history(location: Location, run_id: str, key: str) -> dict[str, JSON]
 
 
 def lineage(location: Location, run_id: str) -> dict[str, JSON]:
-    result: dict[str, JSON] = jsonable(asdict(nbmlops.lineage(run_id, store=location.require())))
+    result: dict[str, JSON] = json_value(asdict(api.lineage(run_id, store=location.require())))
     return result
 
 
 def compare(location: Location, run_ids: list[str]) -> dict[str, JSON]:
     """Params that differ, metrics with the best run, datasets same or different, the
     environment differences and the cell-source diff of the first run against each other."""
-    from nbmlops.compare import lower_is_better
-
-    comparison = nbmlops.compare_runs(*run_ids, store=location.require())
+    comparison = api.compare_runs(*run_ids, store=location.require())
     labels = comparison.labels
     metrics = comparison.metrics()
     datasets = comparison.datasets()
     return {
         "runs": [{"run_id": r.run_id, "name": r.name, "status": r.status} for r in comparison.runs],
-        "params": jsonable(comparison.params().to_dict(orient="index")),
+        "params": json_value(comparison.params().to_dict(orient="index")),
         "metrics": {
             str(key): {
-                "values": jsonable(row[labels].to_dict()),
-                "best": jsonable(row["best"]),
+                "values": json_value(row[labels].to_dict()),
+                "best": json_value(row["best"]),
                 "lower_is_better": lower_is_better(str(key)),
             }
             for key, row in metrics.iterrows()
         },
         "datasets": {
-            str(key): {"values": jsonable(row[labels].to_dict()), "same": bool(row["same"])}
+            str(key): {"values": json_value(row[labels].to_dict()), "same": bool(row["same"])}
             for key, row in datasets.iterrows()
         },
-        "environment": jsonable(comparison.environment().to_dict(orient="index")),
+        "environment": json_value(comparison.environment().to_dict(orient="index")),
         "source_diffs": [
             {"a": labels[0], "b": labels[i], "lines": comparison.source_diff(0, i)}
             for i in range(1, len(labels))
@@ -299,7 +285,7 @@ def compare(location: Location, run_ids: list[str]) -> dict[str, JSON]:
 
 
 def cell_history(location: Location, run_or_cell: str) -> dict[str, JSON]:
-    frame = nbmlops.cell_history(run_or_cell, store=location.require())
+    frame = api.cell_history(run_or_cell, store=location.require())
     return {
         "notebook": frame.attrs.get("notebook"),
         "cell_id": frame.attrs.get("cell_id"),
@@ -308,72 +294,37 @@ def cell_history(location: Location, run_or_cell: str) -> dict[str, JSON]:
 
 
 def cell_diff(location: Location, a: str, b: str) -> dict[str, JSON]:
-    diff = nbmlops.cell_diff(a, b, store=location.require())
+    diff = api.cell_diff(a, b, store=location.require())
     return {"a": diff.a_label, "b": diff.b_label, "same": diff.same, "lines": diff.lines}
 
 
 def latest_cells(location: Location, notebook: str) -> dict[str, JSON]:
-    """For each tracked cell of ``notebook``, its newest run and how many versions it has had:
-    what the per-cell badges of a notebook need, in one request.
-
-    The headline metric is the one the run logged first, the one the ``%%track`` summary line
-    shows first. Cells that were executed but never tracked have no run and are not listed.
-    """
+    """For each tracked cell of ``notebook``, its newest run, its headline metric (see
+    :mod:`nbmlops.compare`) and how many versions and executions the cell has had: what the
+    per-cell badges of a notebook need, in one request of a fixed number of queries."""
     body: dict[str, JSON] = {"notebook": notebook, "cells": {}}
     if not location.exists:
         return body
-    home = location.require()
-    frame = nbmlops.runs(_notebook_filter(location, notebook), store=home)
-    frame = frame[frame["cell_id"].notna()].drop_duplicates("cell_id")  # newest first
-    metric_columns = [c for c in frame.columns if str(c).startswith("metrics.")]
+    store = api.get_store(location.require())
     cells: dict[str, JSON] = {}
-    for row in frame.to_dict(orient="records"):
-        run_id = str(row["run_id"])
-        metrics = {str(c)[len("metrics.") :]: row[c] for c in metric_columns if _present(row[c])}
-        cells[str(row["cell_id"])] = {
-            "run_id": run_id,
-            "name": jsonable(row["name"]),
-            "status": row["status"],
-            "start_time": jsonable(row["start_time"]),
-            "end_time": jsonable(row["end_time"]),
-            "duration_s": jsonable(row["duration_s"]),
-            "headline": _headline(home, run_id, metrics),
-            "metrics": jsonable(metrics),
-            **_versions(home, run_id),
+    for cell in listings.latest_cells(store, notebook_paths(location, notebook)):
+        run, headline = cell.run, cell.headline
+        cells[run.cell_id] = {
+            "run_id": run.run_id,
+            "name": run.name,
+            "status": run.status,
+            "start_time": iso(run.start_time),
+            "end_time": iso(run.end_time),
+            "duration_s": None if run.end_time is None else run.end_time - run.start_time,
+            "headline": None if headline is None else {"key": headline[0], "value": headline[1]},
+            "metrics": json_value(cell.metrics),
+            "version": run.version,
+            "versions": run.versions,
+            "executions": run.executions,
+            "last_executed": iso(run.last_executed),
         }
     body["cells"] = cells
     return body
-
-
-def _versions(home: Path, run_id: str) -> dict[str, JSON]:
-    """The cell version the run ran (1, 2, ...), how many versions and executions the cell has
-    had, and when it last ran, tracked or not."""
-    try:
-        history = nbmlops.cell_history(run_id, store=home)
-    except NotFoundError:  # a run whose cell executions were not recorded
-        return {"version": None, "versions": 0, "executions": 0, "last_executed": None}
-    ran = [
-        int(v) for v, ids in zip(history["version"], history["runs"], strict=True) if run_id in ids
-    ]
-    return {
-        "version": ran[0] if ran else None,
-        "versions": len(history),
-        "executions": int(history["executions"].sum()),
-        "last_executed": jsonable(history["last_run"].max()),
-    }
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def _headline(home: Path, run_id: str, metrics: Mapping[str, Any]) -> JSON:
-    if not metrics:
-        return None
-    found = nbmlops.get_run(run_id, store=home)
-    first_logged = {key: found.metric_history(key)["timestamp"].min() for key in metrics}
-    key = min(first_logged, key=lambda k: (first_logged[k], k))
-    return {"key": key, "value": jsonable(metrics[key])}
 
 
 # -- models and drift ---------------------------------------------------------------------------
@@ -382,15 +333,15 @@ def _headline(home: Path, run_id: str, metrics: Mapping[str, Any]) -> JSON:
 def models(location: Location) -> dict[str, JSON]:
     if not location.exists:
         return {"models": []}
-    return {"models": records(nbmlops.models(store=location.require()))}
+    return {"models": records(api.models(store=location.require()))}
 
 
 def model(location: Location, name: str) -> dict[str, JSON]:
     home = location.require()
     return {
         "name": name,
-        "versions": records(nbmlops.model_versions(name, store=home)),
-        "history": records(nbmlops.model_history(name, store=home)),
+        "versions": records(api.model_versions(name, store=home)),
+        "history": records(api.model_history(name, store=home)),
     }
 
 
@@ -404,12 +355,10 @@ def drift_reports(
     """Stored drift reports, newest first (``nbmlops.drift.drift_reports``)."""
     if not location.exists:
         return {"reports": []}
-    from nbmlops.drift import drift_reports as stored_reports
-
-    store = nbmlops.get_store(location.require())
+    store = api.get_store(location.require())
     if run_id is not None:
         run_id = store.resolve_run_id(run_id)
-    frame = stored_reports(
+    frame = stored_drift_reports(
         store, run_id=run_id, model_name=model_name, model_version=model_version, limit=limit
     )
     return {"reports": records(frame)}
@@ -417,9 +366,7 @@ def drift_reports(
 
 def drift_report(location: Location, report_id: str) -> dict[str, JSON]:
     """One stored report with its per-column results."""
-    from nbmlops.drift import load_report
-
-    report = load_report(nbmlops.get_store(location.require()), report_id)
-    body: dict[str, JSON] = jsonable(report.to_dict())
+    report = load_report(api.get_store(location.require()), report_id)
+    body: dict[str, JSON] = json_value(report.to_dict())
     body["created_at"] = iso(report.created_at)
     return body

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import difflib
 import html
-import io
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbmlops._figures import figure_png as figure_png  # the panels inline figures through here
+
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 TABLE_STYLE = (
     "border-collapse:collapse;font-size:12px;font-family:var(--jp-ui-font-family,sans-serif)"
@@ -20,6 +19,19 @@ TABLE_STYLE = (
 CELL = "padding:2px 8px;border-bottom:1px solid #e0e0e0;text-align:left"
 HIGHLIGHT = "background:#c8e6c9;font-weight:bold"
 DIFFERENT = "background:#fff3e0"
+
+
+def when(moment: Any) -> str:
+    """A time as every panel shows it (UTC, to the minute); "" for a missing one."""
+    if moment is None or type(moment).__name__ in ("NaTType", "NAType"):
+        return ""
+    return str(moment.strftime("%Y-%m-%d %H:%M"))
+
+
+def message(text: str, ok: bool = True) -> str:
+    """A one-line outcome under a panel's buttons: green when it worked, red when not."""
+    colour = "#2e7d32" if ok else "#c62828"
+    return f"<div style='color:{colour};white-space:pre-wrap'>{html.escape(text)}</div>"
 
 
 def fmt(value: Any) -> str:
@@ -77,14 +89,6 @@ def side_by_side(a: str, b: str, a_label: str, b_label: str) -> str:
         ".diff_next{display:none}</style>"
     )
     return style + table_html
-
-
-def figure_png(fig: Figure, dpi: int = 90) -> str:
-    """An <img> with the figure inlined as PNG, so a saved notebook keeps it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f"<img src='data:image/png;base64,{data}'/>"
 
 
 def section(title: str, body: str) -> str:

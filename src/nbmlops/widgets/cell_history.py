@@ -85,7 +85,7 @@ class CellHistoryPanel(Panel):
 
     def _label(self, i: int) -> str:
         row = self.history.iloc[i]
-        when = row["first_run"].strftime("%Y-%m-%d %H:%M")
+        when = _html.when(row["first_run"])
         runs = len(row["runs"])
         shown = " ".join(f"{k}={v:.4g}" for k, v in list(self.metrics[i].items())[:3])
         parts = [f"v{i + 1}", when, _count(row["executions"], "execution"), _count(runs, "run")]
@@ -143,7 +143,7 @@ class CellHistoryPanel(Panel):
     def to_html(self) -> str:
         table = self.history[["version", "first_run", "executions", "errors"]].assign(
             runs=[", ".join(r) for r in self.history["runs"]],
-            first_run=self.history["first_run"].dt.strftime("%Y-%m-%d %H:%M"),
+            first_run=self.history["first_run"].map(_html.when),
         )
         n = len(self.history)
         diff = _html.unified_diff(self.diff_lines(n - 2, n - 1)) if n > 1 else ""

@@ -1,26 +1,21 @@
-"""Matplotlib figures for the panels. Built on ``Figure`` directly (not pyplot), so they touch
-no global state and are never shown twice by an inline backend."""
+"""Matplotlib figures for the compare view, built with :func:`nbmlops._figures.new_figure`
+(``Figure`` directly, not pyplot)."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
 
+from nbmlops._figures import new_figure
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from nbmlops.compare import Comparison
-    from nbmlops.provenance import Lineage
 
 BEST = "#2e7d32"
 OTHER = "#90a4ae"
 PALETTE = ["#1565c0", "#ef6c00", "#2e7d32", "#c62828", "#6a1b9a", "#00838f", "#9e9d24", "#4e342e"]
-
-
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 def metric_bars(comparison: Comparison) -> Figure:
@@ -29,7 +24,7 @@ def metric_bars(comparison: Comparison) -> Figure:
     keys = list(metrics.index)
     cols = min(3, max(1, len(keys)))
     rows = max(1, math.ceil(len(keys) / cols))
-    fig = _figure(3.4 * cols, 2.4 * rows)
+    fig = new_figure(3.4 * cols, 2.4 * rows)
     if not keys:
         fig.text(0.5, 0.5, "no metrics", ha="center")
         return fig
@@ -54,7 +49,7 @@ def metric_bars(comparison: Comparison) -> Figure:
 
 def metric_lines(comparison: Comparison, key: str) -> Figure:
     """``key`` against step, one line per run."""
-    fig = _figure(6, 3)
+    fig = new_figure(6, 3)
     ax = fig.subplots()
     for i, (run_id, history) in enumerate(comparison.metric_histories(key).items()):
         if len(history):
@@ -96,7 +91,7 @@ def parallel_coordinates(comparison: Comparison, metric: str) -> Figure:
     if metric in metrics.index:
         row: dict[Any, Any] = dict(metrics.loc[metric])
         axes_data.append((metric, [float(row[label]) for label in labels]))
-    fig = _figure(max(4.0, 1.4 * len(axes_data)), 3.2)
+    fig = new_figure(max(4.0, 1.4 * len(axes_data)), 3.2)
     ax = fig.subplots()
     if len(axes_data) < 2:
         ax.text(0.5, 0.5, "needs numeric params that differ", ha="center", transform=ax.transAxes)
@@ -132,7 +127,7 @@ def parallel_coordinates(comparison: Comparison, metric: str) -> Figure:
 def scatter(comparison: Comparison, param: str, metric: str) -> Figure:
     params = comparison.params(only_different=False)
     metrics = comparison.metrics()
-    fig = _figure(4.5, 3.2)
+    fig = new_figure(4.5, 3.2)
     ax = fig.subplots()
     xs: dict[Any, Any] = dict(params.loc[param]) if param in params.index else {}
     ys: dict[Any, Any] = dict(metrics.loc[metric]) if metric in metrics.index else {}
@@ -144,73 +139,4 @@ def scatter(comparison: Comparison, param: str, metric: str) -> Figure:
     ax.set_xlabel(param)
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
-    return fig
-
-
-def _short(name: str) -> str:
-    """File paths by their last two parts; names as they are."""
-    parts = name.replace("\\", "/").split("/")
-    return name if len(parts) <= 2 else ".../" + "/".join(parts[-2:])
-
-
-def lineage_figure(lineage: Lineage) -> Figure:
-    """Producers → inputs → run → outputs → users, left to right, with an arrow per link."""
-    producers = list(dict.fromkeys(r for item in lineage.inputs for r in item["linked"]))
-    users = list(dict.fromkeys(r for item in lineage.outputs for r in item["linked"]))
-    run_label = f"run {lineage.run_id[:8]}\n{lineage.run_name or ''}".strip()
-    columns: list[list[tuple[str, str, str]]] = [  # (node key, text, colour)
-        [(f"p:{r}", f"run {r[:8]}", "#eceff1") for r in producers],
-        [
-            (f"i:{k}", f"{i['kind']}\n{_short(i['name'])}", "#e3f2fd")
-            for k, i in enumerate(lineage.inputs)
-        ],
-        [("run", run_label, "#fff3e0")],
-        [
-            (f"o:{k}", f"{o['kind']}\n{_short(o['name'])}", "#e8f5e9")
-            for k, o in enumerate(lineage.outputs)
-        ],
-        [(f"u:{r}", f"run {r[:8]}", "#eceff1") for r in users],
-    ]
-    edges = [(f"p:{r}", f"i:{k}") for k, i in enumerate(lineage.inputs) for r in i["linked"]]
-    edges += [(f"i:{k}", "run") for k in range(len(lineage.inputs))]
-    edges += [("run", f"o:{k}") for k in range(len(lineage.outputs))]
-    edges += [(f"o:{k}", f"u:{r}") for k, o in enumerate(lineage.outputs) for r in o["linked"]]
-    columns = [c for c in columns if c]
-    tallest = max(len(c) for c in columns)
-    fig = _figure(2.3 * len(columns), max(2.0, 0.75 * tallest))
-    ax = fig.subplots()
-    ax.set_xlim(-0.6, len(columns) - 0.4)
-    ax.set_ylim(-0.7, tallest - 0.3)
-    ax.set_axis_off()
-    boxes: dict[str, Any] = {}
-    for x, column in enumerate(columns):
-        offset = (tallest - len(column)) / 2
-        for k, (key, text, colour) in enumerate(column):
-            y = tallest - 1 - (k + offset)
-            boxes[key] = ax.text(
-                x,
-                y,
-                text,
-                ha="center",
-                va="center",
-                fontsize=8,
-                bbox={"boxstyle": "round,pad=0.4", "fc": colour, "ec": "#78909c"},
-            )
-    for start, end in edges:
-        # Anchored to the boxes themselves: from the right edge of one to the left of the next.
-        ax.annotate(
-            "",
-            xy=(0, 0.5),
-            xycoords=boxes[end],
-            xytext=(1, 0.5),
-            textcoords=boxes[start],
-            arrowprops={
-                "arrowstyle": "->",
-                "color": "#90a4ae",
-                "lw": 0.8,
-                "shrinkA": 2,
-                "shrinkB": 2,
-            },
-        )
-    ax.set_title(f"lineage of run {lineage.run_id}", fontsize=9)
     return fig
