@@ -31,14 +31,14 @@ def runs_panel(
     page_size: int = 20,
 ) -> RunsPanel:
     """A sortable, filterable table of runs; tick two or more and press "compare selected"."""
-    from nbmlops.widgets import RunsPanel
+    from nbmlops.widgets import RunsPanel  # ipywidgets loads here, not with nbmlops
 
     return RunsPanel(filter, experiment, store=store, page_size=page_size)
 
 
 def compare_panel(*run_ids: str, store: StoreLike = None) -> CompareView:
     """The compare view for these runs: params, metrics, charts, code, data, environment."""
-    from nbmlops.widgets import CompareView
+    from nbmlops.widgets import CompareView  # ipywidgets loads here, not with nbmlops
 
     return CompareView(api.compare_runs(*run_ids, store=store))
 
@@ -47,7 +47,7 @@ def cell_history_panel(
     run_or_cell: str, *, store: StoreLike = None, shell: object = None
 ) -> CellHistoryPanel:
     """Every version of a cell with its runs; diff versions; restore one into a new cell."""
-    from nbmlops.widgets import CellHistoryPanel
+    from nbmlops.widgets import CellHistoryPanel  # ipywidgets loads here, not with nbmlops
 
     if shell is None:
         try:
@@ -62,7 +62,7 @@ def cell_history_panel(
 def models_panel(name: str | None = None, *, store: StoreLike = None) -> ModelsPanel:
     """Registered models: versions, aliases, metrics; register, promote (rules shown before
     confirming), deprecate; the event timeline."""
-    from nbmlops.widgets import ModelsPanel
+    from nbmlops.widgets import ModelsPanel  # ipywidgets loads here, not with nbmlops
 
     return ModelsPanel(name, store=store)
 
@@ -85,7 +85,7 @@ def drift_panel(
     at once and the choosers are preset. ``namespace`` lists the DataFrame variables to choose
     from (default: the notebook's, when there is one).
     """
-    from nbmlops.widgets import DriftPanel
+    from nbmlops.widgets import DriftPanel  # ipywidgets loads here, not with nbmlops
 
     if namespace is None:
         namespace = _user_namespace()

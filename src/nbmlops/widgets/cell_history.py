@@ -3,12 +3,14 @@ versions, and restoring an old version into a new cell."""
 
 from __future__ import annotations
 
+import difflib
 import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from nbmlops import api
+from nbmlops.compare import headline_metrics
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
 
@@ -25,7 +27,10 @@ class CellHistoryPanel(Panel):
         self.store = store
         self.shell = shell
         self.history: pd.DataFrame = api.cell_history(run_or_cell, store=store)
-        self.metrics = [self._metrics_of(runs) for runs in self.history["runs"]]
+        # Each version's newest run's metrics, headline first, read in one query.
+        newest = [runs[-1] if runs else "" for runs in self.history["runs"]]
+        by_run = headline_metrics(api.get_store(store), [r for r in newest if r])
+        self.metrics = [by_run.get(run_id, {}) for run_id in newest]
         labels = [self._label(i) for i in range(len(self.history))]
         last = len(labels) - 1
 
@@ -80,9 +85,6 @@ class CellHistoryPanel(Panel):
         self._draw_detail()
         self._draw_diff()
 
-    def _metrics_of(self, runs: list[str]) -> dict[str, float]:
-        return api.get_run(runs[-1], store=self.store).metrics if runs else {}
-
     def _label(self, i: int) -> str:
         row = self.history.iloc[i]
         when = _html.when(row["first_run"])
@@ -116,8 +118,6 @@ class CellHistoryPanel(Panel):
         self.diff_html.value = _html.unified_diff(self.diff_lines(a, b))
 
     def diff_lines(self, a: int, b: int) -> list[str]:
-        import difflib
-
         return list(
             difflib.unified_diff(
                 self.history["source"].iloc[a].splitlines(),
