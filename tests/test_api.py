@@ -221,3 +221,18 @@ def test_buffered_metrics_survive_a_failing_write(home: Path, db: sqlite3.Connec
     blocker.execute("ROLLBACK")
     run.end()
     assert db.execute("SELECT key, value FROM metrics").fetchall() == [("m", 1.0)]
+
+
+def test_a_run_is_written_in_one_transaction_at_start_and_one_at_end(home: Path):
+    store = nbm.get_store()
+    statements: list[str] = []
+    store.connection().set_trace_callback(statements.append)
+    with nbm.start_run("once", experiment="new", tags={"k": "v"}, store=store):
+        nbm.log_params({"a": 1, "b": "x"})
+        nbm.log_metric("m", 0.5)
+    store.connection().set_trace_callback(None)
+    assert [s for s in statements if s.startswith(("BEGIN", "SAVEPOINT"))] == [
+        "BEGIN IMMEDIATE",
+        "SAVEPOINT nbmlops_1",  # the experiment, created inside the start's transaction
+        "BEGIN IMMEDIATE",
+    ]

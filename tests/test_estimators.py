@@ -147,5 +147,6 @@ def test_nothing_imported_without_sklearn():
 
 def test_speed_of_a_small_pipeline():
     pipe = make_pipeline(StandardScaler(with_mean=False), LogisticRegression(C=0.5))
+    # ~25 us on the 2-core VM of benchmarks/README.md; the budget catches a 10x regression.
     per_call = min(timeit.repeat(lambda: non_default_params(pipe), number=1000, repeat=3)) / 1000
-    print(f"non_default_params, 2-step pipeline: {per_call * 1e6:.0f} us per call")
+    assert per_call < 300e-6

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import nbmlops as nbm
-from nbmlops.capture.run import decode_param
+from nbmlops._params import decode_param
 from nbmlops.store import schema
 
 ALL_KINDS = {"int": 3, "neg": -2, "lr": 0.01, "flag": True, "opt": "adam", "layers": [64, 32]}

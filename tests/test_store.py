@@ -8,7 +8,7 @@ import pytest
 
 import nbmlops as nbm
 from nbmlops.errors import ReadOnlyQueryError, StoreCorruptError, StoreError, StoreLockedError
-from nbmlops.store import Store
+from nbmlops.store import Store, runs
 from nbmlops.store.schema import MIGRATION_NAMES
 
 
@@ -82,10 +82,10 @@ def test_write_waits_then_fails_clearly_when_store_stays_locked(tmp_path: Path):
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StoreLockedError, match="stayed locked by another process"):
-            store.experiment_id("blocked")
+            runs.experiment_id(store, "blocked")
     finally:
         blocker.execute("ROLLBACK")
-    assert store.experiment_id("blocked") > 0
+    assert runs.experiment_id(store, "blocked") > 0
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_store_of_an_older_schema_is_migrated_on_open(tmp_path: Path):
     store = Store.open(folder)
     applied = [r[0] for r in store.connection().execute("SELECT name FROM _sqlite_migrations")]
     assert applied == list(schema.MIGRATION_NAMES)
-    assert store.experiment_id("kept") == 1
+    assert runs.experiment_id(store, "kept") == 1
     tables = {r[0] for r in store.connection().execute("SELECT name FROM sqlite_master")}
     assert "cell_executions" in tables
 

@@ -361,3 +361,16 @@ def test_training_data_with_nothing_to_profile_leaves_the_cell_as_it_is(shell):
     result = run(shell, "%%track\nm = DummyRegressor().fit(X, y)\nm.predict(X)[0]", cell_id="fit")
     assert result.result == 1.5
     assert last_run().status == "finished"
+
+
+def test_a_tracked_cell_writes_its_outcome_and_execution_in_one_transaction(shell, db):
+    run(shell, "%%track\nx = 1", cell_id="warm")  # the experiment and environment now exist
+    statements: list[str] = []
+    nbm.get_store().connection().set_trace_callback(statements.append)
+    run(shell, "%%track\nlr = 0.1\nacc = 0.9", cell_id="c")
+    nbm.get_store().connection().set_trace_callback(None)
+    assert [s for s in statements if s.startswith(("BEGIN", "SAVEPOINT"))] == [
+        "BEGIN IMMEDIATE"
+    ] * 2
+    row = db.execute("SELECT status, run_id FROM cell_executions WHERE cell_id = 'c'").fetchone()
+    assert row == ("ok", last_run().run_id)

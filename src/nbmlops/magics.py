@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,8 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from nbmlops import api, panels
-from nbmlops.capture import analysis, environment
-from nbmlops.capture.cell import (
-    TRACK_PREFIX,
-    CellContext,
-    Definition,
-    Summary,
-    TrackedCell,
-    TrackOptions,
-    body_of,
-    identify_cell,
-    resolve_notebook,
-    stale_inputs,
-)
-from nbmlops.capture.liveness import hostname
+from nbmlops.capture import environment
+from nbmlops.capture.cell import TRACK_PREFIX, Summary, TrackOptions, resolve_notebook
 from nbmlops.capture.notebook import (
     FRONT_END_TARGET,
     NotebookSnapshot,
@@ -45,6 +32,7 @@ from nbmlops.capture.notebook import (
     from_saved_file,
 )
 from nbmlops.capture.run import DEFAULT_EXPERIMENT
+from nbmlops.capture.session import CaptureSession, CellStart
 
 
 def _warn(message: str) -> None:
@@ -223,16 +211,17 @@ def render_summary(summary: Summary) -> str:
     if summary.name:
         parts[0] += f" {summary.name!r}"
     parts[0] += f" {summary.status} in {summary.duration_s:.2f} s"
-    if summary.params:
-        parts.append(f"{summary.params} params")
-    if summary.metrics:
-        shown = " ".join(f"{k}={v:.4g}" for k, v in list(summary.metrics.items())[:4])
-        more = len(summary.metrics) - 4
+    logged = summary.logged
+    if logged.params:
+        parts.append(f"{logged.params} params")
+    if logged.metrics:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in list(logged.metrics.items())[:4])
+        more = len(logged.metrics) - 4
         parts.append(shown + (f" +{more}" if more > 0 else ""))
-    if summary.inputs or summary.outputs:
-        parts.append(f"data {summary.inputs} in / {summary.outputs} out")
-    if summary.models:
-        parts.append(f"{summary.models} model" + ("s" if summary.models > 1 else ""))
+    if logged.inputs or logged.outputs:
+        parts.append(f"data {logged.inputs} in / {logged.outputs} out")
+    if logged.models:
+        parts.append(f"{logged.models} model" + ("s" if logged.models > 1 else ""))
     if summary.figures:
         parts.append(f"{summary.figures} figure" + ("s" if summary.figures > 1 else ""))
     return " · ".join(parts)
@@ -309,21 +298,13 @@ class FrontEndLink:
 
 
 class Tracker:
-    """The extension's state in one kernel: hooks, the cell being tracked, variable origins."""
+    """The extension in one kernel: its hooks, the front-end link and the capture session."""
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.experiment: str | None = None
-        self.session = f"{hostname()}:{os.getpid()}:{int(time.time())}"
-        self.definitions: dict[str, Definition] = {}
-        self.latest_versions: dict[str, tuple[str, float]] = {}
+        self.capture = CaptureSession()
         self.last_summary: Summary | None = None
-        self._tracked: TrackedCell | None = None
-        self._context: CellContext | None = None
-        self._started = 0.0
-        self._started_perf = 0.0
-        self._history_failing = False
-        self._notes: list[str] = []
         self.front_end = FrontEndLink()
 
     # -- registration ------------------------------------------------------------------------
@@ -375,136 +356,42 @@ class Tracker:
     # -- events ------------------------------------------------------------------------------
 
     def pre_run_cell(self, info: Any) -> None:
-        self._started, self._started_perf = time.time(), time.perf_counter()
-        self._tracked = None
-        self._context = None
-        self._notes = []
         if self.front_end.problem:
-            self._notes.append(self.front_end.problem)
+            self.capture.note(self.front_end.problem)
             self.front_end.problem = None
+        raw = info.raw_cell or ""
+        options = _track_options(raw)
+        notebook = snapshot = None
         try:
-            raw = info.raw_cell or ""
-            options = _track_options(raw)
             notebook = self.notebook()
-            count = self.shell.execution_count - 1 if info.store_history else None
-            context = CellContext(
-                source=raw,
-                notebook=notebook,
-                cell_id=identify_cell(
-                    raw, info.cell_id, notebook, options.name if options else None
-                ),
-                execution_count=count,
-                session=self.session,
-            )
-            self._context = context
+            if options is not None:
+                snapshot = self.front_end.snapshot_for(notebook)
         except Exception as exc:
-            self._notes.append(f"could not identify this cell ({type(exc).__name__}: {exc})")
-            return
-        if options is None:
-            return
-        try:
-            tracked = TrackedCell(
-                api.get_store(),
-                context,
-                options,
-                self.shell.user_ns,
-                default_experiment=self.default_experiment(notebook),
-                snapshot=self.front_end.snapshot_for(notebook),
-            )
-            tracked.stale = stale_inputs(
-                tracked.analysis.loads,
-                context.cell_id,
-                self.definitions,
-                self.latest_versions,
-                notebook,
-            )
-            tracked.begin()
-            self._tracked = tracked
+            self.capture.note(f"could not tell which notebook this is ({_sentence(exc)})")
+        cell = CellStart(
+            source=raw,
+            front_end_id=info.cell_id,
+            notebook=notebook,
+            execution_count=self.shell.execution_count - 1 if info.store_history else None,
+            options=options,
+            experiment=self.default_experiment(notebook),
+            snapshot=snapshot,
+        )
+        self.capture.begin(cell, self.shell.user_ns)
+        if self.capture.tracking:
             self._post_execute_first()
-        except Exception as exc:
-            self._notes.append(f"this run is not tracked: {_sentence(exc)}. The cell ran as usual")
 
     def post_execute(self) -> None:
-        if self._tracked is not None:
-            try:
-                self._tracked.collect_figures()
-            except Exception as exc:
-                self._tracked.problems.append(f"figures: {exc}")
+        self.capture.collect_figures()
 
     def post_run_cell(self, result: Any) -> None:
-        error = result.error_in_exec or result.error_before_exec
-        tracked, context = self._tracked, self._context
-        self._tracked = self._context = None
-        if context is None:
-            self._flush_notes()
-            return
-        execution = self._execution_row(context, error)
-        recorded = False
-        if tracked is not None:
-            try:
-                summary = tracked.finish(error, execution)
-                recorded = True
-                self.last_summary = summary
-                if not tracked.options.quiet:
-                    print(render_summary(summary))
-                if summary.stale:
-                    names = ", ".join(
-                        f"{n} (from cell {c})" for n, c in sorted(summary.stale.items())
-                    )
-                    self._notes.append(
-                        f"this run read variables whose cell was edited since it ran: {names}"
-                    )
-                if summary.problems:
-                    shown = "; ".join(summary.problems[:5])
-                    self._notes.append(f"some items were not captured ({shown})")
-            except Exception as exc:
-                self._notes.append(f"could not record the outcome of this run: {_sentence(exc)}")
-        self._remember(context, tracked)
-        if not recorded:
-            self._record_execution(execution, context.source)
-        self._flush_notes()
-
-    def _flush_notes(self) -> None:
-        if self._notes:  # at most one warning per cell
-            _warn(". ".join(self._notes) + ".")
-        self._notes = []
-
-    def _execution_row(self, context: CellContext, error: BaseException | None) -> dict[str, Any]:
-        status = "ok"
-        if isinstance(error, KeyboardInterrupt):
-            status = "interrupted"
-        elif error is not None:
-            status = "error"
-        return {
-            "session": self.session,
-            "notebook": context.notebook,
-            "cell_id": context.cell_id,
-            "source_hash": context.source_hash,
-            "execution_count": context.execution_count,
-            "start_time": self._started,
-            "duration_s": time.perf_counter() - self._started_perf,
-            "status": status,
-            "run_id": None,
-        }
-
-    def _remember(self, context: CellContext, tracked: TrackedCell | None) -> None:
-        """Which cell version bound each variable, for the stale-inputs check."""
-        digest = context.source_hash
-        cell_analysis = (
-            tracked.analysis if tracked else analysis.analyze_cell(body_of(context.source))
-        )
-        for name in cell_analysis.stores:
-            self.definitions[name] = Definition(context.cell_id, digest, self._started)
-        self.latest_versions[context.cell_id] = (digest, self._started)
-
-    def _record_execution(self, execution: dict[str, Any], source: str) -> None:
-        try:
-            api.get_store().record_cell_execution(execution, source)
-            self._history_failing = False
-        except Exception as exc:
-            if not self._history_failing and not self._notes:  # once, until it works again
-                self._notes.append(f"cell history is not being recorded: {_sentence(exc)}")
-            self._history_failing = True
+        report = self.capture.finish(result.error_in_exec or result.error_before_exec)
+        if report.summary is not None:
+            self.last_summary = report.summary
+            if not report.quiet:
+                print(render_summary(report.summary))
+        if report.notes:  # at most one warning per cell
+            _warn(". ".join(report.notes) + ".")
 
 
 _tracker: Tracker | None = None

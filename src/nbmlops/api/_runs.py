@@ -10,6 +10,8 @@ from nbmlops.capture import run as _run
 from nbmlops.capture.run import Run
 from nbmlops.filter import parse_filter
 from nbmlops.store import Store, StoreLike, open_store, set_default_store
+from nbmlops.store import cells as cell_store
+from nbmlops.store import runs as run_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,7 +107,7 @@ def runs(
     tree = parse_filter(filter) if filter else None
     st = open_store(store)
     _run.reap(st)
-    return st.runs_frame(tree, experiment)
+    return run_store.runs_frame(st, tree, experiment)
 
 
 def get_run(run_id: str, *, store: StoreLike = None) -> Run:
@@ -127,7 +129,7 @@ def cells_before(run_id: str, limit: int = 50, *, store: StoreLike = None) -> pd
     import pandas as pd
 
     st = open_store(store)
-    rows = st.executions_before_run(st.resolve_run_id(run_id), limit)
+    rows = cell_store.executions_before_run(st, st.resolve_run_id(run_id), limit)
     columns = ["cell_id", "execution_count", "start_time", "status", "run_id", "source_hash"]
     frame = pd.DataFrame(rows, columns=[*columns, "source"])
     frame["start_time"] = pd.to_datetime(frame["start_time"], unit="s", utc=True)

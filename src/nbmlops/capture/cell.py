@@ -16,7 +16,6 @@ Cell identity, in order of preference (documented in the README):
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,10 @@ from nbmlops.capture import analysis as _analysis
 from nbmlops.capture import estimators
 from nbmlops.capture.files import FileReads
 from nbmlops.capture.notebook import NotebookSnapshot, from_saved_file
-from nbmlops.capture.run import Run, begin_run, metric_value
+from nbmlops.capture.run import Logged, Run, Status, begin_run, end_tracked_run, metric_value
+from nbmlops.fingerprint import fingerprint
 from nbmlops.store import Store
+from nbmlops.store.cells import CellExecution
 
 TRACK_PREFIX = "%%track"
 
@@ -110,60 +111,14 @@ def identify_cell(
 
 
 @dataclass
-class Definition:
-    """The cell version that last bound a variable."""
-
-    cell_id: str
-    source_hash: str
-    at: float
-
-
-def stale_inputs(
-    loads: dict[str, int],
-    this_cell: str,
-    definitions: dict[str, Definition],
-    latest_versions: dict[str, tuple[str, float]],
-    notebook: str | None,
-) -> dict[str, str]:
-    """Variables this cell reads whose defining cell has been edited since it last ran.
-
-    ``latest_versions`` maps a cell id to its last executed source hash and when; the saved
-    notebook, when newer, is the more recent word on a cell's source.
-    """
-    saved: dict[str, str] = {}
-    notebook_mtime = 0.0
-    if notebook:
-        try:
-            notebook_mtime = os.stat(notebook).st_mtime
-        except OSError:
-            notebook_mtime = 0.0
-        saved = {cid: source_hash(src) for cid, src in saved_cells(notebook)}
-    stale: dict[str, str] = {}
-    for name in loads:
-        definition = definitions.get(name)
-        if definition is None or definition.cell_id == this_cell:
-            continue
-        current, ran_at = latest_versions.get(definition.cell_id, (definition.source_hash, 0.0))
-        if definition.cell_id in saved and notebook_mtime > ran_at:
-            current = saved[definition.cell_id]
-        if current != definition.source_hash:
-            stale[name] = definition.cell_id
-    return stale
-
-
-@dataclass
 class Summary:
     """What a tracked cell recorded, for the one-line report after the cell."""
 
     run_id: str
     name: str | None
-    status: str
+    status: Status
     duration_s: float
-    params: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    inputs: int = 0
-    outputs: int = 0
-    models: int = 0
+    logged: Logged
     figures: int = 0
     stale: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -286,19 +241,14 @@ class TrackedCell:
             if self._guard(name, self.run.log_figure, figure, name, source="pyplot"):
                 self._figures.append(name)
 
-    def finish(
-        self, error: BaseException | None, execution: dict[str, Any] | None = None
-    ) -> Summary:
+    def finish(self, error: BaseException | None, execution: CellExecution) -> Summary:
         """Record what the cell produced and its outcome; never raises for capture problems.
 
-        ``execution``, the ``cell_executions`` row of this cell run, is written in the same
-        transaction as the run's outcome.
+        ``execution``, this cell run (its ``run_id`` this run's), is written in the same
+        transaction as the run's outcome. Raises only if that write fails.
         """
         assert self.run is not None
         run = self.run
-        if execution is not None:
-            execution["run_id"] = run.run_id
-            run.cell_execution = (execution, self.context.source)
         self._file_reads.__exit__(None, None, None)
         if self.options.auto:
             self._guard("params", self._auto_params)
@@ -319,26 +269,17 @@ class TrackedCell:
                 run.log_metric(name, self.namespace.get(name), source="--metrics")
             except TypeError as exc:
                 self.problems.append(f"--metrics {name}: {exc}")
-        duration = time.perf_counter() - self._started
-        status = "finished"
-        if isinstance(error, KeyboardInterrupt):
-            status = "interrupted"
-        elif error is not None:
-            status = "failed"
-        summary = Summary(run.run_id, self.options.name, status, duration, stale=self.stale)
-        # Everything is still in the run's buffer: summarise it without a query.
-        summary.params = len(run._buffer.params)
-        summary.metrics = {key: math.nan if v is None else v for key, v, *_ in run._buffer.metrics}
-        datasets = run._buffer.datasets
-        summary.inputs = sum(d["role"] == "input" for d in datasets)
-        summary.outputs = sum(d["role"] == "output" for d in datasets)
-        summary.models = sum(a["kind"] == "model" for a in run._buffer.artifacts)
-        summary.figures = len(self._figures)
-        if error is None:
-            run.end()
-        else:
-            run.end_with_exception(error)
-        summary.problems = self.problems
+        summary = Summary(
+            run.run_id,
+            self.options.name,
+            Status.of(error),
+            time.perf_counter() - self._started,
+            run.unwritten(),  # all of it is still buffered: summarised without a query
+            figures=len(self._figures),
+            stale=self.stale,
+            problems=self.problems,
+        )
+        end_tracked_run(run, error, execution)
         return summary
 
     def _auto_params(self) -> None:
@@ -357,8 +298,6 @@ class TrackedCell:
 
     def _auto_outputs(self) -> None:
         assert self.run is not None
-        from nbmlops.fingerprint import fingerprint
-
         changed = {**self.analysis.mutated, **self.analysis.stores}
         for name, line in changed.items():
             obj = self.namespace.get(name)

@@ -1,4 +1,6 @@
-"""What a run ran on: Python, platform, installed packages, and the state of the git work tree.
+"""What a run ran on: Python, platform, installed packages, the user, the state of the git work
+tree. The one place nbmlops asks the machine these things (:func:`installed_packages`,
+:func:`current_user`, :func:`git`).
 
 Scanning installed distributions costs tens of milliseconds, so it is done once per process.
 Git state can change between runs (a notebook is saved, a file edited), so it is re-read, but at
@@ -8,8 +10,11 @@ within that window, a trade made so that starting a run stays well under a milli
 
 from __future__ import annotations
 
+import functools
+import getpass
 import hashlib
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -50,6 +55,15 @@ def installed_packages() -> dict[str, str]:
     return _packages
 
 
+@functools.cache
+def current_user() -> str | None:
+    """The login name of this process's user, None where the system has none for it."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
 def warm_up(folder: Path) -> None:
     """Fill the caches in a background thread, so the first tracked cell does not wait."""
 
@@ -75,9 +89,8 @@ def git_state(folder: Path) -> GitState:
     return state
 
 
-def _git(folder: Path, *args: str) -> str | None:
-    import subprocess
-
+def git(folder: Path, *args: str) -> str | None:
+    """The output of ``git ARGS`` run in ``folder``; None where git fails or is missing."""
     try:
         done = subprocess.run(
             ["git", *args],
@@ -94,17 +107,17 @@ def _git(folder: Path, *args: str) -> str | None:
 
 
 def _read_git_state(folder: Path) -> GitState:
-    commit = _git(folder, "rev-parse", "HEAD")
+    commit = git(folder, "rev-parse", "HEAD")
     if commit is None:
-        inside = _git(folder, "rev-parse", "--is-inside-work-tree")
+        inside = git(folder, "rev-parse", "--is-inside-work-tree")
         if inside is None:
             return GitState(None, None, None, None)
-    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
-    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    branch = git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    status = git(folder, "status", "--porcelain", "--untracked-files=no")
     dirty = bool(status and status.strip())
     diff = None
     if dirty and commit is not None:
-        text = _git(folder, "diff", "HEAD", "--no-color", "--no-ext-diff")
+        text = git(folder, "diff", "HEAD", "--no-color", "--no-ext-diff")
         diff = text.encode() if text else None
     return GitState(
         commit.strip() if commit else None,

@@ -9,32 +9,38 @@ from typing import TYPE_CHECKING
 
 from nbmlops.errors import AmbiguousIdError, NotFoundError
 from nbmlops.store import Store
+from nbmlops.store import cells as cell_store
+from nbmlops.store import runs as run_store
+from nbmlops.store.cells import CellRef
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _cell_of(store: Store, run_or_cell: str) -> tuple[str | None, str]:
-    """(notebook, cell id) named by a run id (prefix) or a cell id (prefix)."""
+def _cell_of(store: Store, run_or_cell: str) -> CellRef:
+    """The cell named by a run id (prefix) or a cell id (prefix)."""
+    no_cell: NotFoundError | None = None  # a run that no notebook cell made
     try:
-        row = store.run_row(store.resolve_run_id(run_or_cell))
-        if row["cell_id"] is None:
-            raise NotFoundError(
-                f"Run {row['run_id']} was not made by a notebook cell, so it has no cell history."
-            )
-        return row["notebook"], str(row["cell_id"])
-    except (NotFoundError, AmbiguousIdError) as run_error:
-        cells = store.cells_matching(run_or_cell)
-        if len(cells) == 1:
-            return cells[0]
-        if not cells:
-            if "cell history" in str(run_error):
-                raise
-            raise NotFoundError(
-                f"No run or cell with id {run_or_cell!r} in {store.db_path}; cell ids are listed "
-                "by nbm.sql('SELECT DISTINCT notebook, cell_id FROM cell_executions')."
-            ) from None
-        raise AmbiguousIdError(run_or_cell, [c for _, c in cells]) from None
+        row = run_store.run_row(store, store.resolve_run_id(run_or_cell))
+    except (NotFoundError, AmbiguousIdError):
+        pass
+    else:
+        if row["cell_id"] is not None:
+            return CellRef(row["notebook"], str(row["cell_id"]))
+        no_cell = NotFoundError(
+            f"Run {row['run_id']} was not made by a notebook cell, so it has no cell history."
+        )
+    cells = cell_store.cells_matching(store, run_or_cell)
+    if len(cells) == 1:
+        return cells[0]
+    if cells:
+        raise AmbiguousIdError(run_or_cell, [c.cell_id for c in cells])
+    if no_cell is not None:
+        raise no_cell
+    raise NotFoundError(
+        f"No run or cell with id {run_or_cell!r} in {store.db_path}; cell ids are listed "
+        "by nbm.sql('SELECT DISTINCT notebook, cell_id FROM cell_executions')."
+    )
 
 
 def cell_history(store: Store, run_or_cell: str) -> pd.DataFrame:
@@ -43,10 +49,10 @@ def cell_history(store: Store, run_or_cell: str) -> pd.DataFrame:
     that version) and ``source``. ``frame.attrs`` holds the notebook and cell id."""
     import pandas as pd
 
-    notebook, cell_id = _cell_of(store, run_or_cell)
-    versions = store.cell_versions_of(notebook, cell_id)
+    cell = _cell_of(store, run_or_cell)
+    versions = cell_store.versions_of(store, cell)
     runs_by_version: dict[str, list[str]] = {}
-    for run in store.runs_of_cell(notebook, cell_id):
+    for run in cell_store.runs_of(store, cell):
         runs_by_version.setdefault(run["cell_version"], []).append(run["run_id"])
     frame = pd.DataFrame(
         {
@@ -60,7 +66,7 @@ def cell_history(store: Store, run_or_cell: str) -> pd.DataFrame:
             "source": [v["source"] for v in versions],
         }
     )
-    frame.attrs.update(notebook=notebook, cell_id=cell_id)
+    frame.attrs.update(notebook=cell.notebook, cell_id=cell.cell_id)
     return frame
 
 
@@ -108,17 +114,18 @@ class CellDiff:
 def _source_of(store: Store, ref: str) -> tuple[str, str]:
     """(label, source) for a run id (prefix) or a cell-version hash (prefix)."""
     try:
-        row = store.run_row(store.resolve_run_id(ref))
+        row = run_store.run_row(store, store.resolve_run_id(ref))
     except NotFoundError:
-        digest = store.resolve_source_hash(ref)
-        source = store.cell_source(digest) if digest else None
+        digest = cell_store.resolve_source_hash(store, ref)
+        source = cell_store.cell_source(store, digest) if digest else None
         if source is None or digest is None:
             raise NotFoundError(
                 f"{ref!r} is neither a run id nor a cell version (source hash) in "
                 f"{store.db_path}; versions are listed by nbm.cell_history(RUN_OR_CELL)."
             ) from None
         return f"version {digest[:12]}", source
-    source = store.cell_source(row["cell_version"]) if row["cell_version"] else None
+    version = row["cell_version"]
+    source = cell_store.cell_source(store, version) if version else None
     if source is None:
         raise NotFoundError(f"Run {row['run_id']} has no recorded cell source.")
     return f"run {row['run_id']}", source

@@ -13,6 +13,7 @@ import time
 from functools import cache
 
 from nbmlops.store import Store
+from nbmlops.store import runs as run_store
 
 
 @cache
@@ -65,9 +66,9 @@ def reap_dead_runs(store: Store, active_run_ids: set[str]) -> None:
     me = os.getpid()
     dead = [
         run_id
-        for run_id, pid, started in store.running_runs_on(hostname())
+        for run_id, pid, started in run_store.running_runs_on(store, hostname())
         if pid is None
         or (pid == me and run_id not in active_run_ids)
         or (pid != me and not process_alive(pid, started))
     ]
-    store.mark_interrupted(dead, time.time())
+    run_store.mark_interrupted(store, dead, time.time())

@@ -1,31 +1,40 @@
 """Runs: the record of one tracked block of work, and the API that writes it.
 
-Logging calls are buffered in memory and written in one transaction when the run ends, so a
-thousand ``log_metric`` calls cost microseconds each and a run is never half-written. The run row
-itself is written at start as ``running``, which lets a crashed process be detected (see
-:mod:`nbmlops.capture.liveness`). Long runs also flush their buffer every ``FLUSH_INTERVAL_S``
-seconds so that progress is visible to other readers and survives a crash.
+Logging calls are buffered in memory and written in one transaction when the run ends (with the
+cell execution that made it, for a ``%%track`` cell), so a thousand ``log_metric`` calls cost
+microseconds each and a run is never half-written. The run row itself is written before, at
+start, as ``running``, in a transaction of its own: other readers see the run while it runs,
+and a crashed process can be detected (see :mod:`nbmlops.capture.liveness`). Long runs also
+flush their buffer every ``FLUSH_INTERVAL_S`` seconds so that progress is visible to other
+readers and survives a crash. The transactions are described in :mod:`nbmlops.store.runs`.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
+import enum
 import hashlib
 import json
 import math
 import os
 import sys
 import time
+import traceback
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nbmlops._params import decode_param, encode_param
 from nbmlops.capture import environment
 from nbmlops.capture.liveness import hostname, reap_dead_runs
 from nbmlops.errors import NbmlopsError, NoActiveRunError
+from nbmlops.fingerprint import fingerprint, fingerprint_file
 from nbmlops.store import Store
+from nbmlops.store import cells as cell_store
+from nbmlops.store import runs as run_store
+from nbmlops.store.cells import CellExecution, ExecutionStatus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,32 +48,30 @@ def new_run_id() -> str:
     return os.urandom(6).hex()
 
 
-def encode_param(value: object) -> tuple[str, float | None]:
-    """A param's stored text and, for numbers and bools, its numeric value."""
-    if hasattr(value, "item") and type(value).__module__ == "numpy":
-        value = value.item()  # numpy scalar -> Python scalar
-    if isinstance(value, bool):
-        return str(value), float(value)
-    if isinstance(value, int):
-        return str(value), float(value)
-    if isinstance(value, float):
-        return repr(value), None if math.isnan(value) else value
-    if isinstance(value, str):
-        return value, None
-    try:
-        return json.dumps(value, sort_keys=True), None
-    except (TypeError, ValueError):
-        return repr(value), None
+class Status(enum.StrEnum):
+    """How a run stands (``runs.status``); the one place an outcome becomes a status word."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @classmethod
+    def of(cls, error: BaseException | None) -> Status:
+        """The status of a run whose code ended by raising ``error`` (None: it returned)."""
+        if error is None:
+            return cls.FINISHED
+        return cls.INTERRUPTED if isinstance(error, KeyboardInterrupt) else cls.FAILED
+
+    @property
+    def execution_status(self) -> ExecutionStatus:
+        """The ``cell_executions.status`` of a cell that ended so."""
+        if self is Status.FINISHED:
+            return "ok"
+        return "interrupted" if self is Status.INTERRUPTED else "error"
 
 
-def decode_param(text: str, number: float | None) -> object:
-    if number is None:
-        return text
-    if text in ("True", "False"):
-        return text == "True"
-    if text.lstrip("-").isdigit():
-        return int(text)
-    return number
+_ENDED = (Status.FINISHED, Status.FAILED, Status.INTERRUPTED)
 
 
 def metric_value(key: str, value: object) -> float | None:
@@ -118,8 +125,6 @@ class Run:
         self._buffer = _Buffer()
         self._next_step: dict[str, int] = {}
         self._last_flush = time.monotonic()
-        # Set by %%track: the cell execution that made this run, written with its outcome.
-        self.cell_execution: tuple[dict[str, Any], str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -141,8 +146,6 @@ class Run:
             self._end_with_exception(exc)
         except NbmlopsError as store_exc:
             # Never let a failed write hide the user's own exception.
-            import warnings
-
             warnings.warn(
                 f"nbmlops could not record the outcome of run {self.run_id}: {store_exc}",
                 stacklevel=2,
@@ -150,42 +153,40 @@ class Run:
 
     def end(self, status: str = "finished") -> None:
         """Write everything buffered and the run's outcome, in one transaction."""
-        self._finish(status, None, None, None)
+        if status not in _ENDED:
+            raise ValueError(f"status must be finished, failed or interrupted, not {status!r}")
+        self._finish(Status(status), None)
 
     def end_with_exception(self, exc: BaseException) -> None:
         """End as ``failed`` (or ``interrupted`` for KeyboardInterrupt), recording ``exc``."""
         self._end_with_exception(exc)
 
     def _end_with_exception(self, exc: BaseException) -> None:
-        import traceback
-
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self._finish(status, type(exc).__name__, str(exc), tb)
+        self._finish(Status.of(exc), exc)
 
     def _finish(
-        self, status: str, error_type: str | None, message: str | None, tb: str | None
+        self, status: Status, error: BaseException | None, execution: CellExecution | None = None
     ) -> None:
         if not self._active:
             raise NbmlopsError(f"Run {self.run_id} has already ended.")
-        if status not in ("finished", "failed", "interrupted"):
-            raise ValueError(f"status must be finished, failed or interrupted, not {status!r}")
         self._active = False
         _active_runs.remove(self)
         finish = {
-            "status": status,
+            "status": status.value,
             "end_time": time.time(),
-            "error_type": error_type,
-            "error_message": message,
-            "traceback": tb,
+            "error_type": None if error is None else type(error).__name__,
+            "error_message": None if error is None else str(error),
+            "traceback": None
+            if error is None
+            else "".join(traceback.format_exception(type(error), error, error.__traceback__)),
         }
-        self._write(finish)
+        self._write(finish, execution)
 
-    def _write(self, finish: dict[str, Any] | None) -> None:
+    def _write(self, finish: dict[str, Any] | None, execution: CellExecution | None = None) -> None:
         taken = self._buffer.take()
-        cell_execution = self.cell_execution if finish is not None else None
         try:
-            self.store.write_run_data(
+            run_store.write_run_data(
+                self.store,
                 self.run_id,
                 params=[(k, *v) for k, v in taken.params.items()],
                 metrics=taken.metrics,
@@ -193,7 +194,7 @@ class Run:
                 datasets=taken.datasets,
                 artifacts=taken.artifacts,
                 finish=finish,
-                cell_execution=cell_execution,
+                execution=execution,
             )
         except BaseException:
             # Put the records back, so a retry (or the atexit hook) can still write them.
@@ -260,8 +261,6 @@ class Run:
         source: str = _API_SOURCE,
     ) -> str:
         """Record a dataset's content fingerprint (not its data); returns the fingerprint."""
-        from nbmlops.fingerprint import fingerprint, fingerprint_file
-
         self._require_active("log_dataset")
         if role not in ("input", "output"):
             raise ValueError(f"Dataset role must be 'input' or 'output', not {role!r}")
@@ -367,10 +366,22 @@ class Run:
             }
         )
 
+    def unwritten(self) -> Logged:
+        """What has been logged and not written yet: a tracked cell's summary line reads this
+        rather than the store."""
+        datasets, artifacts = self._buffer.datasets, self._buffer.artifacts
+        return Logged(
+            params=len(self._buffer.params),
+            metrics={k: math.nan if v is None else v for k, v, *_ in self._buffer.metrics},
+            inputs=sum(d["role"] == "input" for d in datasets),
+            outputs=sum(d["role"] == "output" for d in datasets),
+            models=sum(a["kind"] == "model" for a in artifacts),
+        )
+
     # -- reading -----------------------------------------------------------------------------
 
     def _row(self) -> dict[str, Any]:
-        return self.store.run_row(self.run_id)
+        return run_store.run_row(self.store, self.run_id)
 
     @property
     def status(self) -> str:
@@ -391,7 +402,10 @@ class Run:
 
     @property
     def params(self) -> dict[str, object]:
-        stored = {k: decode_param(v, n) for k, v, n, _ in self.store.params_of(self.run_id)}
+        stored = {
+            p.key: decode_param(p.value, p.value_num)
+            for p in run_store.params_of(self.store, self.run_id)
+        }
         stored.update({k: decode_param(v, n) for k, (v, n, _) in self._buffer.params.items()})
         return stored
 
@@ -399,8 +413,8 @@ class Run:
     def metrics(self) -> dict[str, float]:
         """The latest value (highest step) of each metric; NaN where NaN was logged."""
         latest: dict[str, tuple[int, float]] = {
-            k: (step, math.nan if v is None else v)
-            for k, v, step, _ in self.store.latest_metrics_of(self.run_id)
+            m.key: (m.step, math.nan if m.value is None else m.value)
+            for m in run_store.latest_metrics_of(self.store, self.run_id)
         }
         for key, value, step, _, _ in self._buffer.metrics:
             if key not in latest or step >= latest[key][0]:
@@ -411,7 +425,7 @@ class Run:
         """Every value logged for ``key``: columns step, value, timestamp."""
         import pandas as pd
 
-        rows = list(self.store.metric_history(self.run_id, key))
+        rows = [tuple(p) for p in run_store.metric_history(self.store, self.run_id, key)]
         rows += [(s, v, t) for k, v, s, t, _ in self._buffer.metrics if k == key]
         frame = pd.DataFrame(rows, columns=["step", "value", "timestamp"], dtype="float64")
         frame["step"] = frame["step"].astype("int64")
@@ -420,12 +434,14 @@ class Run:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {**self.store.tags_of(self.run_id), **self._buffer.tags}
+        return {**run_store.tags_of(self.store, self.run_id), **self._buffer.tags}
 
     @property
     def datasets(self) -> list[dict[str, Any]]:
         """Datasets the run read (role ``input``) or wrote (``output``), by fingerprint."""
-        rows = self.store.datasets_of(self.run_id) + [dict(d) for d in self._buffer.datasets]
+        rows = run_store.datasets_of(self.store, self.run_id) + [
+            dict(d) for d in self._buffer.datasets
+        ]
         for row in rows:
             row.pop("created_at", None)
             if isinstance(row.get("schema"), str):
@@ -434,7 +450,9 @@ class Run:
 
     @property
     def artifacts(self) -> list[dict[str, Any]]:
-        rows = self.store.artifacts_of(self.run_id) + [dict(a) for a in self._buffer.artifacts]
+        rows = run_store.artifacts_of(self.store, self.run_id) + [
+            dict(a) for a in self._buffer.artifacts
+        ]
         for row in rows:
             if isinstance(row.get("meta"), str):
                 row["meta"] = json.loads(row["meta"])
@@ -454,7 +472,7 @@ class Run:
     @property
     def environment(self) -> dict[str, Any] | None:
         env_id = self._row()["environment_id"]
-        env = None if env_id is None else self.store.environment(env_id)
+        env = None if env_id is None else run_store.environment(self.store, env_id)
         if env is not None:
             env["packages"] = json.loads(env["packages"])
         return env
@@ -462,7 +480,7 @@ class Run:
     @property
     def cell_source(self) -> str | None:
         version = self._row()["cell_version"]
-        return None if version is None else self.store.cell_source(version)
+        return None if version is None else cell_store.cell_source(self.store, version)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -500,6 +518,17 @@ class Run:
             ]
         )
         return f"<table>{rows}</table>"
+
+
+class Logged(NamedTuple):
+    """Counts of what a run logged: params, metrics (latest values), datasets read and
+    written, models."""
+
+    params: int
+    metrics: dict[str, float]
+    inputs: int
+    outputs: int
+    models: int
 
 
 def _round(value: object) -> object:
@@ -557,15 +586,14 @@ def begin_run(
         cell_version = hashlib.sha256(cell_source.encode()).hexdigest()
     git = environment.git_state(folder)
     env = environment.environment_record(folder, _stored_diff(store, git))
-    store.put_environment(env)
     run = Run(store, new_run_id())
-    store.insert_run(
+    run_store.start_run(
+        store,
         {
             "run_id": run.run_id,
-            "experiment_id": store.experiment_id(experiment or DEFAULT_EXPERIMENT),
             "name": name,
             "start_time": time.time(),
-            "user": _user(),
+            "user": environment.current_user(),
             "host": hostname(),
             "pid": os.getpid(),
             "notebook": notebook,
@@ -574,7 +602,9 @@ def begin_run(
             "execution_count": execution_count,
             "environment_id": env["environment_id"],
         },
-        cell_source,
+        experiment=experiment or DEFAULT_EXPERIMENT,
+        environment=env,
+        cell_source=cell_source,
     )
     run._active = True
     _active_runs.append(run)
@@ -602,6 +632,12 @@ def reap(store: Store) -> None:
     reap_dead_runs(store, active_run_ids())
 
 
+def end_tracked_run(run: Run, error: BaseException | None, execution: CellExecution) -> None:
+    """End a run made by a tracked cell with the cell's outcome; ``execution`` (the cell run,
+    its ``run_id`` this run's) is written in the same transaction."""
+    run._finish(Status.of(error), error, execution)
+
+
 def find_run(store: Store, run_id: str) -> Run:
     """The run with this id (or a unique prefix of it): the live handle while it is active in
     this process (what it logged may not be written yet), else a reader of the stored run."""
@@ -611,16 +647,6 @@ def find_run(store: Store, run_id: str) -> Run:
         if active.run_id == full_id and active.store is store:
             return active
     return Run(store, full_id)
-
-
-@functools.cache
-def _user() -> str | None:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return None
 
 
 def _script_path() -> str | None:
@@ -641,6 +667,4 @@ def _end_runs_at_exit() -> None:
             else:
                 run.end()
         except Exception as exc:  # interpreter shutdown: report, do not raise
-            import warnings
-
             warnings.warn(f"nbmlops could not end run {run.run_id}: {exc}", stacklevel=1)

@@ -6,7 +6,7 @@ one row per run instead of one per value, and parses no number from text: that c
 against ~70 ms for this packing (and ~300 ms for the long rows). A summary is
 
 - ``layout``: JSON ``[param keys, param kinds, metric keys, tag keys]``, each list sorted by key;
-  ``kinds`` has one letter per param: ``i`` integer, ``f`` float, ``b`` bool, ``s`` text. Runs of
+  ``kinds`` has one letter per param (:func:`nbmlops._params.param_kind`). Runs of
   the same code share the same layout text, so each distinct layout is parsed once per read.
 - ``numbers``: little-endian float64, one per param (NaN for a text param), then one per metric
   (its latest value, NaN for NaN).
@@ -25,6 +25,8 @@ import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nbmlops._params import Kind, number_text, param_kind
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -42,18 +44,8 @@ RUN_COLUMNS = (
 
 # Kind codes of the number slots: a param's kind, or "m" for a metric.
 _KINDS = "ifbsm"
-_INT, _FLOAT, _BOOL, _TEXT = (_KINDS.index(kind) for kind in "ifbs")
-
-
-def _param_kind(text: str, number: float | None) -> str:
-    """The same reading of a stored param as ``capture.run.decode_param``."""
-    if number is None:
-        return "s"
-    if text in ("True", "False"):
-        return "b"
-    if text.lstrip("-").isdigit():
-        return "i"
-    return "f"
+_FLOAT, _BOOL, _TEXT = (_KINDS.index(kind) for kind in "fbs")
+_PARAM_KINDS: tuple[Kind, ...] = ("i", "f", "b", "s")
 
 
 def _compact_json(value: object) -> str:
@@ -71,7 +63,7 @@ def refresh_summary(conn: sqlite3.Connection, run_id: str) -> None:
     tags = conn.execute(
         "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", (run_id,)
     ).fetchall()
-    kinds = "".join(_param_kind(text, number) for _, text, number in params)
+    kinds = "".join(param_kind(text, number) for _, text, number in params)
     keys = [[p[0] for p in params], kinds, [m[0] for m in metrics], [t[0] for t in tags]]
     numbers = [math.nan if p[2] is None else p[2] for p in params]
     numbers += [math.nan if m[1] is None else m[1] for m in metrics]
@@ -186,7 +178,8 @@ def build_runs_frame(
         for group in groups:
             for j in np.flatnonzero((group.slots == c) & (group.kinds != _TEXT)):
                 cells = np.empty(len(group.rows), dtype=object)
-                cells[:] = [_number_text(group.kinds[j], v) for v in group.numbers[:, j].tolist()]
+                kind = _PARAM_KINDS[group.kinds[j]]
+                cells[:] = [number_text(kind, v) for v in group.numbers[:, j].tolist()]
                 column[group.rows[:, 0]] = cells
         frame_columns[f"params.{key}"] = column
     for key in sorted(k for section, k in columns.numbers if section == "metrics"):
@@ -220,12 +213,3 @@ def _integers(numbers: Any) -> Any:
 
     missing = np.isnan(numbers)
     return pd.arrays.IntegerArray(np.where(missing, 0, numbers).astype("int64"), missing)
-
-
-def _number_text(kind: int, value: float) -> str:
-    """A number param's stored text (``capture.run.encode_param``), for a text column."""
-    if kind == _INT:
-        return str(int(value))
-    if kind == _BOOL:
-        return str(bool(value))
-    return repr(value)

@@ -7,10 +7,14 @@ Times are UTC seconds since the epoch (REAL); use ``datetime(start_time, 'unixep
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from nbmlops.store.frames import refresh_summary
+
 if TYPE_CHECKING:
-    from sqlite_utils import Database
+    from sqlite_utils import Database, Migrations
 
 MIGRATION_SET = "nbmlops"
 
@@ -297,8 +301,6 @@ BEGIN SELECT RAISE(ABORT, 'object_chunks are never deleted'); END;
 
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
-    import sqlite3
-
     statement = ""
     for line in script.splitlines(keepends=True):
         statement += line
@@ -307,62 +309,61 @@ def _run_script(db: Database, script: str) -> None:
             statement = ""
 
 
-def register(migrations: object) -> None:
-    """Attach the schema's migrations, in order, to a ``sqlite_utils.Migrations`` set."""
-    from sqlite_utils import Migrations
-
-    assert isinstance(migrations, Migrations)
-
-    @migrations(name="0001_initial")
-    def _initial(db: Database) -> None:
-        _run_script(db, V1_SCHEMA)
-
-    @migrations(name="0002_cell_executions")
-    def _cell_executions(db: Database) -> None:
-        _run_script(db, V2_CELL_EXECUTIONS)
-
-    @migrations(name="0003_registry")
-    def _registry(db: Database) -> None:
-        _run_script(db, V3_REGISTRY)
-
-    @migrations(name="0004_drift")
-    def _drift(db: Database) -> None:
-        _run_script(db, V4_DRIFT)
-
-    @migrations(name="0005_run_summaries")
-    def _run_summaries(db: Database) -> None:
-        # The backfill writes summaries in the current format; a later change of the format
-        # needs a migration that rewrites them all.
-        from nbmlops.store.frames import refresh_summary
-
-        _run_script(db, V5_RUN_SUMMARIES)
-        run_ids = db.execute(
-            "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM params "
-            "UNION SELECT run_id FROM latest_metrics UNION SELECT run_id FROM tags)"
-        ).fetchall()
-        for (run_id,) in run_ids:
-            refresh_summary(db.conn, run_id)
-
-    @migrations(name="0006_object_digests")
-    def _object_digests(db: Database) -> None:
-        _run_script(db, V6_OBJECT_DIGESTS)
-
-    @migrations(name="0007_drift_report_settings")
-    def _drift_report_settings(db: Database) -> None:
-        _run_script(db, V7_DRIFT_REPORT_SETTINGS)
-
-    @migrations(name="0008_object_chunks")
-    def _object_chunks(db: Database) -> None:
-        _run_script(db, V8_OBJECT_CHUNKS)
+def _initial(db: Database) -> None:
+    _run_script(db, V1_SCHEMA)
 
 
-MIGRATION_NAMES = (
-    "0001_initial",
-    "0002_cell_executions",
-    "0003_registry",
-    "0004_drift",
-    "0005_run_summaries",
-    "0006_object_digests",
-    "0007_drift_report_settings",
-    "0008_object_chunks",
+def _cell_executions(db: Database) -> None:
+    _run_script(db, V2_CELL_EXECUTIONS)
+
+
+def _registry(db: Database) -> None:
+    _run_script(db, V3_REGISTRY)
+
+
+def _drift(db: Database) -> None:
+    _run_script(db, V4_DRIFT)
+
+
+def _run_summaries(db: Database) -> None:
+    # The backfill writes summaries in the current format; a later change of the format
+    # needs a migration that rewrites them all.
+    _run_script(db, V5_RUN_SUMMARIES)
+    run_ids = db.execute(
+        "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM params "
+        "UNION SELECT run_id FROM latest_metrics UNION SELECT run_id FROM tags)"
+    ).fetchall()
+    for (run_id,) in run_ids:
+        refresh_summary(db.conn, run_id)
+
+
+def _object_digests(db: Database) -> None:
+    _run_script(db, V6_OBJECT_DIGESTS)
+
+
+def _drift_report_settings(db: Database) -> None:
+    _run_script(db, V7_DRIFT_REPORT_SETTINGS)
+
+
+def _object_chunks(db: Database) -> None:
+    _run_script(db, V8_OBJECT_CHUNKS)
+
+
+# In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
+MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
+    ("0001_initial", _initial),
+    ("0002_cell_executions", _cell_executions),
+    ("0003_registry", _registry),
+    ("0004_drift", _drift),
+    ("0005_run_summaries", _run_summaries),
+    ("0006_object_digests", _object_digests),
+    ("0007_drift_report_settings", _drift_report_settings),
+    ("0008_object_chunks", _object_chunks),
 )
+MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
+
+
+def register(migrations: Migrations) -> None:
+    """Attach the schema's migrations, in order, to a ``sqlite_utils.Migrations`` set."""
+    for name, apply in MIGRATIONS:
+        migrations(name=name)(apply)
