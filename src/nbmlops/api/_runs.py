@@ -53,42 +53,56 @@ def end_run(status: str = "finished") -> None:
 
 
 def active_run() -> Run | None:
+    """The innermost run active in this process, or None."""
     return _run.active_run()
 
 
 def log_param(key: str, value: object) -> None:
+    """Record a param of the active run (numbers stay numbers; other values as text or
+    JSON). Logging a key again replaces its value."""
     _run.require_active_run("log_param").log_param(key, value)
 
 
 def log_params(params: Mapping[str, object]) -> None:
+    """Record several params of the active run at once (see :func:`log_param`)."""
     _run.require_active_run("log_params").log_params(params)
 
 
 def log_metric(key: str, value: object, step: int | None = None) -> None:
+    """Record a metric value of the active run; without ``step``, each call takes the next
+    step. ``runs()`` shows the latest step's value, ``Run.metric_history`` all of them."""
     _run.require_active_run("log_metric").log_metric(key, value, step)
 
 
 def log_metrics(metrics: Mapping[str, object], step: int | None = None) -> None:
+    """Record several metrics of the active run at once (see :func:`log_metric`)."""
     _run.require_active_run("log_metrics").log_metrics(metrics, step)
 
 
 def set_tag(key: str, value: object) -> None:
+    """Tag the active run (the value is kept as text); setting a key again replaces it."""
     _run.require_active_run("set_tag").set_tag(key, value)
 
 
 def log_dataset(obj_or_path: object, name: str | None = None, role: str = "input") -> str:
+    """Record the content fingerprint of a DataFrame, array or file the active run read
+    (``role="input"``) or wrote (``"output"``); returns the fingerprint."""
     return _run.require_active_run("log_dataset").log_dataset(obj_or_path, name, role)
 
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> str:
+    """Copy a file into the store for the active run; returns its sha256."""
     return _run.require_active_run("log_artifact").log_artifact(path, name)
 
 
 def log_figure(fig: Any, name: str) -> str:
+    """Save a matplotlib figure of the active run as PNG; returns its sha256."""
     return _run.require_active_run("log_figure").log_figure(fig, name)
 
 
 def log_model(model: Any, name: str) -> str:
+    """Save a fitted model of the active run, with the library versions needed to load it;
+    returns its sha256. Register it with :func:`register_model`."""
     return _run.require_active_run("log_model").log_model(model, name)
 
 
