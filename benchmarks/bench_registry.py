@@ -19,7 +19,7 @@ issue; ratio = MLflow time / nbmlops time):
    A pickle this small has two chunks and loads whole: read, BLAKE3 of the whole file, unpickle.
 4. The same for the large forest, which loads chunk by chunk: a reader thread reads and BLAKE3s
    chunk k+1 while this thread unpickles chunk k, which was verified before (see
-   ``nbmlops/registry/loading.py``): >= 1 GB/s.
+   ``nbmlops/registry/_chunked_load.py``): >= 1 GB/s.
 
 Under cases 3 and 4, for information: for the small forest its load without the bookkeeping
 (read + BLAKE3 of the whole file, then ``pickle.loads``) and the sha256 check (what versions
@@ -155,7 +155,7 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
 
     import nbmlops as nbm
     from nbmlops import api
-    from nbmlops.registry import loading
+    from nbmlops.registry import _chunked_load
     from nbmlops.store.objects import ChunkDigests
 
     store = nbm.set_store(workdir / ".nbmlops")
@@ -216,7 +216,7 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
             assert ChunkDigests.of(f.read(), step) == big.chunks
 
     def whole_file_load(i: int) -> object:  # load_model as before chunk digests
-        with mock.patch.object(loading, "_chunked", lambda mv: False):
+        with mock.patch.object(_chunked_load, "applies", lambda mv: False):
             return api.load_model(f"big-{i % versions}/1", consumer="bench")
 
     data = verify_large(0)

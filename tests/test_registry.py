@@ -28,6 +28,7 @@ from nbmlops.errors import (
     RegistryError,
 )
 from nbmlops.registry.serialization import dump_model, load_model_bytes, pickle_globals
+from nbmlops.store import runs as run_sql
 from pickle_bomb import Bomb
 
 
@@ -338,7 +339,7 @@ def test_loading_with_other_library_versions_warns(home: Path):
     meta["libraries"] = {"scikit-learn": "0.0.1", "python": "3.11.0"}
     artifact = {"name": "old", "kind": "model", "sha256": digest, "size": size}
     artifact.update(media_type=None, meta=json.dumps(meta), created_at=time.time())
-    store.write_run_data(run.run_id, artifacts=[artifact])
+    run_sql.write_run_data(store, run.run_id, artifacts=[artifact])
     mv = reg.register_model(run.run_id, "old", format="pickle")
     with pytest.warns(LibraryVersionWarning, match=r"saved with scikit-learn 0.0.1; .* has scikit"):
         assert isinstance(reg.load_model(mv.ref), Ridge)

@@ -130,7 +130,7 @@ def test_rules_file_git_state_is_recorded_and_uncommitted_rules_are_flagged(
     rules.write_text(RULES)
     git(tmp_path, "init", "-q")
     good, weak = two_versions()
-    assert reg.evaluate_rules("wine", good.version).rules_file.git_status == "untracked"
+    assert reg.promote("wine", good.version, dry_run=True).rules_file.git_status == "untracked"
     git(tmp_path, "add", "nbmlops.toml")
     git(tmp_path, "commit", "-q", "-m", "rules")
     head = git(tmp_path, "rev-parse", "HEAD").strip()
@@ -156,7 +156,7 @@ def test_the_evaluated_rules_file_is_kept_by_its_hash(home: Path, tmp_path: Path
 def test_a_dry_run_records_and_moves_nothing(home: Path, tmp_path: Path, db: sqlite3.Connection):
     (tmp_path / "nbmlops.toml").write_text(RULES)
     good, _ = two_versions()
-    decision = reg.evaluate_rules("wine", good.version)
+    decision = reg.promote("wine", good.version, dry_run=True)
     assert decision.dry_run and decision.passed and decision.event_id is None
     assert "would become @champion" in repr(decision)
     assert (
@@ -227,7 +227,7 @@ def test_alias_moves_are_events_and_who_served_takes_several_time_forms(home: Pa
 def test_deprecated_versions_load_with_a_warning_and_are_not_promoted(home: Path, tmp_path: Path):
     (tmp_path / "nbmlops.toml").write_text(RULES)
     good, _ = two_versions()
-    reg.deprecate("wine", good.version, "trained on 2024 data")
+    reg.deprecate_model_version("wine", good.version, "trained on 2024 data")
     with pytest.warns(DeprecatedModelWarning, match=r"wine/1 is deprecated \(trained on 2024"):
         assert isinstance(reg.load_model("wine/1"), RandomForestRegressor)
     decision = reg.promote("wine", good.version)
@@ -285,7 +285,7 @@ def test_consumers_lists_who_loaded_a_version(home: Path, monkeypatch: pytest.Mo
 def test_deprecation_needs_a_reason(home: Path):
     two_versions()
     with pytest.raises(RegistryError, match="deprecate needs a reason"):
-        reg.deprecate("wine", 1, " ")
+        reg.deprecate_model_version("wine", 1, " ")
 
 
 def test_decision_reprs_show_every_rule(home: Path, tmp_path: Path):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nbmlops.errors import RulesFileError
-from nbmlops.registry.rules import Subject, evaluate, find_rules_file, load_rules, parse_rule
+from nbmlops.registry.rule_language import Subject, evaluate, parse_rule
+from nbmlops.registry.rules_file import find_rules_file, load_rules
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -7,8 +7,17 @@ Use it from a notebook with ``%load_ext nbmlops``, or from any script::
         nbm.log_param("lr", 0.01)
         nbm.log_metric("auc", 0.91)
     nbm.runs("metrics.auc > 0.9")
+
+This module lists the public API and nothing else: the functions of :mod:`nbmlops.api`, the
+panels, the result types they return, the store handle, and every error and warning nbmlops
+raises. ``import nbmlops`` stays light (no pandas, numpy, matplotlib, scikit-learn...): the
+types whose modules need those are imported on first use (``_LAZY`` below).
 """
 
+import importlib as _importlib
+import typing as _typing
+
+from nbmlops._version import __version__
 from nbmlops.api import (
     active_run,
     cell_diff,
@@ -19,9 +28,8 @@ from nbmlops.api import (
     compare_runs,
     consumers,
     delete_model_version,
-    deprecate,
+    deprecate_model_version,
     end_run,
-    evaluate_rules,
     get_model_version,
     get_run,
     get_store,
@@ -50,8 +58,31 @@ from nbmlops.api import (
     start_run,
     who_served,
 )
+from nbmlops.capture.history import CellDiff
 from nbmlops.capture.run import Run
-from nbmlops.errors import NbmlopsError
+from nbmlops.compare import Comparison
+from nbmlops.errors import (
+    AmbiguousIdError,
+    ArtifactIntegrityError,
+    DeprecatedModelWarning,
+    DriftInputError,
+    FilterSyntaxError,
+    LibraryVersionWarning,
+    ModelInUseError,
+    ModelNotFoundError,
+    NbmlopsError,
+    NbmlopsWarning,
+    NoActiveRunError,
+    NotFittedError,
+    NotFoundError,
+    ReadOnlyQueryError,
+    RegistryError,
+    RulesFileError,
+    RunNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
 from nbmlops.panels import (
     cell_history_panel,
     compare_panel,
@@ -59,12 +90,51 @@ from nbmlops.panels import (
     models_panel,
     runs_panel,
 )
+from nbmlops.provenance import Lineage
+from nbmlops.registry.model_version import ModelVersion
+from nbmlops.registry.promotion import PromotionDecision
+from nbmlops.registry.rule_language import RuleResult
+from nbmlops.registry.rules_file import RulesFile
+from nbmlops.store import Store, StoreLike
 
-__version__ = "0.1.0"
+if _typing.TYPE_CHECKING:
+    from nbmlops.drift.report import DriftReport
+
+# Public names whose modules import pandas or numpy: imported when first asked for.
+_LAZY = {"DriftReport": "nbmlops.drift.report"}
 
 __all__ = [
+    "AmbiguousIdError",
+    "ArtifactIntegrityError",
+    "CellDiff",
+    "Comparison",
+    "DeprecatedModelWarning",
+    "DriftInputError",
+    "DriftReport",
+    "FilterSyntaxError",
+    "LibraryVersionWarning",
+    "Lineage",
+    "ModelInUseError",
+    "ModelNotFoundError",
+    "ModelVersion",
     "NbmlopsError",
+    "NbmlopsWarning",
+    "NoActiveRunError",
+    "NotFittedError",
+    "NotFoundError",
+    "PromotionDecision",
+    "ReadOnlyQueryError",
+    "RegistryError",
+    "RuleResult",
+    "RulesFile",
+    "RulesFileError",
     "Run",
+    "RunNotFoundError",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLike",
+    "StoreLockedError",
     "__version__",
     "active_run",
     "cell_diff",
@@ -77,10 +147,9 @@ __all__ = [
     "compare_runs",
     "consumers",
     "delete_model_version",
-    "deprecate",
+    "deprecate_model_version",
     "drift_panel",
     "end_run",
-    "evaluate_rules",
     "get_model_version",
     "get_run",
     "get_store",
@@ -115,14 +184,29 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    """Import the public types of ``_LAZY`` on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def load_ipython_extension(shell: object) -> None:
     """``%load_ext nbmlops``: register ``%%track``, ``%nbmlops`` and the cell-history hooks."""
-    from nbmlops import magics
+    from nbmlops import magics  # imports IPython: kept out of import nbmlops
 
     magics.load(shell)
 
 
 def unload_ipython_extension(shell: object) -> None:
-    from nbmlops import magics
+    """``%unload_ext nbmlops``: remove what :func:`load_ipython_extension` registered."""
+    from nbmlops import magics  # imports IPython: kept out of import nbmlops
 
     magics.unload(shell)

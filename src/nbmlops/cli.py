@@ -20,6 +20,7 @@ import click
 
 from nbmlops import api
 from nbmlops.errors import NbmlopsError
+from nbmlops.headless import execute_notebook
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -239,9 +240,8 @@ def execute_cmd(
     allow_errors: bool,
 ) -> None:
     """Run a notebook headless in a fresh kernel; its %%track cells are recorded."""
+    # nbclient and the kernel machinery take a second to import: only this command needs them.
     from nbclient.exceptions import CellExecutionError
-
-    from nbmlops.headless import execute_notebook
 
     target = notebook if inplace else output
     try:
@@ -260,8 +260,6 @@ def execute_cmd(
 @_clean_errors
 def models_cmd(store: str | None, fmt: str) -> None:
     """List registered models with their latest version and aliases."""
-    from nbmlops import api
-
     _echo_frame(api.models(store=store), fmt, "No registered models.")
 
 
@@ -276,8 +274,6 @@ def model_group() -> None:
 @_clean_errors
 def model_show_cmd(store: str | None, ref: str) -> None:
     """Show one version: NAME (latest), NAME/VERSION or NAME@ALIAS."""
-    from nbmlops import api
-
     record = api.get_model_version(ref, store=store).to_dict()
     width = max(len(k) for k in record)
     for key, value in record.items():
@@ -292,8 +288,6 @@ def model_show_cmd(store: str | None, ref: str) -> None:
 @_clean_errors
 def model_versions_cmd(store: str | None, name: str, fmt: str) -> None:
     """List the versions of model NAME."""
-    from nbmlops import api
-
     _echo_frame(api.model_versions(name, store=store), fmt, f"No versions of {name}.")
 
 
@@ -304,8 +298,6 @@ def model_versions_cmd(store: str | None, name: str, fmt: str) -> None:
 @_clean_errors
 def model_history_cmd(store: str | None, name: str, fmt: str) -> None:
     """Every event of model NAME: registrations, alias moves, promotion decisions, deprecations."""
-    from nbmlops import api
-
     _echo_frame(api.model_history(name, store=store), fmt, f"No history for {name}.")
 
 
@@ -320,8 +312,6 @@ def model_register_cmd(
     store: str | None, run_id: str, name: str, artifact: str | None, description: str | None
 ) -> None:
     """Register the model logged by RUN_ID as a new version of NAME."""
-    from nbmlops import api
-
     version = api.register_model(run_id, name, description, artifact=artifact, store=store)
     click.echo(f"{version.name}/{version.version} sha256 {version.sha256[:16]} ({version.format})")
 
@@ -337,8 +327,6 @@ def model_alias_cmd(
     store: str | None, name: str, alias: str, version: int | None, remove: bool
 ) -> None:
     """Point NAME@ALIAS at VERSION (or remove the alias)."""
-    from nbmlops import api
-
     if remove:
         api.remove_alias(name, alias, store=store)
         click.echo(f"{name}@{alias} removed")
@@ -362,8 +350,6 @@ def model_promote_cmd(
     """Evaluate the promotion rules for NAME/VERSION; move the alias only if all pass.
 
     Exits with status 1 when a rule fails."""
-    from nbmlops import api
-
     decision = api.promote(name, version, rules_path=rules_path, dry_run=dry_run, store=store)
     click.echo(str(decision))
     if not decision.passed:
@@ -378,8 +364,6 @@ def model_promote_cmd(
 @_clean_errors
 def model_who_served_cmd(store: str | None, name: str, alias: str, at: str) -> None:
     """Which version NAME@ALIAS pointed at, at a past moment."""
-    from nbmlops import api
-
     moment: str | float = float(at) if at.replace(".", "", 1).isdigit() else at
     version = api.who_served(name, alias, moment, store=store)
     click.echo(f"{name}/{version.version}" if version else f"{name}@{alias} pointed nowhere")
@@ -393,9 +377,7 @@ def model_who_served_cmd(store: str | None, name: str, alias: str, at: str) -> N
 @_clean_errors
 def model_deprecate_cmd(store: str | None, name: str, version: int, reason: str) -> None:
     """Deprecate NAME/VERSION: it stays loadable, with a warning."""
-    from nbmlops import api
-
-    api.deprecate(name, version, reason, store=store)
+    api.deprecate_model_version(name, version, reason, store=store)
     click.echo(f"{name}/{version} deprecated: {reason}")
 
 
@@ -416,8 +398,6 @@ def model_delete_cmd(
     store: str | None, name: str, version: int, window_days: float, reason: str | None
 ) -> None:
     """Delete NAME/VERSION (refused while an alias points at it or it is still in use)."""
-    from nbmlops import api
-
     api.delete_model_version(name, version, window=window_days * 86400, reason=reason, store=store)
     click.echo(f"{name}/{version} deleted")
 
@@ -430,8 +410,6 @@ def model_delete_cmd(
 @_clean_errors
 def model_consumers_cmd(store: str | None, name: str, version: int, fmt: str) -> None:
     """Who loaded NAME/VERSION, most recent first."""
-    from nbmlops import api
-
     _echo_frame(api.consumers(name, version, store=store), fmt, "Nobody loaded it.")
 
 

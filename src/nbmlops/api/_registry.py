@@ -6,8 +6,14 @@ default store) and calls one function of :mod:`nbmlops.registry`::
     mv = nbm.register_model(run_id, "wine")           # ModelVersion wine/1 (immutable)
     nbm.promote("wine", 1)                            # rules from nbmlops.toml; PromotionDecision
     model = nbm.load_model("wine@champion")           # verified before it is deserialised
+    nbm.promote("wine", 2, dry_run=True)              # what the rules would decide; records nothing
     nbm.model_history("wine")                         # every event, with the rules' reasons
     nbm.who_served("wine", "champion", at="2026-05-01T12:00Z")
+
+The verbs: ``promote(..., dry_run=True)`` previews a promotion; ``deprecate_model_version`` and
+``delete_model_version`` are the pair that retires a version (named after the version, as
+``get_model_version`` and ``register_model`` are, because a bare ``nbm.delete`` would not say
+what it deletes once runs, datasets and features live in the same namespace).
 """
 
 from __future__ import annotations
@@ -19,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture.run import Run
-from nbmlops.registry import events, lifecycle, loading, promotion, versions
+from nbmlops.registry import events, lifecycle, listings, loading, promotion, registering
 from nbmlops.registry.events import Moment
 from nbmlops.registry.lifecycle import DEFAULT_WINDOW
+from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.promotion import PromotionDecision
-from nbmlops.registry.rules import RulesFile
-from nbmlops.registry.versions import ModelVersion
+from nbmlops.registry.rules_file import RulesFile
 from nbmlops.store import StoreLike, open_store
 
 if TYPE_CHECKING:
@@ -51,7 +57,7 @@ def register_model(
     """
     if store is None and isinstance(run_id_or_model, Run):
         store = run_id_or_model.store
-    return versions.register(
+    return registering.register(
         open_store(store), run_id_or_model, name, description, artifact=artifact, format=format
     )
 
@@ -61,7 +67,7 @@ def get_model_version(
 ) -> ModelVersion:
     """The version ``ref`` names: ``"name/3"``, ``"name@alias"``, or ``"name"`` (the newest not
     deleted); ``get_model_version("name", 3)`` works too."""
-    return versions.resolve(open_store(store), ref, version)
+    return resolve(open_store(store), ref, version)
 
 
 def load_model(
@@ -96,13 +102,13 @@ def load_model(
 def models(*, store: StoreLike = None) -> pd.DataFrame:
     """Registered models: name, latest_version, versions, aliases, description, created_at,
     updated_at."""
-    return versions.models_frame(open_store(store))
+    return listings.models_frame(open_store(store))
 
 
 def model_versions(name: str, *, store: StoreLike = None) -> pd.DataFrame:
     """Every version of ``name`` with aliases, status, class, format, size, sha256, run and
     ``metrics.<k>`` columns."""
-    return versions.versions_frame(open_store(store), name)
+    return listings.versions_frame(open_store(store), name)
 
 
 def set_alias(name: str, alias: str, version: int, *, store: StoreLike = None) -> ModelVersion:
@@ -140,20 +146,10 @@ def promote(
     """Evaluate the ``[rules.<name>]`` table of ``nbmlops.toml`` (found from the store's folder
     upwards, or ``rules_path``) for ``name``/``version``; move its ``promote_to`` alias only if
     every rule passes. The decision, each rule's reason and the rules file's git commit (flagged
-    when the file has uncommitted changes) are recorded in the history unless ``dry_run``."""
+    when the file has uncommitted changes) are recorded in the history. ``dry_run=True`` says
+    what would be decided, rule by rule, and records and moves nothing."""
     path = None if rules_path is None else Path(rules_path)
     return promotion.promote(open_store(store), name, version, rules_path=path, dry_run=dry_run)
-
-
-def evaluate_rules(
-    name: str,
-    version: int,
-    *,
-    rules_path: str | os.PathLike[str] | None = None,
-    store: StoreLike = None,
-) -> PromotionDecision:
-    """What :func:`promote` would decide, rule by rule; records and moves nothing."""
-    return promote(name, version, rules_path=rules_path, dry_run=True, store=store)
 
 
 def check_rules(
@@ -165,9 +161,12 @@ def check_rules(
     return promotion.check_rules(open_store(store), path)
 
 
-def deprecate(name: str, version: int, reason: str, *, store: StoreLike = None) -> ModelVersion:
-    """Mark a version deprecated: it stays loadable, with a DeprecatedModelWarning."""
-    return lifecycle.deprecate(open_store(store), name, version, reason)
+def deprecate_model_version(
+    name: str, version: int, reason: str, *, store: StoreLike = None
+) -> ModelVersion:
+    """Mark a version deprecated for ``reason``: it stays loadable, with a
+    DeprecatedModelWarning, until its consumers have moved and it can be deleted."""
+    return lifecycle.deprecate_version(open_store(store), name, version, reason)
 
 
 def delete_model_version(

@@ -12,6 +12,8 @@ Current state follows commit order (``event_id``); a past moment is looked up by
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import getpass
 import json
 import time
 import warnings
@@ -19,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture.liveness import hostname
 from nbmlops.errors import DeprecatedModelWarning, ModelNotFoundError, RegistryError
-from nbmlops.registry.versions import ModelVersion, check_alias, check_name, current_user, resolve
+from nbmlops.registry.model_version import ModelVersion, check_alias, check_name, resolve
+from nbmlops.store import Store
 from nbmlops.store import registry as sql
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from nbmlops.store import Store
 
 Moment = float | int | str | dt.datetime
 
@@ -63,12 +64,13 @@ def who_served(store: Store, name: str, alias: str, at: Moment) -> ModelVersion 
     check_alias(alias)
     resolve(store, check_name(name))
     event = sql.alias_target_at(store, name, alias, to_seconds(at))
-    if event is None or event["kind"] != "alias_set":
+    if event is None or event.kind != "alias_set":
         return None
-    return resolve(store, f"{name}/{event['version']}")
+    return resolve(store, f"{name}/{event.version}")
 
 
 def to_seconds(at: Moment) -> float:
+    """``at`` as UTC seconds since the epoch (a naive datetime is read as UTC)."""
     if isinstance(at, bool):
         raise TypeError("at must be a time, not a bool")
     if isinstance(at, int | float):
@@ -87,6 +89,15 @@ def to_seconds(at: Moment) -> float:
     raise TypeError(f"at must be seconds, a datetime or an ISO string, not {type(at).__name__}")
 
 
+@functools.cache
+def current_user() -> str | None:
+    """The login name that events and registrations record as their actor (None if unknown)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
 def new_event(
     name: str,
     kind: str,
@@ -95,6 +106,7 @@ def new_event(
     alias: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A ``model_events`` row to write: who (the current user, this host) and when (now)."""
     return {
         "name": name,
         "version": version,
@@ -113,31 +125,31 @@ def new_event(
 def history(store: Store, name: str) -> pd.DataFrame:
     """Every event of ``name``, oldest first: ``event_id, at, kind, version, alias, actor,
     host, summary`` and the decoded ``payload`` (rule results of promotions, reasons...)."""
-    import pandas as pd
+    import pandas as pd  # heavy: kept out of import nbmlops
 
     check_name(name)
-    if sql.model_row(store, name) is None:
+    if not sql.model_exists(store, name):
         resolve(store, name)  # raises ModelNotFoundError with the list of models
     rows = sql.events_of(store, name)
-    payloads = [json.loads(r["payload"]) if r["payload"] else {} for r in rows]
+    payloads = [json.loads(r.payload) if r.payload else {} for r in rows]
     return pd.DataFrame(
         {
-            "event_id": [r["event_id"] for r in rows],
-            "at": pd.to_datetime([r["at"] for r in rows], unit="s", utc=True),
-            "kind": [r["kind"] for r in rows],
-            "version": pd.array([r["version"] for r in rows], dtype="Int64"),
-            "alias": [r["alias"] for r in rows],
-            "actor": [r["actor"] for r in rows],
-            "host": [r["host"] for r in rows],
+            "event_id": [r.event_id for r in rows],
+            "at": pd.to_datetime([r.at for r in rows], unit="s", utc=True),
+            "kind": [r.kind for r in rows],
+            "version": pd.array([r.version for r in rows], dtype="Int64"),
+            "alias": [r.alias for r in rows],
+            "actor": [r.actor for r in rows],
+            "host": [r.host for r in rows],
             "summary": [summarise(r, p) for r, p in zip(rows, payloads, strict=True)],
             "payload": payloads,
         }
     )
 
 
-def summarise(event: dict[str, Any], payload: dict[str, Any]) -> str:
+def summarise(event: sql.EventRow, payload: dict[str, Any]) -> str:
     """One line saying what an event did, for the history table, the panel and the CLI."""
-    kind, version, alias = event["kind"], event["version"], event["alias"]
+    kind, version, alias = event.kind, event.version, event.alias
     if kind == "registered":
         source = payload.get("source") or {}
         origin = (
@@ -168,6 +180,7 @@ def summarise(event: dict[str, Any], payload: dict[str, Any]) -> str:
 
 
 def current_champion(store: Store, name: str, alias: str) -> ModelVersion | None:
+    """The version ``name@alias`` points at now, or None."""
     version = sql.alias_target(store, name, alias)
     if version is None:
         return None

@@ -17,20 +17,18 @@ import time
 from typing import TYPE_CHECKING
 
 from nbmlops.errors import ModelInUseError, RegistryError
-from nbmlops.registry.events import new_event, to_seconds
-from nbmlops.registry.versions import ModelVersion, resolve
+from nbmlops.registry.events import Moment, new_event, to_seconds
+from nbmlops.registry.model_version import ModelVersion, resolve
+from nbmlops.store import Store
 from nbmlops.store import registry as sql
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nbmlops.registry.events import Moment
-    from nbmlops.store import Store
-
 DEFAULT_WINDOW = dt.timedelta(days=30)  # a load this recent blocks deleting the version
 
 
-def deprecate(store: Store, name: str, version: int | str, reason: str) -> ModelVersion:
+def deprecate_version(store: Store, name: str, version: int | str, reason: str) -> ModelVersion:
     """Mark ``name``/``version`` deprecated for ``reason``; it stays loadable, with a warning."""
     if not isinstance(reason, str) or not reason.strip():
         raise RegistryError("deprecate needs a reason, e.g. 'replaced by version 4 (lower MAE)'.")
@@ -71,15 +69,14 @@ def delete_version(
     if loads:
         days = seconds / 86400
         who = "; ".join(
-            f"{row['consumer']} on {row['host']} (last {_when(row['last_load'])})"
-            for row in loads[:5]
+            f"{row.consumer} on {row.host} (last {_when(row.last_load)})" for row in loads[:5]
         )
         more = f" and {len(loads) - 5} more" if len(loads) > 5 else ""
         raise ModelInUseError(
             f"{mv.ref} cannot be deleted: {len(loads)} consumer{'s' if len(loads) > 1 else ''} "
             f"loaded it in the last {days:g} days: {who}{more}. Deprecate it "
-            f"(nbmlops.deprecate) so they get a warning, and delete it once they have moved, or "
-            "pass a shorter window.",
+            "(nbmlops.deprecate_model_version) so they get a warning, and delete it once they "
+            "have moved, or pass a shorter window.",
             mv.name,
             mv.version,
         )
@@ -90,7 +87,7 @@ def consumers(
 ) -> pd.DataFrame:
     """Who loaded ``name``/``version``: one row per consumer and host with ``loads``,
     ``first_load``, ``last_load`` and ``last_pid``, most recent first."""
-    import pandas as pd
+    import pandas as pd  # heavy: kept out of import nbmlops
 
     mv = resolve(store, f"{name}/{int(version)}")
     rows = sql.consumers_of(
@@ -98,12 +95,12 @@ def consumers(
     )
     return pd.DataFrame(
         {
-            "consumer": [r["consumer"] for r in rows],
-            "host": [r["host"] for r in rows],
-            "loads": [int(r["loads"]) for r in rows],
-            "first_load": pd.to_datetime([r["first_load"] for r in rows], unit="s", utc=True),
-            "last_load": pd.to_datetime([r["last_load"] for r in rows], unit="s", utc=True),
-            "last_pid": [r["last_pid"] for r in rows],
+            "consumer": [r.consumer for r in rows],
+            "host": [r.host for r in rows],
+            "loads": [int(r.loads) for r in rows],
+            "first_load": pd.to_datetime([r.first_load for r in rows], unit="s", utc=True),
+            "last_load": pd.to_datetime([r.last_load for r in rows], unit="s", utc=True),
+            "last_pid": [r.last_pid for r in rows],
         }
     )
 

@@ -10,17 +10,11 @@ deserialised (no second read of the file). Two paths keep it:
   digest (``object_digests``; the sha256 for a version registered before that existed) compared
   before anything is deserialised. A changed artifact raises
   :class:`~nbmlops.errors.ArtifactIntegrityError` and nothing is deserialised.
-* **Chunk by chunk** (larger pickles): a reader thread reads the artifact in fixed-size chunks
-  and compares each chunk's BLAKE3 digest with the one recorded in ``object_chunks``, while this
-  thread unpickles the chunks already verified, so hashing overlaps unpickling on two cores.
-  The unpickler reads from a :class:`~nbmlops.store.objects.VerifiedStream`, which only ever
-  returns bytes of chunks that matched: no byte that failed verification is ever deserialised.
-  The trade-off: when chunk *k* fails (or the file is shorter or longer than recorded), chunks
-  before it may already have been unpickled. Those bytes are authentic (each is exactly what was
-  registered, so unpickling them does only what loading the registered model does), but the
-  load as a whole still raises ``ArtifactIntegrityError``, the objects built so far are
-  discarded, and the model is never returned. A load returns only after every chunk and the
-  file's exact length have been verified.
+* **Chunk by chunk** (larger pickles): :mod:`nbmlops.registry._chunked_load` unpickles chunks as
+  soon as their recorded BLAKE3 digest matched, while a reader thread verifies the next ones; no
+  byte that failed verification is deserialised, and a model is returned only once every chunk
+  and the file's exact length matched (that module says what happens when a later chunk fails,
+  and what it gains).
 
 Both digests are cryptographic hashes whose recorded values live in the database: the trust
 anchor is the same as the sha256's. A version registered before nbmlops recorded BLAKE3 or chunk
@@ -30,6 +24,8 @@ the bytes it just verified, so later loads take the fast path.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import sys
 import time
@@ -37,8 +33,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbmlops.capture.environment import installed_packages
 from nbmlops.capture.liveness import hostname
 from nbmlops.errors import (
     ArtifactIntegrityError,
@@ -49,13 +46,11 @@ from nbmlops.errors import (
     RegistryError,
     StoreError,
 )
-from nbmlops.registry import serialization
-from nbmlops.registry.versions import ModelVersion, resolve
+from nbmlops.registry import _chunked_load, serialization
+from nbmlops.registry.model_version import ModelVersion, resolve
+from nbmlops.store import Store
 from nbmlops.store import registry as sql
-from nbmlops.store.objects import ChunkDigests, VerifiedStream, blake3_hex
-
-if TYPE_CHECKING:
-    from nbmlops.store import Store
+from nbmlops.store.objects import ChunkDigests, blake3_hex
 
 
 def load_model(
@@ -98,14 +93,14 @@ def load_version(
     refuses pickle artifacts outright (for consumers that trust the store's hashes but not its
     authors). ``record=False`` skips the ``model_loads`` row (a read-only store).
     """
-    store = mv._store
+    store = mv.store
     events = sql.lifecycle_events(store, mv.name, mv.version)
-    deleted = [e for e in events if e["kind"] == "deleted"]
+    deleted = [e for e in events if e.kind == "deleted"]
     if deleted:
         raise ModelNotFoundError(
             mv.ref,
             store.db_path,
-            f"it was deleted by {deleted[-1]['actor']} at {_when(deleted[-1]['at'])}; load "
+            f"it was deleted by {deleted[-1].actor} at {_when(deleted[-1].at)}; load "
             f"another version (nbmlops.model_versions({mv.name!r})).",
         )
     if mv.format == serialization.PICKLE and not allow_pickle:
@@ -114,23 +109,21 @@ def load_version(
             "Load it with allow_pickle=True if you trust whoever wrote this store."
         )
     data: bytes | None = None
-    if _chunked(mv):
+    if _chunked_load.applies(mv):
         assert mv.chunks is not None
         with _nothing_deserialised(mv):
             stream = store.objects.open_verified(mv.sha256, mv.chunks)  # checks chunk 0
         with stream:
             _warn_libraries(mv)
-            model = _unpickle_verified(mv, stream)
+            model = _chunked_load.unpickle(mv, stream)
     else:
         with _nothing_deserialised(mv):
             data = store.objects.read_verified(mv.sha256, blake3=mv.blake3)
         _warn_libraries(mv)
         model = serialization.load_model_bytes(data, mv.format, trusted=trusted)
-    deprecations = [e for e in events if e["kind"] == "deprecated"]
+    deprecations = [e for e in events if e.kind == "deprecated"]
     if deprecations:
-        import json
-
-        reason = json.loads(deprecations[-1]["payload"] or "{}").get("reason")
+        reason = json.loads(deprecations[-1].payload or "{}").get("reason")
         warnings.warn(
             f"{mv.ref} is deprecated ({reason}); aliases now: {_alias_text(store, mv.name)}. "
             f"It stays loadable until its consumers have moved (nbmlops.consumers({mv.name!r}, "
@@ -141,12 +134,9 @@ def load_version(
     if record:
         # Digests missing for an older version, from bytes whose recorded digest matched just
         # now: they are as trustworthy as that digest.
-        digest = chunks = None
-        if data is not None and mv.blake3 is None:
-            digest = (mv.sha256, blake3_hex(data), mv.size)
-        if data is not None and mv.chunks is None:
-            chunks = (mv.sha256, ChunkDigests.of(data))
-        _record(store, mv, consumer, digest, chunks)
+        digest = blake3_hex(data) if data is not None and mv.blake3 is None else None
+        chunks = ChunkDigests.of(data) if data is not None and mv.chunks is None else None
+        _record(mv, consumer, digest, chunks)
     return model
 
 
@@ -160,52 +150,8 @@ def _nothing_deserialised(mv: ModelVersion) -> Iterator[None]:
         raise
 
 
-# Fewer chunks than this load whole: each handover between the two threads costs about what
-# hashing a chunk of a small artifact saves (benchmarks/README.md).
-_MIN_CHUNKS = 3
-
-
-def _chunked(mv: ModelVersion) -> bool:
-    """Whether ``mv`` loads chunk by chunk: a pickle of at least ``_MIN_CHUNKS`` chunks with
-    chunk digests (skops archives load whole: a zip is read from its end)."""
-    return (
-        mv.format == serialization.PICKLE
-        and mv.chunks is not None
-        and mv.chunks.count >= _MIN_CHUNKS
-    )
-
-
-def _unpickle_verified(mv: ModelVersion, stream: VerifiedStream) -> Any:
-    """Unpickle from ``stream`` (verified chunks only), then wait until the rest of the artifact
-    and its length are verified too: a model is returned only if the whole artifact matched."""
-    try:
-        model = serialization.unpickle_stream(stream)
-    except Exception:
-        # The artifact failing verification further on explains a failure better: raise that.
-        _finish(mv, stream)
-        raise
-    _finish(mv, stream)
-    return model
-
-
-def _finish(mv: ModelVersion, stream: VerifiedStream) -> None:
-    try:
-        stream.finish()
-    except (ArtifactIntegrityError, StoreError) as exc:
-        if stream.delivered == 0:
-            exc.add_note(f"Model {mv.ref}: nothing was deserialised.")
-        else:
-            exc.add_note(
-                f"Model {mv.ref}: the unpickler had received the first {stream.delivered} bytes, "
-                "all from chunks whose BLAKE3 digest matched the one recorded at registration "
-                "(authentic bytes); no byte that failed verification was deserialised. The load "
-                "failed and the objects built so far were discarded."
-            )
-        raise
-
-
 def _warn_libraries(mv: ModelVersion) -> None:
-    mismatches = serialization.library_mismatches(mv.libraries, _installed())
+    mismatches = serialization.library_mismatches(mv.libraries, installed_packages())
     if mismatches:
         saved = ", ".join(f"{lib} {want}" for lib, want, _ in mismatches)
         here = ", ".join(f"{lib} {have or 'not installed'}" for lib, _, have in mismatches)
@@ -218,11 +164,7 @@ def _warn_libraries(mv: ModelVersion) -> None:
 
 
 def _record(
-    store: Store,
-    mv: ModelVersion,
-    consumer: str | None,
-    digest: tuple[str, str, int] | None,
-    chunks: tuple[str, ChunkDigests] | None = None,
+    mv: ModelVersion, consumer: str | None, blake3: str | None, chunks: ChunkDigests | None
 ) -> None:
     load = {
         "name": mv.name,
@@ -233,7 +175,9 @@ def _record(
         "at": time.time(),
     }
     try:
-        sql.record_load(store, load, digest, chunks)
+        sql.record_load(
+            mv.store, load, sha256=mv.sha256, size=mv.size, blake3=blake3, chunks=chunks
+        )
     except StoreError as exc:
         # The model is loaded; failing here would hide it. Deletion protection cannot see this
         # consumer, which the warning says.
@@ -249,6 +193,7 @@ def current_consumer() -> str:
     """Who is loading: the notebook's path (``JPY_SESSION_NAME``, VS Code's
     ``__vsc_ipynb_file__``, ``NBMLOPS_NOTEBOOK``), else the script, else ``python -c`` or
     ``<interactive>``."""
+    # capture.cell brings the notebook analysis (~30 ms of imports): kept out of import nbmlops.
     from nbmlops.capture.cell import resolve_notebook
 
     vscode = None
@@ -270,18 +215,10 @@ def current_consumer() -> str:
     return str(path.resolve()) if path.exists() else argv0
 
 
-def _installed() -> dict[str, str]:
-    from nbmlops.capture.environment import installed_packages
-
-    return installed_packages()
-
-
 def _alias_text(store: Store, name: str) -> str:
     current = sql.current_aliases(store, name)
     return ", ".join(f"@{a} -> {v}" for a, v in current.items()) or "none"
 
 
 def _when(at: float) -> str:
-    import datetime as dt
-
     return f"{dt.datetime.fromtimestamp(at, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"

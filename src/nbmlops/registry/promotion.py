@@ -15,17 +15,22 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbmlops.errors import RegistryError
-from nbmlops.registry import rules as _rules
 from nbmlops.registry.events import current_champion, new_event
-from nbmlops.registry.rules import RuleResult, RulesSource, Subject
-from nbmlops.registry.versions import ModelVersion, resolve
+from nbmlops.registry.model_version import ModelVersion, resolve
+from nbmlops.registry.rule_language import RuleResult, Subject, evaluate
+from nbmlops.registry.rules_file import (
+    RULES_FILENAME,
+    RulesFile,
+    RulesSource,
+    find_rules_file,
+    load_rules,
+    rules_source,
+)
+from nbmlops.store import Store
 from nbmlops.store import registry as sql
-
-if TYPE_CHECKING:
-    from nbmlops.store import Store
 
 OUTCOMES = ("promoted", "rejected", "unchanged")
 
@@ -156,9 +161,9 @@ def promote(
     mv = resolve(store, f"{name}/{int(version)}")
     if mv.deleted:
         raise RegistryError(f"{mv.ref} was deleted; it cannot be promoted.")
-    rules_file = _rules.load_rules(_rules_path(store, rules_path))
-    model_rules = rules_file.for_model(mv.name)
-    source = _rules.rules_source(rules_file)
+    rules = load_rules(_rules_path(store, rules_path))
+    model_rules = rules.for_model(mv.name)
+    source = rules_source(rules)
     alias = model_rules.promote_to
     champion = current_champion(store, mv.name, alias)
     champion_version = None if champion is None else champion.version
@@ -185,7 +190,7 @@ def promote(
         candidate = _subject(mv, uses_params)
         baseline = None if champion is None else _subject(champion, uses_params)
         results += [
-            _rules.evaluate(
+            evaluate(
                 rule,
                 candidate,
                 baseline,
@@ -209,7 +214,7 @@ def promote(
     )
     if dry_run:
         return decision
-    store.objects.put_bytes(rules_file.data)  # the exact rules, recoverable by their sha256
+    store.objects.put_bytes(rules.data)  # the exact rules, recoverable by their sha256
     payload = {k: v for k, v in decision.to_dict().items() if k not in ("name", "version")}
     payload.pop("event_id")
     event = {**new_event(mv.name, "promotion", version=mv.version, alias=alias), "at": decision.at}
@@ -222,25 +227,18 @@ def promote(
     return replace(decision, event_id=event_id)
 
 
-def evaluate_rules(
-    store: Store, name: str, version: int | str, *, rules_path: str | Path | None = None
-) -> PromotionDecision:
-    """What :func:`promote` would decide, rule by rule, without recording or moving anything."""
-    return promote(store, name, version, rules_path=rules_path, dry_run=True)
-
-
-def check_rules(store: Store, rules_path: str | Path | None = None) -> _rules.RulesFile:
+def check_rules(store: Store, rules_path: str | Path | None = None) -> RulesFile:
     """Parse and check the rules file (for CI): RulesFileError with the line if malformed."""
-    return _rules.load_rules(_rules_path(store, rules_path))
+    return load_rules(_rules_path(store, rules_path))
 
 
 def _rules_path(store: Store, rules_path: str | Path | None) -> Path:
     if rules_path is not None:
         return Path(rules_path)
-    found = _rules.find_rules_file(store.home)
+    found = find_rules_file(store.home)
     if found is None:
         raise RegistryError(
-            f"No {_rules.RULES_FILENAME} found from {store.home} upwards. Create one at the "
+            f"No {RULES_FILENAME} found from {store.home} upwards. Create one at the "
             "project root with a [rules.<model>] table (promote_to, require), commit it, or "
             "pass rules_path=."
         )

@@ -22,6 +22,7 @@ Nothing in this module touches the store; :mod:`nbmlops.registry.loading` verifi
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import json
 import pickle
@@ -103,7 +104,7 @@ def load_model_bytes(data: bytes, format: str, *, trusted: Sequence[str] | None 
     _check_format(format, allow_auto=False)
     if format == PICKLE:
         return pickle.loads(data)
-    import skops.io as sio
+    import skops.io as sio  # takes seconds (it lists every scikit-learn estimator): on use only
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
@@ -205,8 +206,6 @@ def _skops_candidate(globals_: Iterable[str]) -> bool:
 
 @functools.cache
 def _skops_installed() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("skops") is not None
 
 
@@ -214,7 +213,7 @@ def to_skops(model: object, pickled: bytes, globals_: Iterable[str]) -> bytes | 
     """Canonical skops bytes of ``model`` if they load with default trust and round-trip."""
     if not _skops_candidate(globals_):
         return None
-    import skops.io as sio
+    import skops.io as sio  # takes seconds (it lists every scikit-learn estimator): on use only
 
     try:
         data = canonical_skops(sio.dumps(model))
@@ -234,7 +233,7 @@ def canonical_skops(data: bytes) -> bytes:
     and files 0.npy, 1.npy, ... in order of first appearance in ``schema.json`` (a deterministic
     walk), and every entry gets the zip epoch as its time.
     """
-    import zipfile
+    import zipfile  # only skops archives need it: kept out of import nbmlops
 
     with zipfile.ZipFile(io.BytesIO(data)) as src:
         names = set(src.namelist()) - {"schema.json"}

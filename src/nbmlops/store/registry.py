@@ -10,8 +10,9 @@ points, whether a version is deprecated or deleted, are all read from the events
 Current state is read in commit order (``event_id``); "at a past moment" is read by the events'
 ``at`` time, ties broken by ``event_id``. Writes that check something before writing (the next
 version number, an alias still pointing where a promotion saw it, a version nobody uses) do the
-check inside the same ``BEGIN IMMEDIATE`` transaction as the write, so two processes cannot
-interleave between them.
+check inside the same :meth:`~nbmlops.store.Store.atomic` block as the write, so two processes
+cannot interleave between them. Only the Store's public methods are used here, and rows leave as
+the NamedTuples below (JSON columns still text: decoding them is the domain's business).
 """
 
 from __future__ import annotations
@@ -19,35 +20,97 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from nbmlops.errors import RegistryError
-from nbmlops.store.db import Row, Store
+from nbmlops.store.db import Store
 from nbmlops.store.objects import ChunkDigests
 
 ALIAS_KINDS = ("alias_set", "alias_removed")
 
-_VERSION_COLUMNS = (
-    "name, version, sha256, size, format, class, run_id, signature, datasets, metrics, "
-    "libraries, description, created_by, created_at"
-)
-# A version with its artifact's BLAKE3 digests, whole and per chunk (NULL until recorded).
+
+class VersionRow(NamedTuple):
+    """A ``model_versions`` row (JSON columns still text) with its artifact's BLAKE3 digests,
+    whole and per chunk (None until recorded)."""
+
+    name: str
+    version: int
+    sha256: str
+    size: int
+    format: str
+    model_class: str | None
+    run_id: str | None
+    signature: str | None
+    datasets: str | None
+    metrics: str | None
+    libraries: str | None
+    description: str | None
+    created_by: str | None
+    created_at: float
+    blake3: str | None
+    chunk_size: int | None
+    chunked_size: int | None
+    chunk_digests: bytes | None
+
+
+class ModelSummary(NamedTuple):
+    """One model of :func:`models_overview`: first registration, versions, last event."""
+
+    name: str
+    description: str | None
+    created_at: float
+    latest_version: int | None
+    versions: int
+    updated_at: float | None
+
+
+class EventRow(NamedTuple):
+    """A ``model_events`` row; ``payload`` is the JSON text as stored."""
+
+    event_id: int
+    at: float
+    kind: str
+    version: int | None
+    alias: str | None
+    actor: str | None
+    host: str | None
+    payload: str | None
+
+
+class ConsumerRow(NamedTuple):
+    """Who loaded a version: one consumer on one host."""
+
+    consumer: str | None
+    host: str | None
+    loads: int
+    first_load: float
+    last_load: float
+    last_pid: int | None
+
+
+class Registered(NamedTuple):
+    """What :func:`register_version` wrote: the version, and whether it is new."""
+
+    row: VersionRow
+    created: bool
+
+
+class DeletionBlockers(NamedTuple):
+    """Why :func:`record_deletion` wrote nothing: aliases pointing at the version and recent
+    consumers (both empty when the ``deleted`` event was written)."""
+
+    aliases: list[str]
+    loads: list[ConsumerRow]
+
+
 _VERSION_SELECT = (
-    "SELECT "
-    + ", ".join(f"v.{c.strip()}" for c in _VERSION_COLUMNS.split(","))
-    + ", d.blake3, c.chunk_size, c.size AS chunked_size, c.digests AS chunk_digests "
+    "SELECT v.name, v.version, v.sha256, v.size, v.format, v.class, v.run_id, v.signature, "
+    "v.datasets, v.metrics, v.libraries, v.description, v.created_by, v.created_at, "
+    "d.blake3, c.chunk_size, c.size, c.digests "
     "FROM model_versions v LEFT JOIN object_digests d ON d.sha256 = v.sha256 "
     "LEFT JOIN object_chunks c ON c.sha256 = v.sha256"
 )
-
-
-def _rows(cursor: sqlite3.Cursor) -> list[Row]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _read(store: Store, sql: str, params: Sequence[object] = ()) -> list[Row]:
-    return store.query_dicts(sql, params)
+_EVENT_SELECT = "SELECT event_id, at, kind, version, alias, actor, host, payload FROM model_events"
 
 
 def _insert_event(conn: sqlite3.Connection, event: Mapping[str, Any]) -> int:
@@ -88,15 +151,21 @@ def _insert_chunks(conn: sqlite3.Connection, sha256: str, chunks: ChunkDigests, 
     )
 
 
-def _alias_target(conn: sqlite3.Connection, name: str, alias: str) -> int | None:
-    row = conn.execute(
-        "SELECT kind, version FROM model_events WHERE name = ? AND alias = ? "
-        "AND kind IN ('alias_set', 'alias_removed') ORDER BY event_id DESC LIMIT 1",
-        (name, alias),
-    ).fetchone()
-    if row is None or row[0] != "alias_set":
+_ALIAS_TARGET = (
+    "SELECT kind, version FROM model_events WHERE name = ? AND alias = ? "
+    "AND kind IN ('alias_set', 'alias_removed') ORDER BY event_id DESC LIMIT 1"
+)
+
+
+def _target(rows: Sequence[tuple[Any, ...]]) -> int | None:
+    if not rows or rows[0][0] != "alias_set":
         return None
-    return int(row[1])
+    return int(rows[0][1])
+
+
+def _alias_target(conn: sqlite3.Connection, name: str, alias: str) -> int | None:
+    """Inside an :meth:`Store.atomic` block: where the alias points, as this transaction sees."""
+    return _target(conn.execute(_ALIAS_TARGET, (name, alias)).fetchall())
 
 
 # -- models and versions --------------------------------------------------------------------
@@ -106,18 +175,13 @@ def model_names(store: Store) -> list[str]:
     return [str(r[0]) for r in store.query("SELECT name FROM models ORDER BY name")]
 
 
-def model_row(store: Store, name: str) -> Row | None:
-    rows = _read(store, "SELECT name, description, created_at FROM models WHERE name = ?", (name,))
-    return rows[0] if rows else None
+def model_exists(store: Store, name: str) -> bool:
+    return bool(store.query("SELECT 1 FROM models WHERE name = ?", (name,)))
 
 
-def version_row(store: Store, name: str, version: int) -> Row | None:
-    rows = _read(
-        store,
-        f"{_VERSION_SELECT} WHERE v.name = ? AND v.version = ?",
-        (name, version),
-    )
-    return rows[0] if rows else None
+def version_row(store: Store, name: str, version: int) -> VersionRow | None:
+    rows = store.query(f"{_VERSION_SELECT} WHERE v.name = ? AND v.version = ?", (name, version))
+    return VersionRow(*rows[0]) if rows else None
 
 
 def version_numbers(store: Store, name: str) -> list[int]:
@@ -140,13 +204,13 @@ def latest_live_version(store: Store, name: str) -> int | None:
 
 def register_version(
     store: Store, row: Mapping[str, Any], event: Mapping[str, Any], model_description: str | None
-) -> tuple[Row, bool]:
+) -> Registered:
     """Insert a new version of ``row['name']`` with the next number and its ``registered`` event,
     and the artifact's ``row['blake3']`` digest and ``row['chunks']`` digests unless they are
     recorded already.
 
     If the model already has a version with the same ``sha256``, no version is written and that
-    version is returned with ``False``.
+    version is returned with ``created=False``.
     """
     name = row["name"]
     with store.atomic() as conn:
@@ -156,14 +220,11 @@ def register_version(
         )
         _insert_digest(conn, row["sha256"], row["blake3"], row["size"], row["created_at"])
         _insert_chunks(conn, row["sha256"], row["chunks"], row["created_at"])
-        existing = _rows(
-            conn.execute(
-                f"{_VERSION_SELECT} WHERE v.name = ? AND v.sha256 = ?",
-                (name, row["sha256"]),
-            )
-        )
-        if existing:
-            return existing[0], False
+        existing = conn.execute(
+            f"{_VERSION_SELECT} WHERE v.name = ? AND v.sha256 = ?", (name, row["sha256"])
+        ).fetchone()
+        if existing is not None:
+            return Registered(VersionRow(*existing), False)
         last = conn.execute(
             "SELECT MAX(version) FROM model_versions WHERE name = ?", (name,)
         ).fetchone()[0]
@@ -177,46 +238,40 @@ def register_version(
         )
         _insert_event(conn, {**event, "name": name, "version": version, "kind": "registered"})
         # Read back with the digests as recorded (an object registered before keeps its own).
-        new = _rows(
-            conn.execute(f"{_VERSION_SELECT} WHERE v.name = ? AND v.version = ?", (name, version))
-        )
-    return new[0], True
+        new = conn.execute(
+            f"{_VERSION_SELECT} WHERE v.name = ? AND v.version = ?", (name, version)
+        ).fetchone()
+    return Registered(VersionRow(*new), True)
 
 
-def versions_of(store: Store, name: str) -> list[Row]:
-    return _read(
-        store,
-        f"{_VERSION_SELECT} WHERE v.name = ? ORDER BY v.version",
-        (name,),
-    )
+def versions_of(store: Store, name: str) -> list[VersionRow]:
+    rows = store.query(f"{_VERSION_SELECT} WHERE v.name = ? ORDER BY v.version", (name,))
+    return [VersionRow(*r) for r in rows]
 
 
-def models_overview(store: Store) -> list[Row]:
+def models_overview(store: Store) -> list[ModelSummary]:
     """One row per model: description, first registration, latest version, last event."""
-    return _read(
-        store,
+    rows = store.query(
         "SELECT m.name, m.description, m.created_at, "
-        "(SELECT MAX(version) FROM model_versions v WHERE v.name = m.name) AS latest_version, "
-        "(SELECT COUNT(*) FROM model_versions v WHERE v.name = m.name) AS versions, "
-        "(SELECT MAX(at) FROM model_events e WHERE e.name = m.name) AS updated_at "
+        "(SELECT MAX(version) FROM model_versions v WHERE v.name = m.name), "
+        "(SELECT COUNT(*) FROM model_versions v WHERE v.name = m.name), "
+        "(SELECT MAX(at) FROM model_events e WHERE e.name = m.name) "
         "FROM models m ORDER BY m.name",
     )
+    return [ModelSummary(*r) for r in rows]
 
 
 # -- version state: deprecated, deleted -----------------------------------------------------
 
 
-def lifecycle_events(store: Store, name: str, version: int | None = None) -> list[Row]:
+def lifecycle_events(store: Store, name: str, version: int | None = None) -> list[EventRow]:
     """``deprecated`` and ``deleted`` events of a model (or one version), oldest first."""
-    sql = (
-        "SELECT event_id, version, kind, payload, actor, at FROM model_events "
-        "WHERE name = ? AND kind IN ('deprecated', 'deleted')"
-    )
+    sql = f"{_EVENT_SELECT} WHERE name = ? AND kind IN ('deprecated', 'deleted')"
     params: list[object] = [name]
     if version is not None:
         sql += " AND version = ?"
         params.append(version)
-    return _read(store, sql + " ORDER BY event_id", params)
+    return [EventRow(*r) for r in store.query(sql + " ORDER BY event_id", params)]
 
 
 # -- aliases --------------------------------------------------------------------------------
@@ -250,19 +305,18 @@ def all_current_aliases(store: Store) -> dict[str, dict[str, int]]:
 
 
 def alias_target(store: Store, name: str, alias: str) -> int | None:
-    return _alias_target(store.connection(), name, alias)
+    return _target(store.query(_ALIAS_TARGET, (name, alias)))
 
 
-def alias_target_at(store: Store, name: str, alias: str, at: float) -> Row | None:
+def alias_target_at(store: Store, name: str, alias: str, at: float) -> EventRow | None:
     """The last alias event of (``name``, ``alias``) at or before ``at``, or None."""
-    rows = _read(
-        store,
-        "SELECT event_id, kind, version, at, actor FROM model_events "
-        "WHERE name = ? AND alias = ? AND kind IN ('alias_set', 'alias_removed') AND at <= ? "
+    rows = store.query(
+        f"{_EVENT_SELECT} WHERE name = ? AND alias = ? "
+        "AND kind IN ('alias_set', 'alias_removed') AND at <= ? "
         "ORDER BY at DESC, event_id DESC LIMIT 1",
         (name, alias, at),
     )
-    return rows[0] if rows else None
+    return EventRow(*rows[0]) if rows else None
 
 
 def move_alias(store: Store, event: Mapping[str, Any]) -> int | None:
@@ -302,13 +356,9 @@ def registration_payload(store: Store, name: str, version: int) -> dict[str, Any
     return payload if isinstance(payload, dict) else {}
 
 
-def events_of(store: Store, name: str) -> list[Row]:
-    return _read(
-        store,
-        "SELECT event_id, at, kind, version, alias, actor, host, payload FROM model_events "
-        "WHERE name = ? ORDER BY at, event_id",
-        (name,),
-    )
+def events_of(store: Store, name: str) -> list[EventRow]:
+    rows = store.query(f"{_EVENT_SELECT} WHERE name = ? ORDER BY at, event_id", (name,))
+    return [EventRow(*r) for r in rows]
 
 
 def record_promotion(
@@ -344,17 +394,20 @@ def record_promotion(
 def record_load(
     store: Store,
     load: Mapping[str, Any],
-    digest: tuple[str, str, int] | None = None,
-    chunks: tuple[str, ChunkDigests] | None = None,
+    *,
+    sha256: str,
+    size: int,
+    blake3: str | None = None,
+    chunks: ChunkDigests | None = None,
 ) -> None:
-    """Record one load; ``digest`` (sha256, blake3, size) also records the artifact's BLAKE3
-    digest, for a version registered before ``object_digests`` existed, and ``chunks`` (sha256,
-    chunk digests) its chunk digests, for one registered before ``object_chunks`` existed."""
+    """Record one load of the artifact ``sha256``; ``blake3`` also records its BLAKE3 digest,
+    for a version registered before ``object_digests`` existed, and ``chunks`` its chunk
+    digests, for one registered before ``object_chunks`` existed."""
     with store.atomic() as conn:
-        if digest is not None:
-            _insert_digest(conn, *digest, load["at"])
+        if blake3 is not None:
+            _insert_digest(conn, sha256, blake3, size, load["at"])
         if chunks is not None:
-            _insert_chunks(conn, *chunks, load["at"])
+            _insert_chunks(conn, sha256, chunks, load["at"])
         conn.execute(
             "INSERT INTO model_loads (name, version, consumer, host, pid, at) "
             "VALUES (:name, :version, :consumer, :host, :pid, :at)",
@@ -362,28 +415,25 @@ def record_load(
         )
 
 
-def _consumers_sql(since: float | None) -> tuple[str, str]:
+def _consumers_sql(since: float | None) -> str:
     where = "WHERE name = ? AND version = ?" + ("" if since is None else " AND at >= ?")
     return (
-        "SELECT consumer, host, COUNT(*) AS loads, MIN(at) AS first_load, MAX(at) AS last_load, "
+        "SELECT consumer, host, COUNT(*), MIN(at) AS first_load, MAX(at) AS last_load, "
         "(SELECT l2.pid FROM model_loads l2 WHERE l2.name = l.name AND l2.version = l.version "
         "AND l2.consumer IS l.consumer AND l2.host IS l.host ORDER BY l2.at DESC, l2.load_id DESC "
-        f"LIMIT 1) AS last_pid FROM model_loads l {where} GROUP BY consumer, host "
-        "ORDER BY last_load DESC",
-        where,
+        f"LIMIT 1) FROM model_loads l {where} GROUP BY consumer, host ORDER BY last_load DESC"
     )
 
 
-def consumers_of(store: Store, name: str, version: int, since: float | None = None) -> list[Row]:
+def consumers_of(
+    store: Store, name: str, version: int, since: float | None = None
+) -> list[ConsumerRow]:
     """Who loaded ``name``/``version`` (since a moment): one row per consumer and host."""
-    sql, _ = _consumers_sql(since)
     params: list[object] = [name, version] + ([] if since is None else [since])
-    return _read(store, sql, params)
+    return [ConsumerRow(*r) for r in store.query(_consumers_sql(since), params)]
 
 
-def record_deletion(
-    store: Store, event: Mapping[str, Any], loads_since: float
-) -> tuple[list[str], list[Row]]:
+def record_deletion(store: Store, event: Mapping[str, Any], loads_since: float) -> DeletionBlockers:
     """Record a ``deleted`` event unless an alias points at the version or it was loaded since
     ``loads_since``; returns those aliases and consumers (both empty when the event was written).
     """
@@ -399,9 +449,9 @@ def record_deletion(
         aliases = sorted(
             str(a) for a, kind, v in alias_rows if kind == "alias_set" and v == version
         )
-        sql, _ = _consumers_sql(loads_since)
-        loads = _rows(conn.execute(sql, (name, version, loads_since)))
+        rows = conn.execute(_consumers_sql(loads_since), (name, version, loads_since))
+        loads = [ConsumerRow(*r) for r in rows.fetchall()]
         if aliases or loads:
-            return aliases, loads
+            return DeletionBlockers(aliases, loads)
         _insert_event(conn, event)
-    return [], []
+    return DeletionBlockers([], [])

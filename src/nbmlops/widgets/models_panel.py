@@ -124,7 +124,7 @@ class ModelsPanel(Panel):
     def evaluate(self) -> None:
         """Show each rule's result for the selected version; nothing is recorded yet."""
         name, version = self.model.value, self.version.value
-        decision = self._act(lambda: api.evaluate_rules(name, version, store=self.store))
+        decision = self._act(lambda: api.promote(name, version, dry_run=True, store=self.store))
         if decision is None:
             return
         self.pending = decision
@@ -147,7 +147,8 @@ class ModelsPanel(Panel):
             self.message.value = _message("Say why the version is deprecated.", ok=False)
             return
         name, version = self.model.value, self.version.value
-        if self._act(lambda: api.deprecate(name, version, reason, store=self.store)):
+        deprecate = api.deprecate_model_version
+        if self._act(lambda: deprecate(name, version, reason, store=self.store)):
             self.message.value = _message(f"{name}/{version} deprecated: {reason}")
             self._draw_model()
 
