@@ -12,13 +12,12 @@ Current state follows commit order (``event_id``); a past moment is looked up by
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import getpass
 import json
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from nbmlops.capture.environment import current_user
 from nbmlops.capture.liveness import hostname
 from nbmlops.errors import DeprecatedModelWarning, ModelNotFoundError, RegistryError
 from nbmlops.registry.model_version import ModelVersion, check_alias, check_name, resolve
@@ -87,15 +86,6 @@ def to_seconds(at: Moment) -> float:
             at = at.replace(tzinfo=dt.UTC)
         return at.timestamp()
     raise TypeError(f"at must be seconds, a datetime or an ISO string, not {type(at).__name__}")
-
-
-@functools.cache
-def current_user() -> str | None:
-    """The login name that events and registrations record as their actor (None if unknown)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return None
 
 
 def new_event(

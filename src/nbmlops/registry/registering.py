@@ -17,11 +17,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nbmlops.capture.environment import installed_packages
+from nbmlops.capture.environment import current_user, installed_packages
 from nbmlops.capture.run import Run, active_run_ids, find_run
 from nbmlops.errors import RegistryError
 from nbmlops.registry import serialization
-from nbmlops.registry.events import current_user, new_event
+from nbmlops.registry.events import new_event
 from nbmlops.registry.model_version import (
     ModelVersion,
     check_name,

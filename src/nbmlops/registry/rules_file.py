@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbmlops.capture.environment import git
 from nbmlops.errors import RegistryError, RulesFileError
 from nbmlops.registry.model_version import check_alias, check_name
 from nbmlops.registry.rule_language import DEFAULT_ALIAS, Rule, parse_rule
@@ -279,26 +280,14 @@ def rules_source(rules: RulesFile) -> RulesSource:
     """Where ``rules`` came from: its resolved path, sha256, git commit and git status."""
     folder = rules.path.resolve().parent
     name = rules.path.name
-    commit = _git(folder, "rev-parse", "HEAD")
-    if commit is None and _git(folder, "rev-parse", "--is-inside-work-tree") is None:
+    commit = git(folder, "rev-parse", "HEAD")
+    if commit is None and git(folder, "rev-parse", "--is-inside-work-tree") is None:
         status = "not in git"
-    elif not (_git(folder, "ls-files", "--", name) or "").strip():
+    elif not (git(folder, "ls-files", "--", name) or "").strip():
         status = "untracked"
     else:
-        changed = _git(folder, "status", "--porcelain", "--", name)
+        changed = git(folder, "status", "--porcelain", "--", name)
         status = "modified" if (changed or "").strip() else "committed"
     return RulesSource(
         str(rules.path.resolve()), rules.sha256, commit.strip() if commit else None, status
     )
-
-
-def _git(folder: Path, *args: str) -> str | None:
-    import subprocess  # ~5 ms of imports: kept out of import nbmlops, needed only to promote
-
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=folder, capture_output=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
