@@ -39,10 +39,6 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"nbmlops warning: {message}\n")
 
 
-def _sentence(exc: BaseException) -> str:
-    return str(exc).rstrip(".")
-
-
 @magics_class
 class NbmlopsMagics(Magics):
     def __init__(self, shell: Any, tracker: Tracker) -> None:
@@ -367,7 +363,7 @@ class Tracker:
             if options is not None:
                 snapshot = self.front_end.snapshot_for(notebook)
         except Exception as exc:
-            self.capture.note(f"could not tell which notebook this is ({_sentence(exc)})")
+            self.capture.note(f"could not find the notebook ({type(exc).__name__}: {exc})")
         cell = CellStart(
             source=raw,
             front_end_id=info.cell_id,
