@@ -95,3 +95,13 @@ def test_store_option_points_at_another_store(tmp_path: Path, home: Path):
         pass
     assert "far" in invoke("--store", str(other), "runs")
     assert "No runs" in invoke("runs")
+
+
+def test_model_commands_deprecate_then_delete_a_version(home: Path):
+    nbm.register_model({"weights": [1.0, 2.0]}, "tiny", format="pickle")
+    assert "tiny/1 deprecated: replaced" in invoke(
+        "model", "deprecate", "tiny", "1", "--reason", "replaced"
+    )
+    assert "tiny/1 deleted" in invoke("model", "delete", "tiny", "1", "--window-days", "0")
+    versions = json.loads(invoke("model", "versions", "tiny", "--format", "json"))
+    assert [v["status"] for v in versions] == ["deleted"]
