@@ -155,3 +155,16 @@ def test_sampled_profile_round_trips_through_a_second_connection(home: Path):
             "SELECT n_rows, profile FROM drift_profiles WHERE profile_id = ?", (profile_id,)
         ).fetchone()
     assert n_rows == 50_000 and json.loads(text)["source_rows"] == 120_000
+
+
+def test_model_references_list_aliases_then_versions_newest_first(home: Path):
+    for seed in range(3):
+        nbm.register_model(_train(_frame(50, seed), profile=False), "wine")
+    nbm.register_model(_train(_frame(50, 9), profile=False), "apple")
+    for alias, version in (("champion", 2), ("b", 2), ("a", 3), ("old", 1)):
+        nbm.set_alias("wine", alias, version)
+    nbm.remove_alias("wine", "old")
+    nbm.delete_model_version("wine", 1)
+    assert drift.model_references(nbm.get_store()) == [
+        "apple/1", "wine@b", "wine@champion", "wine@a", "wine/3", "wine/2",
+    ]  # fmt: skip

@@ -35,9 +35,10 @@ def store(tmp_path):
     s.close()
 
 
-def test_fit_stores_the_profile_keyed_by_the_reference_fingerprint(store):
+def test_a_saved_profile_is_keyed_by_the_reference_fingerprint(store):
     reference = _data(20_000, 1)
-    detector = drift.DriftDetector(store=store).fit(reference)
+    detector = drift.DriftDetector().fit(reference)
+    drift.save_profile(store, detector.profile_)
     with sqlite3.connect(store.db_path) as conn:  # a second connection: what really committed
         rows = conn.execute("SELECT profile_id, dataset_id, n_rows, profile FROM drift_profiles")
         profile_id, dataset_id, n_rows, text = rows.fetchone()
@@ -50,20 +51,21 @@ def test_fit_stores_the_profile_keyed_by_the_reference_fingerprint(store):
 @pytest.mark.parametrize("n", [300, 20_000])
 def test_a_stored_profile_gives_the_same_report_as_the_reference(store, n):
     reference, current = _data(n, 1), _data(n // 2, 2, shift=0.1)
-    fitted = drift.DriftDetector(store=store).fit(reference)
-    loaded = drift.load_profile(store, fitted.profile_.profile_id[:10])  # a prefix will do
+    profile_id = drift.save_profile(store, drift.DriftDetector().fit(reference).profile_)
+    loaded = drift.load_profile(store, profile_id[:10])  # a prefix will do
     expected = drift.DriftDetector().fit(reference).check(current).to_frame()
-    again = drift.check_against_profile(loaded, current).to_frame()
+    again = drift.check_drift(loaded, current).to_frame()
     pd.testing.assert_frame_equal(again, expected)
 
 
-def test_check_against_profile_by_id_saves_a_report_linked_to_run_and_model(store, tmp_path):
+def test_a_report_against_a_stored_profile_is_saved_linked_to_run_and_model(store, tmp_path):
     reference = _data(500, 1)
     profile_id = drift.save_profile(store, drift.build_profile(reference))
     with nbm.start_run("train", store=tmp_path / ".nbmlops") as run:
         pass
-    report = drift.check_against_profile(
-        profile_id, _data(400, 3), store=store, run_id=run.run_id[:6], model_name="churn",
+    checked = drift.check_drift(drift.load_profile(store, profile_id), _data(400, 3))
+    report = drift.save_report(
+        store, checked, current=_data(400, 3), run_id=run.run_id[:6], model_name="churn",
         model_version=2,
     )  # fmt: skip
     with sqlite3.connect(store.db_path) as conn:
@@ -79,8 +81,12 @@ def test_check_against_profile_by_id_saves_a_report_linked_to_run_and_model(stor
 
 def test_reports_filter_and_load_round_trip(store):
     ref = _data(300, 1)
-    first = drift.check_drift(ref, _data(300, 2), store=store, model_name="m", model_version=1)
-    drift.check_drift(ref, _data(300, 3, shift=1.0), store=store, model_name="m", model_version=2)
+    first = drift.save_report(
+        store, drift.check_drift(ref, _data(300, 2), fingerprint=True), current=_data(300, 2),
+        model_name="m", model_version=1,
+    )  # fmt: skip
+    shifted = drift.check_drift(ref, _data(300, 3, shift=1.0), fingerprint=True)
+    drift.save_report(store, shifted, model_name="m", model_version=2)
     frame = drift.drift_reports(store, model_name="m")
     assert list(frame.model_version) == [2, 1] and list(frame.dataset_drift) == [True, False]
     assert len(drift.drift_reports(store, model_name="m", model_version=1)) == 1
@@ -91,8 +97,10 @@ def test_reports_filter_and_load_round_trip(store):
 
 def test_profiles_for_dataset_newest_first(store):
     reference = _data(300, 1)
-    a = drift.DriftDetector(columns=["x"], store=store).fit(reference).profile_
-    b = drift.DriftDetector(columns=["x", "k"], store=store).fit(reference).profile_
+    a = drift.DriftDetector(columns=["x"]).fit(reference).profile_
+    b = drift.DriftDetector(columns=["x", "k"]).fit(reference).profile_
+    drift.save_profile(store, a)
+    drift.save_profile(store, b)
     found = drift.profiles_for_dataset(store, fingerprint(reference).digest)
     assert [p.profile_id for p in found] == [b.profile_id, a.profile_id]
     assert len(drift_sql.profiles_for_dataset(store, "no-such-dataset")) == 0
@@ -106,14 +114,44 @@ def test_unknown_profile_report_and_run_are_named(store):
     report = drift.check_drift(_data(50, 1), _data(50, 2))
     with pytest.raises(RunNotFoundError, match="Run 'feedbeef' not found"):
         drift.save_report(store, report, run_id="feedbeef")
-    with pytest.raises(NotFoundError, match="pass profile= or fit the detector with store="):
+    with pytest.raises(NotFoundError, match="pass profile= or check with fingerprint=True"):
         drift.save_report(store, report)
 
 
 def test_an_infinite_statistic_is_stored_as_null(store):
     ref, cur = pd.DataFrame({"k": ["a"] * 20}), pd.DataFrame({"k": ["b"] * 20})
-    report = drift.check_drift(ref, cur, method="chi2_gof", store=store)
+    report = drift.save_report(
+        store, drift.check_drift(ref, cur, method="chi2_gof", fingerprint=True)
+    )
     assert drift.load_report(store, report.report_id)["k"].statistic != report["k"].statistic
+
+
+def _rows(path) -> tuple[int, int]:
+    with sqlite3.connect(path) as conn:  # a second connection: what really committed
+        return tuple(
+            conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("drift_profiles", "drift_reports")
+        )
+
+
+@pytest.mark.parametrize(
+    "detector", [drift.DriftDetector(), drift.KS(columns=["x"]), drift.PSI(bins=10)]
+)
+def test_fit_and_check_write_nothing(store, detector):
+    fitted = detector.fit(_data(300, 1))
+    fitted.check(_data(300, 2, shift=0.5))
+    drift.check_drift(fitted.profile_, _data(300, 2))
+    assert _rows(store.db_path) == (0, 0)
+    assert "store" not in fitted.get_params()
+
+
+def test_the_api_saves_only_when_asked(store):
+    ref, cur = _data(300, 1), _data(300, 2)
+    unsaved = nbm.check_drift(ref, cur, save=False, store=store)
+    assert _rows(store.db_path) == (0, 0)
+    saved = nbm.check_drift(ref, cur, store=store.db_path.parent)  # a path means the same store
+    assert _rows(store.db_path) == (1, 1)
+    assert drift.load_report(store, saved.report_id).to_frame().equals(unsaved.to_frame())
 
 
 # --- merging -----------------------------------------------------------------------------------
@@ -149,7 +187,7 @@ def test_checking_against_merged_windows_equals_checking_against_all_of_them():
     whole = pd.concat(windows, ignore_index=True)
     current = _data(500, 9, shift=0.2)
     pd.testing.assert_frame_equal(
-        drift.check_against_profile(merged, current).to_frame(),
+        drift.check_drift(merged, current).to_frame(),
         drift.check_drift(whole, current).to_frame(),
     )
 
@@ -161,10 +199,11 @@ def _checked(store):
     ref = _data(400, 1).assign(z=1.5)
     cur = _data(300, 2, shift=0.4).assign(z=np.nan)  # z: untested, with a warning
     method = {"x": drift.JensenShannon(base=2, bins="doane"), "k": "chi2_contingency"}
-    return drift.check_drift(
+    report = drift.check_drift(
         ref, cur, method=method, threshold={"i": 0.2}, drift_share=0.3,
-        multiple_testing="bh", store=store,
+        multiple_testing="bh", fingerprint=True,
     )  # fmt: skip
+    return drift.save_report(store, report)
 
 
 def test_a_stored_report_keeps_its_verdict_rule_methods_and_warnings(store):

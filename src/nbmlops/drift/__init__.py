@@ -7,9 +7,22 @@
     detector.check(current_df).plot()
 
 Detectors follow the scikit-learn contract: ``__init__`` only stores parameters,
-``fit(reference) -> self`` keeps a compact :class:`Profile` of the reference (saved in the store
-when one is given), ``check(current) -> DriftReport``, and ``check`` before ``fit`` raises
-:class:`~nbmlops.errors.NotFittedError`.
+``fit(reference) -> self`` keeps a compact :class:`Profile` of the reference,
+``check(current) -> DriftReport``, and ``check`` before ``fit`` raises
+:class:`~nbmlops.errors.NotFittedError`. Checking only computes; nothing in a detector or in
+:func:`check_drift` touches a store. Saving is a separate step, decided one level up:
+``nbmlops.check_drift(..., save=True)`` (the public path) checks, then calls
+:func:`save_report`, which keeps the report and the profile it was checked against.
+
+Vocabulary: ``nbmlops.save_reference(data)`` is the user's verb, "keep this data as a drift
+reference" (it profiles the data, then saves the profile); :func:`save_profile` is the domain
+step, "store this already built :class:`Profile`". A *reference* is what a check compares with
+(data, a stored profile, a model's training data); a *profile* is what is kept of it.
+
+Modules: the shared detector base (``_base``), the tests (``_stat_tests``), the distances
+(``_distances``), the per-column choice (``_auto``), profiles (``_profile``), the store side
+(``_persist``) and references (``_references``: kept by ``%%track``, and the rule that resolves
+a string reference).
 
 Methods and the conventions that reproduce other tools' numbers
 ==================  ==========================================  ===========================
@@ -63,10 +76,10 @@ column does.
 
 Profiles: the reference is summarised once (category counts; numeric distinct values and counts,
 or above ``sketch_size`` distinct values an ECDF sketch with recorded error bounds) and stored
-keyed by the reference's fingerprint, so later checks never read the reference again; profiles
-of windows merge with :func:`merge_profiles`. :func:`profile_dataset` keeps one for data a run
-reads (capped at 100,000 sampled rows), which is how a registered model's training data gets its
-reference without anyone asking.
+keyed by the reference's fingerprint, so later checks (``check_drift(profile, current)``) never
+read the reference again; profiles of windows merge with :func:`merge_profiles`.
+:func:`profile_dataset` keeps one for data a run reads (capped at 100,000 sampled rows), which is
+how a registered model's training data gets its reference without anyone asking.
 """
 
 from __future__ import annotations
@@ -74,6 +87,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbmlops.drift._auto import METHODS, DriftDetector, MethodSpec
+from nbmlops.drift._base import BaseDetector, select_method, validate_kinds
+from nbmlops.drift._distances import PSI, Hellinger, JensenShannon, LInfinity, Wasserstein
 from nbmlops.drift._persist import (
     drift_reports,
     load_profile,
@@ -92,31 +108,21 @@ from nbmlops.drift._profile import (
     build_profile,
     merge_profiles,
 )
-from nbmlops.drift._references import DEFAULT_MAX_ROWS, profile_dataset
-from nbmlops.drift.detectors import (
-    KS,
-    METHODS,
-    PSI,
-    BaseDetector,
-    Chi2Contingency,
-    Chi2GOF,
-    DriftDetector,
-    Hellinger,
-    JensenShannon,
-    LInfinity,
-    MethodSpec,
-    Wasserstein,
-    ZTest,
-    select_method,
-    validate_kinds,
+from nbmlops.drift._references import (
+    DEFAULT_MAX_ROWS,
+    ModelVersionLike,
+    Reference,
+    datasets_with_profiles,
+    model_references,
+    profile_dataset,
+    resolve_reference,
 )
+from nbmlops.drift._stat_tests import KS, Chi2Contingency, Chi2GOF, ZTest
 from nbmlops.drift.report import ColumnDrift, DriftReport
 from nbmlops.errors import DriftInputError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from nbmlops.store import Store
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
@@ -133,19 +139,23 @@ __all__ = [
     "Hellinger",
     "JensenShannon",
     "LInfinity",
+    "ModelVersionLike",
     "NumericSummary",
     "Profile",
+    "Reference",
     "Wasserstein",
     "ZTest",
     "build_profile",
-    "check_against_profile",
     "check_drift",
+    "datasets_with_profiles",
     "drift_reports",
     "load_profile",
     "load_report",
     "merge_profiles",
+    "model_references",
     "profile_dataset",
     "profiles_for_dataset",
+    "resolve_reference",
     "save_profile",
     "save_report",
     "select_method",
@@ -153,7 +163,7 @@ __all__ = [
 
 
 def check_drift(
-    reference: pd.DataFrame | pd.Series[Any],
+    reference: pd.DataFrame | pd.Series[Any] | Profile,
     current: pd.DataFrame | pd.Series[Any],
     columns: Sequence[Hashable] | None = None,
     method: MethodSpec | Mapping[Hashable, MethodSpec] | None = None,
@@ -162,94 +172,54 @@ def check_drift(
     drift_share: float = 0.5,
     multiple_testing: str | None = None,
     kinds: Mapping[Hashable, Kind] | None = None,
-    sketch_size: int = DEFAULT_SKETCH_SIZE,
-    store: Store | None = None,
-    run_id: str | None = None,
-    model_name: str | None = None,
-    model_version: int | None = None,
+    sketch_size: int | None = None,
+    fingerprint: bool = False,
 ) -> DriftReport:
-    """Compare ``current`` with ``reference`` column by column; one call, one report.
+    """Compare ``current`` with ``reference`` column by column; one call, one report. Computes
+    only: keep the report with :func:`save_report` (``nbmlops.check_drift`` does, by default).
 
-    Without ``columns`` both frames must have the same columns. With ``store`` the reference
-    profile and the report are saved (linked to ``run_id`` / ``model_name`` + ``model_version``
-    when given).
+    ``reference`` is data (a DataFrame or Series; without ``columns`` both sides must have the
+    same columns) or a stored :class:`Profile` (:func:`load_profile`): then the reference data
+    is never read and the cost depends on the current rows only. ``kinds`` and ``sketch_size``
+    shape the profile built from data, so they go with data only.
+
+    ``fingerprint=True`` records the reference data's fingerprint in the profile, which the
+    store keys profiles by: a report to be saved needs it. Off by default because hashing the
+    reference costs about 5% of a check that is not saved.
     """
-    ref = as_frame(reference, "reference")
-    cur = as_frame(current, "current")
-    if columns is None:
-        only_ref = [c for c in ref.columns if c not in set(cur.columns)]
-        only_cur = [c for c in cur.columns if c not in set(ref.columns)]
-        if only_ref or only_cur:
+    if isinstance(reference, Profile):
+        if kinds is not None or sketch_size is not None:
             raise DriftInputError(
-                "Reference and current data have different columns: only in the reference "
-                f"{only_ref}, only in the current {only_cur}. Pass columns=[...] to compare "
-                "the ones they share.",
-                [str(c) for c in only_ref + only_cur],
+                "kinds= and sketch_size= shape the profile built from reference data; a "
+                "Profile is already built. Pass the reference data to use them."
             )
-    validate_kinds(kinds)
-    # The fingerprint keys the profile in the store; without a store it is not needed.
-    profile = build_profile(
-        ref, columns, sketch_size=sketch_size, kinds=kinds, fingerprint=store is not None
-    )
-    return check_against_profile(
-        profile,
-        cur,
-        method,
-        columns=columns,
-        threshold=threshold,
-        drift_share=drift_share,
-        multiple_testing=multiple_testing,
-        store=store,
-        run_id=run_id,
-        model_name=model_name,
-        model_version=model_version,
-    )
-
-
-def check_against_profile(
-    profile: Profile | str,
-    current: pd.DataFrame | pd.Series[Any],
-    method: MethodSpec | Mapping[Hashable, MethodSpec] | None = None,
-    *,
-    columns: Sequence[Hashable] | None = None,
-    threshold: float | Mapping[Hashable, float] | None = None,
-    drift_share: float = 0.5,
-    multiple_testing: str | None = None,
-    store: Store | None = None,
-    run_id: str | None = None,
-    model_name: str | None = None,
-    model_version: int | None = None,
-) -> DriftReport:
-    """Check ``current`` against a stored reference profile (a :class:`Profile` or its id);
-    the reference data itself is never read, so the cost depends on the current rows only.
-
-    A profile id needs ``store``; with ``store`` the report is saved, linked to the run or the
-    registered model version when given (the registry's hook: a model's training-data profile
-    checked against serving data).
-    """
-    if isinstance(profile, str):
-        if store is None:
-            raise DriftInputError(
-                f"Profile id {profile!r} needs store= to be read from; or pass the Profile."
-            )
-        profile = load_profile(store, profile)
+        profile = reference
+    else:
+        ref = as_frame(reference, "reference")
+        cur = as_frame(current, "current")
+        if columns is None:
+            only_ref = [c for c in ref.columns if c not in set(cur.columns)]
+            only_cur = [c for c in cur.columns if c not in set(ref.columns)]
+            if only_ref or only_cur:
+                raise DriftInputError(
+                    "Reference and current data have different columns: only in the reference "
+                    f"{only_ref}, only in the current {only_cur}. Pass columns=[...] to compare "
+                    "the ones they share.",
+                    [str(c) for c in only_ref + only_cur],
+                )
+        validate_kinds(kinds)
+        profile = build_profile(
+            ref,
+            columns,
+            sketch_size=DEFAULT_SKETCH_SIZE if sketch_size is None else sketch_size,
+            kinds=kinds,
+            fingerprint=fingerprint,
+        )
     detector = DriftDetector(
         method,
         threshold,
         columns=columns,
         drift_share=drift_share,
         multiple_testing=multiple_testing,
-    ).fit(profile)
-    frame = as_frame(current, "current")
-    report = detector.check(frame)
-    if store is not None:
-        report = save_report(
-            store,
-            report,
-            profile=profile,
-            current=frame,
-            run_id=run_id,
-            model_name=model_name,
-            model_version=model_version,
-        )
-    return report
+    )
+    return detector.fit(profile).check(current)

@@ -1,5 +1,10 @@
 """Profiles and reports in the store: the domain side (SQL lives in nbmlops.store.drift).
 
+Checking computes and never saves; these functions are the one place that does, called by
+``nbmlops.check_drift`` / ``nbmlops.save_reference`` (which decide *whether* to save) or by a
+user holding a :class:`~nbmlops.store.Store`. A report carries the profile it was checked
+against, so :func:`save_report` keeps both in one transaction.
+
 A stored report keeps its per-column table (``columns``), how it was judged (``settings``: the
 drift-share threshold, the multiple-testing correction, each column's method, parameters and
 nominal threshold, the warnings) and what its plots need (``curves``: the current data's side,
@@ -10,46 +15,46 @@ recomputed from the stored profile, exactly as the check computed it).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.drift._profile import ColumnProfile, Profile, _b64, _label_from_json, _unb64
+import numpy as np
+import pandas as pd
+
+from nbmlops.drift._base import CURVE_PROBS
+from nbmlops.drift._profile import (
+    ColumnProfile,
+    Profile,
+    _b64,
+    _label_from_json,
+    _unb64,
+    as_frame,
+)
 from nbmlops.drift.report import ColumnDrift, DriftReport
 from nbmlops.errors import DriftInputError, NotFoundError
+from nbmlops.fingerprint import fingerprint
 from nbmlops.store import drift as sql
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from nbmlops.store import Store
 
 
-def _profile_row(profile: Profile) -> dict[str, Any]:
+def _profile_row(profile: Profile) -> sql.ProfileRow:
     if profile.dataset_id is None:
         raise DriftInputError(
             "This profile was built without the reference's fingerprint, so the store cannot "
-            "key it; build it with build_profile(reference) or fit the detector with store=."
+            "key it; build it with build_profile(reference) (fingerprint=True, the default)."
         )
-    return {
-        "profile_id": profile.profile_id,
-        "dataset_id": profile.dataset_id,
-        "n_rows": profile.n_rows,
-        "profile": profile.to_json(),
-        "created_at": time.time(),
-    }
+    return sql.ProfileRow(
+        profile.profile_id, profile.dataset_id, profile.n_rows, profile.to_json(), time.time()
+    )
 
 
 def save_profile(store: Store, profile: Profile) -> str:
-    """Store a reference profile (once per id); returns its id."""
-    row = _profile_row(profile)
-    sql.save_profile(
-        store,
-        profile_id=row["profile_id"],
-        dataset_id=row["dataset_id"],
-        n_rows=row["n_rows"],
-        profile=row["profile"],
-        created_at=row["created_at"],
-    )
+    """Store a reference profile (once per id); returns its id. (``nbmlops.save_reference``
+    is the public verb: it profiles data, then calls this.)"""
+    sql.save_profile(store, _profile_row(profile))
     return profile.profile_id
 
 
@@ -58,16 +63,16 @@ def load_profile(store: Store, profile_id: str) -> Profile:
     row = sql.load_profile(store, profile_id)
     if row is None:
         raise NotFoundError(
-            f"Drift profile {profile_id!r} not found in store {store.db_path}; profiles are "
-            "saved by detector.fit(reference) with store=..., or by nbmlops.drift.save_profile."
+            f"Drift profile {profile_id!r} not found in store {store.db_path}; save one with "
+            "nbmlops.save_reference(data) or nbmlops.drift.save_profile(store, profile)."
         )
     return _from_row(row)
 
 
-def _from_row(row: dict[str, Any]) -> Profile:
-    profile = Profile.from_json(row["profile"], row["dataset_id"])
-    if profile.profile_id != row["profile_id"]:  # keep the stored id authoritative
-        profile._id[:] = [row["profile_id"]]
+def _from_row(row: sql.ProfileRow) -> Profile:
+    profile = Profile.from_json(row.profile, row.dataset_id)
+    if profile.profile_id != row.profile_id:  # keep the stored id authoritative
+        profile._id[:] = [row.profile_id]
     return profile
 
 
@@ -81,7 +86,7 @@ def save_report(
     report: DriftReport,
     *,
     profile: Profile | None = None,
-    current: pd.DataFrame | None = None,
+    current: pd.DataFrame | pd.Series[Any] | None = None,
     run_id: str | None = None,
     model_name: str | None = None,
     model_version: int | None = None,
@@ -89,44 +94,44 @@ def save_report(
     """Store a report, linked to a run and/or a registered model version; returns the report
     with its ``report_id`` (and ``current_id`` when ``current`` is given) filled in.
 
-    The report's profile must be in the store already, or be passed as ``profile``.
+    The profile checked against is stored with it: ``profile``, else the one the report
+    carries; it must have the reference's fingerprint (checks that will be saved are made with
+    ``fingerprint=True``), unless it is in the store already.
     """
     if run_id is not None:
         run_id = store.resolve_run_id(run_id)
     if report.profile_id is None:
         raise NotFoundError("This report has no reference profile id, so it cannot be stored.")
+    if profile is None and report._profile is not None and report._profile.dataset_id is not None:
+        profile = report._profile
     if profile is None and not sql.profile_exists(store, report.profile_id):
         raise NotFoundError(
             f"Drift profile {report.profile_id!r} of this report is not in store "
-            f"{store.db_path}; pass profile= or fit the detector with store=."
+            f"{store.db_path}, and the report's profile has no fingerprint to key it by; pass "
+            "profile= or check with fingerprint=True."
         )
+    report_id = report.report_id or os.urandom(6).hex()
     current_id = report.current_id
     if current is not None and current_id is None:
-        from nbmlops.fingerprint import fingerprint
-
         try:
-            current_id = fingerprint(current).digest
+            current_id = fingerprint(as_frame(current, "current")).digest
         except TypeError:
             current_id = None
-    report = dataclasses.replace(
-        report,
-        current_id=current_id,
-        report_id=report.report_id or _new_id(),
+    report = dataclasses.replace(report, current_id=current_id, report_id=report_id)
+    row = sql.ReportRow(
+        report_id=report_id,
+        profile_id=report.profile_id,
+        current_id=report.current_id,
+        run_id=run_id,
+        model_name=model_name,
+        model_version=model_version,
+        dataset_drift=report.dataset_drift,
+        drift_share=report.drift_share,
+        columns=[c.to_dict() for c in report.columns],
+        created_at=report.created_at,
+        settings=_settings_json(report),
+        curves=_curves_json(report),
     )
-    row = {
-        "report_id": report.report_id,
-        "profile_id": report.profile_id,
-        "current_id": report.current_id,
-        "run_id": run_id,
-        "model_name": model_name,
-        "model_version": model_version,
-        "dataset_drift": report.dataset_drift,
-        "drift_share": report.drift_share,
-        "columns": [c.to_dict() for c in report.columns],
-        "created_at": report.created_at,
-        "settings": _settings_json(report),
-        "curves": _curves_json(report),
-    }
     sql.save_report(store, row, _profile_row(profile) if profile is not None else None)
     return report
 
@@ -155,11 +160,7 @@ def _curves_json(report: DriftReport) -> list[dict[str, Any]]:
 
 def _curves_from_json(items: list[dict[str, Any]], profile: Profile) -> dict[Any, dict[str, Any]]:
     """The plotted curves of a stored report: its current side with the reference side
-    recomputed from the profile (as ``detectors._curve`` computed it)."""
-    import numpy as np
-
-    from nbmlops.drift.detectors import CURVE_PROBS
-
+    recomputed from the profile (as ``_base._curve`` computed it)."""
     curves: dict[Any, dict[str, Any]] = {}
     for item in items:
         column = _label_from_json(item["column"])
@@ -186,12 +187,6 @@ def _curves_from_json(items: list[dict[str, Any]], profile: Profile) -> dict[Any
     return curves
 
 
-def _new_id() -> str:
-    import os
-
-    return os.urandom(6).hex()
-
-
 def load_report(store: Store, report_id: str) -> DriftReport:
     """A stored report: its verdict, settings, per-column table and (for reports saved since
     store migration 0007) what ``plot()`` needs."""
@@ -202,32 +197,37 @@ def load_report(store: Store, report_id: str) -> DriftReport:
             "with nbmlops.drift.drift_reports(store)."
         )
     curves: dict[Any, dict[str, Any]] = {}
-    if row.get("curves") and row["profile_id"] is not None:
-        profile_row = sql.load_profile(store, row["profile_id"])
-        if profile_row is not None:
-            curves = _curves_from_json(row["curves"], _from_row(profile_row))
-    return _report_from_row(row, curves)
+    profile: Profile | None = None
+    if row.profile_id is not None:
+        profile_row = sql.load_profile(store, row.profile_id)
+        profile = None if profile_row is None else _from_row(profile_row)
+    if row.curves and profile is not None:
+        curves = _curves_from_json(row.curves, profile)
+    return _report_from_row(row, curves, profile)
 
 
-def _report_from_row(row: dict[str, Any], curves: dict[Any, dict[str, Any]]) -> DriftReport:
+def _report_from_row(
+    row: sql.ReportRow, curves: dict[Any, dict[str, Any]], profile: Profile | None
+) -> DriftReport:
     # Reports saved before migration 0007 have no settings: the defaults are a guess for them.
-    settings = row.get("settings") or {}
+    settings = row.settings or {}
     column_settings = tuple(
         {**s, "column": _label_from_json(s["column"])} for s in settings.get("columns", [])
     )
     return DriftReport(
-        columns=tuple(ColumnDrift.from_dict(c) for c in row["columns"]),
-        dataset_drift=bool(row["dataset_drift"]),
-        drift_share=float(row["drift_share"]),
+        columns=tuple(ColumnDrift.from_dict(c) for c in row.columns),
+        dataset_drift=row.dataset_drift,
+        drift_share=float(row.drift_share),
         drift_share_threshold=float(settings.get("drift_share_threshold", 0.5)),
         multiple_testing=settings.get("multiple_testing"),
-        profile_id=row["profile_id"],
-        current_id=row["current_id"],
-        report_id=row["report_id"],
-        created_at=float(row["created_at"]),
+        profile_id=row.profile_id,
+        current_id=row.current_id,
+        report_id=row.report_id,
+        created_at=float(row.created_at),
         warnings=tuple(settings.get("warnings", ())),
         column_settings=column_settings,
         _curves=curves,
+        _profile=profile,
     )
 
 
@@ -242,8 +242,6 @@ def drift_reports(
     limit: int | None = None,
 ) -> pd.DataFrame:
     """Stored reports, newest first: one row per report with its verdict and links."""
-    import pandas as pd
-
     rows = sql.reports(
         store,
         profile_id=profile_id,
@@ -255,21 +253,21 @@ def drift_reports(
     )
     out = []
     for r in rows:
-        drifted = [c["column"] for c in r["columns"] if c["drifted"]]
+        drifted = [c["column"] for c in r.columns if c["drifted"]]
         out.append(
             {
-                "report_id": r["report_id"],
-                "created_at": pd.Timestamp(r["created_at"], unit="s", tz="UTC"),
-                "dataset_drift": r["dataset_drift"],
-                "drift_share": r["drift_share"],
-                "n_columns": len(r["columns"]),
+                "report_id": r.report_id,
+                "created_at": pd.Timestamp(r.created_at, unit="s", tz="UTC"),
+                "dataset_drift": r.dataset_drift,
+                "drift_share": r.drift_share,
+                "n_columns": len(r.columns),
                 "drifted_columns": drifted,
-                "profile_id": r["profile_id"],
-                "dataset_id": r["dataset_id"],
-                "current_id": r["current_id"],
-                "run_id": r["run_id"],
-                "model_name": r["model_name"],
-                "model_version": r["model_version"],
+                "profile_id": r.profile_id,
+                "dataset_id": r.dataset_id,
+                "current_id": r.current_id,
+                "run_id": r.run_id,
+                "model_name": r.model_name,
+                "model_version": r.model_version,
             }
         )
     columns = [

@@ -41,6 +41,9 @@ import pandas as pd
 
 from nbmlops.errors import DriftInputError
 
+# Renamed: build_profile has a flag named ``fingerprint``.
+from nbmlops.fingerprint import fingerprint as fingerprint_of
+
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -478,12 +481,10 @@ def sample_rows(frame: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 def reference_fingerprint(frame: pd.DataFrame, names: Sequence[Hashable]) -> str:
-    from nbmlops.fingerprint import fingerprint
-
     try:
-        return fingerprint(frame).digest
+        return fingerprint_of(frame).digest
     except TypeError:  # a column of unsupported objects: fingerprint the compared columns
-        return fingerprint(frame[list(names)]).digest
+        return fingerprint_of(frame[list(names)]).digest
 
 
 def _profile_column(name: Hashable, series: pd.Series[Any], kind: Kind, size: int) -> ColumnProfile:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from nbmlops.drift._profile import Profile
+
 FRAME_COLUMNS = (
     "column",
     "method",
@@ -123,6 +125,8 @@ class DriftReport:
     _curves: Mapping[Hashable, Mapping[str, Any]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # The reference profile checked against, so that saving the report can save it too.
+    _profile: Profile | None = field(default=None, repr=False, compare=False)
 
     # -- access ----------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@ selected.
 
 A thin layer: every check is one :func:`nbmlops.api.check_drift` call with the chosen reference
 (the DataFrame, the dataset's fingerprint, or ``"name@alias"`` / ``"name/3"``), exactly what a
-user could type.
+user could type; the string is resolved there, by ``nbmlops.drift.resolve_reference``. The
+choices come from one query each (``nbmlops.drift.model_references``,
+``datasets_with_profiles``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from nbmlops import api
 from nbmlops.errors import NbmlopsError
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
@@ -61,6 +64,7 @@ class DriftPanel(Panel):
         current: Any = None,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        # pandas, and nbmlops.drift (which loads it), are imported when a panel is built.
         import pandas as pd
 
         from nbmlops.drift.report import FRAME_COLUMNS
@@ -140,8 +144,9 @@ class DriftPanel(Panel):
         )
 
     def refresh_lists(self) -> None:
-        """List the namespace's DataFrames and the registered models again."""
-        from nbmlops import api
+        """List the namespace's DataFrames and the registered models again (one query)."""
+        # nbmlops.drift loads pandas and numpy: the panels load them when first used, as here.
+        from nbmlops import drift
 
         frames = self.frame_variables()
         for dropdown in (self.reference_frame, self.current):
@@ -150,12 +155,7 @@ class DriftPanel(Panel):
             dropdown.value = kept if kept in frames else (frames[0] if frames else None)
         refs: list[str] = []
         try:
-            for name in api.models(store=self.store)["name"]:
-                versions = api.model_versions(name, store=self.store)
-                live = versions[versions["status"] != "deleted"]
-                for aliases in live["aliases"]:
-                    refs += [f"{name}@{a}" for a in str(aliases).split(", ") if a]
-                refs += [f"{name}/{v}" for v in reversed(live["version"].tolist())]
+            refs = drift.model_references(api.get_store(self.store))
         except NbmlopsError as exc:
             self.message.value = _message(f"Could not list registered models: {exc}", ok=False)
         kept = self.model.value
@@ -166,7 +166,8 @@ class DriftPanel(Panel):
 
     def _list_run_inputs(self) -> None:
         """The input DataFrames of the run in ``run_id`` that have a saved profile."""
-        from nbmlops import api, drift
+        # nbmlops.drift loads pandas and numpy: the panels load them when first used, as here.
+        from nbmlops import drift
 
         self.run_input.options = []
         prefix = self.run_id.value.strip()
@@ -179,8 +180,10 @@ class DriftPanel(Panel):
                 for d in run.datasets
                 if d["role"] == "input" and d.get("kind") in ("dataframe", "series")
             ]
-            store = api.get_store(self.store)
-            with_profile = [d for d in inputs if drift.profiles_for_dataset(store, d["dataset_id"])]
+            profiled = drift.datasets_with_profiles(
+                api.get_store(self.store), [d["dataset_id"] for d in inputs]
+            )
+            with_profile = [d for d in inputs if d["dataset_id"] in profiled]
         except NbmlopsError as exc:
             self.message.value = _message(str(exc), ok=False)
             return
@@ -244,8 +247,6 @@ class DriftPanel(Panel):
 
     def check(self) -> DriftReport | None:
         """Check the chosen current data against the chosen reference; show the report."""
-        from nbmlops import api
-
         try:
             reference = self.chosen_reference()
             if self.current.value is None:
