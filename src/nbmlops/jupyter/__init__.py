@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from traitlets import Unicode
 from traitlets.config import Configurable
 
-from nbmlops._version import __version__
+from nbmlops import _version
 from nbmlops.jupyter.handlers import ServerSettings, setup_handlers
 from nbmlops.jupyter.payloads import API_VERSION
 
@@ -71,7 +71,7 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     location = settings.location()
     serverapp.log.info(
         "nbmlops %s server extension: REST API v%d at %snbmlops/api/ (store %s%s)",
-        __version__,
+        _version.__version__,
         API_VERSION,
         serverapp.web_app.settings["base_url"],
         location.home,

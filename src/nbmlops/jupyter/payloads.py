@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 from nbmlops import api, config, listings
 from nbmlops._version import __version__
 from nbmlops.compare import lower_is_better
-from nbmlops.drift import drift_reports as stored_drift_reports
-from nbmlops.drift import load_report
 from nbmlops.errors import NotFoundError
 from nbmlops.store import find_home, resolve_home
 
@@ -355,10 +353,12 @@ def drift_reports(
     """Stored drift reports, newest first (``nbmlops.drift.drift_reports``)."""
     if not location.exists:
         return {"reports": []}
+    from nbmlops.drift import drift_reports as stored  # pandas: not when the server starts
+
     store = api.get_store(location.require())
     if run_id is not None:
         run_id = store.resolve_run_id(run_id)
-    frame = stored_drift_reports(
+    frame = stored(
         store, run_id=run_id, model_name=model_name, model_version=model_version, limit=limit
     )
     return {"reports": records(frame)}
@@ -366,6 +366,8 @@ def drift_reports(
 
 def drift_report(location: Location, report_id: str) -> dict[str, JSON]:
     """One stored report with its per-column results."""
+    from nbmlops.drift import load_report  # pandas: not when the server starts
+
     report = load_report(api.get_store(location.require()), report_id)
     body: dict[str, JSON] = json_value(report.to_dict())
     body["created_at"] = iso(report.created_at)
