@@ -3,7 +3,6 @@ every rule's evaluation shown before confirming; deprecate; the event timeline."
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import ipywidgets as widgets
@@ -12,11 +11,6 @@ from nbmlops import api
 from nbmlops.errors import NbmlopsError
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
-
-
-def _message(text: str, ok: bool = True) -> str:
-    colour = "#2e7d32" if ok else "#c62828"
-    return f"<div style='color:{colour};white-space:pre-wrap'>{html.escape(text)}</div>"
 
 
 class ModelsPanel(Panel):
@@ -107,18 +101,18 @@ class ModelsPanel(Panel):
         try:
             result = action()
         except NbmlopsError as exc:
-            self.message.value = _message(str(exc), ok=False)
+            self.message.value = _html.message(str(exc), ok=False)
             return None
         return result
 
     def register(self) -> None:
         run_id, name = self.run_box.value.strip(), self.name_box.value.strip() or self.model.value
         if not run_id or not name:
-            self.message.value = _message("Give a run id and a model name.", ok=False)
+            self.message.value = _html.message("Give a run id and a model name.", ok=False)
             return
         version = self._act(lambda: api.register_model(run_id, name, store=self.store))
         if version is not None:
-            self.message.value = _message(f"registered {version.name}/{version.version}")
+            self.message.value = _html.message(f"registered {version.name}/{version.version}")
             self.refresh(select=version.name)
 
     def evaluate(self) -> None:
@@ -138,18 +132,18 @@ class ModelsPanel(Panel):
         decision = self._act(lambda: api.promote(name, version, store=self.store))
         if decision is not None:
             ok = bool(decision.passed)
-            self.message.value = _message(str(decision).splitlines()[0], ok=ok)
+            self.message.value = _html.message(str(decision).splitlines()[0], ok=ok)
             self._draw_model()
 
     def deprecate(self) -> None:
         reason = self.reason_box.value.strip()
         if not reason:
-            self.message.value = _message("Say why the version is deprecated.", ok=False)
+            self.message.value = _html.message("Say why the version is deprecated.", ok=False)
             return
         name, version = self.model.value, self.version.value
         deprecate = api.deprecate_model_version
         if self._act(lambda: deprecate(name, version, reason, store=self.store)):
-            self.message.value = _message(f"{name}/{version} deprecated: {reason}")
+            self.message.value = _html.message(f"{name}/{version} deprecated: {reason}")
             self._draw_model()
 
     def to_html(self) -> str:
