@@ -29,12 +29,10 @@ import pickle
 import pickletools
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from nbmlops.errors import RegistryError
-
-if TYPE_CHECKING:
-    from nbmlops.store.objects import VerifiedStream
+from nbmlops.store.objects import VerifiedStream
 
 SKOPS = "skops"
 PICKLE = "pickle"
