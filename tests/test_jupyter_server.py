@@ -346,7 +346,8 @@ async def test_drift_reports_and_one_report(jp_fetch, two_runs):
     small, _ = two_runs
     reference = pd.DataFrame({"age": [float(i) for i in range(200)]})
     current = pd.DataFrame({"age": [float(i) for i in range(100, 300)]})
-    drift.check_drift(reference, current, store=nbm.get_store(), run_id=small)
+    report = drift.check_drift(reference, current, fingerprint=True)
+    drift.save_report(nbm.get_store(), report, current=current, run_id=small)
     status, body = await get(jp_fetch, "drift", "reports", run_id=small[:6])
     assert status == 200 and len(body["reports"]) == 1
     summary = body["reports"][0]
