@@ -22,8 +22,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from nbmlops import api, panels
+from nbmlops._version import __version__
 from nbmlops.capture import environment
-from nbmlops.capture.cell import TRACK_PREFIX, Summary, TrackOptions, resolve_notebook
+from nbmlops.capture.cell import TRACK_PREFIX, Summary, TrackOptions
+from nbmlops.capture.environment import resolve_notebook
 from nbmlops.capture.notebook import (
     FRONT_END_TARGET,
     NotebookSnapshot,
@@ -248,12 +250,10 @@ class FrontEndLink:
             return
         import comm
 
-        import nbmlops
-
         comm.get_comm_manager().register_target(self.TARGET, self._on_open)
         link = comm.create_comm(
             target_name=self.TARGET,
-            data={"kind": "hello", "protocol": self.PROTOCOL, "version": nbmlops.__version__},
+            data={"kind": "hello", "protocol": self.PROTOCOL, "version": __version__},
         )
         link.on_msg(self._on_message)
         self._comms.append(link)

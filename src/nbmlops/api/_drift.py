@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture import run as _run
-from nbmlops.registry.versions import resolve as resolve_version
+from nbmlops.registry.model_version import resolve as resolve_version
 from nbmlops.store import StoreLike, open_store
 
 if TYPE_CHECKING:

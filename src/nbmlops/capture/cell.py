@@ -16,10 +16,8 @@ Cell identity, in order of preference (documented in the README):
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nbmlops.capture import analysis as _analysis
@@ -73,21 +71,6 @@ def body_of(source: str) -> str:
     if first.lstrip().startswith(TRACK_PREFIX):
         return sep + rest
     return source
-
-
-def resolve_notebook(session_name: str | None, vscode_file: str | None) -> str | None:
-    """The notebook's absolute path, from what the front end told the kernel."""
-    for candidate in (vscode_file, session_name, os.environ.get("NBMLOPS_NOTEBOOK")):
-        if not candidate:
-            continue
-        path = Path(candidate)
-        if path.is_absolute():
-            return str(path)
-        # jupyter_server gives the path relative to its root; the kernel runs in the
-        # notebook's folder, so the file name is found there.
-        local = Path.cwd() / path.name
-        return str(local if local.exists() else path)
-    return None
 
 
 def saved_cells(notebook: str | None) -> tuple[tuple[str, str], ...]:
@@ -211,6 +194,7 @@ class TrackedCell:
         user's code runs, so the profile is of the data the fingerprint names; a fingerprint
         that already has a profile costs one lookup, a new one ~0.1-0.2 s (at most 100,000
         sampled rows)."""
+        # nbmlops.drift loads pandas and numpy; %load_ext nbmlops must not.
         from nbmlops.drift import profile_dataset
 
         for name, digest in self._inputs.items():

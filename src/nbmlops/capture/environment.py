@@ -1,6 +1,6 @@
 """What a run ran on: Python, platform, installed packages, the user, the state of the git work
-tree. The one place nbmlops asks the machine these things (:func:`installed_packages`,
-:func:`current_user`, :func:`git`).
+tree, the notebook the kernel runs. The one place nbmlops asks the machine these things
+(:func:`installed_packages`, :func:`current_user`, :func:`git`, :func:`resolve_notebook`).
 
 Scanning installed distributions costs tens of milliseconds, so it is done once per process.
 Git state can change between runs (a notebook is saved, a file edited), so it is re-read, but at
@@ -14,6 +14,7 @@ import functools
 import getpass
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -167,3 +168,18 @@ def _platform() -> str:
 
         _platform_text = platform.platform()
     return _platform_text
+
+
+def resolve_notebook(session_name: str | None, vscode_file: str | None) -> str | None:
+    """The notebook's absolute path, from what the front end told the kernel."""
+    for candidate in (vscode_file, session_name, os.environ.get("NBMLOPS_NOTEBOOK")):
+        if not candidate:
+            continue
+        path = Path(candidate)
+        if path.is_absolute():
+            return str(path)
+        # jupyter_server gives the path relative to its root; the kernel runs in the
+        # notebook's folder, so the file name is found there.
+        local = Path.cwd() / path.name
+        return str(local if local.exists() else path)
+    return None

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nbmlops.capture.environment import installed_packages
+from nbmlops.capture.environment import installed_packages, resolve_notebook
 from nbmlops.capture.liveness import hostname
 from nbmlops.errors import (
     ArtifactIntegrityError,
@@ -193,9 +193,6 @@ def current_consumer() -> str:
     """Who is loading: the notebook's path (``JPY_SESSION_NAME``, VS Code's
     ``__vsc_ipynb_file__``, ``NBMLOPS_NOTEBOOK``), else the script, else ``python -c`` or
     ``<interactive>``."""
-    # capture.cell brings the notebook analysis (~30 ms of imports): kept out of import nbmlops.
-    from nbmlops.capture.cell import resolve_notebook
-
     vscode = None
     if "IPython" in sys.modules:
         from IPython import get_ipython

@@ -41,11 +41,6 @@ REFERENCE_KINDS = (FRAME, RUN_INPUT, MODEL)
 _NARROW = widgets.Layout(width="260px")
 
 
-def _message(text: str, ok: bool = True) -> str:
-    colour = "#2e7d32" if ok else "#c62828"
-    return f"<div style='color:{colour};white-space:pre-wrap'>{html.escape(text)}</div>"
-
-
 class DriftPanel(Panel):
     """``report``: a finished check to show (else the panel waits for one). ``namespace``: where
     DataFrame variables are listed from (a notebook's ``user_ns``). ``reference`` and
@@ -157,7 +152,7 @@ class DriftPanel(Panel):
         try:
             refs = drift.model_references(api.get_store(self.store))
         except NbmlopsError as exc:
-            self.message.value = _message(f"Could not list registered models: {exc}", ok=False)
+            self.message.value = _html.message(f"Could not list registered models: {exc}", ok=False)
         kept = self.model.value
         self.model.options = refs
         self.model.value = kept if kept in refs else (refs[0] if refs else None)
@@ -185,7 +180,7 @@ class DriftPanel(Panel):
             )
             with_profile = [d for d in inputs if d["dataset_id"] in profiled]
         except NbmlopsError as exc:
-            self.message.value = _message(str(exc), ok=False)
+            self.message.value = _html.message(str(exc), ok=False)
             return
         self.run_input.options = [
             (f"{d['name']} · {d.get('n_rows') or '?'} rows", d["dataset_id"]) for d in with_profile
@@ -197,7 +192,7 @@ class DriftPanel(Panel):
             text += f" ({', '.join(missing)} have none)." if missing else "."
             if missing:
                 text += f" Save one with nbm.save_reference({missing[0]})."
-            self.message.value = _message(text, ok=False)
+            self.message.value = _html.message(text, ok=False)
         else:
             self.message.value = ""
 
@@ -255,7 +250,7 @@ class DriftPanel(Panel):
             columns = self.only_columns.value.split() or None
             report = api.check_drift(reference, current, columns, store=self.store, **self.options)
         except (NbmlopsError, ValueError, KeyError) as exc:
-            self.message.value = _message(str(exc), ok=False)
+            self.message.value = _html.message(str(exc), ok=False)
             return None
         self.message.value = ""
         self.show(report, title=f"{self._reference_label()} vs {self.current.value}")
