@@ -52,7 +52,12 @@ def test_quickstart_notebook_records_runs_with_no_logging_code(
 @pytest.fixture
 def kernel(home: Path, tmp_path: Path) -> Iterator[Any]:
     km = _this_python_kernel_manager()
-    km.start_kernel(cwd=str(tmp_path), env={**os.environ, "NBMLOPS_HOME": str(home)})
+    # As jupyter_server starts it: JPY_SESSION_NAME tells the kernel a front end may listen.
+    session = str(tmp_path / "session.ipynb")
+    km.start_kernel(
+        cwd=str(tmp_path),
+        env={**os.environ, "NBMLOPS_HOME": str(home), "JPY_SESSION_NAME": session},
+    )
     client = km.client()
     client.start_channels()
     client.wait_for_ready(timeout=60)

@@ -30,6 +30,7 @@ from nbmlops.capture.notebook import (
     FRONT_END_TARGET,
     NotebookSnapshot,
     SnapshotError,
+    find_by_source,
     from_front_end,
     from_saved_file,
 )
@@ -232,8 +233,12 @@ class FrontEndLink:
     "dirty"}``). Comm messages travel on the shell channel, so a snapshot sent before an
     execute request is handled before that cell runs.
 
-    The kernel opens a comm when nbmlops is loaded (a front end that reloads finds it with a
-    ``comm_info`` request and opens its own). Outside a Jupyter kernel this does nothing.
+    The kernel registers the comm target when nbmlops is loaded, and opens a comm itself only
+    in a kernel jupyter_server started (``JPY_SESSION_NAME`` is set), where the extension may be
+    listening (a front end that reloads finds it with a ``comm_info`` request and opens its
+    own). nbclient, papermill and ``jupyter nbconvert --execute`` have no handler for it and
+    would log "No handler found for comm target 'nbmlops'" (issue #13). Outside a Jupyter kernel
+    this does nothing.
     """
 
     TARGET = FRONT_END_TARGET
@@ -251,6 +256,8 @@ class FrontEndLink:
         import comm
 
         comm.get_comm_manager().register_target(self.TARGET, self._on_open)
+        if not os.environ.get("JPY_SESSION_NAME"):
+            return
         link = comm.create_comm(
             target_name=self.TARGET,
             data={"kind": "hello", "protocol": self.PROTOCOL, "version": __version__},
@@ -302,6 +309,7 @@ class Tracker:
         self.capture = CaptureSession()
         self.last_summary: Summary | None = None
         self.front_end = FrontEndLink()
+        self._found_notebook: str | None = None
 
     # -- registration ------------------------------------------------------------------------
 
@@ -337,12 +345,25 @@ class Tracker:
 
     # -- identity ----------------------------------------------------------------------------
 
-    def notebook(self) -> str | None:
+    def notebook(self, source: str | None = None) -> str | None:
+        """The notebook this kernel runs: what the front end or the environment says, else the
+        one notebook in the working directory holding ``source`` (a cell about to run), found
+        once and kept."""
         if self.front_end.path:
             return self.front_end.path
-        return resolve_notebook(
-            os.environ.get("JPY_SESSION_NAME"), self.shell.user_ns.get("__vsc_ipynb_file__")
+        told = resolve_notebook(
+            os.environ.get("JPY_SESSION_NAME"),
+            self._text_variable("__vsc_ipynb_file__"),
+            self._text_variable("__session__"),
         )
+        if told or self._found_notebook or source is None:
+            return told or self._found_notebook
+        self._found_notebook = find_by_source(Path.cwd(), source)
+        return self._found_notebook
+
+    def _text_variable(self, name: str) -> str | None:
+        value = self.shell.user_ns.get(name)
+        return value if isinstance(value, str) else None
 
     def default_experiment(self, notebook: str | None) -> str:
         if self.experiment:
@@ -359,7 +380,7 @@ class Tracker:
         options = _track_options(raw)
         notebook = snapshot = None
         try:
-            notebook = self.notebook()
+            notebook = self.notebook(raw)
             if options is not None:
                 snapshot = self.front_end.snapshot_for(notebook)
         except Exception as exc:

@@ -7,16 +7,21 @@ odd object costs only that item; the problems are returned, never raised, and th
 them into one warning.
 
 Cell identity, in order of preference (documented in the README):
-1. the front end's ``cellId`` (JupyterLab, Notebook 7 and VS Code send it with each execution);
-2. the id of the cell with the same source in the saved notebook (nbclient, papermill);
-3. ``name:<NAME>`` when the ``%%track`` line names the run;
-4. ``src:<first 12 hex of the source hash>``: stable until the source changes.
+1. the front end's ``cellId`` (JupyterLab, Notebook 7, VS Code and ``nbmlops execute`` send it
+   with each execution);
+2. the id of the cell with the same source in the saved notebook (nbclient, papermill and
+   ``jupyter nbconvert --execute`` send no id);
+3. for a ``%%track NAME`` cell, the id that name had earlier in this kernel: a cell edited and
+   run again in a headless kernel no longer matches the saved file, and keeps its history;
+4. ``name:<NAME>`` when the ``%%track`` line names the run;
+5. ``src:<first 12 hex of the source hash>``: stable until the source changes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +85,14 @@ def saved_cells(notebook: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def identify_cell(
-    source: str, front_end_id: str | None, notebook: str | None, run_name: str | None
+    source: str,
+    front_end_id: str | None,
+    notebook: str | None,
+    run_name: str | None,
+    named: Mapping[str, str] | None = None,
 ) -> str:
+    """The cell's id (see the module docstring); ``named`` maps a run name to the id its cell
+    had when it was last identified by the front end or the saved notebook."""
     if front_end_id:
         return front_end_id
     stripped = source.strip()
@@ -89,8 +100,13 @@ def identify_cell(
         if saved.strip() == stripped:
             return cell_id
     if run_name:
-        return f"name:{run_name}"
+        return (named or {}).get(run_name) or f"name:{run_name}"
     return f"src:{source_hash(source)[:12]}"
+
+
+def is_derived_id(cell_id: str) -> bool:
+    """Whether the id was made up here (``name:``, ``src:``) rather than given by the notebook."""
+    return cell_id.startswith(("name:", "src:"))
 
 
 @dataclass

@@ -170,9 +170,19 @@ def _platform() -> str:
     return _platform_text
 
 
-def resolve_notebook(session_name: str | None, vscode_file: str | None) -> str | None:
-    """The notebook's absolute path, from what the front end told the kernel."""
-    for candidate in (vscode_file, session_name, os.environ.get("NBMLOPS_NOTEBOOK")):
+def resolve_notebook(
+    session_name: str | None, vscode_file: str | None, session_var: str | None = None
+) -> str | None:
+    """The notebook's absolute path, from what the front end told the kernel: VS Code's
+    ``__vsc_ipynb_file__``, jupyter_server's ``JPY_SESSION_NAME`` (ipykernel copies it into the
+    ``__session__`` variable, which outlives a change of the environment), ``NBMLOPS_NOTEBOOK``.
+    None when nothing says; :func:`nbmlops.capture.notebook.find_by_source` can then look."""
+    for candidate in (
+        vscode_file,
+        session_name,
+        session_var,
+        os.environ.get("NBMLOPS_NOTEBOOK"),
+    ):
         if not candidate:
             continue
         path = Path(candidate)

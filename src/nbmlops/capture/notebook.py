@@ -27,6 +27,11 @@ MAX_SNAPSHOT_BYTES = 20 * 1024 * 1024
 """Larger notebooks (sources alone) are not stored: a front end sending more is misbehaving."""
 
 
+MAX_NOTEBOOKS_SEARCHED = 32
+"""A folder with more notebooks than this is not searched by :func:`find_by_source`; as many
+saved notebooks are kept parsed, so a search repeated for each cell reads no file twice."""
+
+
 class SnapshotError(ValueError):
     """A front-end message that is not a notebook snapshot nbmlops can store."""
 
@@ -116,7 +121,7 @@ def from_front_end(message: Any) -> NotebookSnapshot:
     return NotebookSnapshot(path, content, "front end", dirty if isinstance(dirty, bool) else None)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=MAX_NOTEBOOKS_SEARCHED)
 def _saved(path: str, mtime_ns: int, size: int) -> NotebookSnapshot:
     with open(path, encoding="utf-8") as f:
         return NotebookSnapshot(path, _strip(json.load(f)), "saved file", None)
@@ -134,3 +139,27 @@ def from_saved_file(path: str | None) -> NotebookSnapshot | None:
         return _saved(path, stat.st_mtime_ns, stat.st_size)
     except (OSError, ValueError, SnapshotError):
         return None
+
+
+def find_by_source(folder: str | os.PathLike[str], source: str) -> str | None:
+    """The one notebook in ``folder`` whose code cells include ``source``, when nothing told the
+    kernel its notebook: ``jupyter nbconvert --execute``, papermill and nbclient start the
+    kernel in the notebook's folder and send each cell's source as saved, but not its path.
+    None when no notebook there holds the source, or more than one does (a copy of the
+    notebook beside it: which one ran cannot be told)."""
+    wanted = source.strip()
+    if not wanted:
+        return None
+    try:
+        with os.scandir(folder) as entries:
+            paths = sorted(e.path for e in entries if e.name.endswith(".ipynb") and e.is_file())
+    except OSError:
+        return None
+    if len(paths) > MAX_NOTEBOOKS_SEARCHED:
+        return None
+    found = []
+    for path in paths:
+        saved = from_saved_file(os.path.abspath(path))
+        if saved is not None and any(s.strip() == wanted for _, s in saved.code_cells):
+            found.append(saved.path)
+    return found[0] if len(found) == 1 else None

@@ -27,6 +27,7 @@ from nbmlops.capture.cell import (
     TrackOptions,
     body_of,
     identify_cell,
+    is_derived_id,
     saved_cells,
     source_hash,
 )
@@ -113,6 +114,7 @@ class CaptureSession:
         self.session_id = f"{hostname()}:{os.getpid()}:{int(time.time())}"
         self.definitions: dict[str, Definition] = {}
         self.latest_versions: dict[str, tuple[str, float]] = {}
+        self.named_cells: dict[str, str] = {}  # run name -> the notebook's id of its cell
         self._context: CellContext | None = None
         self._tracked: TrackedCell | None = None
         self._started = 0.0
@@ -128,15 +130,13 @@ class CaptureSession:
         """Before the cell runs: identify it and, for a ``%%track`` cell, start its run."""
         self._started, self._started_perf = time.time(), time.perf_counter()
         self._context = self._tracked = None
+        run_name = cell.options.name if cell.options else None
         try:
             context = CellContext(
                 source=cell.source,
                 notebook=cell.notebook,
                 cell_id=identify_cell(
-                    cell.source,
-                    cell.front_end_id,
-                    cell.notebook,
-                    cell.options.name if cell.options else None,
+                    cell.source, cell.front_end_id, cell.notebook, run_name, self.named_cells
                 ),
                 execution_count=cell.execution_count,
                 session=self.session_id,
@@ -145,6 +145,8 @@ class CaptureSession:
             self.note(f"could not identify this cell ({type(exc).__name__}: {exc})")
             return
         self._context = context
+        if run_name and not is_derived_id(context.cell_id):
+            self.named_cells[run_name] = context.cell_id
         if cell.options is None:
             return
         try:
