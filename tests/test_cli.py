@@ -105,3 +105,90 @@ def test_model_commands_deprecate_then_delete_a_version(home: Path):
     assert "tiny/1 deleted" in invoke("model", "delete", "tiny", "1", "--window-days", "0")
     versions = json.loads(invoke("model", "versions", "tiny", "--format", "json"))
     assert [v["status"] for v in versions] == ["deleted"]
+
+
+def _wide_runs() -> list[str]:
+    """Runs of two experiments with long keys: more columns than 80 characters hold."""
+    ids = []
+    for i, experiment in enumerate(["vision", "vision", "text"]):
+        with nbm.start_run(f"run{i}", experiment=experiment) as run:
+            run.log_params({"RandomForestClassifier.n_estimators": 100 + i, "early_stop": i == 1})
+            run.log_params({f"vision_only_{k}": k for k in range(6)} if i < 2 else {"tok": "bpe"})
+            run.log_metric("accuracy", 0.9 + i / 100)
+            run.log_metric("f1", 0.8 + i / 100)
+        ids.append(run.run_id)
+    return ids
+
+
+def test_runs_fit_an_80_column_terminal(home: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    ids = _wide_runs()
+    lines = invoke("runs").splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0] == "all 3 runs: status finished"
+    assert lines[2].split()[:5] == ["id", "experiment", "name", "start", "duration"]
+    assert lines[3].startswith(ids[-1][:8] + "  text ")
+    assert "accuracy" in lines[2] and "metrics." in lines[1]  # the metrics come first
+    assert "more columns: " in lines[-2] and lines[-1].endswith("--wide or --columns)")
+
+
+def test_runs_columns_take_names_and_globs_and_wide_shows_everything(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COLUMNS", "80")
+    _wide_runs()
+    chosen = invoke("runs", "--columns", "name,metrics.*").splitlines()
+    assert chosen[0].split() == ["name", "metrics.accuracy", "metrics.f1"]
+    assert chosen[1].split() == ["run2", "0.92", "0.82"]
+    wide = invoke("runs", "--wide").splitlines()
+    assert "params.vision_only_5" in wide[0] and "notebook" in wide[0]
+    assert max(len(line) for line in wide) > 80
+
+
+def test_an_unknown_column_is_one_line_with_the_nearest_names(home: Path):
+    _wide_runs()
+    result = CliRunner().invoke(main, ["runs", "--columns", "metrics.acuracy"])
+    assert result.exit_code == 1
+    assert "No column 'metrics.acuracy' here; did you mean metrics.accuracy" in result.output
+
+
+def test_booleans_read_true_and_false_in_show_and_diff(home: Path):
+    first, second, _ = _wide_runs()
+    assert "early_stop                           false" in invoke("show", first)
+    assert "params.early_stop: false -> true" in invoke("diff", first, second).replace(
+        "  early_stop", "params.early_stop"
+    )
+
+
+def test_booleans_in_a_frame_are_true_and_false_in_csv_and_tables(
+    capsys: pytest.CaptureFixture[str],
+):
+    import pandas as pd
+
+    from nbmlops.cli import _echo_frame
+
+    frame = pd.DataFrame({"name": ["a", "b"], "flag": pd.array([True, None], dtype="boolean")})
+    _echo_frame(frame, "csv", "")
+    _echo_frame(frame, "table", "")
+    assert capsys.readouterr().out.splitlines() == [
+        "name,flag",
+        "a,true",
+        "b,",
+        "name  flag",
+        "a     true",
+        "b",
+    ]
+
+
+def test_model_show_and_history_are_readable_in_80_columns(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COLUMNS", "80")
+    nbm.register_model({"weights": [1.0, 2.0]}, "tiny", format="pickle")
+    nbm.deprecate_model_version("tiny", 1, "replaced by a much better model after a long review")
+    shown = invoke("model", "show", "tiny")
+    assert "created_at   20" in shown and " UTC\n" in shown  # a time, not epoch seconds
+    assert "libraries\n  python" in shown  # a block, not one line of JSON
+    history = invoke("model", "history", "tiny").splitlines()
+    assert max(len(line) for line in history) <= 80
+    assert history[1].split()[:3] == ["at", "kind", "version"]

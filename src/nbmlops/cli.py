@@ -7,18 +7,20 @@ nowhere else.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import functools
 import json
-import math
 import shutil
 import sys
+import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from nbmlops import api
+from nbmlops import _display, api
 from nbmlops.errors import NbmlopsError
 from nbmlops.headless import execute_notebook
 
@@ -52,23 +54,181 @@ def main(ctx: click.Context, store: str | None) -> None:
     ctx.obj = store
 
 
-def _echo_frame(frame: Any, fmt: str, empty: str) -> None:
+RUN_HEADERS = {"run_id": "id", "start_time": "start", "end_time": "end", "duration_s": "duration"}
+"""The runs table's short headers; ``--columns`` takes either name."""
+MAX_CELL = 32  # a table cell longer than this is cut (the whole value: --wide or --format)
+MIN_WRAP = 24  # the wrapped column (a history's summary) keeps at least this width
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a table command lays out its frame: the columns it shows first (names, always
+    shown, then globs in order of preference), those it shows only in --wide (or when named),
+    the column it wraps, and short headers."""
+
+    first: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+    wrap: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    noun: str = "rows"
+    keep_empty: bool = False
+    """Show columns with no value in any row (an SQL query's columns were asked for)."""
+    once: tuple[str, ...] = ()
+    """Columns said once above the table when every row has the same value."""
+    short: dict[str, int] = field(default_factory=dict)
+    """Columns cut to this many characters (prefixes that still name the row, like git's)."""
+
+
+def _echo_frame(
+    frame: Any,
+    fmt: str,
+    empty: str,
+    *,
+    columns: str | None = None,
+    wide: bool = False,
+    layout: _Layout | None = None,
+) -> None:
+    layout = layout or _Layout()
+    frame = frame.drop(columns=[c for c in ("payload",) if c in frame.columns])
+    chosen = _choose_columns(frame, columns, layout) if columns else None
+    if chosen is not None:
+        frame = frame[chosen]
     if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
+        click.echo(_with_text_booleans(frame).to_csv(index=False), nl=False)
     elif fmt == "json":
         click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
     elif frame.empty:
         click.echo(empty)
     else:
-        shown = frame.copy()
-        for column in shown.columns:
-            if str(shown[column].dtype).startswith("datetime64"):
-                shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M:%S")
-        # Nested payloads belong in --format json; a table shows their summary.
-        shown = shown.drop(columns=[c for c in ("payload",) if c in shown.columns])
-        shown = shown.astype(object).where(shown.notna(), "")  # na_rep skips nullable ints
-        width = shutil.get_terminal_size((120, 24)).columns
-        click.echo(shown.to_string(index=False, line_width=width))
+        width = shutil.get_terminal_size((100, 24)).columns
+        for line in _table_lines(
+            frame, layout, explicit=chosen is not None, wide=wide, width=width
+        ):
+            click.echo(line)
+
+
+def _choose_columns(frame: Any, spec: str, layout: _Layout) -> list[str]:
+    """The columns ``--columns`` names, in its order: names (or short headers) and globs."""
+    by_header = {layout.headers.get(c, c): c for c in frame.columns}
+    chosen: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if any(ch in part for ch in "*?["):
+            chosen += [c for c in frame.columns if fnmatch.fnmatchcase(c, part)]
+            continue
+        name = by_header.get(part, part)
+        if name not in frame.columns:
+            near = difflib.get_close_matches(
+                part, list(dict.fromkeys([*by_header, *frame.columns]))
+            )
+            hint = f"did you mean {', '.join(near)}? " if near else ""
+            raise NbmlopsError(
+                f"No column {part!r} here; {hint}Columns: {_shortlist(list(by_header), 12)}; "
+                "globs such as 'metrics.*' work too."
+            )
+        chosen.append(name)
+    return list(dict.fromkeys(chosen))
+
+
+def _with_text_booleans(frame: Any) -> Any:
+    """Booleans as true/false in CSV, as in every text nbmlops shows."""
+    shown = frame.copy()
+    for column in shown.columns:
+        values = shown[column].dropna().tolist()
+        if values and all(isinstance(v, bool) for v in values):
+            shown[column] = shown[column].astype(object).map(_display.value, na_action="ignore")
+    return shown
+
+
+def _cells(series: Any) -> list[str]:
+    if str(series.dtype).startswith("datetime64"):
+        return [_display.when(v, zone=False) for v in series]
+    missing = series.isna().tolist()
+    render = _display.duration if series.name == "duration_s" else _display.value
+    return ["" if gone else render(v) for v, gone in zip(series.tolist(), missing, strict=True)]
+
+
+def _table_lines(
+    frame: Any, layout: _Layout, *, explicit: bool, wide: bool, width: int
+) -> list[str]:
+    """The frame as a table for a terminal ``width`` wide. Unless ``wide`` or the columns were
+    named: empty columns are dropped, long cells cut, the wrap column wrapped and, when not all
+    columns fit, the table made compact (short ids, ``metrics.`` above its key) and the
+    columns that still do not fit left out (said below the table), in the layout's order."""
+    order = list(frame.columns)
+    if not explicit:
+        first = [c for p in layout.first for c in order if fnmatch.fnmatchcase(c, p)]
+        order = list(dict.fromkeys(first + order))
+        if not wide:
+            order = [c for c in order if c not in layout.hidden]
+    headers = {c: layout.headers.get(c, c) for c in order}
+    cells = {c: _cells(frame[c]) for c in order}
+    if not explicit and not layout.keep_empty:
+        order = [c for c in order if any(cells[c])]
+    fit = not wide and not explicit
+    wrap = layout.wrap if fit and layout.wrap in order else None
+    above: list[str] = []
+    if fit:
+        for c in order:
+            if c != wrap:
+                cells[c] = [v if len(v) <= MAX_CELL else v[: MAX_CELL - 1] + "…" for v in cells[c]]
+        if len(frame) > 1:
+            above = [c for c in layout.once if c in order and len(set(cells[c])) == 1]
+            order = [c for c in order if c not in above]
+    shown, left_out, used = _fit(order, headers, cells, layout, wrap, width if fit else None)
+    if left_out:  # compact: as narrow as the values allow, then fit again
+        headers = {c: h.replace(".", ".\n", 1) for c, h in headers.items()}
+        cells.update({c: [v[:n] for v in cells[c]] for c, n in layout.short.items() if c in cells})
+        shown, left_out, used = _fit(order, headers, cells, layout, wrap, width)
+    lines = [f"all {len(frame)} {layout.noun}: " + ", ".join(f"{c} {cells[c][0]}" for c in above)]
+    lines = lines if above else []
+    lines += _display.table(
+        [headers[c] for c in shown],
+        [list(row) for row in zip(*(cells[c] for c in shown), strict=True)],
+        right=[str(frame[c].dtype)[:1] in "iufI" or c == "duration_s" for c in shown],
+        wrap=shown.index(wrap) if wrap else None,
+        wrap_width=width - used - 2,
+    )
+    if left_out:
+        note = (
+            f"({len(left_out)} more column{'s' if len(left_out) > 1 else ''}: "
+            f"{_shortlist(left_out)}; show them with --wide or --columns)"
+        )
+        lines += textwrap.wrap(note, width, break_on_hyphens=False)
+    return lines
+
+
+def _fit(
+    order: list[str],
+    headers: dict[str, str],
+    cells: dict[str, list[str]],
+    layout: _Layout,
+    wrap: str | None,
+    width: int | None,
+) -> tuple[list[str], list[str], int]:
+    """The columns shown (the layout's named first ones always, the wrap column last), those
+    left out, and the width the shown ones take apart from the wrap column."""
+    need = {c: max(len(x) for x in [*headers[c].split("\n"), *cells[c]]) for c in order}
+    keep = len([p for p in layout.first if p in order]) or 1
+    room = None if width is None else width - (MIN_WRAP + 2 if wrap else 0)
+    shown: list[str] = []
+    left_out: list[str] = []
+    used = -2
+    for c in order:
+        if c == wrap:
+            continue
+        if room is None or used + 2 + need[c] <= room or len(shown) < keep:
+            shown.append(c)
+            used += 2 + need[c]
+        else:
+            left_out.append(layout.headers.get(c, c))
+    return shown + ([wrap] if wrap else []), left_out, used
+
+
+def _shortlist(names: list[str], limit: int = 4) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 _FORMAT = click.option(
@@ -81,23 +241,62 @@ _FORMAT = click.option(
 )
 
 
+_COLUMNS = click.option(
+    "--columns",
+    "-c",
+    help="Columns to show, comma-separated, in order: names or globs, e.g. "
+    "'name,metrics.*'. Default: what fits the terminal.",
+)
+_WIDE = click.option(
+    "--wide", "-w", is_flag=True, help="Every column, values uncut, however wide the table."
+)
+
+_RUNS = _Layout(
+    first=("run_id", "experiment", "name", "status", "start_time", "duration_s", "metrics.*"),
+    hidden=("end_time", "user", "notebook", "cell_id"),
+    headers=RUN_HEADERS,
+    noun="runs",
+    once=("experiment", "status"),
+    short={"run_id": 8},
+)
+_MODELS = _Layout(noun="models")
+_SQL = _Layout(keep_empty=True)
+_VERSIONS = _Layout(first=("version", "aliases", "status", "metrics.*"), noun="versions")
+_HISTORY = _Layout(
+    first=("at", "kind", "version", "alias"),
+    hidden=("event_id", "host"),
+    wrap="summary",
+    noun="events",
+    once=("actor",),
+)
+
+
 @main.command("runs")
 @click.option("--filter", "-f", "filter_", help='e.g. "params.lr < 0.1 AND metrics.auc > 0.9"')
 @click.option("--experiment", "-e", help="Only runs of this experiment.")
 @_FORMAT
+@_COLUMNS
+@_WIDE
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="Rows (table only).")
 @click.pass_obj
 @_clean_errors
 def runs_cmd(
-    store: str | None, filter_: str | None, experiment: str | None, fmt: str, limit: int
+    store: str | None,
+    filter_: str | None,
+    experiment: str | None,
+    fmt: str,
+    columns: str | None,
+    wide: bool,
+    limit: int,
 ) -> None:
-    """List runs, newest first, with their params, metrics and tags."""
+    """List runs, newest first: id, experiment, name, status, start, duration, then the
+    metrics, params and tags that fit the terminal (--wide: all of them)."""
     frame = api.runs(filter_, experiment, store=store)
     total = len(frame)
     if fmt == "table":
-        frame = frame.head(limit).drop(columns=["end_time", "user", "notebook", "cell_id"])
-        frame["duration_s"] = frame["duration_s"].round(3)
-    _echo_frame(frame, fmt, f"No runs in {api.get_store(store).db_path}.")
+        frame = frame.head(limit)
+    empty = f"No runs in {api.get_store(store).db_path}."
+    _echo_frame(frame, fmt, empty, columns=columns, wide=wide, layout=_RUNS)
     if fmt == "table" and total > limit:
         click.echo(f"... {total - limit} more runs (use --limit or --format csv)")
 
@@ -120,12 +319,13 @@ def show_cmd(store: str | None, run_id: str | None) -> None:
     for key in ("experiment", "name", "status", "user", "host", "notebook", "cell_id"):
         if info.get(key) is not None:
             click.echo(f"{key:<10} {info[key]}")
+    click.echo(f"{'start':<10} {_display.when(info['start_time'])}")
     if info["duration_s"] is not None:
-        click.echo(f"{'duration':<10} {info['duration_s']:.3f} s")
+        click.echo(f"{'duration':<10} {_display.duration(info['duration_s'])}")
     if info["error_type"]:
         click.echo(f"{'error':<10} {info['error_type']}: {info['error_message']}")
-    _section("params", {k: v for k, v in run.params.items()})
-    _section("metrics", {k: _num(v) for k, v in run.metrics.items()})
+    _section("params", run.params)
+    _section("metrics", run.metrics)
     _section("tags", run.tags)
     _section(
         "datasets",
@@ -214,11 +414,12 @@ def diff_cmd(store: str | None, run_a: str, run_b: str, show_all: bool) -> None:
 @main.command("sql")
 @click.argument("query")
 @_FORMAT
+@_WIDE
 @click.pass_obj
 @_clean_errors
-def sql_cmd(store: str | None, query: str, fmt: str) -> None:
+def sql_cmd(store: str | None, query: str, fmt: str, wide: bool) -> None:
     """Run one read-only SQL query over the store (tables: docs/schema.md)."""
-    _echo_frame(api.sql(query, store=store), fmt, "No rows.")
+    _echo_frame(api.sql(query, store=store), fmt, "No rows.", wide=wide, layout=_SQL)
 
 
 @main.command("execute")
@@ -256,11 +457,14 @@ def execute_cmd(
 
 @main.command("models")
 @_FORMAT
+@_COLUMNS
+@_WIDE
 @click.pass_obj
 @_clean_errors
-def models_cmd(store: str | None, fmt: str) -> None:
+def models_cmd(store: str | None, fmt: str, columns: str | None, wide: bool) -> None:
     """List registered models with their latest version and aliases."""
-    _echo_frame(api.models(store=store), fmt, "No registered models.")
+    frame = api.models(store=store)
+    _echo_frame(frame, fmt, "No registered models.", columns=columns, wide=wide, layout=_MODELS)
 
 
 @main.group("model")
@@ -270,35 +474,56 @@ def model_group() -> None:
 
 @model_group.command("show")
 @click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @click.pass_obj
 @_clean_errors
-def model_show_cmd(store: str | None, ref: str) -> None:
+def model_show_cmd(store: str | None, ref: str, fmt: str) -> None:
     """Show one version: NAME (latest), NAME/VERSION or NAME@ALIAS."""
     record = api.get_model_version(ref, store=store).to_dict()
-    width = max(len(k) for k in record)
-    for key, value in record.items():
-        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-        click.echo(f"{key:<{width}}  {shown}")
+    if fmt == "json":
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+        return
+    record["created_at"] = _display.when(record["created_at"])
+    record["size"] = f"{record['size']:,} bytes"
+    for line in _display.block(record):
+        click.echo(line)
 
 
 @model_group.command("versions")
 @click.argument("name")
 @_FORMAT
+@_COLUMNS
+@_WIDE
 @click.pass_obj
 @_clean_errors
-def model_versions_cmd(store: str | None, name: str, fmt: str) -> None:
+def model_versions_cmd(
+    store: str | None, name: str, fmt: str, columns: str | None, wide: bool
+) -> None:
     """List the versions of model NAME."""
-    _echo_frame(api.model_versions(name, store=store), fmt, f"No versions of {name}.")
+    frame = api.model_versions(name, store=store)
+    _echo_frame(frame, fmt, f"No versions of {name}.", columns=columns, wide=wide, layout=_VERSIONS)
 
 
 @model_group.command("history")
 @click.argument("name")
 @_FORMAT
+@_COLUMNS
+@_WIDE
 @click.pass_obj
 @_clean_errors
-def model_history_cmd(store: str | None, name: str, fmt: str) -> None:
+def model_history_cmd(
+    store: str | None, name: str, fmt: str, columns: str | None, wide: bool
+) -> None:
     """Every event of model NAME: registrations, alias moves, promotion decisions, deprecations."""
-    _echo_frame(api.model_history(name, store=store), fmt, f"No history for {name}.")
+    frame = api.model_history(name, store=store)
+    _echo_frame(frame, fmt, f"No history for {name}.", columns=columns, wide=wide, layout=_HISTORY)
 
 
 @model_group.command("register")
@@ -406,15 +631,13 @@ def model_delete_cmd(
 @click.argument("name")
 @click.argument("version", type=int)
 @_FORMAT
+@_WIDE
 @click.pass_obj
 @_clean_errors
-def model_consumers_cmd(store: str | None, name: str, version: int, fmt: str) -> None:
+def model_consumers_cmd(store: str | None, name: str, version: int, fmt: str, wide: bool) -> None:
     """Who loaded NAME/VERSION, most recent first."""
-    _echo_frame(api.consumers(name, version, store=store), fmt, "Nobody loaded it.")
-
-
-def _num(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{value:.6g}"
+    frame = api.consumers(name, version, store=store)
+    _echo_frame(frame, fmt, "Nobody loaded it.", wide=wide, layout=_Layout(noun="consumers"))
 
 
 def _shape(dataset: dict[str, Any]) -> str:
@@ -429,7 +652,7 @@ def _section(title: str, values: dict[str, Any]) -> None:
     click.echo(f"\n{title}")
     width = max(len(k) for k in values)
     for key, value in values.items():
-        click.echo(f"  {key:<{width}}  {value}")
+        click.echo(f"  {key:<{width}}  {_display.value(value)}")
 
 
 def _flat_env(env: dict[str, Any]) -> dict[str, Any]:
@@ -451,13 +674,7 @@ def _diff_section(title: str, a: dict[str, Any], b: dict[str, Any], show_all: bo
 
 
 def _shown(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, float):
-        return _num(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+    return "(none)" if value is None else _display.value(value)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING
 
+from nbmlops._display import when
 from nbmlops.errors import ModelInUseError, RegistryError
 from nbmlops.registry.events import Moment, new_event, to_seconds
 from nbmlops.registry.model_version import ModelVersion, resolve
@@ -69,7 +70,7 @@ def delete_version(
     if loads:
         days = seconds / 86400
         who = "; ".join(
-            f"{row.consumer} on {row.host} (last {_when(row.last_load)})" for row in loads[:5]
+            f"{row.consumer} on {row.host} (last {when(row.last_load)})" for row in loads[:5]
         )
         more = f" and {len(loads) - 5} more" if len(loads) > 5 else ""
         raise ModelInUseError(
@@ -103,7 +104,3 @@ def consumers(
             "last_pid": [r.last_pid for r in rows],
         }
     )
-
-
-def _when(at: float) -> str:
-    return f"{dt.datetime.fromtimestamp(at, dt.UTC):%Y-%m-%d %H:%M} UTC"

@@ -24,7 +24,6 @@ the bytes it just verified, so later loads take the fast path.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from nbmlops._display import when
 from nbmlops.capture.environment import installed_packages, resolve_notebook
 from nbmlops.capture.liveness import hostname
 from nbmlops.errors import (
@@ -100,7 +100,7 @@ def load_version(
         raise ModelNotFoundError(
             mv.ref,
             store.db_path,
-            f"it was deleted by {deleted[-1].actor} at {_when(deleted[-1].at)}; load "
+            f"it was deleted by {deleted[-1].actor} at {when(deleted[-1].at)}; load "
             f"another version (nbmlops.model_versions({mv.name!r})).",
         )
     if mv.format == serialization.PICKLE and not allow_pickle:
@@ -215,7 +215,3 @@ def current_consumer() -> str:
 def _alias_text(store: Store, name: str) -> str:
     current = sql.current_aliases(store, name)
     return ", ".join(f"@{a} -> {v}" for a, v in current.items()) or "none"
-
-
-def _when(at: float) -> str:
-    return f"{dt.datetime.fromtimestamp(at, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"

@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbmlops import _display
+from nbmlops._display import when as when  # the panels' times, as everywhere in nbmlops
 from nbmlops._figures import figure_png as figure_png  # the panels inline figures through here
 
 if TYPE_CHECKING:
@@ -21,13 +23,6 @@ HIGHLIGHT = "background:#c8e6c9;font-weight:bold"
 DIFFERENT = "background:#fff3e0"
 
 
-def when(moment: Any) -> str:
-    """A time as every panel shows it (UTC, to the minute); "" for a missing one."""
-    if moment is None or type(moment).__name__ in ("NaTType", "NAType"):
-        return ""
-    return str(moment.strftime("%Y-%m-%d %H:%M"))
-
-
 def message(text: str, ok: bool = True) -> str:
     """A one-line outcome under a panel's buttons: green when it worked, red when not."""
     colour = "#2e7d32" if ok else "#c62828"
@@ -35,11 +30,11 @@ def message(text: str, ok: bool = True) -> str:
 
 
 def fmt(value: Any) -> str:
-    if value is None or type(value).__name__ == "NAType":  # pandas.NA, from nullable columns
+    """A table cell: as nbmlops shows every value (:func:`nbmlops._display.value`), a missing
+    one (NaN in a wide frame) left empty."""
+    if isinstance(value, float) and math.isnan(value):
         return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
+    return _display.value(value)
 
 
 def table(

@@ -86,7 +86,7 @@ class ModelsPanel(Panel):
         history = api.model_history(name, store=self.store)
         self.history_html.value = _html.table(
             history[["at", "kind", "version", "alias", "summary"]].assign(
-                at=history["at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+                at=history["at"].map(_html.when)
             ),
             index=False,
         )
