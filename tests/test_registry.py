@@ -25,6 +25,7 @@ from nbmlops.errors import (
     ArtifactIntegrityError,
     LibraryVersionWarning,
     ModelNotFoundError,
+    NbmlopsWarning,
     RegistryError,
 )
 from nbmlops.registry.serialization import dump_model, load_model_bytes, pickle_globals
@@ -78,12 +79,26 @@ def test_register_from_a_run_keeps_an_immutable_snapshot(home: Path):
 def test_identical_content_returns_the_existing_version(home: Path, db: sqlite3.Connection):
     run_id = trained_run()
     first = reg.register_model(run_id, "wine")
-    again = reg.register_model(run_id[:6], "wine", "other words")
+    with pytest.warns(NbmlopsWarning, match="already registered as wine/1"):
+        again = reg.register_model(run_id[:6], "wine", "other words")
     other = reg.register_model(trained_run(Ridge()), "wine")
     assert (first.version, again.version, other.version) == (1, 1, 2)
     assert again == first and again.description is None
     kinds = db.execute("SELECT kind, version FROM model_events ORDER BY event_id").fetchall()
     assert kinds == [("registered", 1), ("registered", 2)]
+
+
+@pytest.mark.parametrize("source", ["run", "object"])
+def test_registering_the_same_model_again_warns_naming_the_existing_version(
+    home: Path, source: str
+):
+    model = trained_run() if source == "run" else {"weights": [1.0, 2.0]}
+    first = reg.register_model(model, "wine", format="pickle")
+    origin = f" from run {first.run_id}" if source == "run" else ""
+    with pytest.warns(NbmlopsWarning, match=f"already registered as wine/1{origin} on 20") as seen:
+        again = nbm.register_model(model, "wine", format="pickle")
+    assert again == first and "no new version was made" in str(seen[0].message)
+    assert seen[0].filename == __file__  # points at the caller's line
 
 
 def test_a_run_object_works_and_versions_count_per_name(home: Path):

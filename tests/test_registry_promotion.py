@@ -299,3 +299,24 @@ def test_decision_reprs_show_every_rule(home: Path, tmp_path: Path):
     html = decision._repr_html_()
     assert html.count("<tr>") == 4 and "&#10008;" in html
     assert json.dumps(decision.to_dict())
+
+
+@pytest.mark.parametrize("where", ["outside git", "git missing", "untracked"])
+def test_the_rules_line_names_a_commit_only_for_a_tracked_file(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+):
+    (tmp_path / "nbmlops.toml").write_text(RULES)
+    good, _ = two_versions()
+    if where == "untracked":
+        (tmp_path / "other").write_text("x")
+        git(tmp_path, "init", "-q")
+        git(tmp_path, "add", "other")
+        git(tmp_path, "commit", "-q", "-m", "other")
+    if where == "git missing":
+        monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    rules_line = str(reg.promote("wine", good.version, dry_run=True)).splitlines()[-1]
+    expected = (
+        "untracked, not in git) - UNCOMMITTED RULES" if where == "untracked" else "(not in git)"
+    )
+    assert rules_line.endswith(expected)
+    assert " @ " not in rules_line

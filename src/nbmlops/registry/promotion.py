@@ -116,10 +116,14 @@ class PromotionDecision:
         return "\n".join(lines)
 
     def _rules_text(self) -> str:
+        """The rules file and the commit its rules are at: only a tracked file names one (an
+        untracked file, a folder outside git or no git at all says so instead)."""
         source = self.rules_file
-        commit = source.git_commit[:12] if source.git_commit else "no commit"
         flag = " - UNCOMMITTED RULES" if source.dirty else ""
-        return f"{source.path} @ {commit} ({source.git_status}){flag}"
+        if source.git_commit and source.git_status in ("committed", "modified"):
+            return f"{source.path} @ {source.git_commit[:12]} ({source.git_status}){flag}"
+        state = "not in git" if source.git_status == "not in git" else "untracked, not in git"
+        return f"{source.path} ({state}){flag}"
 
     def _repr_html_(self) -> str:
         color = {"promoted": "#1a7f37", "rejected": "#cf222e", "unchanged": "#57606a"}

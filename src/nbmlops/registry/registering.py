@@ -14,12 +14,14 @@ import math
 import numbers
 import pickle
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nbmlops._display import when
 from nbmlops.capture.environment import current_user, installed_packages
 from nbmlops.capture.run import Run, active_run_ids, find_run
-from nbmlops.errors import RegistryError
+from nbmlops.errors import NbmlopsWarning, RegistryError
 from nbmlops.registry import serialization
 from nbmlops.registry.events import new_event
 from nbmlops.registry.model_version import (
@@ -253,6 +255,16 @@ def _insert(
         raise RegistryError(
             f"This artifact (sha256 {row['sha256'][:12]}) is {version.ref}, which was deleted; "
             "a deleted version cannot come back. Register it under another name."
+        )
+    if not registered.created:
+        source = f" from run {version.run_id}" if version.run_id else ""
+        warnings.warn(
+            f"This model (sha256 {row['sha256'][:12]}) is already registered as {version.ref}"
+            f"{source} on {when(version.created_at)}; no new version was made and "
+            f"{version.ref} is returned. A changed model (retrained, other params) becomes a new "
+            "version.",
+            NbmlopsWarning,
+            stacklevel=5,  # _insert < _register_* < register < nbmlops.register_model < caller
         )
     return version
 
