@@ -39,7 +39,10 @@ from nbmlops.capture.session import CaptureSession, CellStart
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(f"nbmlops warning: {message}\n")
+    # What went wrong may quote a captured value holding a lone surrogate, which no stream
+    # can encode: it is shown escaped rather than failing the hook.
+    text = f"nbmlops warning: {message}\n".encode("utf-8", "backslashreplace").decode()
+    sys.stderr.write(text)
 
 
 @magics_class

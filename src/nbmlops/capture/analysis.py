@@ -46,6 +46,12 @@ What is found
     ``"score"`` for any ``<expr>.score(...)``. Wrappers are looked through: ``float()``,
     ``round()``, ``abs()``, ``np.sqrt()``/``math.sqrt()``/``np.round()``/``np.mean()`` and the
     methods ``.mean()``/``.item()``. The caller checks that the value is a number.
+``keywords``
+    Keyword arguments given a bare name, ``LogisticRegression(C=C)`` ->
+    ``KeywordArg("LogisticRegression", "C", "C", line)`` (the callee's last dotted part), at the
+    cell's module scope, nested calls included (``make_pipeline(StandardScaler(), SVC(C=c))``).
+    The caller tells an estimator param that holds a literal param's value (one value, one
+    param) from one that merely shares its name.
 ``mutated``
     Names whose object may be changed in place: any method call on the name or on an
     attribute/subscript chain rooted at it (``df.dropna(inplace=True)``, ``df["a"].fillna(...)``,
@@ -86,7 +92,7 @@ from typing import Any
 
 from nbmlops._jsonable import jsonable
 
-__all__ = ["CellAnalysis", "LiteralParam", "MetricCandidate", "analyze_cell"]
+__all__ = ["CellAnalysis", "KeywordArg", "LiteralParam", "MetricCandidate", "analyze_cell"]
 
 _Pos = tuple[int, int]
 
@@ -132,6 +138,16 @@ class LiteralParam:
 
 
 @dataclass(frozen=True)
+class KeywordArg:
+    """``func(keyword=name)`` in the cell: ``func`` is the callee's last dotted part."""
+
+    func: str
+    keyword: str
+    name: str
+    line: int
+
+
+@dataclass(frozen=True)
 class MetricCandidate:
     """A name assigned from a metric-looking call; ``func`` is the dotted name (``None`` for
     ``rule="score"``, i.e. ``<expr>.score(...)``)."""
@@ -153,6 +169,7 @@ class CellAnalysis:
     constructed: dict[str, int] = field(default_factory=dict)
     metrics: tuple[MetricCandidate, ...] = ()
     mutated: dict[str, int] = field(default_factory=dict)
+    keywords: tuple[KeywordArg, ...] = ()
 
 
 def analyze_cell(source: str) -> CellAnalysis:
@@ -354,6 +371,7 @@ class _Walker:
         self.mutating: dict[str, int] = {}  # last line, excluding read-only method calls
         self.metrics: dict[str, MetricCandidate] = {}
         self.params: dict[str, _Param] = {}
+        self.keywords: list[KeywordArg] = []
 
     def result(self) -> CellAnalysis:
         params = tuple(
@@ -376,6 +394,7 @@ class _Walker:
             constructed=self.constructed,
             metrics=metrics,
             mutated=self.mutated,
+            keywords=tuple(self.keywords),
         )
 
     # -- recording -------------------------------------------------------------------------
@@ -529,7 +548,12 @@ class _Walker:
                 self.fit(func.value.id, node.lineno, self.scope)
         self.walk(func)
         self.walk_all(node.args)
+        dotted = _dotted(func) if self.scope is None else None
         for keyword in node.keywords:
+            if dotted and keyword.arg and isinstance(keyword.value, ast.Name):
+                self.keywords.append(
+                    KeywordArg(dotted[-1], keyword.arg, keyword.value.id, keyword.lineno)
+                )
             self.walk(keyword.value)
 
     def v_assign(self, node: ast.Assign) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbmlops._jsonable import jsonable
 from nbmlops.capture import analysis as _analysis
 from nbmlops.capture import estimators
 from nbmlops.capture.files import FileReads
@@ -250,8 +251,14 @@ class TrackedCell:
         assert self.run is not None
         run = self.run
         self._file_reads.__exit__(None, None, None)
+        merged: dict[str, list[str]] = {}
         if self.options.auto:
-            self._guard("params", self._auto_params)
+            merged = self._guard("params", self._estimator_params) or {}
+            for param in self.analysis.params:
+                source = "; ".join([f"literal:{param.line}", *merged.get(param.name, [])])
+                self._guard(
+                    f"param {param.name}", run.log_param, param.name, param.value, source=source
+                )
             self._guard("outputs", self._auto_outputs)
             self._guard("models", self._auto_models)
             self._guard("metrics", self._auto_metrics)
@@ -259,16 +266,20 @@ class TrackedCell:
                 self._guard(f"file {path}", run.log_dataset, path, path, "input", source=how)
         for name in self.options.params:
             if name in self.namespace:
+                source = "; ".join(["--params", *merged.get(name, [])])
                 self._guard(
-                    f"param {name}", run.log_param, name, self.namespace[name], source="--params"
+                    f"param {name}", run.log_param, name, self.namespace[name], source=source
                 )
             else:
                 self.problems.append(f"--params {name}: no variable named {name!r} after the cell")
         for name in self.options.metrics:
-            try:
-                run.log_metric(name, self.namespace.get(name), source="--metrics")
-            except TypeError as exc:
-                self.problems.append(f"--metrics {name}: {exc}")
+            self._guard(
+                f"--metrics {name}",
+                run.log_metric,
+                name,
+                self.namespace.get(name),
+                source="--metrics",
+            )
         summary = Summary(
             run.run_id,
             self.options.name,
@@ -282,10 +293,19 @@ class TrackedCell:
         end_tracked_run(run, error, execution)
         return summary
 
-    def _auto_params(self) -> None:
+    def _estimator_params(self) -> dict[str, list[str]]:
+        """Log the non-default params of the estimators the cell made or fitted, except those
+        holding the value of a param named in the cell: ``C = 0.05`` then
+        ``LogisticRegression(C=C)`` is one param, ``C`` (issue #13). Returns, per such name, the
+        estimator arguments that carry it, for that param's ``source``."""
         assert self.run is not None
-        for param in self.analysis.params:
-            self.run.log_param(param.name, param.value, source=f"literal:{param.line}")
+        named = {p.name: p.value for p in self.analysis.params}
+        named.update(
+            (name, jsonable(self.namespace[name]))
+            for name in self.options.params
+            if name in self.namespace
+        )
+        merged: dict[str, list[str]] = {}
         seen: set[int] = set()
         candidates = {**self.analysis.constructed, **self.analysis.fitted}
         for name, line in sorted(candidates.items(), key=lambda kv: kv[1]):
@@ -294,7 +314,34 @@ class TrackedCell:
                 continue
             seen.add(id(obj))
             for key, value in estimators.non_default_params(obj).items():
-                self.run.log_param(key, value, source=f"estimator:{line}")
+                argument = self._argument_holding(key, value, named)
+                if argument is not None:
+                    merged.setdefault(argument.name, []).append(
+                        f"estimator:{argument.line} "
+                        f"{argument.func}({argument.keyword}={argument.name})"
+                    )
+                    continue
+                self._guard(
+                    f"param {key}", self.run.log_param, key, value, source=f"estimator:{line}"
+                )
+        return merged
+
+    def _argument_holding(
+        self, key: str, value: object, named: dict[str, object]
+    ) -> _analysis.KeywordArg | None:
+        """The ``Class(param=name)`` argument of the cell that gave estimator param ``key``
+        (``Class.param`` or ``Class[path].param``) its ``value`` from the named param ``name``."""
+        label, _, param = key.rpartition(".")
+        cls = label.partition("[")[0]
+        for argument in self.analysis.keywords:
+            if (
+                argument.func == cls
+                and argument.keyword == param
+                and argument.name in named
+                and _same_value(named[argument.name], value)
+            ):
+                return argument
+        return None
 
     def _auto_outputs(self) -> None:
         assert self.run is not None
@@ -325,8 +372,16 @@ class TrackedCell:
                 metric_value(candidate.name, value)
             except TypeError:
                 continue  # e.g. a per-class array: not a scalar metric
+            except ValueError:
+                pass  # a number that cannot be stored: log_metric says so, as a problem
             rule = "score" if candidate.rule == "score" else "sklearn.metrics"
-            self.run.log_metric(candidate.name, value, source=f"{rule}:{candidate.line}")
+            self._guard(
+                f"metric {candidate.name}",
+                self.run.log_metric,
+                candidate.name,
+                value,
+                source=f"{rule}:{candidate.line}",
+            )
 
     def _is_sklearn_metric(self, func: tuple[str, ...] | None) -> bool:
         if not func:
@@ -340,6 +395,11 @@ class TrackedCell:
             obj = getattr(obj, part, None)
         module = getattr(obj, "__module__", "") or ""
         return callable(obj) and module.startswith("sklearn.metrics")
+
+
+def _same_value(a: object, b: object) -> bool:
+    """Equal, and of the same kind: ``True`` and ``1`` are two values here."""
+    return type(a) is type(b) and a == b
 
 
 def _pyplot_figures() -> dict[int, Any]:

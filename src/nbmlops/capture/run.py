@@ -16,6 +16,7 @@ import enum
 import hashlib
 import json
 import math
+import operator
 import os
 import sys
 import time
@@ -74,16 +75,83 @@ class Status(enum.StrEnum):
 _ENDED = (Status.FINISHED, Status.FAILED, Status.INTERRUPTED)
 
 
+_STEP_RANGE = range(-(2**63), 2**63)  # SQLite's INTEGER
+
+
+def _unstorable(what: str, problem: str) -> ValueError:
+    """The error for a value the store cannot hold, raised when it is logged: at the end of the
+    run it would fail the run's one write, and every retry of it (issue #13)."""
+    return ValueError(f"{what} cannot be stored: {problem}. Nothing was logged for it.")
+
+
+def storable_text(what: str, value: object) -> str:
+    """``value`` as text the store can hold (UTF-8), or a ValueError naming ``what``.
+
+    A lone surrogate (``"\\ud800"``, or a file name with undecodable bytes) is a valid Python
+    string but not valid UTF-8, so SQLite cannot store it."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = repr(text[:60]) + ("..." if len(text) > 60 else "")
+        raise _unstorable(
+            f"{what} {shown}",
+            f"it holds a lone surrogate ({text[exc.start]!r} at position {exc.start}), which is "
+            "not valid UTF-8; remove it or decode the text with errors='replace'",
+        ) from None
+    return text
+
+
 def metric_value(key: str, value: object) -> float | None:
-    """The stored value of a metric (None for NaN), or a clear TypeError."""
+    """The stored value of a metric (None for NaN): a clear TypeError when it is not a real
+    number, ValueError when it is one too large for a float."""
     if hasattr(value, "item") and type(value).__module__ == "numpy":
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
             f"Metric {key!r} must be a real number, got {type(value).__name__} {value!r:.60}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _unstorable(f"Metric {key!r}", _too_large(value)) from None
     return None if math.isnan(number) else number
+
+
+def _too_large(value: object) -> str:
+    if not isinstance(value, int):
+        return "it holds an integer too large to write out"
+    return f"a {abs(value).bit_length()}-bit integer is too large for a float (at most ~1.8e308)"
+
+
+def metric_step(key: str, step: Any) -> int:
+    """A metric's step as stored: an integer SQLite can hold, or a clear error."""
+    if isinstance(step, float) and step.is_integer():
+        step = int(step)
+    try:
+        number = operator.index(step)  # int, numpy integers; not 1.5, not "3"
+    except TypeError:
+        raise TypeError(
+            f"Metric {key!r}: step must be an integer, got {type(step).__name__} {step!r:.60}"
+        ) from None
+    if number not in _STEP_RANGE:
+        raise _unstorable(
+            f"Metric {key!r} at step {number}", "a step must lie within -2**63 .. 2**63-1"
+        )
+    return number
+
+
+def param_record(
+    key: object, value: object, source: str
+) -> tuple[str, tuple[str, float | None, str]]:
+    """The buffered form of a param, ``(key, (text, number, source))``, checked storable."""
+    name = storable_text("Param key", key)
+    try:
+        text, number = encode_param(value)
+    except (OverflowError, ValueError):  # float(10**400); str() of a 5000-digit integer
+        raise _unstorable(f"Param {name!r}", _too_large(value)) from None
+    storable_text(f"Param {name!r} value", text)
+    return name, (text, number, source)
 
 
 class _Buffer:
@@ -224,33 +292,52 @@ class Run:
     # -- logging -----------------------------------------------------------------------------
 
     def log_param(self, key: str, value: object, *, source: str = _API_SOURCE) -> None:
+        """Record ``value`` for ``key``; ValueError at once for a value the store cannot hold."""
         self._require_active("log_param")
-        text, number = encode_param(value)
-        self._buffer.params[str(key)] = (text, number, source)
+        name, record = param_record(key, value, source)
+        self._buffer.params[name] = record
 
     def log_params(self, params: Mapping[str, object]) -> None:
-        for key, value in params.items():
-            self.log_param(key, value)
+        """Record several params: all of them, or (when one cannot be stored) none."""
+        self._require_active("log_params")
+        records = dict(param_record(key, value, _API_SOURCE) for key, value in params.items())
+        self._buffer.params.update(records)
 
     def log_metric(
         self, key: str, value: object, step: int | None = None, *, source: str = _API_SOURCE
     ) -> None:
         """Record ``value`` for ``key``; without ``step``, each call takes the next step."""
         self._require_active("log_metric")
-        number = metric_value(key, value)
-        if step is None:
-            step = self._next_step.get(key, 0)
-        self._next_step[key] = max(self._next_step.get(key, 0), step + 1)
-        self._buffer.metrics.append((key, number, int(step), time.time(), source))
+        self._buffer.metrics.append(self._metric_record(key, value, step, source))
         self._maybe_flush()
 
+    def _metric_record(
+        self, key: str, value: object, step: int | None, source: str
+    ) -> tuple[str, float | None, int, float, str]:
+        """The buffered form of one metric, checked storable; takes the next step."""
+        key = storable_text("Metric key", key)
+        number = metric_value(key, value)
+        at = metric_step(key, self._next_step.get(key, 0) if step is None else step)
+        self._next_step[key] = max(self._next_step.get(key, 0), at + 1)
+        return (key, number, at, time.time(), source)
+
     def log_metrics(self, metrics: Mapping[str, object], step: int | None = None) -> None:
-        for key, value in metrics.items():
-            self.log_metric(key, value, step)
+        """Record several metrics: all of them, or (when one cannot be stored) none."""
+        self._require_active("log_metrics")
+        next_step = dict(self._next_step)
+        try:
+            records = [self._metric_record(k, v, step, _API_SOURCE) for k, v in metrics.items()]
+        except (TypeError, ValueError):
+            self._next_step = next_step
+            raise
+        self._buffer.metrics.extend(records)
+        self._maybe_flush()
 
     def set_tag(self, key: str, value: object) -> None:
+        """Set tag ``key``; ValueError at once for text the store cannot hold."""
         self._require_active("set_tag")
-        self._buffer.tags[str(key)] = str(value)
+        name = storable_text("Tag key", key)
+        self._buffer.tags[name] = storable_text(f"Tag {name!r} value", value)
 
     def log_dataset(
         self,
@@ -264,10 +351,12 @@ class Run:
         self._require_active("log_dataset")
         if role not in ("input", "output"):
             raise ValueError(f"Dataset role must be 'input' or 'output', not {role!r}")
+        if name is not None:
+            name = storable_text("Dataset name", name)
         if isinstance(obj_or_path, str | os.PathLike):
             path = Path(obj_or_path)
+            name = name or storable_text("Dataset path", path)
             fp = fingerprint_file(path)
-            name = name or str(path)
         else:
             fp = fingerprint(obj_or_path)
             name = name or f"{fp.kind}-{fp.digest[:8]}"
@@ -292,11 +381,12 @@ class Run:
 
         self._require_active("log_artifact")
         source = Path(path)
+        name = storable_text("Artifact name", name or source.name)
         if not source.is_file():
             raise FileNotFoundError(f"log_artifact: {source} is not a file")
         digest, size = self.store.objects.put_file(source)
         self._add_artifact(
-            name or source.name,
+            name,
             "file",
             digest,
             size,
@@ -310,6 +400,7 @@ class Run:
         import io
 
         self._require_active("log_figure")
+        name = storable_text("Figure name", name)
         if not hasattr(fig, "savefig"):
             raise TypeError(f"log_figure needs a matplotlib Figure, got {type(fig).__name__}")
         buf = io.BytesIO()
@@ -334,6 +425,7 @@ class Run:
         import pickle
 
         self._require_active("log_model")
+        name = storable_text("Model name", name)
         data = pickle.dumps(model, protocol=5)
         digest, size = self.store.objects.put_bytes(data)
         meta = {
@@ -577,12 +669,20 @@ def begin_run(
     execution_count: int | None = None,
     workdir: Path | None = None,
 ) -> Run:
-    """Create a run in ``store`` and make it the active run of this process."""
+    """Create a run in ``store`` and make it the active run of this process; ValueError before
+    anything is written when its name, experiment, tags or cell source cannot be stored."""
+    name = None if name is None else storable_text("Run name", name)
+    experiment = None if experiment is None else storable_text("Experiment", experiment)
+    checked_tags = {
+        storable_text("Tag key", key): storable_text(f"Tag {key!r} value", value)
+        for key, value in (tags or {}).items()
+    }
     folder = workdir or Path.cwd()
     if notebook is None:
         notebook = _script_path()
     cell_version = None
     if cell_source is not None:
+        cell_source = storable_text("Cell source", cell_source)
         cell_version = hashlib.sha256(cell_source.encode()).hexdigest()
     git = environment.git_state(folder)
     env = environment.environment_record(folder, _stored_diff(store, git))
@@ -608,8 +708,7 @@ def begin_run(
     )
     run._active = True
     _active_runs.append(run)
-    for key, value in (tags or {}).items():
-        run.set_tag(key, value)
+    run._buffer.tags.update(checked_tags)
     return run
 
 
