@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import nbmlops as nbm
-from nbmlops.store import close_stores
+from nbmlops.store import Store, close_stores
 
 
 @pytest.fixture
@@ -21,6 +21,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     while nbm.active_run() is not None:
         nbm.end_run()
     close_stores()
+
+
+@pytest.fixture
+def empty_store(home: Path) -> Store:
+    """The store at ``home``, created and empty (reading alone never creates one)."""
+    return nbm.get_store()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 import nbmlops as nbm
 from nbmlops.errors import AmbiguousIdError, NbmlopsError, NoActiveRunError, RunNotFoundError
+from nbmlops.store import Store
 
 
 def test_params_keep_their_types(home: Path):
@@ -87,7 +88,7 @@ def test_runs_frame_has_the_documented_columns(home: Path):
     assert nbm.runs(experiment="e1")["name"].tolist() == ["first"]
 
 
-def test_runs_of_an_empty_store_is_an_empty_frame(home: Path):
+def test_runs_of_an_empty_store_is_an_empty_frame(empty_store: Store):
     frame = nbm.runs()
     assert frame.empty and "run_id" in frame.columns
 
@@ -98,7 +99,7 @@ def test_get_run_accepts_a_unique_prefix(home: Path):
     assert nbm.get_run(run.run_id[:6]).run_id == run.run_id
 
 
-def test_get_run_unknown_id_names_the_store(home: Path):
+def test_get_run_unknown_id_names_the_store(empty_store: Store):
     with pytest.raises(RunNotFoundError, match=r"Run 'nope' not found in store .*nbmlops\.db"):
         nbm.get_run("nope")
 

@@ -99,7 +99,7 @@ def test_write_waits_then_fails_clearly_when_store_stays_locked(tmp_path: Path):
         ("SELECT 1; DELETE FROM runs", "one statement"),
     ],
 )
-def test_sql_refuses_anything_but_reading(home: Path, query: str, reason: str):
+def test_sql_refuses_anything_but_reading(empty_store: Store, query: str, reason: str):
     with pytest.raises(ReadOnlyQueryError, match=reason):
         nbm.sql(query)
 
@@ -113,7 +113,7 @@ def test_sql_reads_the_documented_schema(home: Path):
     assert frame.to_dict("records") == [{"name": "a", "key": "loss", "value": 0.5}]
 
 
-def test_sql_error_names_the_problem(home: Path):
+def test_sql_error_names_the_problem(empty_store: Store):
     with pytest.raises(StoreError, match="no such table: nope"):
         nbm.sql("SELECT * FROM nope")
 

@@ -7,7 +7,9 @@ the offending value is kept as an attribute.
     NbmlopsError
     ├── StoreError                  the metadata store cannot be used
     │   ├── StoreCorruptError       the file at the store path is not an nbmlops SQLite store
-    │   └── StoreLockedError        another process held the write lock past the busy timeout
+    │   ├── StoreLockedError        another process held the write lock past the busy timeout
+    │   ├── StoreNotFoundError      reading found no store where it looked (``searched``)
+    │   └── StoreReadOnlyError      a write to a store this process can only read
     ├── NotFoundError               a record asked for by id or name does not exist
     │   └── RunNotFoundError
     ├── AmbiguousIdError            an id prefix matches more than one record
@@ -23,11 +25,13 @@ the offending value is kept as an attribute.
     └── DriftInputError             reference/current data that cannot be compared (names columns)
 
 Warnings: ``NbmlopsWarning`` and below it ``DeprecatedModelWarning`` (loading a deprecated model
-version) and ``LibraryVersionWarning`` (a model saved with other library versions).
+version), ``LibraryVersionWarning`` (a model saved with other library versions) and
+``UnknownKeyWarning`` (a run filter names a key no run has).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -57,6 +61,29 @@ class StoreCorruptError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another process kept the store locked for longer than the busy timeout."""
+
+
+class StoreNotFoundError(StoreError):
+    """Reading found no store, and created none: ``searched`` lists the store files looked for,
+    nearest first; ``rule`` says how they were chosen."""
+
+    def __init__(self, searched: Sequence[Path], rule: str) -> None:
+        shown = ", ".join(str(p) for p in searched[:2])
+        if len(searched) > 2:
+            shown += f" and {len(searched) - 2} more up to {searched[-1]}"
+        super().__init__(
+            f"No nbmlops store found ({rule}): looked for {shown}. Nothing was created; record "
+            "a run first (%%track or nbmlops.start_run()), or name an existing store with "
+            "store=, --store or NBMLOPS_HOME.",
+            searched[0] if searched else None,
+        )
+        self.searched = list(searched)
+        self.rule = rule
+
+
+class StoreReadOnlyError(StoreError):
+    """A write was asked of a store this process can only read (its file, its folder or its
+    file system is not writable); reads of it still work."""
 
 
 class NotFoundError(NbmlopsError):
@@ -185,3 +212,8 @@ class DeprecatedModelWarning(NbmlopsWarning):
 
 class LibraryVersionWarning(NbmlopsWarning):
     """A model was saved with library versions other than the ones installed."""
+
+
+class UnknownKeyWarning(NbmlopsWarning):
+    """A run filter names a param, metric or tag key that no run in the store has (a typo,
+    most likely); the message suggests the nearest keys the store does have."""

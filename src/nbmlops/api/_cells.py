@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 def cell_history(run_or_cell: str, *, store: StoreLike = None) -> pd.DataFrame:
     """Every version of a notebook cell, named by one of its runs or by its cell id."""
-    return history.cell_history(open_store(store), run_or_cell)
+    return history.cell_history(open_store(store, create=False), run_or_cell)
 
 
 def cell_diff(a: str, b: str, *, store: StoreLike = None) -> CellDiff:
     """Diff two cell versions, each named by a run id or a source hash (prefixes work)."""
-    return history.cell_diff(open_store(store), a, b)
+    return history.cell_diff(open_store(store, create=False), a, b)
 
 
 def compare_runs(

@@ -61,14 +61,17 @@ def check_drift(
     # nbmlops.drift loads pandas and numpy; `import nbmlops` must not.
     from nbmlops import drift
 
-    st = open_store(store)
     model_name = model_version = None
-    if isinstance(reference, str):
-        found = drift.resolve_reference(st, reference, lambda ref: resolve_version(st, ref))
+    if isinstance(reference, str):  # a saved reference: read from an existing store
+        found_in = open_store(store, create=False)
+        found = drift.resolve_reference(
+            found_in, reference, lambda ref: resolve_version(found_in, ref)
+        )
         reference, model_name, model_version = found
     report = drift.check_drift(reference, current, columns, method, fingerprint=save, **options)
     if not save:
         return report
+    st = open_store(store)
     active = _run.active_run()
     run_id = active.run_id if active is not None and active.store is st else None
     return drift.save_report(

@@ -32,6 +32,7 @@ from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.promotion import PromotionDecision
 from nbmlops.registry.rules_file import RulesFile
 from nbmlops.store import StoreLike, open_store
+from nbmlops.store._handle import store_at
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +68,7 @@ def get_model_version(
 ) -> ModelVersion:
     """The version ``ref`` names: ``"name/3"``, ``"name@alias"``, or ``"name"`` (the newest not
     deleted); ``get_model_version("name", 3)`` works too."""
-    return resolve(open_store(store), ref, version)
+    return resolve(open_store(store, create=False), ref, version)
 
 
 def load_model(
@@ -86,29 +87,31 @@ def load_model(
     ones warn
     (LibraryVersionWarning), a deprecated version warns (DeprecatedModelWarning), a deleted one
     is refused. The load is recorded with its consumer (``consumer``, else the notebook or
-    script) for :func:`consumers`. ``trusted`` adds types to skops' default trusted set;
-    ``allow_pickle=False`` refuses pickle artifacts."""
+    script) for :func:`consumers`, unless ``record=False`` or the store is read-only (a model
+    served from a read-only volume loads; its loads are not recorded). ``trusted`` adds types to
+    skops' default trusted set; ``allow_pickle=False`` refuses pickle artifacts."""
+    st = open_store(store, create=False)
     return loading.load_model(
-        open_store(store),
+        st,
         ref,
         version=version,
         consumer=consumer,
         trusted=trusted,
         allow_pickle=allow_pickle,
-        record=record,
+        record=record and not st.read_only,
     )
 
 
 def models(*, store: StoreLike = None) -> pd.DataFrame:
     """Registered models: name, latest_version, versions, aliases, description, created_at,
     updated_at."""
-    return listings.models_frame(open_store(store))
+    return listings.models_frame(open_store(store, create=False))
 
 
 def model_versions(name: str, *, store: StoreLike = None) -> pd.DataFrame:
     """Every version of ``name`` with aliases, status, class, format, size, sha256, run and
     ``metrics.<k>`` columns."""
-    return listings.versions_frame(open_store(store), name)
+    return listings.versions_frame(open_store(store, create=False), name)
 
 
 def set_alias(name: str, alias: str, version: int, *, store: StoreLike = None) -> ModelVersion:
@@ -124,7 +127,7 @@ def remove_alias(name: str, alias: str, *, store: StoreLike = None) -> int | Non
 def model_history(name: str, *, store: StoreLike = None) -> pd.DataFrame:
     """The timeline of ``name``: registrations, alias moves, promotion decisions (with every
     rule's reason), deprecations and deletions, oldest first."""
-    return events.history(open_store(store), name)
+    return events.history(open_store(store, create=False), name)
 
 
 def who_served(
@@ -132,7 +135,7 @@ def who_served(
 ) -> ModelVersion | None:
     """The version ``name@alias`` pointed at, at moment ``at`` (UTC seconds, a datetime, naive
     read as UTC, or an ISO string); None if it pointed nowhere then."""
-    return events.who_served(open_store(store), name, alias, at)
+    return events.who_served(open_store(store, create=False), name, alias, at)
 
 
 def promote(
@@ -149,16 +152,19 @@ def promote(
     when the file has uncommitted changes) are recorded in the history. ``dry_run=True`` says
     what would be decided, rule by rule, and records and moves nothing."""
     path = None if rules_path is None else Path(rules_path)
-    return promotion.promote(open_store(store), name, version, rules_path=path, dry_run=dry_run)
+    st = open_store(store, create=not dry_run)
+    return promotion.promote(st, name, version, rules_path=path, dry_run=dry_run)
 
 
 def check_rules(
     rules_path: str | os.PathLike[str] | None = None, *, store: StoreLike = None
 ) -> RulesFile:
     """Parse and check the rules file without evaluating it (for CI and pre-commit hooks);
-    a malformed file raises RulesFileError with its line."""
+    a malformed file raises RulesFileError with its line. Needs no store: without
+    ``rules_path`` the file is looked for from the store's folder upwards, whether or not a store
+    was made there yet."""
     path = None if rules_path is None else Path(rules_path)
-    return promotion.check_rules(open_store(store), path)
+    return promotion.check_rules(store_at(store), path)
 
 
 def deprecate_model_version(
@@ -188,4 +194,4 @@ def consumers(
 ) -> pd.DataFrame:
     """Who loaded ``name``/``version``: consumer, host, loads, first_load, last_load,
     last_pid; most recent first."""
-    return lifecycle.consumers(open_store(store), name, version, since=since)
+    return lifecycle.consumers(open_store(store, create=False), name, version, since=since)

@@ -12,6 +12,7 @@ from nbmlops.filter import parse_filter
 from nbmlops.store import Store, StoreLike, open_store, set_default_store
 from nbmlops.store import cells as cell_store
 from nbmlops.store import runs as run_store
+from nbmlops.store.db import SQL_TIMEOUT_S
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +22,9 @@ def get_store(store: StoreLike = None) -> Store:
     """The open store that ``store`` names: a :class:`~nbmlops.store.Store`, a path (the
     ``.nbmlops`` folder, its ``nbmlops.db``, or a project folder holding one), or ``None`` for
     the default store (the one set with :func:`set_store`, else the location rule:
-    ``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` upwards, else ``./.nbmlops/``)."""
+    ``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` upwards, else ``./.nbmlops/``), created if
+    there is none yet. The functions that only read never create one: where there is no store
+    they raise StoreNotFoundError, naming where they looked."""
     return open_store(store)
 
 
@@ -119,21 +122,25 @@ def runs(
     tags.team = 'a')"``; see :mod:`nbmlops.filter` for the grammar.
     """
     tree = parse_filter(filter) if filter else None
-    st = open_store(store)
+    st = open_store(store, create=False)
     _run.reap(st)
     return run_store.runs_frame(st, tree, experiment)
 
 
 def get_run(run_id: str, *, store: StoreLike = None) -> Run:
     """The run with this id (or a unique prefix of it)."""
-    return _run.find_run(open_store(store), run_id)
+    return _run.find_run(open_store(store, create=False), run_id)
 
 
-def sql(query: str, *, store: StoreLike = None) -> pd.DataFrame:
-    """Run one read-only SQL statement over the store (schema: docs/schema.md)."""
+def sql(
+    query: str, *, timeout: float | None = SQL_TIMEOUT_S, store: StoreLike = None
+) -> pd.DataFrame:
+    """Run one read-only SQL statement over the store (schema: docs/schema.md): SELECT only,
+    with SQLite's core, aggregate, window, date, math and JSON functions, stopped after
+    ``timeout`` seconds (``None``: no limit)."""
     import pandas as pd
 
-    columns, rows = open_store(store).read_sql(query)
+    columns, rows = open_store(store, create=False).read_sql(query, timeout=timeout)
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
@@ -142,7 +149,7 @@ def cells_before(run_id: str, limit: int = 50, *, store: StoreLike = None) -> pd
     newest first (cell_id, execution_count, start_time, status, run_id, source_hash, source)."""
     import pandas as pd
 
-    st = open_store(store)
+    st = open_store(store, create=False)
     rows = cell_store.executions_before_run(st, st.resolve_run_id(run_id), limit)
     columns = ["cell_id", "execution_count", "start_time", "status", "run_id", "source_hash"]
     frame = pd.DataFrame(rows, columns=[*columns, "source"])

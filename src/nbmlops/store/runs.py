@@ -242,8 +242,9 @@ def _latest_per_key(
 
 
 def mark_interrupted(store: Store, run_ids: Sequence[str], end_time: float) -> None:
-    """Mark these runs ``interrupted`` if they are still ``running``."""
-    if not run_ids:
+    """Mark these runs ``interrupted`` if they are still ``running`` (not in a read-only store,
+    which must stay readable as it is)."""
+    if not run_ids or store.read_only:
         return
     with store.atomic() as conn:
         conn.executemany(
