@@ -145,13 +145,15 @@ class NbmlopsMagics(Magics):
 
     @line_magic
     def cellhistory(self, line: str) -> Any:
-        """%cellhistory [RUN_OR_CELL]: every version of a cell (default: the last tracked)."""
+        """%cellhistory [RUN]: every version of a cell, named by a run id, a cell id or a run
+        name (its newest run); default: the last tracked cell."""
         target = line.strip()
         if not target:
             last = self.tracker.last_summary
             if last is None:
                 raise UsageError(
-                    "%cellhistory needs a run id or cell id, or a tracked cell run before it."
+                    "%cellhistory needs a run id, a cell id or a run name, or a tracked cell "
+                    "run before it."
                 )
             target = last.run_id
         return panels.cell_history_panel(target, shell=self.shell)

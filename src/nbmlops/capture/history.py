@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _cell_of(store: Store, run_or_cell: str) -> CellRef:
-    """The cell named by a run id (prefix) or a cell id (prefix)."""
+    """The cell named by a run id (prefix), a cell id (prefix) or a run name (its newest run)."""
     no_cell: NotFoundError | None = None  # a run that no notebook cell made
     try:
         row = run_store.run_row(store, store.resolve_run_id(run_or_cell))
@@ -27,9 +27,7 @@ def _cell_of(store: Store, run_or_cell: str) -> CellRef:
     else:
         if row["cell_id"] is not None:
             return CellRef(row["notebook"], str(row["cell_id"]))
-        no_cell = NotFoundError(
-            f"Run {row['run_id']} was not made by a notebook cell, so it has no cell history."
-        )
+        no_cell = _not_from_a_cell(row["run_id"])
     cells = cell_store.cells_matching(store, run_or_cell)
     if len(cells) == 1:
         return cells[0]
@@ -37,9 +35,26 @@ def _cell_of(store: Store, run_or_cell: str) -> CellRef:
         raise AmbiguousIdError(run_or_cell, [c.cell_id for c in cells])
     if no_cell is not None:
         raise no_cell
+    named = cell_store.newest_run_named(store, run_or_cell)
+    if named is not None:
+        if named["cell_id"] is None:
+            raise _not_from_a_cell(named["run_id"], run_or_cell)
+        return CellRef(named["notebook"], str(named["cell_id"]))
+    near = difflib.get_close_matches(
+        run_or_cell, cell_store.names_and_cell_ids(store), n=5, cutoff=0.6
+    )
+    hint = f"did you mean {', '.join(map(repr, dict.fromkeys(near)))}? " if near else ""
     raise NotFoundError(
-        f"No run or cell with id {run_or_cell!r} in {store.db_path}; cell ids are listed "
-        "by nbm.sql('SELECT DISTINCT notebook, cell_id FROM cell_executions')."
+        f"No run id, cell id or run name {run_or_cell!r} in {store.db_path}; {hint}"
+        "run names are listed by nbm.runs(), cell ids by "
+        "nbm.sql('SELECT DISTINCT notebook, cell_id FROM cell_executions')."
+    )
+
+
+def _not_from_a_cell(run_id: str, name: str | None = None) -> NotFoundError:
+    called = f" (the newest run named {name!r})" if name else ""
+    return NotFoundError(
+        f"Run {run_id}{called} was not made by a notebook cell, so it has no cell history."
     )
 
 

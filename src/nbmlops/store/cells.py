@@ -106,6 +106,29 @@ def cells_matching(store: Store, cell_id: str) -> list[CellRef]:
     return [r for r in refs if r.cell_id == cell_id] or refs
 
 
+def newest_run_named(store: Store, name: str) -> Row | None:
+    """The newest run called ``name`` (run_id, notebook, cell_id), or None."""
+    rows = store.query_dicts(
+        "SELECT run_id, notebook, cell_id FROM runs WHERE name = ? "
+        "ORDER BY start_time DESC LIMIT 1",
+        (name,),
+    )
+    return rows[0] if rows else None
+
+
+def names_and_cell_ids(store: Store, limit: int = 1000) -> list[str]:
+    """Run names and cell ids, the newest first (at most ``limit`` of each): what a
+    misspelt reference is compared with."""
+    rows = store.query(
+        "SELECT name FROM (SELECT name, MAX(start_time) AS t FROM runs "
+        "WHERE name IS NOT NULL GROUP BY name ORDER BY t DESC LIMIT ?) "
+        "UNION ALL SELECT cell_id FROM (SELECT cell_id, MAX(start_time) AS t "
+        "FROM cell_executions GROUP BY cell_id ORDER BY t DESC LIMIT ?)",
+        (limit, limit),
+    )
+    return [str(r[0]) for r in rows]
+
+
 def versions_of(store: Store, cell: CellRef) -> list[Row]:
     """Each distinct source a cell has had, oldest first, with when and how often it ran."""
     return store.query_dicts(
