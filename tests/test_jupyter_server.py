@@ -405,6 +405,39 @@ async def test_store_is_found_from_the_notebook_folder(jp_fetch, jp_root_dir, no
     assert status == 400 and body["parameter"] == "path"
 
 
+async def test_a_store_link_pointing_outside_the_root_is_refused(
+    jp_fetch, jp_root_dir, tmp_path, no_env_store
+):
+    outside = tmp_path / "outside" / ".nbmlops"
+    with nbm.start_run("secret", store=outside):
+        pass
+    (jp_root_dir / "project").mkdir()
+    (jp_root_dir / "project" / ".nbmlops").symlink_to(outside, target_is_directory=True)
+    status, body = await get(jp_fetch, "runs", notebook="project/nb.ipynb")
+    assert status == 400 and body["parameter"] == "notebook"
+    assert f"links to {outside}, outside the server's root folder" in body["error"]
+    status, body = await get(jp_fetch, "version", path="project")
+    assert status == 400 and "c.NbmlopsExtension.store or NBMLOPS_HOME" in body["error"]
+
+
+async def test_a_store_above_the_root_is_not_served(jp_fetch, jp_root_dir, no_env_store):
+    with nbm.start_run("above", store=jp_root_dir.parent / ".nbmlops"):
+        pass
+    _, body = await get(jp_fetch, "version")
+    assert body["store"] == str(jp_root_dir.resolve() / ".nbmlops") and not body["store_exists"]
+    assert (await get(jp_fetch, "runs"))[1]["total"] == 0
+
+
+def test_jupyter_server_extension_list_shows_the_version():
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True,
+        text=True,
+    )
+    line = f"nbmlops.jupyter {nbmlops.__version__} \x1b[32mOK\x1b[0m"
+    assert line in listed.stdout + listed.stderr
+
+
 @pytest.mark.parametrize(
     "jp_server_config", [{"NbmlopsExtension": {"store": "stores/team"}}], indirect=True
 )

@@ -43,7 +43,11 @@ from nbmlops.jupyter.payloads import API_VERSION
 if TYPE_CHECKING:
     from jupyter_server.serverapp import ServerApp
 
-__all__ = ["API_VERSION", "NbmlopsExtension"]
+__all__ = ["API_VERSION", "NbmlopsExtension", "__version__"]
+
+__version__ = _version.__version__
+"""The package's version: what ``jupyter server extension list`` shows for this extension (it
+reads the extension module's ``__version__``)."""
 
 
 class NbmlopsExtension(Configurable):
@@ -71,7 +75,7 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     location = settings.location()
     serverapp.log.info(
         "nbmlops %s server extension: REST API v%d at %snbmlops/api/ (store %s%s)",
-        _version.__version__,
+        __version__,
         API_VERSION,
         serverapp.web_app.settings["base_url"],
         location.home,
