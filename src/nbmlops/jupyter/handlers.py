@@ -6,7 +6,8 @@ event loop, and never takes the threads Jupyter uses for files. Answers are JSON
 ``{"error": message, "message": message, "type": ExceptionClass, ...}`` (``message`` too, as
 JupyterLab's ``ServerConnection.ResponseError`` reads it) with 400 for bad input, 404 for
 something that does not exist, 409 for a front end built for another API version, 503 while
-the store is locked, and 500 otherwise, never with a traceback (the server log has it).
+the store is locked, tornado's own status for what tornado refuses (a query value that is not
+UTF-8: 400), and 500 otherwise, never with a traceback (the server log has it).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     body: dict[str, Any] = {"error": message, "message": message, "type": type(exc).__name__}
     if isinstance(exc, ApiVersionMismatch):
         return 409, {**body, "server_api": API_VERSION, "client_api": exc.expected}
+    if isinstance(exc, tornado.web.HTTPError):  # tornado's own: a query value not UTF-8, ...
+        message = _http_error_message(exc)
+        return exc.status_code, {**body, "error": message, "message": message}
     if isinstance(exc, BadParameter):
         return 400, {**body, "parameter": exc.parameter}
     if isinstance(exc, FilterSyntaxError):
@@ -184,7 +188,7 @@ class NbmlopsHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = responses.get(status_code, "Error")
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
+            message = _http_error_message(exc)
         elif status_code == 403 and getattr(self, "_jupyter_current_user", None) is None:
             message = (
                 "Forbidden: the request is not authenticated. Send the Jupyter server's token "
@@ -192,6 +196,12 @@ class NbmlopsHandler(APIHandler):
             )
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": message, "message": message, "type": "HTTPError"}))
+
+
+def _http_error_message(exc: tornado.web.HTTPError) -> str:
+    if not exc.log_message:
+        return exc.reason or responses.get(exc.status_code, "Error")
+    return exc.log_message % exc.args if exc.args else exc.log_message
 
 
 def _dumps(body: Any) -> str:

@@ -72,15 +72,34 @@ def locate_store(
     the root), else ``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` walking up from ``near`` (a
     notebook or folder path inside the root, as the front end names it; this is the store a
     kernel started for that notebook finds) or from the server's root, else ``<root>/.nbmlops``.
+
+    The walk stays inside the root: a store found above it is not served, and neither is a
+    ``.nbmlops`` inside it that resolves (a symbolic link) to a folder outside it (400, issue
+    #13 item 16). The configured store and ``NBMLOPS_HOME`` are the operator's explicit choice
+    and may be anywhere.
     """
     if configured:
         return Location(resolve_home(root_dir / Path(configured).expanduser()), root_dir)
     start = root_dir
     if near:
         start = within_root(root_dir, near, parameter)
-        if not start.is_dir():
+        if not _is_dir(start, near, parameter):
             start = start.parent
-    return Location(find_home(start), root_dir)
+    home = find_home(start)
+    if os.environ.get(config.HOME_ENV):
+        return Location(home, root_dir)
+    top = root_dir.resolve()
+    if not home.is_relative_to(top):  # found above the root: not this server's
+        return Location(top / config.STORE_DIRNAME, root_dir)
+    target = home.resolve()
+    if not target.is_relative_to(top):
+        raise BadParameter(
+            parameter if near else "path",
+            f"The store {home} links to {target}, outside the server's root folder {root_dir}; "
+            "the server reads only stores inside its root. Serve that store by naming it: "
+            "c.NbmlopsExtension.store or NBMLOPS_HOME.",
+        )
+    return Location(home, root_dir)
 
 
 class BadParameter(ValueError):
@@ -94,12 +113,32 @@ class BadParameter(ValueError):
 
 def within_root(root: Path, path: str, parameter: str = "path") -> Path:
     """``path`` (relative to the server root, as the front end names files) resolved; it must
-    stay inside the root."""
+    stay inside the root and be a path the file system accepts."""
     given = Path(path).expanduser()
-    resolved = (given if given.is_absolute() else root / given).resolve()
+    try:
+        resolved = (given if given.is_absolute() else root / given).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # too long, NUL byte, a link loop
+        raise _unusable(path, parameter, exc) from None
     if not resolved.is_relative_to(root.resolve()):
-        raise BadParameter(parameter, f"{path!r} is outside the server's root folder {root}.")
+        raise BadParameter(parameter, f"{_short(path)} is outside the server's root folder {root}.")
     return resolved
+
+
+def _is_dir(path: Path, given: str, parameter: str) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError) as exc:  # a name longer than the file system allows
+        raise _unusable(given, parameter, exc) from None
+
+
+def _unusable(path: str, parameter: str, exc: BaseException) -> BadParameter:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return BadParameter(parameter, f"{_short(path)} is not a usable path: {reason}.")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """A request value for a message: quoted, and cut when long."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 # -- JSON conversion --------------------------------------------------------------------------
