@@ -11,6 +11,7 @@ target).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from nbmlops.errors import ArtifactIntegrityError, NotFoundError, StoreError
+from nbmlops.errors import ArtifactIntegrityError, NotFoundError, StoreError, StoreReadOnlyError
 
 _CHUNK = 1 << 20
 # Below this size BLAKE3's thread pool costs more than it saves. In isolation the pool is ahead
@@ -112,7 +113,7 @@ class ObjectStore:
         """Store ``data``; return its sha256 and size. Storing the same content twice is free."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_of(digest)
-        if not target.exists():
+        if not target.is_file():
             self._write_atomically(target, [data])
         return digest, len(data)
 
@@ -126,7 +127,7 @@ class ObjectStore:
                 chunks.append(chunk)
         digest = hasher.hexdigest()
         target = self.path_of(digest)
-        if not target.exists():
+        if not target.is_file():
             self._write_atomically(target, chunks)
         return digest, sum(len(c) for c in chunks)
 
@@ -140,6 +141,8 @@ class ObjectStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise self._missing(digest) from None
+        except OSError as exc:
+            raise self._unreadable(digest, path, exc) from exc
         if blake3 is not None:
             if blake3_hex(data) == blake3:
                 return data
@@ -172,6 +175,8 @@ class ObjectStore:
             file = open(path, "rb")  # noqa: SIM115 - closed here or by the reader thread
         except FileNotFoundError:
             raise self._missing(digest) from None
+        except OSError as exc:
+            raise self._unreadable(digest, path, exc) from exc
         stream = VerifiedStream()
         handed_over = False
         try:
@@ -195,6 +200,8 @@ class ObjectStore:
                     raise self._length_error(digest, path, chunks, chunks.size + len(extra))
                 stream._put(None)
             stream._view = memoryview(first)
+        except OSError as exc:
+            raise self._unreadable(digest, path, exc) from exc
         finally:
             if not handed_over:
                 file.close()
@@ -231,7 +238,11 @@ class ObjectStore:
                     out._put(self._length_error(digest, path, chunks, size + len(chunk)))
                     return
             out._put(None)
-        except BaseException as exc:  # handed to the consumer, which raises it
+        except OSError as exc:  # handed to the consumer, which raises it
+            error = self._unreadable(digest, path, exc)
+            error.__cause__ = exc
+            out._put(error)
+        except BaseException as exc:
             out._put(exc)
 
     def _chunk_error(
@@ -288,6 +299,21 @@ class ObjectStore:
             "store was copied without its objects/ folder."
         )
 
+    def _unreadable(self, digest: str, path: Path, exc: OSError) -> StoreError:
+        """The error for an object whose file is there but cannot be read (a folder in its
+        place, no permission, an I/O error): what is wrong with it, and how to get it back."""
+        what = (
+            "is a folder, not a file"
+            if isinstance(exc, IsADirectoryError)
+            else f"cannot be read ({exc.strerror or exc})"
+        )
+        return StoreError(
+            f"Stored object {digest} at {path} {what}, so it was not used. Something outside "
+            f"nbmlops changed {self.root}: restore that file from a backup or another copy of "
+            "the store (or make it readable), or log or register the object again.",
+            path,
+        )
+
     def _write_atomically(
         self, target: Path, chunks: list[bytes] | list[bytes | memoryview]
     ) -> None:
@@ -308,6 +334,13 @@ class ObjectStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise StoreReadOnlyError(
+                    f"Could not write an object to {target.parent}: the store's "
+                    f"objects folder is read-only ({exc.strerror}). Make it writable, or record "
+                    "into another store (store=, --store or NBMLOPS_HOME).",
+                    target,
+                ) from exc
             raise StoreError(f"Could not write object to {target.parent}: {exc}", target) from exc
 
 
