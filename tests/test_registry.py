@@ -330,6 +330,26 @@ def test_a_blake3_record_that_disagrees_with_the_sha256_is_refused(home: Path, t
     assert not list(tmp_path.glob("marker*"))
 
 
+def test_a_changed_artifact_with_its_blake3_record_edited_too_is_refused(
+    home: Path, tmp_path: Path
+):
+    mv = reg.register_model(Bomb(tmp_path / "markerA"), "bomb")
+    blob = nbm.get_store().objects.path_of(mv.sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes().replace(b"markerA", b"markerB"))
+    conn = sqlite3.connect(home / "nbmlops.db")  # the writer edits the digest to match
+    conn.execute("DROP TRIGGER object_digests_immutable")
+    conn.execute("UPDATE object_digests SET blake3 = ?", (blake3_of(blob.read_bytes()),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(ArtifactIntegrityError, match="was changed after it was recorded") as info:
+        reg.load_model("bomb/1")
+    notes = "".join(info.value.__notes__)
+    assert "Detected by its sha256 (its content address)" in notes
+    assert "nothing was deserialised" in notes
+    assert not list(tmp_path.glob("marker*"))
+
+
 def test_a_missing_artifact_is_a_clear_error(home: Path):
     mv = reg.register_model(Ridge().fit(*data()), "gone")
     blob = nbm.get_store().objects.path_of(mv.sha256)

@@ -13,6 +13,24 @@ Trust model (the README's "Registered models and trust" section says the same):
   models (``sklearn.tree._tree.Tree``, the histogram-gradient-boosting predictor) are not in that
   set in skops 0.16 because a crafted file can make ``predict`` read out of bounds, so they stay
   pickles: still hash-verified, and loading them is no faster or slower than before.
+* **What the digests do not stop: a writer of the database.** Every digest (the sha256 that
+  names the object, ``object_digests``, ``object_chunks``) is recorded in ``nbmlops.db``, so the
+  checks catch a changed, truncated or swapped file in ``objects/``, not someone who can write
+  the database. Such a writer (dropping the append-only triggers first) can point a version at
+  any object in ``objects/`` (a pickle they logged as a run's artifact, say) by editing
+  ``model_versions.sha256``, and ``load_model`` with ``allow_pickle=True`` unpickles it; can
+  edit metrics, aliases and the event history; and, with write access to ``objects/`` too, can
+  put bytes of their choosing in a version's file and edit the digests to match. A whole-file
+  load checks both the BLAKE3 record and the sha256 (the content address), so editing
+  ``object_digests`` alone is refused (issue #13 item 17: it used to run the pickle); the
+  writer must also rewrite ``model_versions.sha256`` and move the file to the new address. A
+  chunked load (pickles of three chunks or more, :mod:`nbmlops.registry._chunked_load`)
+  unpickles each chunk once its ``object_chunks`` digest matched, so edited chunk records
+  get their bytes unpickled: checking the sha256 too would mean hashing the whole file before
+  unpickling (the 26.3 MB forest: ~19 ms more at 1.4 GB/s on a load of 18-26 ms), for a barrier
+  the same writer passes with one more UPDATE. Write access to a store is therefore code
+  execution for whoever loads its pickles: share stores read-only, and load with
+  ``allow_pickle=False`` (skops artifacts only) where the store's writers are not trusted.
 * skops output is made byte-for-byte reproducible here (see :func:`canonical_skops`), so the same
   model always gets the same sha256 and registering it twice returns the first version.
 
