@@ -31,7 +31,7 @@ version), ``LibraryVersionWarning`` (a model saved with other library versions) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -216,4 +216,19 @@ class LibraryVersionWarning(NbmlopsWarning):
 
 class UnknownKeyWarning(NbmlopsWarning):
     """A run filter names a param, metric or tag key that no run in the store has (a typo,
-    most likely); the message suggests the nearest keys the store does have."""
+    most likely). ``unknown`` maps each such field to the nearest keys the store does have;
+    one warning covers every unknown key of a filter."""
+
+    def __init__(self, unknown: Mapping[str, Sequence[str]]) -> None:
+        def hint(nearest: Sequence[str]) -> str:
+            return f"did you mean {' or '.join(nearest)}?" if nearest else "no key is close to it"
+
+        fields = list(unknown)
+        if len(fields) == 1:
+            message = f"No run has {fields[0]}, which the filter names; {hint(unknown[fields[0]])}"
+        else:
+            listed = "; ".join(f"{f} ({hint(unknown[f])})" for f in fields[:5])
+            more = f"; and {len(fields) - 5} more" if len(fields) > 5 else ""
+            message = f"No run has these {len(fields)} keys the filter names: {listed}{more}"
+        super().__init__(message)
+        self.unknown = {f: list(near) for f, near in unknown.items()}

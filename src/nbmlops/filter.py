@@ -101,6 +101,7 @@ __all__ = [
     "Not",
     "Or",
     "Scalar",
+    "fields_named",
     "parse_filter",
 ]
 
@@ -253,6 +254,22 @@ def parse_filter(text: str) -> Node | None:
             0,
         )
     return _Parser(text).parse()
+
+
+def fields_named(node: Node) -> list[Field]:
+    """The param, metric and tag fields a filter names, each once, in the order written: what
+    to check against the keys a store has (``nbmlops.store.runs.unknown_keys``)."""
+    found: dict[Field, None] = {}
+    pending: list[Node] = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, And | Or):
+            pending.extend(reversed(item.items))
+        elif isinstance(item, Not):
+            pending.append(item.item)
+        elif item.field.namespace != "attributes":
+            found.setdefault(item.field)
+    return list(found)
 
 
 # ---------------------------------------------------------------------------------------------

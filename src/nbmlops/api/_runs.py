@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture import run as _run
 from nbmlops.capture.run import Run
-from nbmlops.filter import parse_filter
+from nbmlops.errors import UnknownKeyWarning
+from nbmlops.filter import fields_named, parse_filter
 from nbmlops.store import Store, StoreLike, open_store, set_default_store
 from nbmlops.store import cells as cell_store
 from nbmlops.store import runs as run_store
@@ -119,11 +121,16 @@ def runs(
     ``metrics.<k>`` (latest value) and ``tags.<k>`` columns.
 
     ``filter`` is a condition such as ``"params.lr < 0.1 AND (metrics.auc > 0.9 OR
-    tags.team = 'a')"``; see :mod:`nbmlops.filter` for the grammar.
+    tags.team = 'a')"``; see :mod:`nbmlops.filter` for the grammar. A key the filter names
+    that no run has (``metrics.los``) warns with the nearest keys (UnknownKeyWarning).
     """
     tree = parse_filter(filter) if filter else None
     st = open_store(store, create=False)
     _run.reap(st)
+    unknown = run_store.unknown_keys(st, fields_named(tree)) if tree is not None else []
+    if unknown:
+        named = {str(u.field): [str(f) for f in u.nearest] for u in unknown}
+        warnings.warn(UnknownKeyWarning(named), stacklevel=2)
     return run_store.runs_frame(st, tree, experiment)
 
 

@@ -5,7 +5,7 @@ The condition reads the aliases ``r`` (runs) and ``e`` (experiments), to be used
     SELECT ... FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id WHERE <sql>
 
 No key, value or pattern from the filter ever enters the SQL text: they are bound through ``?``.
-The only names written into the SQL come from the fixed tables below (``_KEY_TABLES``,
+The only names written into the SQL come from the fixed tables below (``KEY_TABLES``,
 ``_ATTRIBUTE_COLUMNS``, ``_OPERATORS``). The user-facing meaning is documented in
 :mod:`nbmlops.filter`; the implementation choices behind it:
 
@@ -38,7 +38,7 @@ _Sql: TypeAlias = tuple[str, list[object]]
 _Kind: TypeAlias = Literal["text", "number", "time"]
 
 # namespace -> (table, alias); the alias's value column is chosen per literal below.
-_KEY_TABLES = {
+KEY_TABLES = {
     "params": ("params", "p"),
     "metrics": ("latest_metrics", "m"),
     "tags": ("tags", "t"),
@@ -104,9 +104,9 @@ class _Compiler:
     # -- params, metrics, tags: one EXISTS per predicate
     def keyed(self, node: Compare | Like | In | IsNull) -> _Sql:
         field = node.field
-        if field.namespace not in _KEY_TABLES:
+        if field.namespace not in KEY_TABLES:
             raise ValueError(f"unknown namespace {field.namespace!r} in {node!r}")
-        table, alias = _KEY_TABLES[field.namespace]
+        table, alias = KEY_TABLES[field.namespace]
         exists = f"EXISTS (SELECT 1 FROM {table} {alias} WHERE {alias}.run_id = r.run_id AND "
         if isinstance(node, IsNull):
             sql = f"{exists}{alias}.key = ?)"

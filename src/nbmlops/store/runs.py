@@ -19,6 +19,7 @@ below, or dicts keyed by column where a whole row is read.
 
 from __future__ import annotations
 
+import difflib
 import time
 import weakref
 from collections.abc import Iterable, Sequence
@@ -26,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from nbmlops.errors import RunNotFoundError
+from nbmlops.filter import Field
 from nbmlops.store import cells
 from nbmlops.store.db import Row, Store
-from nbmlops.store.filter_sql import compile_filter
+from nbmlops.store.filter_sql import KEY_TABLES, compile_filter
 from nbmlops.store.frames import build_runs_frame, refresh_summary
 
 if TYPE_CHECKING:
@@ -58,6 +60,13 @@ class MetricPoint(NamedTuple):
     step: int
     value: float | None
     timestamp: float
+
+
+class UnknownKey(NamedTuple):
+    """A field a filter names that no run has, and the nearest fields of the store."""
+
+    field: Field
+    nearest: list[Field]
 
 
 class RunningRun(NamedTuple):
@@ -343,6 +352,50 @@ def dataset_links(store: Store, dataset_ids: Sequence[str]) -> list[Row]:
         f"WHERE rd.dataset_id IN ({marks}) ORDER BY r.start_time",
         list(dataset_ids),
     )
+
+
+def unknown_keys(store: Store, fields: Sequence[Field]) -> list[UnknownKey]:
+    """The param, metric and tag ``fields`` (``nbmlops.filter.fields_named``) that no run in the
+    store has, each with up to three of the store's keys of its namespace that are nearest to
+    it (difflib's ratio), for a "did you mean" hint.
+
+    The common case, every key present, costs one query that seeks the keys in their indexes;
+    only a missing key costs a second one, over every distinct key of its namespace.
+    """
+    keyed = [f for f in fields if f.namespace in KEY_TABLES]
+    if not keyed:
+        return []
+    present = {(ns, key) for ns, key in store.query(*_keys_query(keyed, named=True))}
+    missing = [f for f in keyed if (f.namespace, f.key) not in present]
+    if not missing:
+        return []
+    known: dict[str, list[str]] = {}
+    for ns, key in store.query(*_keys_query(missing, named=False)):
+        known.setdefault(ns, []).append(key)
+    return [
+        UnknownKey(
+            f,
+            [
+                Field(f.namespace, near)
+                for near in difflib.get_close_matches(f.key, known.get(f.namespace, []), n=3)
+            ],
+        )
+        for f in missing
+    ]
+
+
+def _keys_query(fields: Sequence[Field], *, named: bool) -> tuple[str, list[object]]:
+    """The distinct keys of the namespaces of ``fields`` as (namespace, key) rows: only the
+    keys of ``fields`` if ``named``, else all of them."""
+    parts: list[str] = []
+    bound: list[object] = []
+    for ns in sorted({f.namespace for f in fields}):
+        table = KEY_TABLES[ns][0]
+        keys = [f.key for f in fields if f.namespace == ns]
+        where = f" WHERE key IN ({', '.join('?' * len(keys))})" if named else ""
+        parts.append(f"SELECT ?, key FROM {table}{where} GROUP BY key")
+        bound.extend([ns, *keys] if named else [ns])
+    return " UNION ALL ".join(parts), bound
 
 
 def runs_frame(
