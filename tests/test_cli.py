@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import nbmlops as nbm
 from nbmlops.cli import main
+from nbmlops.store import open_store
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
@@ -83,6 +84,7 @@ def test_sql_command(home: Path):
     ],
 )
 def test_errors_are_one_clean_line_not_a_traceback(home: Path, args: list[str], message: str):
+    open_store(home)  # an empty store: reading one that does not exist is another error
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert message in result.output
@@ -94,6 +96,7 @@ def test_store_option_points_at_another_store(tmp_path: Path, home: Path):
     with nbm.start_run("far", store=other):
         pass
     assert "far" in invoke("--store", str(other), "runs")
+    open_store(home)  # empty
     assert "No runs" in invoke("runs")
 
 

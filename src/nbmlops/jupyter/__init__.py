@@ -24,8 +24,10 @@ a message naming both versions (a 404 on ``version`` means this extension is not
 Which store: ``c.NbmlopsExtension.store`` (a path, relative to the server's root), else
 ``NBMLOPS_HOME``, else the nearest ``.nbmlops/`` walking up from the notebook or folder the
 request names (``notebook=`` or ``path=``, relative to the root; the store a kernel started for
-that notebook finds), or from the server's root folder. The server only reads: where there is no
-store yet it answers with empty lists and 404s, and creates nothing.
+that notebook finds), or from the server's root folder, without leaving the root: a store above
+it is not served, and a ``.nbmlops`` link resolving outside it is refused (400); configure such a
+store to serve it. The server only reads: where there is no store yet it answers with empty
+lists and 404s, and creates nothing. Every bad input is a 4xx with a JSON message.
 """
 
 from __future__ import annotations

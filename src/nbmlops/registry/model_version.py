@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbmlops._display import value, when
 from nbmlops.capture.run import Run
 from nbmlops.errors import ModelNotFoundError, RegistryError
 from nbmlops.store import Store
@@ -218,9 +219,9 @@ class ModelVersion:
             row("sha256", self.sha256),
             row("blake3", self.blake3 or "- (sha256 checked)"),
             row("run", self.run_id or "-"),
-            row("registered", f"{self.created:%Y-%m-%d %H:%M:%S} UTC by {self.created_by}"),
+            row("registered", f"{when(self.created_at)} by {self.created_by}"),
             row("signature", signature or (self.signature or {}).get("n_features", "-")),
-            *(row(f"metrics.{k}", round(v, 6)) for k, v in self.metrics.items()),
+            *(row(f"metrics.{k}", value(v)) for k, v in self.metrics.items()),
             *(row(f"dataset.{d['name']}", d["fingerprint"]) for d in self.datasets),
             row("libraries", ", ".join(f"{k} {v}" for k, v in self.libraries.items())),
         ]

@@ -24,7 +24,7 @@ DEFAULT_EXTRA = 4  # params and metrics shown by default, each
 
 
 def _short(value: Any, width: int = 28) -> str:
-    text = _html.when(value) if hasattr(value, "strftime") else _html.fmt(value)
+    text = _html.fmt(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
