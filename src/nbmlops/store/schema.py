@@ -299,6 +299,65 @@ BEGIN SELECT RAISE(ABORT, 'object_chunks are never deleted'); END;
 """
 
 
+# Serving (issue #14): where each model is served, what happened to each server (loads, alias
+# swaps, stop), and every logged prediction. Predictions are keyed by request id so that labels
+# arriving later (monitoring) join on it; one row per request, its rows in ``inputs``.
+V9_SERVING = """
+CREATE TABLE endpoints (
+    endpoint_id TEXT PRIMARY KEY,              -- 12 hex characters, one per server process
+    name        TEXT NOT NULL REFERENCES models(name),
+    ref         TEXT NOT NULL,                 -- what it serves: name@alias or name/version
+    alias       TEXT,                          -- the alias it follows, NULL for a pinned version
+    url         TEXT NOT NULL,                 -- e.g. http://127.0.0.1:5000
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    settings    TEXT,                          -- JSON: extra_columns policy, log sample, poll
+    started_at  REAL NOT NULL
+);
+CREATE INDEX endpoints_name ON endpoints(name, started_at);
+CREATE TRIGGER endpoints_immutable BEFORE UPDATE ON endpoints
+BEGIN SELECT RAISE(ABORT, 'endpoints are immutable; record an endpoint_event instead'); END;
+CREATE TABLE endpoint_events (
+    event_id    INTEGER PRIMARY KEY,
+    endpoint_id TEXT NOT NULL REFERENCES endpoints(endpoint_id),
+    kind        TEXT NOT NULL CHECK (kind IN ('loaded', 'load_failed', 'swapped',
+                    'swap_failed', 'stopped')),
+    version     INTEGER,                       -- the version now served (NULL: none yet)
+    sha256      TEXT,
+    payload     TEXT,                          -- JSON: reason, previous version, log counts
+    at          REAL NOT NULL
+);
+CREATE INDEX endpoint_events_endpoint ON endpoint_events(endpoint_id, event_id);
+CREATE TRIGGER endpoint_events_append_only_update BEFORE UPDATE ON endpoint_events
+BEGIN SELECT RAISE(ABORT, 'endpoint_events is append-only'); END;
+CREATE TRIGGER endpoint_events_append_only_delete BEFORE DELETE ON endpoint_events
+BEGIN SELECT RAISE(ABORT, 'endpoint_events is append-only'); END;
+CREATE TABLE predictions (
+    prediction_id INTEGER PRIMARY KEY,
+    request_id    TEXT NOT NULL,               -- X-Request-ID, or generated (32 hex)
+    endpoint_id   TEXT REFERENCES endpoints(endpoint_id),
+    name          TEXT NOT NULL,
+    version       INTEGER,                     -- NULL when no model was loaded (503)
+    sha256        TEXT,
+    at            REAL NOT NULL,               -- when the request arrived
+    status        INTEGER NOT NULL,            -- the HTTP status returned
+    latency_ms    REAL NOT NULL,               -- arrival to response, inside the server
+    format        TEXT,                        -- dataframe_split, instances, csv, v2, ...
+    n_rows        INTEGER,
+    inputs        TEXT,                        -- JSON {columns, data}: every row, or a sample
+    inputs_digest TEXT,                        -- xxh3-128 of the request body
+    outputs       TEXT,                        -- JSON list, one prediction per row
+    extra_columns TEXT,                        -- JSON list: columns not in the signature
+    error         TEXT                         -- the 4xx/5xx message
+);
+CREATE INDEX predictions_name ON predictions(name, at);
+CREATE INDEX predictions_version ON predictions(name, version, at);
+CREATE INDEX predictions_request ON predictions(request_id);
+CREATE TRIGGER predictions_append_only_update BEFORE UPDATE ON predictions
+BEGIN SELECT RAISE(ABORT, 'predictions is append-only'); END;
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -349,6 +408,10 @@ def _object_chunks(db: Database) -> None:
     _run_script(db, V8_OBJECT_CHUNKS)
 
 
+def _serving(db: Database) -> None:
+    _run_script(db, V9_SERVING)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -359,6 +422,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0006_object_digests", _object_digests),
     ("0007_drift_report_settings", _drift_report_settings),
     ("0008_object_chunks", _object_chunks),
+    ("0009_serving", _serving),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 

@@ -1,0 +1,92 @@
+"""Serving: start a model server from Python, list where models are served, read the log.
+
+::
+
+    server = nbm.serve("diabetes@champion", port=0)   # returns at once; runs in a thread
+    httpx.post(f"{server.url}/invocations", json={"dataframe_split": ...})
+    nbm.predictions("diabetes", since="2026-05-01")   # every request, its inputs and outputs
+    nbm.endpoints("diabetes")                         # where each version is served
+    server.stop()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbmlops.registry.events import Moment, to_seconds
+from nbmlops.serving import endpoints as endpoint_records
+from nbmlops.serving import prediction_log, server
+from nbmlops.serving.server import ServerHandle
+from nbmlops.serving.service import Settings
+from nbmlops.store import StoreLike, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def serve(
+    ref: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    token: str | None = None,
+    extra_columns: str = "log",
+    log_predictions: bool = True,
+    log_sample: float = 1.0,
+    poll_interval: float = 5.0,
+    max_body_bytes: int = 20 * 2**20,
+    store: StoreLike = None,
+) -> ServerHandle:
+    """Serve ``ref`` (``"name@alias"`` follows the alias; ``"name/3"`` pins a version) over
+    MLflow's scoring protocol, from a thread of this process, so a notebook cell returns at
+    once; ``handle.url``, ``handle.stop()``.
+
+    Binds 127.0.0.1 unless ``host`` says otherwise (``port=0``: a free port). ``token``: every
+    route but /ping then needs ``Authorization: Bearer <token>``. ``extra_columns``: ``"log"``
+    serves and records columns not in the signature, ``"ignore"`` drops them, ``"error"``
+    refuses the request. ``log_predictions``/``log_sample``: log every request (or a fraction)
+    to the store, off the request path. ``poll_interval``: seconds between checks of the alias.
+    Returns once the server answers; raises if a pinned version cannot be loaded."""
+    settings = Settings(
+        extra_columns=extra_columns,
+        log_predictions=log_predictions,
+        log_sample=log_sample,
+        poll_interval=poll_interval,
+        max_body_bytes=max_body_bytes,
+        token=token,
+    )
+    return server.start(open_store(store), ref, host=host, port=port, settings=settings)
+
+
+def endpoints(name: str | None = None, *, store: StoreLike = None) -> pd.DataFrame:
+    """Where ``name`` is (and was) served: one row per server process with its URL, host,
+    pid, the version it serves now, its state (serving, stopped, gone) and settings; every
+    model's when ``name`` is None."""
+    return endpoint_records.endpoints_frame(open_store(store), name)
+
+
+def endpoint_events(name: str, *, store: StoreLike = None) -> pd.DataFrame:
+    """What the servers of ``name`` did: loaded, load_failed, swapped (alias followed),
+    swap_failed (with the reason; the old version kept serving), stopped."""
+    return endpoint_records.events_frame(open_store(store), name)
+
+
+def predictions(
+    name: str,
+    *,
+    since: Moment | None = None,
+    version: int | None = None,
+    limit: int | None = None,
+    store: StoreLike = None,
+) -> pd.DataFrame:
+    """The logged requests of ``name``, oldest first: request_id, at, version, sha256, status,
+    latency_ms, format, n_rows, inputs ({columns, data}), outputs, extra_columns, error,
+    endpoint_id. ``since``: UTC seconds, a datetime or an ISO string; ``limit``: the newest
+    ``limit`` requests."""
+    return prediction_log.predictions_frame(
+        open_store(store),
+        name,
+        since=None if since is None else to_seconds(since),
+        version=version,
+        limit=limit,
+    )

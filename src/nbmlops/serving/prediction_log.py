@@ -1,0 +1,202 @@
+"""The prediction log writer: requests are queued in memory and written in batches by a thread.
+
+The request path only appends a small dict to a bounded queue (``put_nowait``); encoding the
+rows as JSON, hashing the body and the SQLite transaction happen on the writer thread, with a
+store connection of its own and a short busy timeout. So a slow, full or locked store never
+fails or slows a request: when the queue is full a record is dropped, and when a batch cannot be
+written it is dropped after one retry; both are counted (:attr:`PredictionLog.stats`, ``GET
+/health``, the endpoint's ``stopped`` event), never hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from nbmlops.errors import StoreError
+from nbmlops.registry.model_version import check_name
+from nbmlops.store import Store
+from nbmlops.store import predictions as sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger("nbmlops.serving")
+
+# A locked store should cost the writer a second, not the busy timeout of a notebook's writes.
+WRITER_BUSY_TIMEOUT_S = 1.0
+
+
+@dataclass
+class LogStats:
+    """What the log did: rows written, dropped (queue full or store unwritable), in the queue."""
+
+    logged: int = 0
+    dropped: int = 0
+    queued: int = 0
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "logged": self.logged,
+            "dropped": self.dropped,
+            "queued": self.queued,
+            "last_error": self.last_error,
+        }
+
+
+class PredictionLog:
+    """Batched, best-effort writer of ``predictions`` rows for one server process.
+
+    ``sample``: the fraction of requests logged (1.0: every one). ``max_rows``: requests with
+    more rows keep a sample of this many rows in ``inputs`` (the digest covers the whole body).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        capacity: int = 10_000,
+        batch: int = 500,
+        interval: float = 0.2,
+        sample: float = 1.0,
+        max_rows: int = 100,
+    ) -> None:
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"log_sample={sample!r} must be a fraction between 0 and 1.")
+        self.home = home
+        self.sample = sample
+        self.max_rows = max_rows
+        self.batch = batch
+        self.interval = interval
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        self._stats = LogStats()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stats(self) -> LogStats:
+        """A copy of the counters (``queued`` as of now)."""
+        with self._lock:
+            return LogStats(
+                self._stats.logged,
+                self._stats.dropped,
+                self._queue.qsize(),
+                self._stats.last_error,
+            )
+
+    def submit(self, record: dict[str, Any]) -> None:
+        """Queue one request's record (never blocks, never raises)."""
+        if self.sample < 1.0 and random.random() >= self.sample:
+            return
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            with self._lock:
+                self._stats.dropped += 1
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name="nbmlops-prediction-log", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> LogStats:
+        """Write what is queued (up to ``timeout`` seconds) and stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.stats
+
+    def _run(self) -> None:
+        store = Store(self.home, busy_timeout=WRITER_BUSY_TIMEOUT_S)
+        try:
+            while True:
+                stopping = self._stop.wait(self.interval)
+                while self._queue.qsize():
+                    self._write(store, self._take())
+                if stopping:
+                    return
+        finally:
+            store.close()
+
+    def _take(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        while len(records) < self.batch:
+            try:
+                records.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return records
+
+    def _write(self, store: Store, records: list[dict[str, Any]]) -> None:
+        rows = [self._row(r) for r in records]
+        for attempt in (1, 2):
+            try:
+                sql.insert_predictions(store, rows)
+            except StoreError as exc:
+                if attempt == 1:
+                    continue
+                with self._lock:
+                    self._stats.dropped += len(rows)
+                    self._stats.last_error = str(exc)
+                logger.warning("nbmlops: %d logged predictions dropped: %s", len(rows), exc)
+            else:
+                with self._lock:
+                    self._stats.logged += len(rows)
+                return
+
+    def _row(self, record: dict[str, Any]) -> dict[str, Any]:
+        frame = record.pop("frame", None)
+        body = record.pop("body", b"")
+        outputs = record.get("outputs")
+        extra = record.get("extra_columns")
+        inputs = None
+        if frame is not None:
+            shown = (
+                frame
+                if len(frame) <= self.max_rows
+                else frame.sample(self.max_rows, random_state=0).sort_index()
+            )
+            inputs = json.dumps(
+                {"columns": [str(c) for c in shown.columns], "data": shown.to_numpy().tolist()},
+                default=str,
+            )
+        return {
+            **record,
+            "inputs": inputs,
+            "inputs_digest": xxhash.xxh3_128_hexdigest(body) if body else None,
+            "outputs": None if outputs is None else json.dumps(outputs, default=str),
+            "extra_columns": json.dumps(extra) if extra else None,
+        }
+
+
+def predictions_frame(
+    store: Store,
+    name: str,
+    *,
+    since: float | None = None,
+    version: int | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The logged requests of ``name`` (oldest first; the newest ``limit``), JSON decoded:
+    ``inputs`` as a ``{columns, data}`` dict, ``outputs`` and ``extra_columns`` as lists."""
+    import pandas as pd  # heavy: kept out of import nbmlops
+
+    check_name(name)
+    rows = sql.predictions_of(store, name, since=since, version=version, limit=limit)
+    frame = pd.DataFrame(rows, columns=["prediction_id", *sql.COLUMNS])
+    frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
+    frame["version"] = frame["version"].astype("Int64")
+    for column in ("inputs", "outputs", "extra_columns"):
+        frame[column] = [json.loads(v) if isinstance(v, str) else None for v in frame[column]]
+    return frame
