@@ -36,7 +36,7 @@ def test_an_unstorable_value_is_refused_at_log_time_and_the_run_keeps_the_rest(
     with nbm.start_run("r") as run:
         nbm.log_param("kept", 1)
         nbm.log_metric("kept", 0.5)
-        with pytest.raises(ValueError, match=message) as caught:
+        with pytest.raises(nbm.InvalidValueError, match=message) as caught:
             log()
         assert "Nothing was logged for it" in str(caught.value)
     assert db.execute("SELECT status FROM runs").fetchall() == [("finished",)]

@@ -195,3 +195,14 @@ def test_model_show_and_history_are_readable_in_80_columns(
     history = invoke("model", "history", "tiny").splitlines()
     assert max(len(line) for line in history) <= 80
     assert history[1].split()[:3] == ["at", "kind", "version"]
+
+
+def test_boolean_params_print_as_true_and_false_in_csv(home: Path):
+    with nbm.start_run("flags") as run:
+        nbm.log_param("flag", True)
+    with nbm.start_run("other"):
+        nbm.log_param("flag", False)
+    result = CliRunner().invoke(main, ["runs", "--format", "csv", "--columns", "name,params.flag"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == ["other,false", "flags,true"]
+    assert nbm.runs()["params.flag"].dtype == "boolean" and run.params["flag"] is True

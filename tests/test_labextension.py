@@ -248,4 +248,4 @@ def test_both_extensions_are_installed_and_enabled():
     )
     assert "nbmlops v0.1.0 \x1b[32menabled\x1b[0m \x1b[32mOK\x1b[0m" in lab.stdout + lab.stderr
     assert "nbmlops.jupyter \x1b[32menabled\x1b[0m" in server.stdout + server.stderr
-    assert "nbmlops.jupyter  \x1b[32mOK\x1b[0m" in server.stdout + server.stderr
+    assert f"nbmlops.jupyter {nbm.__version__} \x1b[32mOK\x1b[0m" in server.stdout + server.stderr

@@ -112,7 +112,8 @@ def test_a_run_without_params_metrics_or_tags_has_no_summary(home, db: sqlite3.C
     [
         ([3, None, -2], "Int64", [3, pd.NA, -2]),
         ([3, 0.5], "float64", [3.0, 0.5]),
-        ([True, False, None], "float64", [1.0, 0.0, math.nan]),
+        ([True, False, None], "boolean", [True, False, pd.NA]),  # issue #13: not 1.0/0.0
+        ([True, 2.5], "float64", [1.0, 2.5]),
         ([math.inf, 1.5], "float64", [math.inf, 1.5]),
         (["adam", None], "str", ["adam", math.nan]),
         ([3, "adam", 0.5, True], "str", ["3", "adam", "0.5", "True"]),
@@ -139,6 +140,10 @@ def _reference_frame(db: sqlite3.Connection, run_ids: list[str]) -> dict[str, pd
         cells = [stored.get(run_id) for run_id in run_ids]
         if any(number is None for _, number in stored.values()):
             column = pd.Series([None if c is None else c[0] for c in cells])
+        elif all(text in ("True", "False") for text, _ in stored.values()):
+            column = pd.Series(
+                [pd.NA if c is None else c[0] == "True" for c in cells], dtype="boolean"
+            )
         elif all(text.lstrip("-").isdigit() for text, _ in stored.values()):
             column = pd.Series([None if c is None else int(c[0]) for c in cells], dtype="Int64")
         else:

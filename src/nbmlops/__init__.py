@@ -62,11 +62,13 @@ from nbmlops.capture.history import CellDiff
 from nbmlops.capture.run import Run
 from nbmlops.compare import Comparison
 from nbmlops.errors import (
+    AlreadyRegisteredWarning,
     AmbiguousIdError,
     ArtifactIntegrityError,
     DeprecatedModelWarning,
     DriftInputError,
     FilterSyntaxError,
+    InvalidValueError,
     LibraryVersionWarning,
     ModelInUseError,
     ModelNotFoundError,
@@ -82,6 +84,9 @@ from nbmlops.errors import (
     StoreCorruptError,
     StoreError,
     StoreLockedError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+    UnknownKeyWarning,
 )
 from nbmlops.panels import (
     cell_history_panel,
@@ -104,6 +109,7 @@ if _typing.TYPE_CHECKING:
 _LAZY = {"DriftReport": "nbmlops.drift.report"}
 
 __all__ = [
+    "AlreadyRegisteredWarning",
     "AmbiguousIdError",
     "ArtifactIntegrityError",
     "CellDiff",
@@ -112,6 +118,7 @@ __all__ = [
     "DriftInputError",
     "DriftReport",
     "FilterSyntaxError",
+    "InvalidValueError",
     "LibraryVersionWarning",
     "Lineage",
     "ModelInUseError",
@@ -135,6 +142,9 @@ __all__ = [
     "StoreError",
     "StoreLike",
     "StoreLockedError",
+    "StoreNotFoundError",
+    "StoreReadOnlyError",
+    "UnknownKeyWarning",
     "__version__",
     "active_run",
     "cell_diff",

@@ -16,6 +16,7 @@ the offending value is kept as an attribute.
     ├── FilterSyntaxError           a run filter could not be parsed (points at the token)
     ├── ReadOnlyQueryError          ``nbmlops.sql`` was given a statement that writes
     ├── NoActiveRunError            a ``log_*`` call outside ``start_run``
+    ├── InvalidValueError           a logged value the store cannot hold (a ValueError too)
     ├── ArtifactIntegrityError      a stored object no longer matches its recorded hash
     ├── RegistryError               a registry operation is refused
     │   ├── ModelNotFoundError      no such model, version or alias (a NotFoundError too)
@@ -25,8 +26,9 @@ the offending value is kept as an attribute.
     └── DriftInputError             reference/current data that cannot be compared (names columns)
 
 Warnings: ``NbmlopsWarning`` and below it ``DeprecatedModelWarning`` (loading a deprecated model
-version), ``LibraryVersionWarning`` (a model saved with other library versions) and
-``UnknownKeyWarning`` (a run filter names a key no run has).
+version), ``LibraryVersionWarning`` (a model saved with other library versions),
+``AlreadyRegisteredWarning`` (the same model registered again: the existing version returned)
+and ``UnknownKeyWarning`` (a run filter names a key no run has).
 """
 
 from __future__ import annotations
@@ -134,6 +136,17 @@ class ReadOnlyQueryError(NbmlopsError):
         self.query = query
 
 
+class InvalidValueError(NbmlopsError, ValueError):
+    """A value given to ``log_*`` that the store cannot hold (a lone surrogate, an integer too
+    large for a float, a step out of range), refused when it is logged rather than failing the
+    run's write at its end; ``what`` names the value and ``problem`` says what is wrong."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        super().__init__(f"{what} cannot be stored: {problem}. Nothing was logged for it.")
+        self.what = what
+        self.problem = problem
+
+
 class NoActiveRunError(NbmlopsError):
     def __init__(self, action: str) -> None:
         super().__init__(
@@ -212,6 +225,11 @@ class DeprecatedModelWarning(NbmlopsWarning):
 
 class LibraryVersionWarning(NbmlopsWarning):
     """A model was saved with library versions other than the ones installed."""
+
+
+class AlreadyRegisteredWarning(NbmlopsWarning):
+    """A model was registered again under the same name with the same content; the existing
+    version is returned and no new one is made."""
 
 
 class UnknownKeyWarning(NbmlopsWarning):

@@ -31,8 +31,7 @@ from nbmlops.registry.lifecycle import DEFAULT_WINDOW
 from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.promotion import PromotionDecision
 from nbmlops.registry.rules_file import RulesFile
-from nbmlops.store import StoreLike, open_store
-from nbmlops.store._handle import store_at
+from nbmlops.store import StoreLike, open_store, store_at
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from nbmlops._params import decode_param, encode_param
 from nbmlops.capture import environment
 from nbmlops.capture.liveness import hostname, reap_dead_runs
-from nbmlops.errors import NbmlopsError, NoActiveRunError
+from nbmlops.errors import InvalidValueError, NbmlopsError, NoActiveRunError
 from nbmlops.fingerprint import fingerprint, fingerprint_file
 from nbmlops.store import Store
 from nbmlops.store import cells as cell_store
@@ -78,12 +78,6 @@ _ENDED = (Status.FINISHED, Status.FAILED, Status.INTERRUPTED)
 _STEP_RANGE = range(-(2**63), 2**63)  # SQLite's INTEGER
 
 
-def _unstorable(what: str, problem: str) -> ValueError:
-    """The error for a value the store cannot hold, raised when it is logged: at the end of the
-    run it would fail the run's one write, and every retry of it (issue #13)."""
-    return ValueError(f"{what} cannot be stored: {problem}. Nothing was logged for it.")
-
-
 def storable_text(what: str, value: object) -> str:
     """``value`` as text the store can hold (UTF-8), or a ValueError naming ``what``.
 
@@ -94,7 +88,7 @@ def storable_text(what: str, value: object) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         shown = repr(text[:60]) + ("..." if len(text) > 60 else "")
-        raise _unstorable(
+        raise InvalidValueError(
             f"{what} {shown}",
             f"it holds a lone surrogate ({text[exc.start]!r} at position {exc.start}), which is "
             "not valid UTF-8; remove it or decode the text with errors='replace'",
@@ -114,7 +108,7 @@ def metric_value(key: str, value: object) -> float | None:
     try:
         number = float(value)
     except OverflowError:
-        raise _unstorable(f"Metric {key!r}", _too_large(value)) from None
+        raise InvalidValueError(f"Metric {key!r}", _too_large(value)) from None
     return None if math.isnan(number) else number
 
 
@@ -135,7 +129,7 @@ def metric_step(key: str, step: Any) -> int:
             f"Metric {key!r}: step must be an integer, got {type(step).__name__} {step!r:.60}"
         ) from None
     if number not in _STEP_RANGE:
-        raise _unstorable(
+        raise InvalidValueError(
             f"Metric {key!r} at step {number}", "a step must lie within -2**63 .. 2**63-1"
         )
     return number
@@ -149,7 +143,7 @@ def param_record(
     try:
         text, number = encode_param(value)
     except (OverflowError, ValueError):  # float(10**400); str() of a 5000-digit integer
-        raise _unstorable(f"Param {name!r}", _too_large(value)) from None
+        raise InvalidValueError(f"Param {name!r}", _too_large(value)) from None
     storable_text(f"Param {name!r} value", text)
     return name, (text, number, source)
 

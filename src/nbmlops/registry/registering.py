@@ -21,7 +21,7 @@ from typing import Any
 from nbmlops._display import when
 from nbmlops.capture.environment import current_user, installed_packages
 from nbmlops.capture.run import Run, active_run_ids, find_run
-from nbmlops.errors import NbmlopsWarning, RegistryError
+from nbmlops.errors import AlreadyRegisteredWarning, RegistryError
 from nbmlops.registry import serialization
 from nbmlops.registry.events import new_event
 from nbmlops.registry.model_version import (
@@ -263,7 +263,7 @@ def _insert(
             f"{source} on {when(version.created_at)}; no new version was made and "
             f"{version.ref} is returned. A changed model (retrained, other params) becomes a new "
             "version.",
-            NbmlopsWarning,
+            AlreadyRegisteredWarning,
             stacklevel=5,  # _insert < _register_* < register < nbmlops.register_model < caller
         )
     return version

@@ -9,6 +9,7 @@ from nbmlops.store._handle import (
     close_stores,
     open_store,
     set_default_store,
+    store_at,
 )
 from nbmlops.store._location import find_home, resolve_home
 from nbmlops.store.db import Store
@@ -21,4 +22,5 @@ __all__ = [
     "open_store",
     "resolve_home",
     "set_default_store",
+    "store_at",
 ]

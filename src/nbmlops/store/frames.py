@@ -44,7 +44,7 @@ RUN_COLUMNS = (
 
 # Kind codes of the number slots: a param's kind, or "m" for a metric.
 _KINDS = "ifbsm"
-_FLOAT, _BOOL, _TEXT = (_KINDS.index(kind) for kind in "fbs")
+_INT, _FLOAT, _BOOL, _TEXT = (_KINDS.index(kind) for kind in "ifbs")
 _PARAM_KINDS: tuple[Kind, ...] = ("i", "f", "b", "s")
 
 
@@ -170,6 +170,11 @@ def build_runs_frame(
     for key in sorted(k for section, k in columns.numbers if section == "params"):
         c = columns.numbers["params", key]
         if not has_kind[_TEXT, c]:
+            if has_kind[_BOOL, c] and not (has_kind[_FLOAT, c] or has_kind[_INT, c]):
+                # Only booleans: a nullable boolean column, shown true/false everywhere.
+                missing = np.isnan(numbers[c])
+                frame_columns[f"params.{key}"] = pd.arrays.BooleanArray(numbers[c] == 1, missing)
+                continue
             numeric = has_kind[_FLOAT, c] or has_kind[_BOOL, c]
             frame_columns[f"params.{key}"] = numbers[c] if numeric else _integers(numbers[c])
             continue
