@@ -236,3 +236,17 @@ def test_notebook_exported_to_html_shows_the_static_comparison(home: Path, runs,
     html, _ = HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
     assert "Comparing 2 runs" in html and "Params that differ" in html
     assert "&lt;NA&gt;" not in html and "<NA>" not in html
+
+
+def test_panels_in_a_folder_with_no_store_create_none_and_show_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("NBMLOPS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    nbm.set_store(None)
+    models = nbm.models_panel()
+    drift = nbm.drift_panel(namespace={})
+    nbm.runs_panel()
+    assert "no registered models yet" in models.versions_html.value
+    assert drift.model.options == () and "Could not" not in drift.message.value
+    assert list(tmp_path.iterdir()) == []

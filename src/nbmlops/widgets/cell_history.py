@@ -11,6 +11,7 @@ import ipywidgets as widgets
 
 from nbmlops import api
 from nbmlops.compare import headline_metrics
+from nbmlops.store import open_store
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
 
@@ -29,7 +30,7 @@ class CellHistoryPanel(Panel):
         self.history: pd.DataFrame = api.cell_history(run_or_cell, store=store)
         # Each version's newest run's metrics, headline first, read in one query.
         newest = [runs[-1] if runs else "" for runs in self.history["runs"]]
-        by_run = headline_metrics(api.get_store(store), [r for r in newest if r])
+        by_run = headline_metrics(open_store(store, create=False), [r for r in newest if r])
         self.metrics = [by_run.get(run_id, {}) for run_id in newest]
         labels = [self._label(i) for i in range(len(self.history))]
         last = len(labels) - 1

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from nbmlops import api
-from nbmlops.errors import NbmlopsError
+from nbmlops.errors import NbmlopsError, StoreNotFoundError
+from nbmlops.store import open_store
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
 
@@ -150,7 +151,9 @@ class DriftPanel(Panel):
             dropdown.value = kept if kept in frames else (frames[0] if frames else None)
         refs: list[str] = []
         try:
-            refs = drift.model_references(api.get_store(self.store))
+            refs = drift.model_references(open_store(self.store, create=False))
+        except StoreNotFoundError:
+            pass  # nothing tracked here yet: no models to choose
         except NbmlopsError as exc:
             self.message.value = _html.message(f"Could not list registered models: {exc}", ok=False)
         kept = self.model.value
@@ -176,7 +179,7 @@ class DriftPanel(Panel):
                 if d["role"] == "input" and d.get("kind") in ("dataframe", "series")
             ]
             profiled = drift.datasets_with_profiles(
-                api.get_store(self.store), [d["dataset_id"] for d in inputs]
+                open_store(self.store, create=False), [d["dataset_id"] for d in inputs]
             )
             with_profile = [d for d in inputs if d["dataset_id"] in profiled]
         except NbmlopsError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from nbmlops import api
-from nbmlops.errors import NbmlopsError
+from nbmlops.errors import NbmlopsError, StoreNotFoundError
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
 
@@ -57,7 +57,10 @@ class ModelsPanel(Panel):
         self.refresh(select=name)
 
     def refresh(self, select: str | None = None) -> None:
-        names = list(api.models(store=self.store)["name"])
+        try:
+            names = list(api.models(store=self.store)["name"])
+        except StoreNotFoundError:  # nothing tracked here yet: an empty registry, not an error
+            names = []
         current = select or self.model.value
         self.model.options = names
         if current in names:
