@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from nbmlops.store.db import Store
-from nbmlops.store.filter_sql import compile_filter
 from nbmlops.store.frames import RUN_COLUMNS, build_runs_frame
+from nbmlops.store.runs import run_conditions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,15 +77,7 @@ def runs_page(
     One statement, so the page and the total come from the same snapshot: the page is LEFT
     JOINed to a one-row count, which keeps the total when the page is empty.
     """
-    clauses: list[str] = []
-    bound: list[object] = []
-    if where is not None:
-        sql, values = compile_filter(where)
-        clauses.append(f"({sql})")
-        bound.extend(values)
-    if experiment is not None:
-        clauses.append("e.name = ?")
-        bound.append(experiment)
+    clauses, bound = run_conditions(where, experiment)
     if notebooks is not None:
         clauses.append("r.notebook IN (SELECT value FROM json_each(?))")
         bound.append(_json_list(notebooks))

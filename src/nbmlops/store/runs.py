@@ -398,10 +398,9 @@ def _keys_query(fields: Sequence[Field], *, named: bool) -> tuple[str, list[obje
     return " UNION ALL ".join(parts), bound
 
 
-def runs_frame(
-    store: Store, where: Node | None = None, experiment: str | None = None
-) -> pd.DataFrame:
-    """All runs matching the filter tree, newest first, params/metrics/tags pivoted."""
+def run_conditions(where: Node | None, experiment: str | None) -> tuple[list[str], list[object]]:
+    """The SQL conditions (over ``runs r`` joined to ``experiments e``) and their bound values
+    that select the runs a filter tree and an experiment name allow."""
     clauses: list[str] = []
     bound: list[object] = []
     if where is not None:
@@ -411,6 +410,14 @@ def runs_frame(
     if experiment is not None:
         clauses.append("e.name = ?")
         bound.append(experiment)
+    return clauses, bound
+
+
+def runs_frame(
+    store: Store, where: Node | None = None, experiment: str | None = None
+) -> pd.DataFrame:
+    """All runs matching the filter tree, newest first, params/metrics/tags pivoted."""
+    clauses, bound = run_conditions(where, experiment)
     selection = "FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id" + (
         " WHERE " + " AND ".join(clauses) if clauses else ""
     )
