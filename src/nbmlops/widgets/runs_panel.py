@@ -9,6 +9,8 @@ import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from nbmlops import api
 from nbmlops.errors import NbmlopsError
@@ -94,6 +96,17 @@ class RunsPanel(Panel):
                 self.compare_area,
             ]
         )
+        self._shared = {
+            "header": widgets.Layout(width="auto", height="26px", padding="0 6px"),
+            "header_style": widgets.ButtonStyle(),
+            "check": widgets.Layout(width="24px", height="22px", margin="0"),
+            "check_style": CheckboxStyle(),
+            "cell": widgets.Layout(width="auto", margin="0"),
+            "cell_style": HTMLStyle(),
+        }
+        self._corner = widgets.HTML(
+            "", layout=self._shared["cell"], style=self._shared["cell_style"]
+        )
         self._header: list[widgets.Button] = []
         self._checks: list[widgets.Checkbox] = []
         self._cells: list[list[widgets.HTML]] = []
@@ -177,27 +190,31 @@ class RunsPanel(Panel):
             button = widgets.Button(
                 description=name,
                 tooltip=f"sort by {name}",
-                layout=widgets.Layout(width="auto", height="26px", padding="0 6px"),
+                layout=self._shared["header"],
+                style=self._shared["header_style"],
             )
             button.on_click(lambda _, n=name: self.sort(n))
             self._header.append(button)
         self._checks, self._cells = [], []
-        for _ in range(self.page_size):
-            check = widgets.Checkbox(
-                indent=False, layout=widgets.Layout(width="24px", height="22px", margin="0")
-            )
-            check.observe(self._on_check, "value")
-            self._checks.append(check)
-            self._cells.append(
-                [widgets.HTML(layout=widgets.Layout(width="auto", margin="0")) for _ in columns]
-            )
-        children: list[widgets.Widget] = [widgets.HTML(""), *self._header]
-        for check, cells in zip(self._checks, self._cells, strict=True):
-            children += [check, *cells]
         self.grid.layout.grid_template_columns = "24px " + " ".join("max-content" for _ in columns)
-        self.grid.children = children
         self.view = self._sorted()
         self._fill()
+
+    def _add_row(self) -> None:
+        """One more row of widgets. Rows are made only when a page needs them, and every cell
+        shares one layout and one style: each widget is a model that a saved notebook keeps
+        (a 20-row page of fresh widgets was ~600 models, ~480 KB of notebook metadata)."""
+        check = widgets.Checkbox(
+            indent=False, layout=self._shared["check"], style=self._shared["check_style"]
+        )
+        check.observe(self._on_check, "value")
+        self._checks.append(check)
+        self._cells.append(
+            [
+                widgets.HTML(layout=self._shared["cell"], style=self._shared["cell_style"])
+                for _ in self.columns
+            ]
+        )
 
     def _fill(self) -> None:
         assert self.view is not None
@@ -212,16 +229,17 @@ class RunsPanel(Panel):
         try:
             self._page_ids = []
             records = rows[columns].to_dict("records")
-            for i, (check, cells) in enumerate(zip(self._checks, self._cells, strict=True)):
-                record = records[i] if i < len(records) else None
-                run_id = None if record is None else str(record["run_id"])
+            while len(self._checks) < len(records):
+                self._add_row()
+            children: list[widgets.Widget] = [self._corner, *self._header]
+            for check, cells, record in zip(self._checks, self._cells, records, strict=False):
+                run_id = str(record["run_id"])
                 self._page_ids.append(run_id)
                 check.value = run_id in self.selected
-                display = "none" if record is None else None  # collapse unused rows
-                check.layout.display = display
                 for cell, name in zip(cells, columns, strict=True):
-                    cell.layout.display = display
-                    cell.value = "" if record is None else _nowrap(_short(record[name]))
+                    cell.value = _nowrap(_short(record[name]))
+                children += [check, *cells]
+            self.grid.children = children
         finally:
             self._filling = False
         total = len(self.view)
