@@ -250,3 +250,19 @@ def test_panels_in_a_folder_with_no_store_create_none_and_show_empty(
     assert "no registered models yet" in models.versions_html.value
     assert drift.model.options == () and "Could not" not in drift.message.value
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n_runs", [1, 25])
+def test_runs_panel_makes_widgets_for_the_rows_it_shows_only(home: Path, n_runs: int):
+    import ipywidgets
+
+    for i in range(n_runs):
+        with nbm.start_run(f"r{i}"):
+            nbm.log_params({"lr": i, "depth": 3})
+            nbm.log_metric("auc", i / 100)
+    before = len(ipywidgets.Widget.widgets)
+    panel = RunsPanel(page_size=20)
+    made = len(ipywidgets.Widget.widgets) - before  # each one a model a saved notebook keeps
+    rows = min(n_runs, 20)
+    assert len(panel.grid.children) == (rows + 1) * (len(panel.columns) + 1)
+    assert made <= 60 + rows * (len(panel.columns) + 1)  # the frame, then one widget per cell
