@@ -22,6 +22,7 @@ returns the version on disk (``last_error`` says why) and raises only when there
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -120,10 +121,8 @@ class ModelClient:
             if exc.code == 304:
                 return False
             detail = exc.read(2000).decode("utf-8", "replace")
-            try:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 detail = json.loads(detail)["message"]
-            except (ValueError, KeyError, TypeError):
-                pass
             raise ModelClientError(
                 f"{self._artifact_url()} answered {exc.code}: {detail}"
             ) from None

@@ -307,7 +307,9 @@ def create_app(service: ModelService) -> ASGIApp:
         )
 
     async def openapi_doc(_request: Request) -> Response:
-        return JSONResponse(openapi.document(service.name))
+        served = service.current
+        columns = None if served is None else served.schema.columns
+        return JSONResponse(openapi.document(service.name, service.ref, columns))
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

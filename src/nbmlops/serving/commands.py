@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -118,7 +119,5 @@ def pull(
     if watch is None:
         report(client.get())
         return
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         client.watch(watch, stop=threading.Event(), on_update=report)
-    except KeyboardInterrupt:
-        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nbmlops._version import __version__
@@ -53,8 +54,12 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
-def document(model: str) -> dict[str, Any]:
-    """The document for a server of ``model``."""
+def document(model: str, ref: str, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    """The document for a server of ``ref`` (of ``model``), with examples that reach the model:
+    its name, its reference, and a row of its signature's ``columns``."""
+    example = {
+        "dataframe_split": {"columns": list(columns or ()), "data": [[0] * len(columns or ())]}
+    }
     errors = {str(code): _error() for code in (400, 401, 403, 413, 415, 503)}
     scored = {
         "200": _json(
@@ -106,7 +111,10 @@ def document(model: str) -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {"schema": _one_of_formats()},
+                            "application/json": {
+                                "schema": _one_of_formats(),
+                                "example": example,
+                            },
                             "text/csv": {"schema": {"type": "string"}},
                         },
                     },
@@ -120,13 +128,13 @@ def document(model: str) -> dict[str, Any]:
             "/v2/health/ready": {"get": get},
             "/v2/models/{name}": {
                 "get": {
-                    "parameters": [_path("name", "string")],
+                    "parameters": [_path("name", model)],
                     "responses": {"200": _json("Model metadata"), "404": _error(), "503": _error()},
                 }
             },
             "/v2/models/{name}/infer": {
                 "post": {
-                    "parameters": [_path("name", "string")],
+                    "parameters": [_path("name", model)],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -143,12 +151,12 @@ def document(model: str) -> dict[str, Any]:
                 }
             },
             "/models/{ref}/artifact": {
-                "get": {"summary": "Download name@alias", **_with(artifact, _path("ref"))}
+                "get": {"summary": "Download name@alias", **_with(artifact, _path("ref", ref))}
             },
             "/models/{name}/{version}/artifact": {
                 "get": {
                     "summary": "Download name/version",
-                    **_with(artifact, _path("name"), _path("version", "integer")),
+                    **_with(artifact, _path("name", model), _path("version", 1, "integer")),
                 }
             },
         },
@@ -169,8 +177,14 @@ def document(model: str) -> dict[str, Any]:
     }
 
 
-def _path(name: str, kind: str = "string") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+def _path(name: str, example: object, kind: str = "string") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": kind},
+        "example": example,
+    }
 
 
 def _with(operation: dict[str, Any], *params: dict[str, Any]) -> dict[str, Any]:
