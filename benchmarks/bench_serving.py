@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-LOG = open(os.devnull, "wb") if not os.environ.get("BENCH_SERVING_LOG") else sys.stderr
+# The servers' own output, shown with BENCH_SERVING_LOG=1 (to see why one did not start).
+LOG = sys.stderr if os.environ.get("BENCH_SERVING_LOG") else subprocess.DEVNULL
 COLUMNS = [f"f{i}" for i in range(20)]
 # The `nbmlops` group with serve attached (the same code path as the console script).
 NBMLOPS = (
@@ -50,7 +51,8 @@ MLFLOW_SAVE = """
 import pickle, sys
 import mlflow.sklearn
 from mlflow.models import infer_signature
-model, X, out = pickle.load(open(sys.argv[1], "rb")), pickle.load(open(sys.argv[2], "rb")), sys.argv[3]
+with open(sys.argv[1], "rb") as f, open(sys.argv[2], "rb") as g:
+    model, X, out = pickle.load(f), pickle.load(g), sys.argv[3]
 mlflow.sklearn.save_model(model, out, signature=infer_signature(X, model.predict(X)),
                           serialization_format="cloudpickle")
 """
@@ -222,8 +224,8 @@ def main() -> None:
     if args.mlflow_python:
         sides.append("mlflow")
         for name, model in models.items():
-            pickle.dump(model, open(work / f"{name}.pkl", "wb"))
-        pickle.dump(X.iloc[:100], open(work / "X.pkl", "wb"))
+            (work / f"{name}.pkl").write_bytes(pickle.dumps(model))
+        (work / "X.pkl").write_bytes(pickle.dumps(X.iloc[:100]))
         for name in models:
             subprocess.run(
                 [
@@ -279,7 +281,7 @@ def report(
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (side, name, rows, clients), r in sorted(
-        results.items(), key=lambda kv: kv[0][1:] + (kv[0][0],)
+        results.items(), key=lambda kv: (*kv[0][1:], kv[0][0])
     ):
         floor = floors[(name, rows)]
         print(
@@ -305,8 +307,9 @@ def report(
                 over = ours["p50"] - floor
                 ratio = f"{(theirs['p50'] - floor) / over:.1f}x" if over > 0 else "n/a (noise)"
                 print(
-                    f"{name} {rows} row(s): p50 ratio mlflow/nbmlops {theirs['p50'] / ours['p50']:.1f}x, "
-                    f"overhead ratio {ratio}, throughput (16 clients) {t16:.1f}x"
+                    f"{name} {rows} row(s): p50 ratio mlflow/nbmlops "
+                    f"{theirs['p50'] / ours['p50']:.1f}x, overhead ratio {ratio}, "
+                    f"throughput (16 clients) {t16:.1f}x"
                 )
     for name in ("logreg", "forest"):
         for rows in (1, 100):
