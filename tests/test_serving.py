@@ -143,6 +143,7 @@ def test_v2_infer_tensor_and_named_columns(http: httpx.Client) -> None:
         ({"json": _split([[1.0, "x", 2.0]])}, 400, "Column 'b' of m/1 expects float64; row 0"),
         ({"json": _split([[1.0, 2.0]])}, 400, "data[0] has 2 values for 3 columns"),
         ({"json": {"instances": [[1.0, 2.0]]}}, 400, "must have 3 values"),
+        ({"json": {"dataframe_split": {"data": [ROW, [1]]}}}, 400, "different lengths [1, 3]"),
         ({"json": _split([[1.0, None, 2.0]])}, 400, "could not predict these inputs"),
         ({"content": b"1,2,3", "headers": {"content-type": "text/plain"}}, 415, "text/plain"),
         ({"json": _split([ROW]), "headers": {"x-request-id": "bad id!"}}, 400, "X-Request-ID"),
@@ -385,3 +386,44 @@ def test_openapi_document_fuzzed_by_schemathesis_finds_no_5xx(model_store: Path)
         )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "generated" in result.stdout and "failed" not in result.stdout.split("SUMMARY")[-1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"json": {"dataframe_records": [dict(zip(COLUMNS, ROW, strict=True))]}},
+        {"json": {"instances": [ROW]}},
+        {"content": b"a,b,c\n1.0,-2.0,0.5\n", "headers": {"content-type": "text/csv"}},
+    ],
+    ids=["records", "instances", "csv"],
+)
+def test_logged_inputs_read_back_as_columns_and_rows_whatever_the_format(
+    store: Path, kwargs: dict
+) -> None:
+    with serve("m@champion", port=0, store=store) as handle:
+        httpx.post(f"{handle.url}/invocations", **kwargs)
+        httpx.post(
+            f"{handle.url}/v2/models/m/infer",
+            json={"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": ROW}]},
+        )
+    first, v2 = predictions("m", store=store).inputs
+    assert first == {"columns": COLUMNS, "data": [ROW]}
+    assert v2 == {"columns": COLUMNS, "data": [ROW]}
+
+
+def test_log_sample_zero_logs_nothing_and_log_off_too(store: Path) -> None:
+    for options in ({"log_sample": 0.0}, {"log_predictions": False}):
+        with serve("m@champion", port=0, store=store, **options) as handle:
+            assert httpx.post(f"{handle.url}/invocations", json=_split([ROW])).status_code == 200
+    assert predictions("m", store=store).empty
+
+
+def test_serving_api_keeps_the_server_stack_and_pandas_out_of_import() -> None:
+    code = (
+        "import sys, nbmlops.api._serving\n"
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'fastapi', 'pandas', 'sklearn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

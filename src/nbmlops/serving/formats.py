@@ -212,6 +212,11 @@ def _split(value: object) -> pd.DataFrame:
                 400,
                 f"dataframe_split.data[{i}] has {len(row)} values for {width} columns.",
             )
+    widths = sorted({len(row) for row in data})
+    if len(widths) > 1:
+        raise RequestError(
+            400, f"The rows of dataframe_split.data have different lengths {widths}."
+        )
     kinds = {type(v) for row in data for v in row}
     if kinds - _SCALARS:
         for i, row in enumerate(data):

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from nbmlops.errors import StoreError
-from nbmlops.registry.model_version import check_name
+from nbmlops.registry.model_version import check_name, resolve
 from nbmlops.serving.formats import RequestError, decode_invocation, decode_v2
+from nbmlops.serving.signature import InputSchema
 from nbmlops.store import Store
 from nbmlops.store import predictions as sql
 
@@ -210,7 +211,15 @@ def predictions_frame(
     frame = pd.DataFrame(rows, columns=["prediction_id", *sql.COLUMNS])
     frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True)
     frame["version"] = frame["version"].astype("Int64")
-    decoded = [_inputs(t, f) for t, f in zip(frame["inputs"], frame["format"], strict=True)]
+    # Rows sent without names (instances as lists, V2 tensors) read back with the signature's.
+    signatures: dict[int | None, tuple[str, ...] | None] = {
+        v: InputSchema.of(name, resolve(store, f"{name}/{v}").signature).columns
+        for v in {int(v) for v in frame["version"].dropna()}
+    }
+    decoded = [
+        _inputs(t, f, signatures.get(None if pd.isna(v) else int(v)))
+        for t, f, v in zip(frame["inputs"], frame["format"], frame["version"], strict=True)
+    ]
     frame["inputs"] = pd.Series(decoded, index=frame.index, dtype=object)
     for column in ("outputs", "extra_columns"):
         frame[column] = [json.loads(v) if isinstance(v, str) else None for v in frame[column]]
@@ -218,7 +227,7 @@ def predictions_frame(
     return frame
 
 
-def _inputs(text: object, fmt: object) -> dict[str, Any] | None:
+def _inputs(text: object, fmt: object, columns: tuple[str, ...] | None) -> dict[str, Any] | None:
     if not isinstance(text, str) or not isinstance(fmt, str):
         return None
     data = text.encode()
@@ -235,4 +244,7 @@ def _inputs(text: object, fmt: object) -> dict[str, Any] | None:
     except (RequestError, ValueError, KeyError):
         return {"raw": text}  # logged with a 4xx: kept as it came
     frame = decoded.frame
-    return {"columns": [str(c) for c in frame.columns], "data": frame.to_numpy().tolist()}
+    names = [str(c) for c in frame.columns]
+    if decoded.positional and columns is not None and len(columns) == len(names):
+        names = list(columns)
+    return {"columns": names, "data": frame.to_numpy().tolist()}
