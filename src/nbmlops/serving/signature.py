@@ -83,7 +83,8 @@ class InputSchema:
                 )
             frame.columns = list(self.columns)
         given = [str(c) for c in frame.columns]
-        missing = [c for c in self.columns if c not in set(given)]
+        given_set, wanted = set(given), set(self.columns)
+        missing = [c for c in self.columns if c not in given_set]
         if missing:
             raise RequestError(
                 400,
@@ -91,7 +92,7 @@ class InputSchema:
                 f"signature needs {', '.join(self.columns)}.",
                 column=missing[0],
             )
-        extra = [c for c in given if c not in set(self.columns)]
+        extra = [c for c in given if c not in wanted]
         if extra and policy == "error":
             raise RequestError(
                 400,
@@ -107,10 +108,11 @@ class InputSchema:
         import pandas as pd
 
         assert self.columns is not None and self.dtypes is not None
-        for name, dtype in zip(self.columns, self.dtypes, strict=True):
-            column = frame[name]
-            if not _numeric(dtype) or column.dtype.kind in "biuf":
+        kinds = [t.kind for t in frame.dtypes]  # one pass: a Series per column costs ~15 us
+        for name, dtype, kind in zip(self.columns, self.dtypes, kinds, strict=True):
+            if not _numeric(dtype) or kind in "biuf":
                 continue
+            column = frame[name]
             converted = pd.to_numeric(column, errors="coerce")
             bad = converted.isna() & column.notna()
             if bad.any():
