@@ -427,3 +427,15 @@ def test_serving_api_keeps_the_server_stack_and_pandas_out_of_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_script_that_never_calls_stop_still_records_the_stop(store: Path) -> None:
+    code = (
+        "import httpx\nfrom nbmlops.api._serving import serve\n"
+        f"h = serve('m@champion', port=0, store={str(store)!r})\n"
+        "httpx.post(h.url + '/invocations', json={'instances': [[1.0, -2.0, 0.5]]})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert endpoints("m", store=store).state.tolist() == ["stopped"]
+    assert len(predictions("m", store=store)) == 1

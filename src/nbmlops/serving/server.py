@@ -10,6 +10,7 @@ gives the real port when ``port=0`` before the endpoint is recorded.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import socket
@@ -94,6 +95,7 @@ class ServerHandle:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop accepting, finish the requests in flight, write the log, record the stop."""
+        atexit.unregister(self.stop)
         self._server.should_exit = True
         self._thread.join(timeout)
 
@@ -140,7 +142,10 @@ def start(
         raise RuntimeError(
             f"The server for {ref} did not start: {service.error or failure or 'timed out'}."
         )
-    return ServerHandle(service, server, thread)
+    handle = ServerHandle(service, server, thread)
+    # A kernel or script that ends without stop() still records the stop (and writes the log).
+    atexit.register(handle.stop)
+    return handle
 
 
 def run(
