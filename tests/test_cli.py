@@ -45,7 +45,8 @@ def invoke(*args: str) -> str:
     return result.output
 
 
-def test_runs_table_csv_and_json(home: Path):
+def test_runs_table_csv_and_json(home: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COLUMNS", "150")  # a terminal wide enough for whole run ids
     first, second = _two_runs()
     table = invoke("runs")
     assert first in table and "metrics.auc" in table

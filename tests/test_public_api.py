@@ -20,7 +20,7 @@ def test_all_is_sorted_and_lists_every_public_name():
 
 def test_api_all_is_sorted_and_re_exported_from_the_package():
     assert api.__all__ == sorted(api.__all__)
-    assert {n for n in vars(api) if not n.startswith("_") and callable(getattr(api, n))} == set(
+    assert {n for n in dir(api) if not n.startswith("_") and callable(getattr(api, n))} == set(
         api.__all__
     )
     assert all(getattr(nbmlops, n) is getattr(api, n) for n in api.__all__)
@@ -53,6 +53,16 @@ def test_lazy_types_load_on_first_use_and_are_listed():
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="has no attribute 'evaluate_rules'"):
         nbmlops.evaluate_rules  # noqa: B018
+
+
+def test_names_load_their_module_on_first_use_only():
+    code = (
+        "import sys, nbmlops; before = [m for m in ('nbmlops.api._runs', 'nbmlops.registry') "
+        "if m in sys.modules]; nbmlops.start_run; "
+        "print(before, 'nbmlops.api._runs' in sys.modules, 'nbmlops.registry' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "True", "False"]
 
 
 def test_import_stays_light():

@@ -10,57 +10,15 @@ Use it from a notebook with ``%load_ext nbmlops``, or from any script::
 
 This module lists the public API and nothing else: the functions of :mod:`nbmlops.api`, the
 panels, the result types they return, the store handle, and every error and warning nbmlops
-raises. ``import nbmlops`` stays light (no pandas, numpy, matplotlib, scikit-learn...): the
-types whose modules need those are imported on first use (``_LAZY`` below).
+raises. ``import nbmlops`` stays light: every name but the errors is imported from its module
+when it is first asked for (PEP 562, the table ``_LAZY`` below), so ``nbm.start_run`` loads the
+capture of runs and not the registry, and nothing here loads pandas, numpy or matplotlib.
 """
 
 import importlib as _importlib
 import typing as _typing
 
 from nbmlops._version import __version__
-from nbmlops.api import (
-    active_run,
-    cell_diff,
-    cell_history,
-    cells_before,
-    check_drift,
-    check_rules,
-    compare_runs,
-    consumers,
-    delete_model_version,
-    deprecate_model_version,
-    end_run,
-    get_model_version,
-    get_run,
-    get_store,
-    lineage,
-    load_model,
-    log_artifact,
-    log_dataset,
-    log_figure,
-    log_metric,
-    log_metrics,
-    log_model,
-    log_param,
-    log_params,
-    model_history,
-    model_versions,
-    models,
-    promote,
-    register_model,
-    remove_alias,
-    runs,
-    save_reference,
-    set_alias,
-    set_store,
-    set_tag,
-    sql,
-    start_run,
-    who_served,
-)
-from nbmlops.capture.history import CellDiff
-from nbmlops.capture.run import Run
-from nbmlops.compare import Comparison
 from nbmlops.errors import (
     AlreadyRegisteredWarning,
     AmbiguousIdError,
@@ -88,25 +46,228 @@ from nbmlops.errors import (
     StoreReadOnlyError,
     UnknownKeyWarning,
 )
-from nbmlops.panels import (
-    cell_history_panel,
-    compare_panel,
-    drift_panel,
-    models_panel,
-    runs_panel,
-)
-from nbmlops.provenance import Lineage
-from nbmlops.registry.model_version import ModelVersion
-from nbmlops.registry.promotion import PromotionDecision
-from nbmlops.registry.rule_language import RuleResult
-from nbmlops.registry.rules_file import RulesFile
-from nbmlops.store import Store, StoreLike
 
 if _typing.TYPE_CHECKING:
-    from nbmlops.drift.report import DriftReport
+    from nbmlops.api import (
+        active_run as active_run,
+    )
+    from nbmlops.api import (
+        cell_diff as cell_diff,
+    )
+    from nbmlops.api import (
+        cell_history as cell_history,
+    )
+    from nbmlops.api import (
+        cells_before as cells_before,
+    )
+    from nbmlops.api import (
+        check_drift as check_drift,
+    )
+    from nbmlops.api import (
+        check_rules as check_rules,
+    )
+    from nbmlops.api import (
+        compare_runs as compare_runs,
+    )
+    from nbmlops.api import (
+        consumers as consumers,
+    )
+    from nbmlops.api import (
+        delete_model_version as delete_model_version,
+    )
+    from nbmlops.api import (
+        deprecate_model_version as deprecate_model_version,
+    )
+    from nbmlops.api import (
+        end_run as end_run,
+    )
+    from nbmlops.api import (
+        get_model_version as get_model_version,
+    )
+    from nbmlops.api import (
+        get_run as get_run,
+    )
+    from nbmlops.api import (
+        get_store as get_store,
+    )
+    from nbmlops.api import (
+        lineage as lineage,
+    )
+    from nbmlops.api import (
+        load_model as load_model,
+    )
+    from nbmlops.api import (
+        log_artifact as log_artifact,
+    )
+    from nbmlops.api import (
+        log_dataset as log_dataset,
+    )
+    from nbmlops.api import (
+        log_figure as log_figure,
+    )
+    from nbmlops.api import (
+        log_metric as log_metric,
+    )
+    from nbmlops.api import (
+        log_metrics as log_metrics,
+    )
+    from nbmlops.api import (
+        log_model as log_model,
+    )
+    from nbmlops.api import (
+        log_param as log_param,
+    )
+    from nbmlops.api import (
+        log_params as log_params,
+    )
+    from nbmlops.api import (
+        model_history as model_history,
+    )
+    from nbmlops.api import (
+        model_versions as model_versions,
+    )
+    from nbmlops.api import (
+        models as models,
+    )
+    from nbmlops.api import (
+        promote as promote,
+    )
+    from nbmlops.api import (
+        register_model as register_model,
+    )
+    from nbmlops.api import (
+        remove_alias as remove_alias,
+    )
+    from nbmlops.api import (
+        runs as runs,
+    )
+    from nbmlops.api import (
+        save_reference as save_reference,
+    )
+    from nbmlops.api import (
+        set_alias as set_alias,
+    )
+    from nbmlops.api import (
+        set_store as set_store,
+    )
+    from nbmlops.api import (
+        set_tag as set_tag,
+    )
+    from nbmlops.api import (
+        sql as sql,
+    )
+    from nbmlops.api import (
+        start_run as start_run,
+    )
+    from nbmlops.api import (
+        who_served as who_served,
+    )
+    from nbmlops.capture.history import (
+        CellDiff as CellDiff,
+    )
+    from nbmlops.capture.run import (
+        Run as Run,
+    )
+    from nbmlops.compare import (
+        Comparison as Comparison,
+    )
+    from nbmlops.drift.report import (
+        DriftReport as DriftReport,
+    )
+    from nbmlops.panels import (
+        cell_history_panel as cell_history_panel,
+    )
+    from nbmlops.panels import (
+        compare_panel as compare_panel,
+    )
+    from nbmlops.panels import (
+        drift_panel as drift_panel,
+    )
+    from nbmlops.panels import (
+        models_panel as models_panel,
+    )
+    from nbmlops.panels import (
+        runs_panel as runs_panel,
+    )
+    from nbmlops.provenance import (
+        Lineage as Lineage,
+    )
+    from nbmlops.registry.model_version import (
+        ModelVersion as ModelVersion,
+    )
+    from nbmlops.registry.promotion import (
+        PromotionDecision as PromotionDecision,
+    )
+    from nbmlops.registry.rule_language import (
+        RuleResult as RuleResult,
+    )
+    from nbmlops.registry.rules_file import (
+        RulesFile as RulesFile,
+    )
+    from nbmlops.store import (
+        Store as Store,
+    )
+    from nbmlops.store import (
+        StoreLike as StoreLike,
+    )
 
-# Public names whose modules import pandas or numpy: imported when first asked for.
-_LAZY = {"DriftReport": "nbmlops.drift.report"}
+# Where each public name is defined; imported on first access.
+_LAZY = {
+    "CellDiff": "nbmlops.capture.history",
+    "Comparison": "nbmlops.compare",
+    "DriftReport": "nbmlops.drift.report",
+    "Lineage": "nbmlops.provenance",
+    "ModelVersion": "nbmlops.registry.model_version",
+    "PromotionDecision": "nbmlops.registry.promotion",
+    "RuleResult": "nbmlops.registry.rule_language",
+    "RulesFile": "nbmlops.registry.rules_file",
+    "Run": "nbmlops.capture.run",
+    "Store": "nbmlops.store",
+    "StoreLike": "nbmlops.store",
+    "active_run": "nbmlops.api",
+    "cell_diff": "nbmlops.api",
+    "cell_history": "nbmlops.api",
+    "cell_history_panel": "nbmlops.panels",
+    "cells_before": "nbmlops.api",
+    "check_drift": "nbmlops.api",
+    "check_rules": "nbmlops.api",
+    "compare_panel": "nbmlops.panels",
+    "compare_runs": "nbmlops.api",
+    "consumers": "nbmlops.api",
+    "delete_model_version": "nbmlops.api",
+    "deprecate_model_version": "nbmlops.api",
+    "drift_panel": "nbmlops.panels",
+    "end_run": "nbmlops.api",
+    "get_model_version": "nbmlops.api",
+    "get_run": "nbmlops.api",
+    "get_store": "nbmlops.api",
+    "lineage": "nbmlops.api",
+    "load_model": "nbmlops.api",
+    "log_artifact": "nbmlops.api",
+    "log_dataset": "nbmlops.api",
+    "log_figure": "nbmlops.api",
+    "log_metric": "nbmlops.api",
+    "log_metrics": "nbmlops.api",
+    "log_model": "nbmlops.api",
+    "log_param": "nbmlops.api",
+    "log_params": "nbmlops.api",
+    "model_history": "nbmlops.api",
+    "model_versions": "nbmlops.api",
+    "models": "nbmlops.api",
+    "models_panel": "nbmlops.panels",
+    "promote": "nbmlops.api",
+    "register_model": "nbmlops.api",
+    "remove_alias": "nbmlops.api",
+    "runs": "nbmlops.api",
+    "runs_panel": "nbmlops.panels",
+    "save_reference": "nbmlops.api",
+    "set_alias": "nbmlops.api",
+    "set_store": "nbmlops.api",
+    "set_tag": "nbmlops.api",
+    "sql": "nbmlops.api",
+    "start_run": "nbmlops.api",
+    "who_served": "nbmlops.api",
+}
 
 __all__ = [
     "AlreadyRegisteredWarning",
@@ -195,7 +356,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Import the public types of ``_LAZY`` on first access (PEP 562)."""
+    """Import the module that defines ``name`` on first access (PEP 562)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")

@@ -164,7 +164,7 @@ def _table_lines(
             order = [c for c in order if c not in layout.hidden]
     headers = {c: layout.headers.get(c, c) for c in order}
     cells = {c: _cells(frame[c]) for c in order}
-    if not explicit and not layout.keep_empty:
+    if not explicit and not wide and not layout.keep_empty:
         order = [c for c in order if any(cells[c])]
     fit = not wide and not explicit
     wrap = layout.wrap if fit and layout.wrap in order else None
