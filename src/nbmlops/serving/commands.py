@@ -89,6 +89,12 @@ def serve(
     sock = server.bind(host, port)
     url = server.url_of(sock, host)
     click.echo(f"Serving {ref} at {url} (store {opened.home}); Ctrl-C to stop.", err=True)
+    if token is None and host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(
+            f"Warning: {host} is reachable from other machines and no --token is set: anyone "
+            "who can reach it can score and download the model.",
+            err=True,
+        )
     if not server.run(opened, ref, sock, url, settings=settings, workers=workers):
         raise click.ClickException(f"The server for {ref} did not start (see the log above).")
 
