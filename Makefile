@@ -27,10 +27,12 @@ demo: $(STAMP)
 	rm -rf $(DEMO_STORE)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/01_quickstart.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/02_registry.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/03_serving.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs
 	$(BIN)/nbmlops --store $(DEMO_STORE) show
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes
+	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT version, status, COUNT(*) AS requests FROM predictions GROUP BY 1, 2"
 
 test: $(STAMP) lint imports typecheck pytest
 

@@ -18,7 +18,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import nbmlops as nbm
-from nbmlops.api._serving import endpoint_events, endpoints, predictions, serve
+from nbmlops import endpoint_events, endpoints, predictions, serve
 from nbmlops.serving.server import ServerHandle
 from nbmlops.store import Store, close_stores
 
@@ -320,7 +320,7 @@ def test_no_model_loaded_is_503_with_the_reason(store: Path) -> None:
 
 def test_a_pinned_version_that_cannot_load_does_not_start(store: Path) -> None:
     bad = nbm.register_model(FailsSelfTest(), "m", format="pickle", store=store).version
-    with pytest.raises(RuntimeError, match="failed its self-test"):
+    with pytest.raises(nbm.ServingError, match="failed its self-test"):
         serve(f"m/{bad}", port=0, store=store)
     assert endpoints("m", store=store).state.tolist() == ["stopped"]
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import nbmlops as nbm
-from nbmlops.api._serving import serve
+from nbmlops import serve
 from nbmlops.client import ModelClient, ModelClientError
 from nbmlops.serving.commands import pull
 from nbmlops.serving.commands import serve as serve_cmd

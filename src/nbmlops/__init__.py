@@ -39,6 +39,7 @@ from nbmlops.errors import (
     RegistryError,
     RulesFileError,
     RunNotFoundError,
+    ServingError,
     StoreCorruptError,
     StoreError,
     StoreLockedError,
@@ -80,6 +81,12 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         end_run as end_run,
+    )
+    from nbmlops.api import (
+        endpoint_events as endpoint_events,
+    )
+    from nbmlops.api import (
+        endpoints as endpoints,
     )
     from nbmlops.api import (
         get_model_version as get_model_version,
@@ -130,6 +137,9 @@ if _typing.TYPE_CHECKING:
         models as models,
     )
     from nbmlops.api import (
+        predictions as predictions,
+    )
+    from nbmlops.api import (
         promote as promote,
     )
     from nbmlops.api import (
@@ -143,6 +153,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         save_reference as save_reference,
+    )
+    from nbmlops.api import (
+        serve as serve,
     )
     from nbmlops.api import (
         set_alias as set_alias,
@@ -204,6 +217,7 @@ if _typing.TYPE_CHECKING:
     from nbmlops.registry.rules_file import (
         RulesFile as RulesFile,
     )
+    from nbmlops.serving.server import ServerHandle as ServerHandle
     from nbmlops.store import (
         Store as Store,
     )
@@ -222,6 +236,7 @@ _LAZY = {
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
     "Run": "nbmlops.capture.run",
+    "ServerHandle": "nbmlops.serving.server",
     "Store": "nbmlops.store",
     "StoreLike": "nbmlops.store",
     "active_run": "nbmlops.api",
@@ -238,6 +253,8 @@ _LAZY = {
     "deprecate_model_version": "nbmlops.api",
     "drift_panel": "nbmlops.panels",
     "end_run": "nbmlops.api",
+    "endpoint_events": "nbmlops.api",
+    "endpoints": "nbmlops.api",
     "get_model_version": "nbmlops.api",
     "get_run": "nbmlops.api",
     "get_store": "nbmlops.api",
@@ -255,12 +272,14 @@ _LAZY = {
     "model_versions": "nbmlops.api",
     "models": "nbmlops.api",
     "models_panel": "nbmlops.panels",
+    "predictions": "nbmlops.api",
     "promote": "nbmlops.api",
     "register_model": "nbmlops.api",
     "remove_alias": "nbmlops.api",
     "runs": "nbmlops.api",
     "runs_panel": "nbmlops.panels",
     "save_reference": "nbmlops.api",
+    "serve": "nbmlops.api",
     "set_alias": "nbmlops.api",
     "set_store": "nbmlops.api",
     "set_tag": "nbmlops.api",
@@ -298,6 +317,8 @@ __all__ = [
     "RulesFileError",
     "Run",
     "RunNotFoundError",
+    "ServerHandle",
+    "ServingError",
     "Store",
     "StoreCorruptError",
     "StoreError",
@@ -321,6 +342,8 @@ __all__ = [
     "deprecate_model_version",
     "drift_panel",
     "end_run",
+    "endpoint_events",
+    "endpoints",
     "get_model_version",
     "get_run",
     "get_store",
@@ -339,12 +362,14 @@ __all__ = [
     "model_versions",
     "models",
     "models_panel",
+    "predictions",
     "promote",
     "register_model",
     "remove_alias",
     "runs",
     "runs_panel",
     "save_reference",
+    "serve",
     "set_alias",
     "set_store",
     "set_tag",

@@ -23,6 +23,8 @@ import click
 from nbmlops import _display, api
 from nbmlops.errors import NbmlopsError
 from nbmlops.headless import execute_notebook
+from nbmlops.serving.commands import pull as pull_command
+from nbmlops.serving.commands import serve as serve_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -676,6 +678,9 @@ def _diff_section(title: str, a: dict[str, Any], b: dict[str, Any], show_all: bo
 def _shown(value: Any) -> str:
     return "(none)" if value is None else _display.value(value)
 
+
+main.add_command(serve_command)
+main.add_command(pull_command)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,6 +22,7 @@ the offending value is kept as an attribute.
     │   ├── ModelNotFoundError      no such model, version or alias (a NotFoundError too)
     │   ├── ModelInUseError         delete refused: an alias points at it or it was loaded lately
     │   └── RulesFileError          nbmlops.toml is malformed (``line`` says where)
+    ├── ServingError                a model server could not start (port taken, load failed)
     ├── NotFittedError              a detector used before ``fit`` (a ValueError too)
     └── DriftInputError             reference/current data that cannot be compared (names columns)
 
@@ -197,6 +198,11 @@ class RulesFileError(RegistryError):
         self.reason = message
         self.path = path
         self.line = line
+
+
+class ServingError(NbmlopsError):
+    """A model server could not start: its port could not be bound, or the version it was to
+    serve failed to load or to pass its self-test (the message says which and why)."""
 
 
 class NotFittedError(NbmlopsError, ValueError):

@@ -7,10 +7,11 @@ the domain (:mod:`nbmlops.capture`, :mod:`nbmlops.registry`, :mod:`nbmlops.drift
 render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
-lineage), :mod:`._drift`, :mod:`._registry`. Each is imported when one of its functions is first
-asked for (PEP 562), so ``nbm.start_run`` does not load the registry, nor ``nbm.models`` the
-capture of cells: importing them all costs more than twice what ``import nbmlops`` did before
-the API was split by domain (44 against 100 ms, min of 15 fresh interpreters).
+lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`. Each is imported when one of its
+functions is first asked for (PEP 562), so ``nbm.start_run`` does not load the registry, nor
+``nbm.models`` the capture of cells: importing them all costs more than twice what ``import
+nbmlops`` did before the API was split by domain (44 against 100 ms, min of 15 fresh
+interpreters).
 """
 
 from __future__ import annotations
@@ -133,6 +134,18 @@ if typing.TYPE_CHECKING:
     from nbmlops.api._runs import (
         start_run as start_run,
     )
+    from nbmlops.api._serving import (
+        endpoint_events as endpoint_events,
+    )
+    from nbmlops.api._serving import (
+        endpoints as endpoints,
+    )
+    from nbmlops.api._serving import (
+        predictions as predictions,
+    )
+    from nbmlops.api._serving import (
+        serve as serve,
+    )
 
 # Which module of the API defines each public function.
 _MODULES = {
@@ -147,6 +160,8 @@ _MODULES = {
     "delete_model_version": "_registry",
     "deprecate_model_version": "_registry",
     "end_run": "_runs",
+    "endpoint_events": "_serving",
+    "endpoints": "_serving",
     "get_model_version": "_registry",
     "get_run": "_runs",
     "get_store": "_runs",
@@ -163,11 +178,13 @@ _MODULES = {
     "model_history": "_registry",
     "model_versions": "_registry",
     "models": "_registry",
+    "predictions": "_serving",
     "promote": "_registry",
     "register_model": "_registry",
     "remove_alias": "_registry",
     "runs": "_runs",
     "save_reference": "_drift",
+    "serve": "_serving",
     "set_alias": "_registry",
     "set_store": "_runs",
     "set_tag": "_runs",

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from nbmlops.errors import ServingError
 from nbmlops.serving.service import ModelService, Settings
 from nbmlops.store import Store
 
@@ -35,8 +36,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(
-            exc.errno, f"Cannot serve on {host}:{port}: {exc.strerror}; choose another --port."
+        raise ServingError(
+            f"Cannot serve on {host}:{port}: {exc.strerror}; choose another --port."
         ) from exc
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -139,7 +140,7 @@ def start(
     if not server.started:
         server.should_exit = True
         thread.join(10)
-        raise RuntimeError(
+        raise ServingError(
             f"The server for {ref} did not start: {service.error or failure or 'timed out'}."
         )
     handle = ServerHandle(service, server, thread)
