@@ -252,6 +252,7 @@ def test_panels_in_a_folder_with_no_store_create_none_and_show_empty(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore:Widget.widgets is deprecated")  # the one public count
 @pytest.mark.parametrize("n_runs", [1, 25])
 def test_runs_panel_makes_widgets_for_the_rows_it_shows_only(home: Path, n_runs: int):
     import ipywidgets
