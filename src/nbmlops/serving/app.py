@@ -51,7 +51,14 @@ from nbmlops.capture.liveness import hostname
 from nbmlops.errors import NbmlopsError
 from nbmlops.registry.model_version import resolve
 from nbmlops.serving import openapi
-from nbmlops.serving.formats import Decoded, RequestError, decode_invocation, decode_v2, error_body
+from nbmlops.serving.formats import (
+    Decoded,
+    RequestError,
+    decode_invocation,
+    decode_v2,
+    error_body,
+    v2_datatype,
+)
 from nbmlops.serving.service import ModelService, Served
 from nbmlops.store import registry as registry_sql
 
@@ -192,8 +199,6 @@ def create_app(service: ModelService) -> ASGIApp:
         return {"predictions": outputs}
 
     def v2_body(served: Served, rid: str, outputs: list[Any]) -> dict[str, Any]:
-        from nbmlops.serving.formats import v2_datatype
-
         return {
             "model_name": served.version.name,
             "model_version": str(served.version.version),

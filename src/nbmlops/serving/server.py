@@ -115,6 +115,7 @@ def start(
     store: Store, ref: str, *, host: str, port: int, settings: Settings, timeout: float = 120.0
 ) -> ServerHandle:
     """Serve ``ref`` from a thread; returns once it answers (or raises why it could not)."""
+    # uvicorn and the app (starlette) load when a server starts, not with nbm.serve's module.
     import uvicorn
 
     from nbmlops.serving.app import create_app
@@ -179,7 +180,7 @@ def run(
 
 def app_from_environment() -> Any:
     """The app of a ``run`` worker process, configured by the parent through the environment."""
-    from nbmlops.serving.app import create_app
+    from nbmlops.serving.app import create_app  # starlette: only in a server process
 
     config = json.loads(os.environ[_CONFIG_ENV])
     service = ModelService(
