@@ -487,15 +487,33 @@ def model_group() -> None:
 @click.pass_obj
 @_clean_errors
 def model_show_cmd(store: str | None, ref: str, fmt: str) -> None:
-    """Show one version: NAME (latest), NAME/VERSION or NAME@ALIAS."""
+    """Show one version: NAME (latest), NAME/VERSION or NAME@ALIAS, and where it is served
+    (each endpoint's URL, state: serving, stopped or gone, and since when it serves it)."""
     record = api.get_model_version(ref, store=store).to_dict()
+    record["served_at"] = _served_at(store, record["name"], record["version"])
     if fmt == "json":
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
     record["created_at"] = _display.when(record["created_at"])
     record["size"] = f"{record['size']:,} bytes"
+    for endpoint in record["served_at"]:
+        endpoint["since"] = _display.when(endpoint["since"])
     for line in _display.block(record):
         click.echo(line)
+
+
+def _served_at(store: str | None, name: str, version: int) -> list[dict[str, Any]]:
+    """The endpoints whose current (or, stopped, last) version is ``version``: url, state and
+    since (UTC seconds: when that endpoint loaded or swapped to it)."""
+    endpoints = api.endpoints(name, store=store)
+    mine = endpoints[endpoints["version"] == version]
+    if mine.empty:
+        return []
+    events = api.endpoint_events(name, store=store)
+    loads = events[events["kind"].isin(["loaded", "swapped"])]
+    since = loads.groupby("endpoint_id")["at"].max().to_dict()
+    rows = zip(mine["endpoint_id"], mine["url"], mine["state"], strict=True)
+    return [{"url": u, "state": s, "since": since[e].timestamp()} for e, u, s in rows]
 
 
 @model_group.command("versions")

@@ -133,7 +133,12 @@ def who_served(
     name: str, alias: str, at: Moment, *, store: StoreLike = None
 ) -> ModelVersion | None:
     """The version ``name@alias`` pointed at, at moment ``at`` (UTC seconds, a datetime, naive
-    read as UTC, or an ISO string); None if it pointed nowhere then."""
+    read as UTC, or an ISO string); None if it pointed nowhere then.
+
+    The registry's answer (where the alias pointed) stays this function's return value; the
+    servers' answer is ``nbm.endpoints(name, at=at)``: the endpoints up at that moment, each
+    with the version it had loaded, which after an alias move lags by up to one poll interval
+    (or differs, for a pinned server or a failed swap)."""
     return events.who_served(open_store(store, create=False), name, alias, at)
 
 

@@ -5,7 +5,8 @@
     server = nbm.serve("diabetes@champion", port=0)   # returns at once; runs in a thread
     httpx.post(f"{server.url}/invocations", json={"dataframe_split": ...})
     nbm.predictions("diabetes", since="2026-05-01")   # every request, its inputs and outputs
-    nbm.endpoints("diabetes")                         # where each version is served
+    nbm.endpoints("diabetes")                         # where each version is served, traffic
+    nbm.endpoints("diabetes", at="2026-05-01T12:00Z") # which servers served it then, and what
     server.stop()
 """
 
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nbmlops.registry import events
 from nbmlops.registry.events import Moment, to_seconds
 from nbmlops.serving import endpoints as endpoint_records
 from nbmlops.serving import prediction_log, server
 from nbmlops.serving.server import ServerHandle
 from nbmlops.serving.service import Settings
 from nbmlops.store import StoreLike, open_store
+from nbmlops.store import predictions as prediction_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,11 +61,39 @@ def serve(
     return server.start(open_store(store), ref, host=host, port=port, settings=settings)
 
 
-def endpoints(name: str | None = None, *, store: StoreLike = None) -> pd.DataFrame:
+def endpoints(
+    name: str | None = None, *, at: Moment | None = None, store: StoreLike = None
+) -> pd.DataFrame:
     """Where ``name`` is (and was) served: one row per server process with its URL, host,
-    pid, the version it serves now, its state (serving, stopped, gone) and settings; every
-    model's when ``name`` is None."""
-    return endpoint_records.endpoints_frame(open_store(store), name)
+    pid, the version it serves now, its state (serving, stopped, gone), settings, and its
+    traffic from the prediction log: ``requests``, ``errors_4xx``, ``errors_5xx`` and
+    ``latency_p50_ms``/``p95``/``p99`` (nearest rank, over the answered requests; logged
+    requests only, so a sample under ``log_sample`` < 1); every model's when ``name`` is None.
+
+    ``at`` (UTC seconds, a datetime, naive read as UTC, or an ISO string; needs ``name``): only
+    the endpoints that served ``name`` at that moment, ``version`` and ``sha256`` being the
+    version each had loaded then (``state`` stays the endpoint's state now). This is the
+    endpoint side of :func:`nbmlops.who_served`."""
+    st = open_store(store)
+    frame = endpoint_records.endpoints_frame(st, name)
+    if at is not None:
+        if name is None:
+            raise TypeError("endpoints(at=...) needs the model's name: endpoints(name, at=...)")
+        then = {r.endpoint_id: r for r in events.served_by(st, name, at)}
+        frame = frame[frame["endpoint_id"].isin(then)].reset_index(drop=True)
+        frame["version"] = frame["endpoint_id"].map(lambda e: then[e].version).astype("Int64")
+        frame["sha256"] = frame["endpoint_id"].map(lambda e: then[e].sha256)
+    import numpy as np  # heavy: kept out of import nbmlops
+
+    traffic = prediction_sql.traffic_of(st, name)
+    quiet = prediction_sql.Traffic("", 0, 0, 0, None, None, None)
+    rows = [traffic.get(e, quiet) for e in frame["endpoint_id"]]
+    for column in ("requests", "errors_4xx", "errors_5xx"):
+        frame[column] = np.array([getattr(r, column) for r in rows], dtype="int64")
+    for p in ("p50", "p95", "p99"):
+        latencies = [getattr(r, f"{p}_ms") for r in rows]
+        frame[f"latency_{p}_ms"] = np.array(latencies, dtype="float64")  # None -> nan
+    return frame
 
 
 def endpoint_events(name: str, *, store: StoreLike = None) -> pd.DataFrame:

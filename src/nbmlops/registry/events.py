@@ -3,7 +3,9 @@
 An alias is not a column anywhere: it is the last ``alias_set``/``alias_removed`` event for
 (model, alias). So where an alias points now, where it pointed at any past moment
 (:func:`who_served`), and who moved it and why (:func:`history`) all come from one append-only
-table that SQLite triggers keep append-only.
+table that SQLite triggers keep append-only. The timeline also shows what the model's servers did
+(``endpoint_events``, written by :mod:`nbmlops.serving`: loads, alias swaps, failed swaps, stops),
+so a swap reads as one more event of the model's history.
 
 Current state follows commit order (``event_id``); a past moment is looked up by the events'
 ``at`` times (UTC seconds), which come from the clocks of the machines that wrote them.
@@ -12,6 +14,7 @@ Current state follows commit order (``event_id``); a past moment is looked up by
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import time
 import warnings
@@ -22,6 +25,7 @@ from nbmlops.capture.liveness import hostname
 from nbmlops.errors import DeprecatedModelWarning, ModelNotFoundError, RegistryError
 from nbmlops.registry.model_version import ModelVersion, check_alias, check_name, resolve
 from nbmlops.store import Store
+from nbmlops.store import endpoints as endpoint_sql
 from nbmlops.store import registry as sql
 
 if TYPE_CHECKING:
@@ -58,7 +62,9 @@ def who_served(store: Store, name: str, alias: str, at: Moment) -> ModelVersion 
     """The version ``name@alias`` pointed at, at moment ``at`` (None if it pointed nowhere).
 
     ``at``: UTC seconds since the epoch, a datetime (naive ones are read as UTC, the store's
-    convention) or an ISO 8601 string.
+    convention) or an ISO 8601 string. Which servers served ``name`` then, and which version
+    each had loaded (a server follows its alias after a poll, or keeps a pinned version), is
+    :func:`served_by`.
     """
     check_alias(alias)
     resolve(store, check_name(name))
@@ -66,6 +72,13 @@ def who_served(store: Store, name: str, alias: str, at: Moment) -> ModelVersion 
     if event is None or event.kind != "alias_set":
         return None
     return resolve(store, f"{name}/{event.version}")
+
+
+def served_by(store: Store, name: str, at: Moment) -> list[endpoint_sql.ServedAt]:
+    """The endpoints that served ``name`` at moment ``at``, each with the version it had loaded
+    then (newest endpoint first; a server that failed to load anything served nothing)."""
+    resolve(store, check_name(name))
+    return endpoint_sql.served_at(store, name, to_seconds(at))
 
 
 def to_seconds(at: Moment) -> float:
@@ -114,27 +127,79 @@ def new_event(
 
 def history(store: Store, name: str) -> pd.DataFrame:
     """Every event of ``name``, oldest first: ``event_id, at, kind, version, alias, actor,
-    host, summary`` and the decoded ``payload`` (rule results of promotions, reasons...)."""
+    host, summary`` and the decoded ``payload`` (rule results of promotions, reasons...).
+
+    The events of the model's servers are merged in by time as kinds ``served:loaded``,
+    ``served:load_failed``, ``served:swapped``, ``served:swap_failed`` and ``served:stopped``
+    (``event_id`` empty: they are numbered in ``endpoint_events``; ``host`` is the server's,
+    ``actor`` empty; the payload adds ``endpoint_id`` and ``url``)."""
     import pandas as pd  # heavy: kept out of import nbmlops
 
     check_name(name)
     if not sql.model_exists(store, name):
         resolve(store, name)  # raises ModelNotFoundError with the list of models
-    rows = sql.events_of(store, name)
-    payloads = [json.loads(r.payload) if r.payload else {} for r in rows]
+    rows = [_model_event(r) for r in sql.events_of(store, name)]
+    served = [_served_event(r) for r in endpoint_sql.events_of(store, name)]
+    # Each list is in commit order; merging by time keeps that order within each.
+    timeline = list(heapq.merge(rows, served, key=lambda e: e["at"]))
     return pd.DataFrame(
         {
-            "event_id": [r.event_id for r in rows],
-            "at": pd.to_datetime([r.at for r in rows], unit="s", utc=True),
-            "kind": [r.kind for r in rows],
-            "version": pd.array([r.version for r in rows], dtype="Int64"),
-            "alias": [r.alias for r in rows],
-            "actor": [r.actor for r in rows],
-            "host": [r.host for r in rows],
-            "summary": [summarise(r, p) for r, p in zip(rows, payloads, strict=True)],
-            "payload": payloads,
+            "event_id": pd.array([e["event_id"] for e in timeline], dtype="Int64"),
+            "at": pd.to_datetime([e["at"] for e in timeline], unit="s", utc=True),
+            "kind": [e["kind"] for e in timeline],
+            "version": pd.array([e["version"] for e in timeline], dtype="Int64"),
+            "alias": [e["alias"] for e in timeline],
+            "actor": [e["actor"] for e in timeline],
+            "host": [e["host"] for e in timeline],
+            "summary": [e["summary"] for e in timeline],
+            "payload": [e["payload"] for e in timeline],
         }
     )
+
+
+def _model_event(row: sql.EventRow) -> dict[str, Any]:
+    payload = json.loads(row.payload) if row.payload else {}
+    return {**row._asdict(), "payload": payload, "summary": summarise(row, payload)}
+
+
+def _served_event(row: endpoint_sql.EndpointEventRow) -> dict[str, Any]:
+    payload = {
+        "endpoint_id": row.endpoint_id,
+        "url": row.url,
+        **(json.loads(row.payload) if row.payload else {}),
+    }
+    return {
+        "event_id": None,
+        "at": row.at,
+        "kind": f"served:{row.kind}",
+        "version": row.version,
+        "alias": payload.get("alias", row.alias),
+        "actor": None,
+        "host": row.host,
+        "summary": summarise_served(row.kind, row.url, row.version, payload),
+        "payload": payload,
+    }
+
+
+def summarise_served(kind: str, url: str, version: int | None, payload: dict[str, Any]) -> str:
+    """One line saying what a server did, for the history table."""
+    if kind == "loaded":
+        return f"{url} serves version {version} (self-test {payload.get('self_test', '?')})"
+    if kind == "load_failed":
+        return f"{url} serves nothing: {payload.get('reason')}"
+    if kind == "swapped":
+        previous = payload.get("previous")
+        return f"{url} swapped {previous} -> {version} following @{payload.get('alias')}"
+    if kind == "swap_failed":
+        return f"{url} did not swap to version {payload.get('candidate')}: {payload.get('reason')}"
+    if kind == "stopped":
+        log = payload.get("log") or {}
+        served = f" (was serving version {version})" if version is not None else ""
+        return (
+            f"{url} stopped{served}; {log.get('logged', 0)} predictions logged, "
+            f"{log.get('dropped', 0)} dropped"
+        )
+    return f"{url} {kind}"
 
 
 def summarise(event: sql.EventRow, payload: dict[str, Any]) -> str:

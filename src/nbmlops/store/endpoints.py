@@ -40,6 +40,8 @@ class EndpointEventRow(NamedTuple):
     sha256: str | None
     payload: str | None
     at: float
+    host: str
+    alias: str | None  # the alias the endpoint follows (None: a pinned version)
 
 
 def insert_endpoint(store: Store, endpoint: Mapping[str, Any]) -> None:
@@ -91,9 +93,40 @@ def endpoints_of(store: Store, name: str | None = None) -> list[EndpointRow]:
 def events_of(store: Store, name: str) -> list[EndpointEventRow]:
     """Every event of every endpoint of ``name``, oldest first."""
     rows = store.query(
-        "SELECT v.event_id, v.endpoint_id, e.url, v.kind, v.version, v.sha256, v.payload, v.at "
-        "FROM endpoint_events v JOIN endpoints e ON e.endpoint_id = v.endpoint_id "
+        "SELECT v.event_id, v.endpoint_id, e.url, v.kind, v.version, v.sha256, v.payload, v.at, "
+        "e.host, e.alias FROM endpoint_events v JOIN endpoints e ON e.endpoint_id = v.endpoint_id "
         "WHERE e.name = ? ORDER BY v.event_id",
         (name,),
     )
     return [EndpointEventRow(*r) for r in rows]
+
+
+class ServedAt(NamedTuple):
+    endpoint_id: str
+    version: int
+    sha256: str | None
+
+
+_SERVED_AT = """
+SELECT * FROM (
+    SELECT e.endpoint_id,
+        (SELECT v.version FROM endpoint_events v WHERE v.endpoint_id = e.endpoint_id
+            AND v.kind IN ('loaded', 'swapped') AND v.at <= :at ORDER BY v.event_id DESC LIMIT 1)
+            AS version,
+        (SELECT v.sha256 FROM endpoint_events v WHERE v.endpoint_id = e.endpoint_id
+            AND v.kind IN ('loaded', 'swapped') AND v.at <= :at ORDER BY v.event_id DESC LIMIT 1)
+    FROM endpoints e
+    WHERE e.name = :name AND e.started_at <= :at AND NOT EXISTS (
+        SELECT 1 FROM endpoint_events s
+        WHERE s.endpoint_id = e.endpoint_id AND s.kind = 'stopped' AND s.at <= :at)
+    ORDER BY e.started_at DESC
+) WHERE version IS NOT NULL
+"""
+
+
+def served_at(store: Store, name: str, at: float) -> list[ServedAt]:
+    """The endpoints of ``name`` that were up at ``at`` (started, no stop recorded by then) and
+    had a version loaded, with that version: the last ``loaded``/``swapped`` event before ``at``.
+    A server killed without a stop cannot say when it died: it counts as up after its death."""
+    rows = store.query(_SERVED_AT, {"name": name, "at": at})
+    return [ServedAt(*r) for r in rows]

@@ -8,7 +8,7 @@ the request path). Reads filter by model, version and time through the ``predict
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from nbmlops.store.db import Row, Store
 
@@ -66,3 +66,43 @@ def predictions_of(
         sql = f"SELECT * FROM ({sql} ORDER BY at DESC, prediction_id DESC LIMIT ?)"
         params.append(int(limit))
     return store.query_dicts(f"{sql} ORDER BY at, prediction_id", params)
+
+
+class Traffic(NamedTuple):
+    endpoint_id: str
+    requests: int
+    errors_4xx: int
+    errors_5xx: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+# Nearest-rank percentiles (the ceil(p * n)-th smallest latency, numpy's method="inverted_cdf")
+# of the answered requests (status < 400), per endpoint, in one pass over the model's rows:
+# SQLite has no percentile function, so each answered row is ranked within its endpoint by a
+# window function and the rows at the three ranks are picked by the aggregate. Done here rather
+# than by reading the latencies into numpy, so that the panel and the CLI move one row per
+# endpoint out of SQLite instead of every logged request, and import no numpy for it.
+_TRAFFIC = """
+WITH ranked AS (
+    SELECT endpoint_id, status, latency_ms,
+        ROW_NUMBER() OVER (PARTITION BY endpoint_id, status < 400 ORDER BY latency_ms) AS rank,
+        SUM(status < 400) OVER (PARTITION BY endpoint_id) AS answered
+    FROM predictions WHERE {where}
+)
+SELECT endpoint_id, COUNT(*), SUM(status BETWEEN 400 AND 499), SUM(status >= 500),
+    MAX(CASE WHEN status < 400 AND rank = (50 * answered + 99) / 100 THEN latency_ms END),
+    MAX(CASE WHEN status < 400 AND rank = (95 * answered + 99) / 100 THEN latency_ms END),
+    MAX(CASE WHEN status < 400 AND rank = (99 * answered + 99) / 100 THEN latency_ms END)
+FROM ranked GROUP BY endpoint_id
+"""
+
+
+def traffic_of(store: Store, name: str | None = None) -> dict[str, Traffic]:
+    """Per endpoint of ``name`` (every model's when None): logged requests, 4xx and 5xx counts,
+    and the latency p50/p95/p99 (ms) of the answered ones, in one query. Counts are of logged
+    requests: under ``log_sample`` < 1 they are a sample."""
+    where, params = ("name = ?", (name,)) if name is not None else ("1", ())
+    rows = store.query(_TRAFFIC.format(where=where), params)
+    return {r[0]: Traffic(*r) for r in rows}

@@ -1,5 +1,6 @@
-"""The registry panel: models, versions, aliases and metrics; register from a run; promote with
-every rule's evaluation shown before confirming; deprecate; the event timeline."""
+"""The registry panel: models, versions, aliases and metrics; where the model is served, with each
+endpoint's traffic from the prediction log; register from a run; promote with every rule's
+evaluation shown before confirming; deprecate; the event timeline (servers' swaps included)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class ModelsPanel(Panel):
 
         self.model = widgets.Dropdown(description="model")
         self.versions_html = widgets.HTML()
+        self.endpoints_html = widgets.HTML()
         self.version = widgets.Dropdown(description="version")
         self.run_box = widgets.Text(placeholder="run id", layout=widgets.Layout(width="160px"))
         self.name_box = widgets.Text(placeholder="model name", layout=widgets.Layout(width="160px"))
@@ -45,6 +47,8 @@ class ModelsPanel(Panel):
             [
                 widgets.HBox([self.model]),
                 self.versions_html,
+                widgets.HTML("<b>Endpoints</b>"),
+                self.endpoints_html,
                 widgets.HBox([self.run_box, self.name_box, self.register_button]),
                 widgets.HBox([self.version, self.evaluate_button, self.confirm_button]),
                 self.decision_html,
@@ -74,6 +78,7 @@ class ModelsPanel(Panel):
         if not name:
             self.versions_html.value = "<i>no registered models yet: register a run below</i>"
             self.history_html.value = ""
+            self.endpoints_html.value = ""
             self.version.options = []
             return
         versions = api.model_versions(name, store=self.store)
@@ -86,6 +91,7 @@ class ModelsPanel(Panel):
         self.version.options = [(f"{name}/{v}", int(v)) for v in versions["version"]]
         if len(versions):
             self.version.value = int(versions["version"].max())
+        self.endpoints_html.value = _endpoints_table(api.endpoints(name, store=self.store))
         history = api.model_history(name, store=self.store)
         self.history_html.value = _html.table(
             history[["at", "kind", "version", "alias", "summary"]].assign(
@@ -150,7 +156,38 @@ class ModelsPanel(Panel):
             self._draw_model()
 
     def to_html(self) -> str:
-        return self.versions_html.value + "<b>History</b>" + self.history_html.value  # type: ignore[no-any-return]
+        return "".join(
+            [
+                self.versions_html.value,
+                "<b>Endpoints</b>",
+                self.endpoints_html.value,
+                "<b>History</b>",
+                self.history_html.value,
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"<ModelsPanel: {len(self.model.options)} models>"
+
+
+_ENDPOINT_COLUMNS = [
+    "url",
+    "state",
+    "version",
+    "requests",
+    "errors_4xx",
+    "errors_5xx",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+]
+
+
+def _endpoints_table(endpoints: Any) -> str:
+    """Each endpoint of the model with its state, version and traffic (latency in ms)."""
+    if endpoints.empty:
+        return "<i>not served: start a server with nbm.serve('name@alias')</i>"
+    shown = endpoints[_ENDPOINT_COLUMNS].rename(
+        columns=lambda c: c.replace("latency_", "").replace("_ms", " ms")
+    )
+    return _html.table(shown, index=False)
