@@ -267,3 +267,12 @@ def test_runs_panel_makes_widgets_for_the_rows_it_shows_only(home: Path, n_runs:
     rows = min(n_runs, 20)
     assert len(panel.grid.children) == (rows + 1) * (len(panel.columns) + 1)
     assert made <= 60 + rows * (len(panel.columns) + 1)  # the frame, then one widget per cell
+
+
+def test_models_panel_says_when_a_model_is_not_served(home: Path):
+    from sklearn.dummy import DummyRegressor
+
+    nbm.register_model(DummyRegressor().fit([[0]], [0]), "quiet")
+    panel = nbm.models_panel("quiet")
+    assert "not served" in panel.endpoints_html.value
+    assert "<b>Endpoints</b><i>not served" in panel.to_html()
