@@ -265,13 +265,13 @@ def _sender(url: str, stop: threading.Event, seen: list[int], failures: list[str
 
 
 def test_alias_move_swaps_with_no_failed_request(store: Path) -> None:
-    seen: list[int] = []
+    seen: list[list[int]] = [[] for _ in range(4)]  # per client: threads append out of order
     failures: list[str] = []
     stop = threading.Event()
     with serve("m@champion", port=0, poll_interval=0.1, store=store) as handle:
         senders = [
-            threading.Thread(target=_sender, args=(handle.url, stop, seen, failures))
-            for _ in range(4)
+            threading.Thread(target=_sender, args=(handle.url, stop, versions, failures))
+            for versions in seen
         ]
         for t in senders:
             t.start()
@@ -285,7 +285,7 @@ def test_alias_move_swaps_with_no_failed_request(store: Path) -> None:
         for t in senders:
             t.join()
     assert failures == []
-    assert seen[0] == 1 and seen[-1] == 2 and seen == sorted(seen)
+    assert all(v[0] == 1 and v[-1] == 2 and v == sorted(v) for v in seen)
     events = endpoint_events("m", store=store)
     assert list(events.kind) == ["loaded", "swapped", "stopped"]
     assert events.payload[1]["previous"] == 1
