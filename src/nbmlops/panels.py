@@ -61,7 +61,8 @@ def cell_history_panel(
 
 def models_panel(name: str | None = None, *, store: StoreLike = None) -> ModelsPanel:
     """Registered models: versions, aliases, metrics; register, promote (rules shown before
-    confirming), deprecate; the event timeline."""
+    confirming), deprecate; the event timeline; where each is served, with its requests,
+    errors and latency percentiles."""
     from nbmlops.widgets import ModelsPanel  # ipywidgets loads here, not with nbmlops
 
     return ModelsPanel(name, store=store)
