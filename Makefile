@@ -33,6 +33,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT version, status, COUNT(*) AS requests FROM predictions GROUP BY 1, 2"
+	$(BIN)/nbmlops --store $(DEMO_STORE) model consumers diabetes 3
 
 test: $(STAMP) lint imports typecheck pytest
 
