@@ -83,8 +83,9 @@ def prepare_store(folder: Path) -> None:
     nbformat.write(notebook, quickstart)
     execute_notebook(quickstart)
     shutil.copy(ROOT / "example_notebooks" / "nbmlops.toml", folder / "nbmlops.toml")
-    shutil.copy(ROOT / "example_notebooks" / "02_registry.ipynb", folder / "02_registry.ipynb")
-    execute_notebook(folder / "02_registry.ipynb")
+    for name in ("02_registry.ipynb", "03_serving.ipynb"):  # 03: the panel's endpoints
+        shutil.copy(ROOT / "example_notebooks" / name, folder / name)
+        execute_notebook(folder / name)
 
 
 def panels_notebook(folder: Path) -> Path:
