@@ -116,19 +116,6 @@ def _nbmlops() -> list[str]:
     return [str(Path(sys.executable).parent / "nbmlops")]
 
 
-# Needs the commands attached to the `nbmlops` group (cli.py: main.add_command(serve),
-# main.add_command(pull)); skipped until then.
-@pytest.mark.skipif(
-    "serve"
-    not in subprocess.run(
-        [sys.executable, "-m", "nbmlops.cli", "--help"], capture_output=True, text=True
-    ).stdout
-    and "serve"
-    not in subprocess.run(
-        [str(Path(sys.executable).parent / "nbmlops"), "--help"], capture_output=True, text=True
-    ).stdout,
-    reason="nbmlops serve is not attached to the nbmlops group yet",
-)
 def test_nbmlops_serve_as_a_process_serves_and_records_its_stop(store: Path) -> None:
     process = subprocess.Popen(
         [*_nbmlops(), "--store", str(store), "serve", "m@champion", "--port", "0"],

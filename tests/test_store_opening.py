@@ -140,9 +140,8 @@ def read_only(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
     mount.mkdir()
     mounted = os.geteuid() == 0
     if mounted:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)])
-        if done.returncode:
-            pytest.skip("running as root without the right to mount a tmpfs (CAP_SYS_ADMIN)")
+        # As root nothing else makes a real read-only store; this machine and CI may mount.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
 
     def make(store: Path) -> Path:
         copy = mount / ".nbmlops"
