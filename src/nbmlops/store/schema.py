@@ -357,6 +357,25 @@ CREATE TRIGGER predictions_append_only_update BEFORE UPDATE ON predictions
 BEGIN SELECT RAISE(ABORT, 'predictions is append-only'); END;
 """
 
+# Ground truth that arrives after the prediction (issue #15). Keyed by the request id the
+# server logged, not by a foreign key: a label may arrive before the server's batched writer has
+# flushed its request, or for a request that was never logged, and it is kept either way. A
+# later label for the same request and row supersedes an earlier one by time; none is updated.
+V10_LABELS = """
+CREATE TABLE labels (
+    label_id   INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,                  -- predictions.request_id
+    row        INTEGER NOT NULL CHECK (row >= 0), -- the row within the request (0: single-row)
+    label      NOT NULL,                       -- the true value, a number or text, as given
+    at         REAL NOT NULL                   -- when the label was logged
+);
+CREATE INDEX labels_request ON labels(request_id, row, at);
+CREATE TRIGGER labels_append_only_update BEFORE UPDATE ON labels
+BEGIN SELECT RAISE(ABORT, 'labels is append-only'); END;
+CREATE TRIGGER labels_append_only_delete BEFORE DELETE ON labels
+BEGIN SELECT RAISE(ABORT, 'labels is append-only'); END;
+"""
+
 
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
@@ -412,6 +431,10 @@ def _serving(db: Database) -> None:
     _run_script(db, V9_SERVING)
 
 
+def _labels(db: Database) -> None:
+    _run_script(db, V10_LABELS)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -423,6 +446,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0007_drift_report_settings", _drift_report_settings),
     ("0008_object_chunks", _object_chunks),
     ("0009_serving", _serving),
+    ("0010_labels", _labels),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 

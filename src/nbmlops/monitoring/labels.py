@@ -1,0 +1,93 @@
+"""Ground truth that arrives after the prediction, keyed by the request id the server logged.
+
+A label whose request id the log does not (yet) hold is stored all the same and reported: the
+server writes its log in batches, so a label may come before its request is flushed, and the
+join of :mod:`nbmlops.monitoring.skew` picks it up once it is.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbmlops.errors import InvalidValueError
+from nbmlops.store import Store
+from nbmlops.store import labels as labels_sql
+
+
+@dataclass(frozen=True)
+class LabelsLogged:
+    """What :func:`nbmlops.log_labels` stored: ``matched`` labels whose request the prediction
+    log holds, ``unknown`` labels whose request it does not (kept all the same), and the
+    distinct ``unknown_ids``, in the order given."""
+
+    matched: int
+    unknown: int
+    unknown_ids: list[str] = field(default_factory=list)
+
+
+def log_labels(
+    store: Store,
+    request_ids: Sequence[str],
+    labels: Sequence[object],
+    rows: Sequence[object] | None = None,
+    *,
+    name: str | None = None,
+) -> LabelsLogged:
+    """Append one label per ``(request_ids[i], rows[i])`` (row 0 when ``rows`` is None), all in
+    one transaction; ``name``: only requests to that model count as matched."""
+    if len(request_ids) != len(labels):
+        raise InvalidValueError(
+            "labels", f"{len(request_ids)} request ids but {len(labels)} labels; give one each"
+        )
+    if rows is not None and len(rows) != len(labels):
+        raise InvalidValueError("rows", f"{len(rows)} rows but {len(labels)} labels; give one each")
+    at = time.time()
+    records = [
+        (
+            rid,
+            0 if rows is None else _row(rows[i], rid),
+            _label(labels[i], rid),
+            at,
+        )
+        for i, rid in enumerate(map(_request_id, request_ids))
+    ]
+    with store.atomic():
+        known = labels_sql.logged_request_ids(store, (r[0] for r in records), name)
+        labels_sql.insert_labels(store, records)
+    unknown = [r[0] for r in records if r[0] not in known]
+    return LabelsLogged(len(records) - len(unknown), len(unknown), list(dict.fromkeys(unknown)))
+
+
+def _request_id(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidValueError(
+            f"Request id {value!r}", "a request id is the non-empty text the server returned"
+        )
+    return value
+
+
+def _row(value: object, rid: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise InvalidValueError(
+            f"Row {value!r} of request {rid!r}", "a row is the index of the row in its request"
+        )
+    return int(value)
+
+
+def _label(value: object, rid: str) -> Any:
+    item = getattr(value, "item", None)  # a numpy scalar: its Python value
+    plain = item() if callable(item) and not isinstance(value, str) else value
+    if isinstance(plain, bool):
+        return int(plain)
+    if isinstance(plain, numbers.Real) and math.isfinite(float(plain)):
+        return plain
+    if isinstance(plain, str):
+        return plain
+    raise InvalidValueError(
+        f"Label {value!r} of request {rid!r}", "a label is a finite number or a text"
+    )

@@ -1,0 +1,122 @@
+"""Late labels and production skew (issue #15 items 1-2) on a real store file: two registered
+versions with an offline MAE, requests written by the server's own log writer
+(store/predictions.insert_predictions, which the server's batched writer calls), labels through
+the API, checked from a second connection and against computations by hand."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+
+import nbmlops as nbm
+from nbmlops.api._monitoring import log_labels, production_skew
+from nbmlops.errors import InvalidValueError, RegistryError
+from nbmlops.store import Store, close_stores
+from nbmlops.store.predictions import COLUMNS, insert_predictions
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """m/1 (offline mae 0.5) and m/2 (offline mae 0.25, rmse 0.4); m@champion -> 2."""
+    home = tmp_path / ".nbmlops"
+    for slope, metrics in ((1.0, {"mae": 0.5}), (2.0, {"rmse": 0.4, "mae": 0.25})):
+        X = pd.DataFrame({"a": [0.0, 1.0, 2.0]})
+        with nbm.start_run(store=home) as run:
+            nbm.log_metrics(metrics)
+            nbm.log_model(LinearRegression().fit(X, slope * X.a), "model")
+        nbm.register_model(run.run_id, "m", store=home)
+    nbm.set_alias("m", "champion", 2, store=home)
+    yield home
+    close_stores()
+
+
+def _serve(home: Path, version: int, requests: dict[str, list[float]], name: str = "m") -> None:
+    rows = []
+    for rid, outputs in requests.items():
+        row = dict.fromkeys(COLUMNS)
+        row.update(request_id=rid, name=name, version=version, at=time.time(), status=200)
+        row.update(latency_ms=1.0, n_rows=len(outputs), outputs=json.dumps(outputs))
+        rows.append(row)
+    insert_predictions(Store.open(home / "nbmlops.db"), rows)
+
+
+def test_labels_are_matched_by_request_and_row_and_unknown_ids_kept(home: Path) -> None:
+    _serve(home, 1, {"r1": [1.0], "r2": [2.0, 3.0]})
+    logged = log_labels(
+        ["r1", "r2", "ghost", "ghost"], [1.5, 2.5, 9, 8], rows=[0, 1, 0, 1], store=home
+    )
+    assert (logged.matched, logged.unknown, logged.unknown_ids) == (2, 2, ["ghost"])
+    frame = pd.DataFrame({"request_id": ["r2"], "y": [np.float64(4.0)]})
+    assert log_labels(frame, store=home, name="other").unknown_ids == ["r2"]
+    with sqlite3.connect(home / "nbmlops.db") as conn:
+        stored = conn.execute("SELECT request_id, row, label FROM labels ORDER BY label_id")
+        assert stored.fetchall() == [
+            ("r1", 0, 1.5),
+            ("r2", 1, 2.5),
+            ("ghost", 0, 9),
+            ("ghost", 1, 8),
+            ("r2", 0, 4.0),
+        ]
+        with pytest.raises(sqlite3.IntegrityError, match="labels is append-only"):
+            conn.execute("UPDATE labels SET label = 0")
+
+
+@pytest.mark.parametrize(
+    ("ids", "labels", "message"),
+    [
+        (["r1"], [1.0, 2.0], "1 request ids but 2 labels; give one each"),
+        (["r1"], [float("nan")], "a label is a finite number or a text"),
+        ([""], [1.0], "a request id is the non-empty text the server returned"),
+    ],
+)
+def test_bad_labels_are_refused_and_nothing_stored(home: Path, ids, labels, message) -> None:
+    with pytest.raises(InvalidValueError, match=message):
+        log_labels(ids, labels, store=home)
+    with sqlite3.connect(home / "nbmlops.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM labels").fetchone() == (0,)
+
+
+def test_skew_per_version_equals_a_hand_computation_and_later_labels_supersede(home: Path) -> None:
+    _serve(home, 1, {"a": [1.0], "b": [2.0, 4.0]})
+    _serve(home, 2, {"c": [10.0]})
+    log_labels(["a", "b", "b", "c"], [0.0, 2.5, 4.0, 10.0], rows=[0, 0, 1, 0], store=home)
+    log_labels(["a"], [1.5], store=home)  # supersedes a's 0.0
+    skew = production_skew("m", store=home)
+    v1, v2 = skew.versions
+    assert (v1.version, v1.metric, v1.n_labelled) == (1, "mae", 3)
+    assert v1.served == pytest.approx((0.5 + 0.5 + 0.0) / 3)
+    assert v1.difference == pytest.approx(1 / 3 - 0.5)
+    assert (v2.version, v2.served, v2.offline) == (2, 0.0, 0.25)
+    assert list(skew.to_frame()["version"]) == [1, 2] and "<table>" in skew._repr_html_()
+    assert [v.version for v in production_skew("m@champion", store=home).versions] == [2]
+    assert production_skew("m/2", metric="rmse", store=home).versions[0].offline == 0.4
+
+
+def test_few_labels_give_a_wide_interval_and_a_shift_is_significant(home: Path) -> None:
+    rng = np.random.default_rng(1)
+    outputs = rng.normal(size=200)
+    _serve(home, 1, {f"r{i}": [float(y)] for i, y in enumerate(outputs)})
+    noise = rng.normal(scale=0.6, size=200)  # E|noise| = 0.6 * sqrt(2/pi) = 0.48 ~ offline 0.5
+    log_labels([f"r{i}" for i in range(8)], list(outputs[:8] + noise[:8]), store=home)
+    few = production_skew("m/1", store=home).versions[0]
+    assert few.n_labelled == 8 and not few.significant
+    assert few.ci_low < 0 < few.ci_high and few.ci_high - few.ci_low > 0.3
+    log_labels([f"r{i}" for i in range(200)], list(outputs + noise + 1.0), store=home)
+    shifted = production_skew("m/1", store=home).versions[0]
+    assert shifted.n_labelled == 200 and shifted.significant and shifted.ci_low > 0.3
+
+
+def test_a_metric_the_version_did_not_record_is_an_error_naming_it(home: Path) -> None:
+    _serve(home, 1, {"a": [1.0]})
+    log_labels(["a"], [1.0], store=home)
+    with pytest.raises(RegistryError, match=r"m/1 recorded no offline rmse .*its metrics: mae"):
+        production_skew("m/1", metric="rmse", store=home)
+    with pytest.raises(RegistryError, match="no metric 'auc'; use one of mae, mse"):
+        production_skew("m", metric="auc", store=home)
