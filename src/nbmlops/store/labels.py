@@ -41,6 +41,9 @@ def logged_request_ids(store: Store, request_ids: Iterable[str], name: str | Non
     return found
 
 
+# CROSS JOIN and INDEXED BY fix the plan: each label finds its request through the
+# predictions_request index. With a plain JOIN the planner scanned the model's predictions and,
+# for each, the materialized labels: quadratic (100k x 100k did not finish in minutes).
 _LABELLED = """
 WITH latest AS (
     SELECT request_id, row, label FROM (
@@ -50,7 +53,8 @@ WITH latest AS (
     WHERE rank = 1
 )
 SELECT p.version, json_extract(p.outputs, '$[' || l.row || ']'), l.label
-FROM latest AS l JOIN predictions AS p ON p.request_id = l.request_id
+FROM latest AS l CROSS JOIN predictions AS p INDEXED BY predictions_request
+    ON p.request_id = l.request_id
 WHERE p.name = ? AND p.status < 400 AND p.version IS NOT NULL
     AND json_extract(p.outputs, '$[' || l.row || ']') IS NOT NULL {more}
 ORDER BY p.version, p.at, p.prediction_id, l.row
