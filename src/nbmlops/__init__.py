@@ -113,6 +113,9 @@ if _typing.TYPE_CHECKING:
         log_figure as log_figure,
     )
     from nbmlops.api import (
+        log_labels as log_labels,
+    )
+    from nbmlops.api import (
         log_metric as log_metric,
     )
     from nbmlops.api import (
@@ -138,6 +141,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         predictions as predictions,
+    )
+    from nbmlops.api import (
+        production_skew as production_skew,
     )
     from nbmlops.api import (
         promote as promote,
@@ -187,6 +193,8 @@ if _typing.TYPE_CHECKING:
     from nbmlops.drift.report import (
         DriftReport as DriftReport,
     )
+    from nbmlops.monitoring.labels import LabelsLogged as LabelsLogged
+    from nbmlops.monitoring.skew import ProductionSkew as ProductionSkew
     from nbmlops.panels import (
         cell_history_panel as cell_history_panel,
     )
@@ -230,8 +238,10 @@ _LAZY = {
     "CellDiff": "nbmlops.capture.history",
     "Comparison": "nbmlops.compare",
     "DriftReport": "nbmlops.drift.report",
+    "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
     "ModelVersion": "nbmlops.registry.model_version",
+    "ProductionSkew": "nbmlops.monitoring.skew",
     "PromotionDecision": "nbmlops.registry.promotion",
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
@@ -263,6 +273,7 @@ _LAZY = {
     "log_artifact": "nbmlops.api",
     "log_dataset": "nbmlops.api",
     "log_figure": "nbmlops.api",
+    "log_labels": "nbmlops.api",
     "log_metric": "nbmlops.api",
     "log_metrics": "nbmlops.api",
     "log_model": "nbmlops.api",
@@ -273,6 +284,7 @@ _LAZY = {
     "models": "nbmlops.api",
     "models_panel": "nbmlops.panels",
     "predictions": "nbmlops.api",
+    "production_skew": "nbmlops.api",
     "promote": "nbmlops.api",
     "register_model": "nbmlops.api",
     "remove_alias": "nbmlops.api",
@@ -299,6 +311,7 @@ __all__ = [
     "DriftReport",
     "FilterSyntaxError",
     "InvalidValueError",
+    "LabelsLogged",
     "LibraryVersionWarning",
     "Lineage",
     "ModelInUseError",
@@ -309,6 +322,7 @@ __all__ = [
     "NoActiveRunError",
     "NotFittedError",
     "NotFoundError",
+    "ProductionSkew",
     "PromotionDecision",
     "ReadOnlyQueryError",
     "RegistryError",
@@ -353,6 +367,7 @@ __all__ = [
     "log_artifact",
     "log_dataset",
     "log_figure",
+    "log_labels",
     "log_metric",
     "log_metrics",
     "log_model",
@@ -363,6 +378,7 @@ __all__ = [
     "models",
     "models_panel",
     "predictions",
+    "production_skew",
     "promote",
     "register_model",
     "remove_alias",

@@ -7,11 +7,11 @@ the domain (:mod:`nbmlops.capture`, :mod:`nbmlops.registry`, :mod:`nbmlops.drift
 render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
-lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`. Each is imported when one of its
-functions is first asked for (PEP 562), so ``nbm.start_run`` does not load the registry, nor
-``nbm.models`` the capture of cells: importing them all costs more than twice what ``import
-nbmlops`` did before the API was split by domain (44 against 100 ms, min of 15 fresh
-interpreters).
+lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`. Each is
+imported when one of its functions is first asked for (PEP 562), so ``nbm.start_run`` does not
+load the registry, nor ``nbm.models`` the capture of cells: importing them all costs more than
+twice what ``import nbmlops`` did before the API was split by domain (44 against 100 ms, min of
+15 fresh interpreters).
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ if typing.TYPE_CHECKING:
     )
     from nbmlops.api._drift import (
         save_reference as save_reference,
+    )
+    from nbmlops.api._monitoring import (
+        log_labels as log_labels,
+    )
+    from nbmlops.api._monitoring import (
+        production_skew as production_skew,
     )
     from nbmlops.api._registry import (
         check_rules as check_rules,
@@ -170,6 +176,7 @@ _MODULES = {
     "log_artifact": "_runs",
     "log_dataset": "_runs",
     "log_figure": "_runs",
+    "log_labels": "_monitoring",
     "log_metric": "_runs",
     "log_metrics": "_runs",
     "log_model": "_runs",
@@ -179,6 +186,7 @@ _MODULES = {
     "model_versions": "_registry",
     "models": "_registry",
     "predictions": "_serving",
+    "production_skew": "_monitoring",
     "promote": "_registry",
     "register_model": "_registry",
     "remove_alias": "_registry",
