@@ -120,3 +120,11 @@ def test_a_metric_the_version_did_not_record_is_an_error_naming_it(home: Path) -
         production_skew("m/1", metric="rmse", store=home)
     with pytest.raises(RegistryError, match="no metric 'auc'; use one of mae, mse"):
         production_skew("m", metric="auc", store=home)
+
+
+def test_a_handful_of_identical_errors_is_never_significant(home: Path) -> None:
+    _serve(home, 1, {f"r{i}": [100.0] for i in range(3)})
+    log_labels(["r0", "r1", "r2"], [150.0, 150.0, 150.0], store=home)
+    few = production_skew("m/1", store=home).versions[0]
+    assert few.ci_low == few.ci_high > 0  # a one-point interval: no width to judge by
+    assert few.n_labelled == 3 and not few.significant

@@ -8,7 +8,9 @@ scikit-learn's (``mean_absolute_error``, ``root_mean_squared_error``, ``r2_score
 ``accuracy_score``, ``f1_score`` with ``pos_label=1``), the functions the offline metric was
 most likely computed with. The interval is a percentile bootstrap (Efron and Tibshirani 1993,
 ch. 13) of served minus offline, the offline value being a recorded constant; the skew is
-``significant`` only when the interval excludes 0, so that a few labels do not cry wolf.
+``significant`` only when the interval excludes 0 and at least :data:`MIN_LABELS` rows were
+labelled, so that a few labels do not cry wolf: a percentile bootstrap of a handful of rows has
+no width to speak of (two identical errors give an interval of one point, which excludes 0).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ Array = np.ndarray[Any, Any]
 RESAMPLES = 1000
 SEED = 0
 LEVEL = 0.95
+# Below this many labelled rows no skew is called significant, whatever the interval says.
+MIN_LABELS = 30
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ def _version_skew(
     boot = _bootstrap(stats, spec.combine, resamples, seed) - offline
     tail = (1 - LEVEL) / 2
     low, high = (float(q) for q in np.nanquantile(boot, [tail, 1 - tail]))
-    significant = bool(low > 0 or high < 0)
+    significant = n >= MIN_LABELS and bool(low > 0 or high < 0)
     return VersionSkew(
         mv.version, name, key, n, served, offline, served - offline, low, high, significant
     )
