@@ -141,18 +141,12 @@ class Store:
             conn = self._sqlite(str(self.db_path))
         except sqlite3.DatabaseError as exc:
             raise self._map_error(exc) from exc
-        try:
+        with self._closed_on_failure(conn):
             self._check_is_ours(conn)  # before anything is written (journal mode, migrations)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._migrate(conn)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise self._map_error(exc) from exc
-        except BaseException:
-            conn.close()
-            raise
         self._read_only = False
         return conn
 
@@ -186,7 +180,7 @@ class Store:
 
     def _connect_read_only(self) -> sqlite3.Connection:
         conn = self._read_only_connection()
-        try:
+        with self._closed_on_failure(conn):
             self._check_is_ours(conn)
             if self._pending_migrations(conn):
                 raise self._read_only_error(
@@ -194,14 +188,20 @@ class Store:
                     "be read, which needs write access once"
                 )
             conn.execute("PRAGMA query_only = ON")
+        self._read_only = True
+        return conn
+
+    @contextmanager
+    def _closed_on_failure(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Set up a new connection: on any failure it is closed, SQLite's errors mapped."""
+        try:
+            yield
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise self._map_error(exc) from exc
         except BaseException:
             conn.close()
             raise
-        self._read_only = True
-        return conn
 
     def _read_only_connection(self) -> sqlite3.Connection:
         """A connection that cannot write (SQLite's ``mode=ro``), checked to open.
