@@ -1,22 +1,7 @@
 """The distances: drift when the distance is at or above the threshold (default 0.1).
 
-==================  ==========================================  ===========================
-name (class)        definition (drift when)                     reproduces
-==================  ==========================================  ===========================
-wasserstein         W1 / max(std(reference, ddof=0), 0.001)     Evidently "wasserstein"
-(Wasserstein)       (>= 0.1)                                    (NannyML: unnormed)
-jensenshannon       scipy.spatial.distance.jensenshannon,       Evidently (base=None,
-(JensenShannon)     base and squared explicit (>= 0.1)          bins="evidently"); NannyML
-                                                                (base=2, bins="doane");
-                                                                TFDV (base=2, squared=True)
-psi (PSI)           sum((p - q) ln(p / q)), epsilon for empty   Evidently (bins="evidently",
-                    bins explicit (>= 0.1)                      epsilon="evidently"); classic
-                                                                deciles: bins=10
-hellinger           sqrt(sum((sqrt p - sqrt q)^2) / 2)          NannyML (bins="doane"),
-(Hellinger)         (>= 0.1)                                    Evidently (categorical)
-l_infinity          max |p - q| over values or bins (>= 0.1)    NannyML, TFDV (categorical)
-(LInfinity)
-==================  ==========================================  ===========================
+What each computes and which tool's numbers it reproduces: the method table in
+:mod:`nbmlops.drift` (one table, so it cannot disagree with itself).
 
 A distance has no p-value; its effect size is the distance itself. Wasserstein works on the
 numeric summary; the other four on binned (or per-value) frequencies, :class:`_Binned`.

@@ -1,16 +1,7 @@
 """The statistical tests: drift when the p-value is below the threshold (default 0.05).
 
-==================  ==========================================  ===========================
-name (class)        definition (drift when)                     reproduces
-==================  ==========================================  ===========================
-ks (KS)             scipy.stats.ks_2samp (p < 0.05)             Evidently, alibi-detect,
-                                                                NannyML (exact below 10k)
-chi2_gof            scipy.stats.chisquare, expected from the    Evidently "chisquare"
-(Chi2GOF)           reference proportions (p < 0.05)
-chi2_contingency    scipy.stats.chi2_contingency on the 2 x k   alibi-detect, NannyML
-(Chi2Contingency)   table, correction=True (p < 0.05)           ("chi2")
-z (ZTest)           pooled two-proportion z-test (p < 0.05)     Evidently "z"
-==================  ==========================================  ===========================
+What each computes and which tool's numbers it reproduces: the method table in
+:mod:`nbmlops.drift` (one table, so it cannot disagree with itself).
 
 Each p-value comes with an effect size that does not grow with the sample size: KS D,
 Cramér's V (chi-square), Cohen's h (z-test). scipy is imported where a test runs, so importing
