@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 import nbmlops as nbm
 from nbmlops.store import Store, close_stores
@@ -36,3 +37,15 @@ def db(home: Path) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(home / "nbmlops.db")
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def shell(home: Path) -> Iterator[InteractiveShell]:
+    """A real IPython shell with ``%load_ext nbmlops``, recording into ``home``."""
+    InteractiveShell.clear_instance()
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("colors", "nocolor")
+    ip.run_line_magic("load_ext", "nbmlops")
+    yield ip
+    ip.run_line_magic("unload_ext", "nbmlops")
+    InteractiveShell.clear_instance()

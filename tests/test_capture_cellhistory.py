@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -12,16 +9,12 @@ import nbmlops as nbm
 
 
 @pytest.fixture
-def shell(home: Path) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "nbmlops")
-    ip.run_cell("%%track fit\na = 1", store_history=True, cell_id="c1")
-    ip.run_cell("%%track fit\na = 2", store_history=True, cell_id="c1")
-    ip.run_cell("%%track other\nb = 1", store_history=True, cell_id="c2")
-    yield ip
-    ip.run_line_magic("unload_ext", "nbmlops")
-    InteractiveShell.clear_instance()
+def shell(shell: InteractiveShell) -> InteractiveShell:
+    """The tracking shell, with two versions of cell c1 and one of c2 run."""
+    shell.run_cell("%%track fit\na = 1", store_history=True, cell_id="c1")
+    shell.run_cell("%%track fit\na = 2", store_history=True, cell_id="c1")
+    shell.run_cell("%%track other\nb = 1", store_history=True, cell_id="c2")
+    return shell
 
 
 def test_cellhistory_accepts_a_run_name(shell: InteractiveShell):

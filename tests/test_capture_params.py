@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -19,14 +16,10 @@ SETUP = (
 
 
 @pytest.fixture
-def shell(home: Path) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "nbmlops")
-    ip.run_cell(SETUP, store_history=True, cell_id="setup")
-    yield ip
-    ip.run_line_magic("unload_ext", "nbmlops")
-    InteractiveShell.clear_instance()
+def shell(shell: InteractiveShell) -> InteractiveShell:
+    """The tracking shell, with the training data of SETUP defined."""
+    shell.run_cell(SETUP, store_history=True, cell_id="setup")
+    return shell
 
 
 def params_and_sources(ip: InteractiveShell, source: str) -> tuple[dict, dict]:

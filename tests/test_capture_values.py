@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,16 +48,6 @@ def test_an_unstorable_value_is_refused_at_log_time_and_the_run_keeps_the_rest(
 def test_a_step_that_is_not_an_integer_is_a_type_error(home: Path):
     with nbm.start_run(), pytest.raises(TypeError, match="step must be an integer, got str"):
         nbm.log_metric("h", 1.0, step="3")
-
-
-@pytest.fixture
-def shell(home: Path) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "nbmlops")
-    yield ip
-    ip.run_line_magic("unload_ext", "nbmlops")
-    InteractiveShell.clear_instance()
 
 
 def test_track_skips_an_unstorable_value_with_one_warning_and_records_the_rest(

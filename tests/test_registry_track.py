@@ -3,11 +3,7 @@ lets only the one with the lower MAE become champion, with the decision in the h
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 import nbmlops as nbm
 from nbmlops import api as reg
@@ -37,16 +33,6 @@ require = [
     "dataset.X_eval == champion.dataset.X_eval",
 ]
 """
-
-
-@pytest.fixture
-def shell(home: Path) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "nbmlops")
-    yield ip
-    ip.run_line_magic("unload_ext", "nbmlops")
-    InteractiveShell.clear_instance()
 
 
 def test_track_register_promote_only_the_better_regressor(shell, tmp_path: Path):

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +9,6 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import nbmlops as nbm
-
-
-@pytest.fixture
-def shell(home: Path) -> Iterator[InteractiveShell]:
-    InteractiveShell.clear_instance()
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("colors", "nocolor")
-    ip.run_line_magic("load_ext", "nbmlops")
-    yield ip
-    ip.run_line_magic("unload_ext", "nbmlops")
-    InteractiveShell.clear_instance()
 
 
 def run(ip: InteractiveShell, source: str, cell_id: str | None = "cell-1") -> Any:
