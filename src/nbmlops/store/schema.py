@@ -377,6 +377,54 @@ BEGIN SELECT RAISE(ABORT, 'labels is append-only'); END;
 """
 
 
+# Monitoring (issue #15). ``traffic_profiles``: drift profiles of the inputs a server scored, one
+# per model version, endpoint and window (a minute by default), written by the server's log
+# writer when the window closes: a drift check over an hour of traffic merges sixty profiles
+# instead of re-reading and decoding every logged request. Profiles cover every scored row, also
+# when the log keeps a sample of requests. ``monitor_events``: the monitoring timeline, append-only
+# like model_events: each alert firing (with the rule file's git commit), its notifications, and
+# the steps of the retrain it started, linked to the firing by ``firing_id``. Drift reports of
+# served traffic record the window they cover.
+V11_MONITORING = """
+CREATE TABLE traffic_profiles (
+    traffic_id    INTEGER PRIMARY KEY,
+    endpoint_id   TEXT REFERENCES endpoints(endpoint_id),
+    name          TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    window_start  REAL NOT NULL,               -- the requests arrived in [window_start, window_end)
+    window_end    REAL NOT NULL,
+    n_rows        INTEGER NOT NULL,
+    profile       TEXT NOT NULL,               -- JSON: a drift profile (nbmlops-drift-profile-v1)
+    created_at    REAL NOT NULL
+);
+CREATE INDEX traffic_profiles_version ON traffic_profiles(name, version, window_start);
+CREATE TRIGGER traffic_profiles_append_only_update BEFORE UPDATE ON traffic_profiles
+BEGIN SELECT RAISE(ABORT, 'traffic_profiles is append-only'); END;
+CREATE TABLE monitor_events (
+    event_id    INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,                 -- the model
+    alert       TEXT NOT NULL,                 -- the [alerts.<alert>] table that fired
+    kind        TEXT NOT NULL CHECK (kind IN ('fired', 'notified', 'notify_failed',
+                    'retrain_started', 'retrain_failed', 'retrain_finished',
+                    'candidate_promoted', 'candidate_rejected', 'retraining_stopped')),
+    firing_id   INTEGER REFERENCES monitor_events(event_id),  -- the firing a step belongs to
+    version     INTEGER,                       -- the version concerned (champion, candidate)
+    payload     TEXT,                          -- JSON: by kind (docs/schema.md)
+    actor       TEXT,
+    host        TEXT,
+    at          REAL NOT NULL
+);
+CREATE INDEX monitor_events_alert ON monitor_events(name, alert, at);
+CREATE INDEX monitor_events_firing ON monitor_events(firing_id);
+CREATE TRIGGER monitor_events_append_only_update BEFORE UPDATE ON monitor_events
+BEGIN SELECT RAISE(ABORT, 'monitor_events is append-only'); END;
+CREATE TRIGGER monitor_events_append_only_delete BEFORE DELETE ON monitor_events
+BEGIN SELECT RAISE(ABORT, 'monitor_events is append-only'); END;
+ALTER TABLE drift_reports ADD COLUMN window_start REAL;
+ALTER TABLE drift_reports ADD COLUMN window_end REAL;
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -435,6 +483,10 @@ def _labels(db: Database) -> None:
     _run_script(db, V10_LABELS)
 
 
+def _monitoring(db: Database) -> None:
+    _run_script(db, V11_MONITORING)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -447,6 +499,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0008_object_chunks", _object_chunks),
     ("0009_serving", _serving),
     ("0010_labels", _labels),
+    ("0011_monitoring", _monitoring),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 
