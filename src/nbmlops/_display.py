@@ -8,6 +8,8 @@ used by the CLI, the panels and the registry's messages (issue #13 item 3).
 * **Booleans** are ``true``/``false`` in text and CSV (JSON output keeps real booleans).
 * **Numbers** keep six significant digits; **structures** (dicts, lists) are compact JSON on one
   line (:func:`value`) or an indented block (:func:`block`) where there is room.
+* **Durations** read as they are shown: :func:`parse_duration` takes ``90s``, ``5m``, ``1h30m``,
+  ``6h``, ``7d`` (windows, cooldowns and intervals in ``nbmlops.toml``, the CLI and the API).
 * **Tables** for a terminal: :func:`table` lays out rows of text cells, one column possibly
   wrapped to fit the width.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +70,33 @@ def duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {rest:02d} s"
     return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | float | dt.timedelta, *, what: str = "duration") -> float:
+    """Seconds in ``text``: a number of seconds, a timedelta, or units summed from the largest:
+    ``"90s"``, ``"5m"`` (or ``"5min"``), ``"1h30m"``, ``"6h"``, ``"7d"``, ``"2w"``. ``what``
+    names the setting in the ValueError raised for anything else, or for a duration <= 0."""
+    if isinstance(text, dt.timedelta):
+        seconds = text.total_seconds()
+    elif isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    elif isinstance(text, str):
+        compact = text.strip().lower().replace(" ", "")
+        parts = re.findall(r"(\d+(?:\.\d+)?)(min|sec|[smhdw])", compact)
+        if not parts or "".join(n + u for n, u in parts) != compact:
+            raise ValueError(
+                f"{what}={text!r} is not a duration: write it like '90s', '5m', '1h30m', '6h' "
+                "or '7d'"
+            )
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise ValueError(f"{what}={text!r} is not a duration (text like '5m', or seconds)")
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError(f"{what}={text!r} must be a positive, finite duration")
+    return seconds
 
 
 def value(item: Any) -> str:
