@@ -98,4 +98,18 @@ def events_of(
         f"SELECT {_COLUMNS} FROM monitor_events WHERE {' AND '.join(where)} ORDER BY event_id",
         params,
     )
-    return [MonitorEventRow(*r[:6], json.loads(r[6]) if r[6] else {}, *r[7:]) for r in rows]
+    return [
+        MonitorEventRow(
+            event_id,
+            name,
+            alert,
+            kind,
+            firing,
+            version,
+            json.loads(payload or "{}"),
+            actor,
+            host,
+            at,
+        )
+        for event_id, name, alert, kind, firing, version, payload, actor, host, at in rows
+    ]
