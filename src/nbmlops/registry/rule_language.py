@@ -40,6 +40,11 @@ Arithmetic is decimal, on the values as Python prints them: ``0.85 >= 0.8 + 0.05
 
 The file that holds the rules is :mod:`nbmlops.registry.rules_file`.
 
+The operands are a parameter of the language (:class:`Vocabulary`): promotion rules name
+``metrics``, ``params``, ``dataset`` and ``champion.*`` (:data:`PROMOTION`); the alert conditions
+of :mod:`nbmlops.monitoring.alerts` name ``drift_share``, ``skew.mae``, ``labels.count`` and so on
+with the same grammar, arithmetic, messages and line numbers, evaluated by :func:`evaluate_with`.
+
 An ``ast``-whitelist over Python's parser was considered and not taken: ``5%``, backticked keys
 and ``true``/``false`` are not Python, and the messages (a column under the bad token, "not a
 number and cannot be used with '+'") would need this much code again to keep.
@@ -51,7 +56,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,7 +70,45 @@ _FUNCTIONS: dict[str, tuple[int, Callable[..., float]]] = {
     "min": (2, min),
     "max": (2, max),
 }
-_KINDS = ("metrics", "params", "dataset")
+_KINDS = {"metrics": "number", "params": "any", "dataset": "text"}
+_PLACEHOLDERS = {"metrics": "<key>", "params": "<key>", "dataset": "<name>"}
+
+Ref = tuple[bool, str, str]
+"""What an operand refers to: (on the champion?, kind, key), e.g. (False, "metrics", "mae")."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The operands one kind of rule can name.
+
+    ``operand(parts, text)`` turns an operand's dotted parts (backticks removed) into its
+    :data:`Ref` and value type (number, text or any: what the parser can know), and raises
+    ValueError saying what exists for an operand the language does not have. ``subjects`` names
+    the operands in "the rule compares two constants; name ..."; ``unordered``, the values only
+    ``==`` and ``!=`` compare."""
+
+    operand: Callable[[list[str], str], tuple[Ref, str]]
+    subjects: str
+    unordered: str
+
+
+def _promotion_operand(parts: list[str], text: str) -> tuple[Ref, str]:
+    champion = parts[0] == "champion"
+    if champion:
+        parts = parts[1:]
+    if not parts or parts[0] not in _KINDS:
+        prefix = "champion." if champion else ""
+        names = ", ".join(f"{prefix}{k}.{_PLACEHOLDERS[k]}" for k in _KINDS)
+        raise ValueError(
+            f"unknown operand {text!r}: use {names}" + ("" if champion else " or champion.<...>")
+        )
+    if len(parts) < 2:
+        raise ValueError(f"{text!r} needs a key after {parts[0]!r}")
+    return (champion, parts[0], ".".join(parts[1:])), _KINDS[parts[0]]
+
+
+PROMOTION = Vocabulary(_promotion_operand, "a metric, param or dataset", "text and datasets")
+"""The operands of promotion rules (``[rules.<model>] require``)."""
 
 
 # -- expressions ----------------------------------------------------------------------------
@@ -79,8 +122,9 @@ class Expr:
     start: int
     end: int
     value: Any = None  # literal value; operator; function name
-    ref: tuple[bool, str, str] | None = None  # (champion?, metrics|params|dataset, key)
+    ref: Ref | None = None  # (champion?, kind, key) of an operand
     args: tuple[Expr, ...] = ()
+    ref_type: str = "any"  # the operand's value type, as its Vocabulary says
 
     @property
     def value_type(self) -> str:
@@ -89,8 +133,7 @@ class Expr:
             return "number"
         if self.kind in ("str", "bool"):
             return "text"
-        assert self.ref is not None
-        return {"metrics": "number", "dataset": "text"}.get(self.ref[1], "any")
+        return self.ref_type
 
     def refs(self) -> list[Expr]:
         if self.kind == "ref":
@@ -113,8 +156,9 @@ class Rule:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, vocabulary: Vocabulary) -> None:
         self.text = text
+        self.vocabulary = vocabulary
         self.tokens: list[tuple[str, str, int, int]] = []
         pos = 0
         while pos < len(text):
@@ -206,7 +250,7 @@ class _Parser:
         if text == "(":
             inner = self.sum()
             close = self.take(")")
-            return Expr(inner.kind, start, close[3], inner.value, inner.ref, inner.args)
+            return replace(inner, start=start, end=close[3])
         if kind == "name":
             return self.name(text, start, end)
         raise self.error(f"expected an operand, found {text!r}", start)
@@ -237,35 +281,33 @@ class _Parser:
                 raise self.error(f"expected a name after '.', found {part[1]!r}", part[2])
             parts.append(_unquote(part[1]))
             end = part[3]
-        champion = parts[0] == "champion"
-        if champion:
-            parts = parts[1:]
-        if not parts or parts[0] not in _KINDS:
-            prefix = "champion." if champion else ""
-            raise self.error(
-                f"unknown operand {self.text[start:end]!r}: use {prefix}metrics.<key>, "
-                f"{prefix}params.<key>, {prefix}dataset.<name>"
-                + ("" if champion else " or champion.<...>"),
-                start,
-            )
-        if len(parts) < 2:
-            raise self.error(f"{self.text[start:end]!r} needs a key after {parts[0]!r}", start)
-        return Expr("ref", start, end, ref=(champion, parts[0], ".".join(parts[1:])))
+        try:
+            ref, ref_type = self.vocabulary.operand(parts, self.text[start:end])
+        except ValueError as exc:
+            raise self.error(str(exc), start) from None
+        return Expr("ref", start, end, ref=ref, ref_type=ref_type)
 
 
 def _unquote(name: str) -> str:
     return name[1:-1] if name.startswith("`") else name
 
 
-def parse_rule(text: str, *, path: Path | str = "<rule>", line: int | None = None) -> Rule:
-    """Parse one rule; a malformed rule raises RulesFileError at ``path``:``line``."""
+def parse_rule(
+    text: str,
+    *,
+    path: Path | str = "<rule>",
+    line: int | None = None,
+    vocabulary: Vocabulary = PROMOTION,
+) -> Rule:
+    """Parse one rule naming ``vocabulary``'s operands; a malformed rule raises
+    RulesFileError at ``path``:``line``."""
     try:
-        parser = _Parser(text)
+        parser = _Parser(text, vocabulary)
         op, lhs, rhs = parser.rule()
         if op not in ("==", "!=") and "text" in (lhs.value_type, rhs.value_type):
-            raise ValueError(f"{op!r} orders numbers; compare text and datasets with == or !=")
+            raise ValueError(f"{op!r} orders numbers; compare {vocabulary.unordered} with == or !=")
         if not lhs.refs() and not rhs.refs():
-            raise ValueError("the rule compares two constants; name a metric, param or dataset")
+            raise ValueError(f"the rule compares two constants; name {vocabulary.subjects}")
     except ValueError as exc:
         raise RulesFileError(f"rule {text!r}: {exc}", path, line) from None
     return Rule(text, line, op, lhs, rhs)
@@ -317,7 +359,10 @@ class RuleResult:
         }
 
 
-class _Unavailable(Exception):
+class Unavailable(Exception):
+    """Raised by a lookup when an operand has no value: its rule does not pass, with
+    ``reason``; ``status`` is "missing", or "no champion" for a promotion rule."""
+
     def __init__(self, reason: str, status: str = "missing") -> None:
         super().__init__(reason)
         self.reason = reason
@@ -333,6 +378,24 @@ def evaluate(
     if_no_champion: str = "pass",
 ) -> RuleResult:
     """Evaluate one rule for ``candidate`` against ``champion`` (None: no champion yet)."""
+
+    def lookup(ref: Ref, text: str) -> Any:
+        return _lookup(ref, text, candidate, champion, alias)
+
+    result = evaluate_with(rule, lookup)
+    if result.status != "no champion":
+        return result
+    passed = if_no_champion == "pass"
+    then = "passes" if passed else 'fails (if_no_champion = "fail")'
+    return RuleResult(
+        rule.text, rule.line, passed, "no champion", f"{result.reason}: rule {then}", result.values
+    )
+
+
+def evaluate_with(rule: Rule, lookup: Callable[[Ref, str], Any]) -> RuleResult:
+    """Evaluate one rule, each operand's value from ``lookup(ref, operand text)``, which raises
+    :class:`Unavailable` for a value it does not have: the rule then does not pass, with the
+    reason (status "missing", or the status raised), never an exception."""
     values: dict[str, Any] = {}
 
     def value(expr: Expr) -> Any:
@@ -341,13 +404,13 @@ def evaluate(
         if expr.kind == "ref":
             assert expr.ref is not None
             text = rule.operand_text(expr)
-            found = _lookup(expr.ref, text, candidate, champion, alias)
+            found = lookup(expr.ref, text)
             values[text] = found
             return _decimal(found)
         args = [value(a) for a in expr.args]
         for arg, node in zip(args, expr.args, strict=True):
             if not isinstance(arg, Decimal):
-                raise _Unavailable(f"{rule.operand_text(node)} is {arg!r}, not a number")
+                raise Unavailable(f"{rule.operand_text(node)} is {arg!r}, not a number")
         if expr.kind == "neg":
             return -args[0]
         if expr.kind == "call":
@@ -360,7 +423,7 @@ def evaluate(
         if expr.value == "*":
             return left * right
         if right == 0:
-            raise _Unavailable(f"division by zero in {rule.operand_text(expr)}")
+            raise Unavailable(f"division by zero in {rule.operand_text(expr)}")
         return left / right
 
     try:
@@ -368,20 +431,9 @@ def evaluate(
         if rule.op not in ("==", "!="):
             for side, node in ((lhs, rule.lhs), (rhs, rule.rhs)):
                 if not isinstance(side, Decimal):
-                    raise _Unavailable(f"{rule.operand_text(node)} is {side!r}, not a number")
-    except _Unavailable as missing:
-        if missing.status == "no champion":
-            passed = if_no_champion == "pass"
-            then = "passes" if passed else 'fails (if_no_champion = "fail")'
-            return RuleResult(
-                rule.text,
-                rule.line,
-                passed,
-                "no champion",
-                missing.reason + f": rule {then}",
-                values,
-            )
-        return RuleResult(rule.text, rule.line, False, "missing", missing.reason, values)
+                    raise Unavailable(f"{rule.operand_text(node)} is {side!r}, not a number")
+    except Unavailable as missing:
+        return RuleResult(rule.text, rule.line, False, missing.status, missing.reason, values)
     passed = bool(_COMPARE[rule.op](lhs, rhs))
     left = _describe(rule, rule.lhs, lhs)
     right = _describe(rule, rule.rhs, rhs)
@@ -411,7 +463,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def _lookup(
-    ref: tuple[bool, str, str],
+    ref: Ref,
     text: str,
     candidate: Subject,
     champion: Subject | None,
@@ -419,25 +471,23 @@ def _lookup(
 ) -> Any:
     is_champion, kind, key = ref
     if is_champion and champion is None:
-        raise _Unavailable(f"no champion yet (@{alias} points at no version)", "no champion")
+        raise Unavailable(f"no champion yet (@{alias} points at no version)", "no champion")
     subject = champion if is_champion and champion is not None else candidate
     if kind == "metrics":
         if key not in subject.metrics:
             known = ", ".join(sorted(subject.metrics)) or "none"
-            raise _Unavailable(f"{text}: {subject.ref} has no metric {key!r} (metrics: {known})")
+            raise Unavailable(f"{text}: {subject.ref} has no metric {key!r} (metrics: {known})")
         number = subject.metrics[key]
         if math.isnan(number):
-            raise _Unavailable(f"{text} is NaN for {subject.ref}")
+            raise Unavailable(f"{text} is NaN for {subject.ref}")
         return number
     if kind == "params":
         if key not in subject.params:
-            raise _Unavailable(f"{text}: the training run of {subject.ref} has no param {key!r}")
+            raise Unavailable(f"{text}: the training run of {subject.ref} has no param {key!r}")
         return subject.params[key]
     if key not in subject.datasets:
         known = ", ".join(sorted(subject.datasets)) or "none"
-        raise _Unavailable(
-            f"{text}: {subject.ref} has no dataset named {key!r} (datasets: {known})"
-        )
+        raise Unavailable(f"{text}: {subject.ref} has no dataset named {key!r} (datasets: {known})")
     return subject.datasets[key]
 
 

@@ -93,6 +93,22 @@ def find_rules_file(start: Path) -> Path | None:
 def load_rules(path: Path | str) -> RulesFile:
     """Read and check a rules file; RulesFileError (with the line) for anything malformed."""
     path = Path(path)
+    data, lines, document = read_document(path)
+    rules = document.get("rules", {})
+    if not isinstance(rules, dict):
+        raise RulesFileError(
+            "'rules' must be a table of [rules.<model>] tables", path, key_line(lines, "rules")
+        )
+    models: dict[str, ModelRules] = {}
+    for model, table in rules.items():
+        models[model] = _model_rules(path, lines, model, table)
+    return RulesFile(path, data, models)
+
+
+def read_document(path: Path) -> tuple[bytes, list[str], dict[str, Any]]:
+    """The file's bytes, its lines and its TOML document; RulesFileError with the line for a
+    file that cannot be read, is not UTF-8 or is not TOML. Shared with the alert tables of
+    :mod:`nbmlops.monitoring.alerts`, which live in the same file."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -115,25 +131,16 @@ def load_rules(path: Path | str) -> RulesFile:
             line = int(match.group(1))
         reason = message[: match.start()] if match else message
         raise RulesFileError(f"invalid TOML: {reason}", path, line) from None
-    lines = text.splitlines()
-    rules = document.get("rules", {})
-    if not isinstance(rules, dict):
-        raise RulesFileError(
-            "'rules' must be a table of [rules.<model>] tables", path, _key_line(lines, "rules")
-        )
-    models: dict[str, ModelRules] = {}
-    for model, table in rules.items():
-        models[model] = _model_rules(path, lines, model, table)
-    return RulesFile(path, data, models)
+    return data, text.splitlines(), document
 
 
 def _model_rules(path: Path, lines: list[str], model: str, table: object) -> ModelRules:
-    header = _table_line(lines, ("rules", model))
+    header = table_line(lines, ("rules", model))
     if not isinstance(table, dict):
         raise RulesFileError(
             f"rules.{model} must be a table ([rules.{model}]) with promote_to and require",
             path,
-            header or _key_line(lines, model),
+            header or key_line(lines, model),
         )
     try:
         check_name(model)
@@ -144,7 +151,7 @@ def _model_rules(path: Path, lines: list[str], model: str, table: object) -> Mod
             raise RulesFileError(
                 f"unknown key {key!r} in [rules.{model}]; the keys are {', '.join(_TABLE_KEYS)}",
                 path,
-                _key_line(lines, key, header) or header,
+                key_line(lines, key, header) or header,
             )
     promote_to = table.get("promote_to", DEFAULT_ALIAS)
     try:
@@ -152,21 +159,21 @@ def _model_rules(path: Path, lines: list[str], model: str, table: object) -> Mod
             raise RegistryError(f"promote_to must be an alias name (text), not {promote_to!r}")
         check_alias(promote_to)
     except RegistryError as exc:
-        raise RulesFileError(str(exc), path, _key_line(lines, "promote_to", header)) from None
+        raise RulesFileError(str(exc), path, key_line(lines, "promote_to", header)) from None
     if_no_champion = table.get("if_no_champion", "pass")
     if if_no_champion not in ("pass", "fail"):
         raise RulesFileError(
             f'if_no_champion must be "pass" or "fail", not {if_no_champion!r}',
             path,
-            _key_line(lines, "if_no_champion", header),
+            key_line(lines, "if_no_champion", header),
         )
     description = table.get("description")
     if description is not None and not isinstance(description, str):
         raise RulesFileError(
-            "description must be text", path, _key_line(lines, "description", header)
+            "description must be text", path, key_line(lines, "description", header)
         )
     require = table.get("require")
-    require_line = _key_line(lines, "require", header)
+    require_line = key_line(lines, "require", header)
     if not isinstance(require, list) or not require:
         raise RulesFileError(
             f'[rules.{model}] needs require = ["metrics.<m> < champion.metrics.<m>", ...], '
@@ -174,9 +181,6 @@ def _model_rules(path: Path, lines: list[str], model: str, table: object) -> Mod
             path,
             require_line or header,
         )
-    parsed = []
-    first = (require_line or header or 1) - 1
-    seen: dict[str, int] = {}  # a rule written twice: search for the copy after the last one
     for entry in require:
         if not isinstance(entry, str):
             raise RulesFileError(
@@ -184,10 +188,11 @@ def _model_rules(path: Path, lines: list[str], model: str, table: object) -> Mod
                 path,
                 require_line,
             )
-        line = _value_line(lines, seen.get(entry, first), entry) or require_line
-        if line is not None:
-            seen[entry] = line
-        parsed.append(parse_rule(entry, path=path, line=line))
+    found = entry_lines(lines, require, (require_line or header or 1) - 1)
+    parsed = [
+        parse_rule(entry, path=path, line=line or require_line)
+        for entry, line in zip(require, found, strict=True)
+    ]
     return ModelRules(model, promote_to, tuple(parsed), str(if_no_champion), description, header)
 
 
@@ -214,7 +219,7 @@ def _split_key(key: str) -> tuple[str, ...] | None:
     return tuple(parts)
 
 
-def _table_line(lines: list[str], key: tuple[str, ...]) -> int | None:
+def table_line(lines: list[str], key: tuple[str, ...]) -> int | None:
     for number, text in enumerate(lines, 1):
         match = _header().match(text)
         if match and _split_key(match.group("key")) == key:
@@ -222,7 +227,7 @@ def _table_line(lines: list[str], key: tuple[str, ...]) -> int | None:
     return None
 
 
-def _key_line(lines: list[str], key: str, header: int | None = None) -> int | None:
+def key_line(lines: list[str], key: str, header: int | None = None) -> int | None:
     """The line of ``key = ...`` in the table whose header is on line ``header`` (1-based), or
     anywhere in the file when there is no header line."""
     pattern = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*=")
@@ -236,6 +241,19 @@ def _key_line(lines: list[str], key: str, header: int | None = None) -> int | No
         if pattern.match(lines[index]):
             return index + 1
     return None
+
+
+def entry_lines(lines: list[str], entries: list[str], start: int) -> list[int | None]:
+    """The line of each of ``entries`` (the strings of one TOML list), searched from line index
+    ``start``; a string written twice is searched for after its previous line."""
+    seen: dict[str, int] = {}
+    found: list[int | None] = []
+    for entry in entries:
+        line = _value_line(lines, seen.get(entry, start), entry)
+        if line is not None:
+            seen[entry] = line
+        found.append(line)
+    return found
 
 
 def _value_line(lines: list[str], start: int, value: str) -> int | None:
