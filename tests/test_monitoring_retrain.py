@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from sklearn.dummy import DummyRegressor
 
 import nbmlops as nbm
-from nbmlops.headless import parameterize, parameters_source
+from nbmlops.headless import parameter_value, parameterize, parameters_source
 from nbmlops.monitoring.retrain import retrain
 from nbmlops.store import Store
 from nbmlops.store import monitor_events as events_sql
@@ -227,3 +227,11 @@ def test_a_retrain_that_cannot_start_raises_and_records_nothing(
             notebook=tmp_path / notebook, parameters=parameters,
         )  # fmt: skip
     assert kinds(store, firing) == ["fired"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("True", True), ("None", None), ("12", 12), ("-1e3", -1000.0), ("0.5", 0.5), ("true", "true")],
+)
+def test_a_command_line_parameter_is_read_as_papermill_reads_it(text, value):
+    assert parameter_value(text) == value and type(parameter_value(text)) is type(value)

@@ -52,6 +52,20 @@ def parameters_source(parameters: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parameter_value(text: str) -> str | int | float | bool | None:
+    """A value given on the command line (``-p NAME VALUE``) read as papermill's CLI reads it:
+    ``True``, ``False``, ``None``, an int, a float, else the text itself."""
+    constants: dict[str, bool | None] = {"True": True, "False": False, "None": None}
+    if text in constants:
+        return constants[text]
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _python_literal(value: Any, where: str) -> str:
     if value is None or isinstance(value, bool):
         return str(value)

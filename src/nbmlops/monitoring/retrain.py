@@ -6,7 +6,9 @@ linked to the firing by ``firing_id`` (docs/schema.md): ``retrain_started`` (the
 parameters passed, the executed copy kept under ``<store>/retrains/``), then ``retrain_failed``
 (a cell raised, the kernel died or a cell timed out: nothing is promoted, the champion is
 untouched) or ``retrain_finished`` (the runs its ``%%track`` cells recorded and the versions it
-registered), then one ``candidate_promoted`` or ``candidate_rejected`` per candidate. Promotion
+registered: those whose ``registered`` event falls between the notebook's start and end, so a
+version of the same model registered by another process at that moment would be taken for one),
+then one ``candidate_promoted`` or ``candidate_rejected`` per candidate. Promotion
 is :func:`nbmlops.registry.promotion.promote` with the ``[rules.<model>]`` table, so a retrain
 can move the alias only as a person could; servers following the alias reload by themselves.
 
