@@ -5,6 +5,7 @@ the API, checked from a second connection and against computations by hand."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -18,7 +19,10 @@ from sklearn.linear_model import LinearRegression
 import nbmlops as nbm
 from nbmlops.api._monitoring import log_labels, production_skew
 from nbmlops.errors import InvalidValueError, RegistryError
+from nbmlops.monitoring import skew as skew_module
+from nbmlops.registry.model_version import resolve
 from nbmlops.store import Store, close_stores
+from nbmlops.store.labels import insert_labels
 from nbmlops.store.predictions import COLUMNS, insert_predictions
 
 
@@ -128,3 +132,92 @@ def test_a_handful_of_identical_errors_is_never_significant(home: Path) -> None:
     few = production_skew("m/1", store=home).versions[0]
     assert few.ci_low == few.ci_high > 0  # a one-point interval: no width to judge by
     assert few.n_labelled == 3 and not few.significant
+
+
+def test_a_label_that_overtakes_its_request_is_matched_when_the_request_is_written(
+    home: Path,
+) -> None:
+    early = log_labels(["late"], [3.0], store=home)
+    assert (early.matched, early.unknown_ids) == (0, ["late"])
+    assert production_skew("m/1", store=home).versions[0].n_labelled == 0
+    _serve(home, 1, {"late": [1.0]})  # the server's writer flushes after the label arrived
+    skew = production_skew("m/1", store=home).versions[0]
+    assert (skew.n_labelled, skew.served) == (1, 2.0)
+
+
+def test_the_newest_label_of_a_row_wins_whichever_order_they_are_written_in(home: Path) -> None:
+    _serve(home, 1, {"a": [1.0]})
+    store = Store.open(home / "nbmlops.db")
+    insert_labels(store, [("a", 0, 5.0, 200.0)])
+    insert_labels(store, [("a", 0, 9.0, 100.0)])  # logged later by a process with an older clock
+    assert production_skew("m/1", store=home).versions[0].served == 4.0
+    insert_labels(store, [("a", 0, 2.0, 300.0), ("a", 0, 3.0, 300.0)])  # same time: the last one
+    assert production_skew("m/1", store=home).versions[0].served == 2.0
+
+
+def _numbers(version: int, y: np.ndarray, outputs: np.ndarray, home: Path) -> None:
+    _serve(home, version, {f"v{version}r{i}": [float(p)] for i, p in enumerate(outputs)})
+    log_labels([f"v{version}r{i}" for i in range(len(y))], y, store=home)
+
+
+@pytest.mark.parametrize(
+    ("metric", "kind"),
+    [("mae", "reg"), ("rmse", "reg"), ("r2", "reg"), ("accuracy", "cls"), ("f1", "cls")],
+)
+def test_the_normal_interval_for_many_labels_agrees_with_the_bootstrap(
+    home: Path, metric: str, kind: str
+) -> None:
+    """Above BOOTSTRAP_MAX labelled rows the interval comes from sums in SQL (delta method);
+    on the same 12,000 rows it matches the bootstrap's to a few percent of its width."""
+    rng = np.random.default_rng(7)
+    n = skew_module.BOOTSTRAP_MAX + 2_000
+    if kind == "reg":
+        y = rng.normal(size=n)
+        outputs = y + rng.normal(scale=0.5, size=n)
+    else:
+        y = rng.integers(0, 2, size=n).astype(float)
+        outputs = np.where(rng.random(n) < 0.8, y, 1 - y)
+    _numbers(1, y, outputs, home)
+    mv = resolve(Store.open(home / "nbmlops.db"), "m/1")
+    key = (metric, metric)
+    offline = {**mv.metrics, metric: 0.3}
+    mv = dataclasses.replace(mv, metrics=offline)
+    normal = skew_module._normal_skew(
+        mv,
+        key,
+        skew_module.labels_sql.labelled_sums(
+            Store.open(home / "nbmlops.db"), "m", 1, skew_module.METRICS[metric].sums
+        )[0].sums,
+    )
+    boot = skew_module._bootstrap_skew(mv, key, list(outputs), list(y), 1000, 0)
+    assert normal.interval == "normal" and boot.interval == "bootstrap"
+    assert normal.served == pytest.approx(boot.served, rel=1e-9)
+    width = boot.ci_high - boot.ci_low
+    assert normal.ci_high - normal.ci_low == pytest.approx(width, rel=0.1)
+    assert normal.ci_low == pytest.approx(boot.ci_low, abs=0.1 * width)
+    reported = production_skew("m/1", store=home).versions[0]  # m/1 recorded mae
+    assert reported.interval == "normal" and reported.n_labelled == n
+
+
+def test_window_gives_the_served_metric_per_version_and_utc_window(home: Path) -> None:
+    day = 86400.0
+    rows = []
+    for i, (at, error) in enumerate([(10 * day + 5, 1.0), (10 * day + 9, 3.0), (11 * day, 0.5)]):
+        row = dict.fromkeys(COLUMNS)
+        row.update(request_id=f"w{i}", name="m", version=1, at=at, status=200)
+        row.update(latency_ms=1.0, n_rows=1, outputs=json.dumps([0.0]))
+        rows.append(row)
+        rows[-1]["label"] = error
+    labels = [r.pop("label") for r in rows]
+    insert_predictions(Store.open(home / "nbmlops.db"), rows)
+    log_labels([r["request_id"] for r in rows], labels, store=home)
+    daily = production_skew("m/1", window="1d", store=home).versions
+    assert [(v.window_start, v.window_end, v.served, v.n_labelled) for v in daily] == [
+        (10 * day, 11 * day, 2.0, 2),
+        (11 * day, 12 * day, 0.5, 1),
+    ]
+    assert production_skew("m", since=11 * day, store=home).versions[0].n_labelled == 1
+    frame = production_skew("m", window="1d", store=home).to_frame()
+    assert list(frame["window_start"]) == [10 * day, 11 * day]
+    with pytest.raises(ValueError, match="window='soon' is not a duration"):
+        production_skew("m", window="soon", store=home)

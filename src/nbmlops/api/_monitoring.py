@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from nbmlops._display import parse_duration
 from nbmlops.monitoring import labels, skew
 from nbmlops.monitoring.labels import LabelsLogged
 from nbmlops.monitoring.skew import ProductionSkew
@@ -56,6 +58,8 @@ def log_labels(
             rows = list(frame[row])
     if y_true is None:
         raise TypeError("log_labels(request_ids, y_true): give the labels")
+    tolist = getattr(y_true, "tolist", None)  # numpy arrays, pandas Series: Python scalars
+    y_true = tolist() if callable(tolist) else y_true
     ids: Any = request_ids
     ids = list(ids) if isinstance(ids, str) or not isinstance(ids, Sequence) else ids
     return labels.log_labels(open_store(store), ids, y_true, rows, name=name)
@@ -65,6 +69,8 @@ def production_skew(
     ref: str,
     *,
     since: Moment | None = None,
+    until: Moment | None = None,
+    window: str | float | dt.timedelta | None = None,
     metric: str | None = None,
     store: StoreLike = None,
 ) -> ProductionSkew:
@@ -74,12 +80,22 @@ def production_skew(
     ``"name@champion"`` (that one version). The served metric is computed from the labels
     joined to the logged outputs with the same formula as the offline one; ``metric``: one of
     mae, mse, rmse, r2, accuracy, f1 (default: the first of these the version recorded). Each
-    version's difference comes with a 95% bootstrap interval (1,000 resamples, fixed seed) and
-    is ``significant`` only when that interval excludes 0. ``since``: requests from then on
-    (UTC seconds, a datetime or an ISO string)."""
+    version's difference comes with a 95% interval (a bootstrap of 1,000 resamples with a fixed
+    seed up to 10,000 labelled rows, the delta method's normal interval above) and is
+    ``significant`` only when that interval excludes 0 and 30 rows or more were labelled.
+    ``since``/``until``: requests that arrived in that range (UTC seconds, a datetime or an ISO
+    string). ``window`` (``"1h"``, ``"1d"``, seconds): one row per version and window, the
+    windows starting at multiples of it since the epoch ("1d": UTC days)."""
     st = open_store(store, create=False)
     model, number, alias = parse_ref(ref)
     resolved = resolve(st, ref)  # an unknown model or alias: an error that lists the known ones
     version = None if number is None and alias is None else resolved.version
-    start = None if since is None else to_seconds(since)
-    return skew.production_skew(st, model, version, since=start, metric=metric)
+    return skew.production_skew(
+        st,
+        model,
+        version,
+        since=None if since is None else to_seconds(since),
+        until=None if until is None else to_seconds(until),
+        window=None if window is None else parse_duration(window, what="window"),
+        metric=metric,
+    )

@@ -56,11 +56,8 @@ def log_labels(
         )
         for i, rid in enumerate(map(_request_id, request_ids))
     ]
-    with store.atomic():
-        known = labels_sql.logged_request_ids(store, (r[0] for r in records), name)
-        labels_sql.insert_labels(store, records)
-    unknown = [r[0] for r in records if r[0] not in known]
-    return LabelsLogged(len(records) - len(unknown), len(unknown), list(dict.fromkeys(unknown)))
+    matched, unknown_ids = labels_sql.insert_labels(store, records, name)
+    return LabelsLogged(matched, len(records) - matched, unknown_ids)
 
 
 def _request_id(value: object) -> str:
@@ -80,6 +77,9 @@ def _row(value: object, rid: str) -> int:
 
 
 def _label(value: object, rid: str) -> Any:
+    kind = type(value)  # the common cases first: the ABC checks below cost 3 us a label
+    if (kind is float and math.isfinite(value)) or kind is int or kind is str:  # type: ignore[arg-type]
+        return value
     item = getattr(value, "item", None)  # a numpy scalar: its Python value
     plain = item() if callable(item) and not isinstance(value, str) else value
     if isinstance(plain, bool):

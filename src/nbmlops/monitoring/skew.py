@@ -6,19 +6,27 @@ Every metric is written as a function of the means of per-row statistics (MAE: t
 served value and each of the bootstrap's resamples cost one mean per statistic. The formulas are
 scikit-learn's (``mean_absolute_error``, ``root_mean_squared_error``, ``r2_score``,
 ``accuracy_score``, ``f1_score`` with ``pos_label=1``), the functions the offline metric was
-most likely computed with. The interval is a percentile bootstrap (Efron and Tibshirani 1993,
-ch. 13) of served minus offline, the offline value being a recorded constant; the skew is
-``significant`` only when the interval excludes 0 and at least :data:`MIN_LABELS` rows were
+most likely computed with. The interval is of served minus offline, the offline value being a
+recorded constant: up to :data:`BOOTSTRAP_MAX` labelled rows a percentile bootstrap (Efron and
+Tibshirani 1993, ch. 13), which needs every row; above it the normal interval of the delta
+method (the metric's gradient at the means, times the covariance of the per-row statistics),
+which needs only sums that SQLite adds up in the store: a million labelled rows cost 0.3 s
+instead of the bootstrap's 13 s, and at that size the two intervals agree (tested). The skew
+is ``significant`` only when the interval excludes 0 and at least :data:`MIN_LABELS` rows were
 labelled, so that a few labels do not cry wolf: a percentile bootstrap of a handful of rows has
 no width to speak of (two identical errors give an interval of one point, which excludes 0).
+
+``window``: the skew per version and per window of that many seconds (windows start at
+multiples of it since the epoch: "1d" windows are UTC days), the served metric over time.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +36,7 @@ from nbmlops.registry.model_version import ModelVersion
 from nbmlops.store import Store
 from nbmlops.store import labels as labels_sql
 from nbmlops.store import registry as registry_sql
+from nbmlops.store.labels import LabelledSums
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,39 +47,91 @@ SEED = 0
 LEVEL = 0.95
 # Below this many labelled rows no skew is called significant, whatever the interval says.
 MIN_LABELS = 30
+# Up to this many labelled rows (of one version and window) the bootstrap; above, the analytic.
+BOOTSTRAP_MAX = 10_000
 
 
 @dataclass(frozen=True)
 class _Metric:
     stats: Callable[[Array, Array], Array]  # (y_true, y_pred) -> (n, k) per-row statistics
     combine: Callable[[Array], Array]  # (..., k) means -> (...) metric
+    sums: tuple[str, ...]  # the store's sums (store.labels.SUMS) that moments reads
+    # The sums of the statistics and of their pairwise products: (k,) and (k, k).
+    moments: Callable[[Mapping[str, float]], tuple[Array, Array]]
 
 
 def _num(y: Array) -> Array:
     return y.astype("float64")
 
 
+def _one(total: float, square: float) -> tuple[Array, Array]:
+    return np.array([total], dtype="float64"), np.array([[square]], dtype="float64")
+
+
+def _r2_moments(s: Mapping[str, float]) -> tuple[Array, Array]:
+    sums = np.array([s["d2"], s["y"], s["y2"]])
+    products = np.array(
+        [
+            [s["d4"], s["d2_y"], s["d2_y2"]],
+            [s["d2_y"], s["y2"], s["y3"]],
+            [s["d2_y2"], s["y3"], s["y4"]],
+        ]
+    )
+    return sums, products
+
+
+def _f1_moments(s: Mapping[str, float]) -> tuple[Array, Array]:
+    counts = np.array([s["tp"], s["fp"], s["fn"]], dtype="float64")  # exclusive indicators
+    return counts, np.diag(counts)
+
+
 METRICS: dict[str, _Metric] = {
-    "mae": _Metric(lambda t, p: np.abs(_num(t) - _num(p))[:, None], lambda m: m[..., 0]),
-    "mse": _Metric(lambda t, p: ((_num(t) - _num(p)) ** 2)[:, None], lambda m: m[..., 0]),
-    "rmse": _Metric(lambda t, p: ((_num(t) - _num(p)) ** 2)[:, None], lambda m: np.sqrt(m[..., 0])),
+    "mae": _Metric(
+        lambda t, p: np.abs(_num(t) - _num(p))[:, None],
+        lambda m: m[..., 0],
+        ("abs_d", "d2"),
+        lambda s: _one(s["abs_d"], s["d2"]),
+    ),
+    "mse": _Metric(
+        lambda t, p: ((_num(t) - _num(p)) ** 2)[:, None],
+        lambda m: m[..., 0],
+        ("d2", "d4"),
+        lambda s: _one(s["d2"], s["d4"]),
+    ),
+    "rmse": _Metric(
+        lambda t, p: ((_num(t) - _num(p)) ** 2)[:, None],
+        lambda m: np.sqrt(m[..., 0]),
+        ("d2", "d4"),
+        lambda s: _one(s["d2"], s["d4"]),
+    ),
     "r2": _Metric(
         lambda t, p: np.stack([(_num(t) - _num(p)) ** 2, _num(t), _num(t) ** 2], axis=1),
         lambda m: 1 - m[..., 0] / (m[..., 2] - m[..., 1] ** 2),
+        ("d2", "y", "y2", "d4", "d2_y", "d2_y2", "y3", "y4"),
+        _r2_moments,
     ),
-    "accuracy": _Metric(lambda t, p: (t == p).astype("float64")[:, None], lambda m: m[..., 0]),
+    "accuracy": _Metric(
+        lambda t, p: (t == p).astype("float64")[:, None],
+        lambda m: m[..., 0],
+        ("eq",),
+        lambda s: _one(s["eq"], s["eq"]),
+    ),
     "f1": _Metric(
         lambda t, p: np.stack([(t == 1) & (p == 1), (t != 1) & (p == 1), (t == 1) & (p != 1)], 1),
         lambda m: 2 * m[..., 0] / (2 * m[..., 0] + m[..., 1] + m[..., 2]),
+        ("tp", "fp", "fn"),
+        _f1_moments,
     ),
 }
 
 
 @dataclass(frozen=True)
 class VersionSkew:
-    """One served version: ``n_labelled`` rows, the ``served`` metric on them, the ``offline``
-    one recorded at registration (under ``offline_key``), ``difference`` = served - offline,
-    its bootstrap interval [``ci_low``, ``ci_high``] and whether that interval excludes 0."""
+    """One served version (in one window, when asked): ``n_labelled`` rows, the ``served``
+    metric on them, the ``offline`` one recorded at registration (under ``offline_key``),
+    ``difference`` = served - offline, its interval [``ci_low``, ``ci_high``] (``interval``:
+    bootstrap or normal) and whether that interval excludes 0. ``window_start``/``window_end``:
+    the requests' arrival times (UTC seconds) the window covers, None without windows."""
 
     version: int
     metric: str
@@ -82,6 +143,9 @@ class VersionSkew:
     ci_low: float
     ci_high: float
     significant: bool
+    interval: str = "bootstrap"
+    window_start: float | None = None
+    window_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +181,7 @@ class ProductionSkew:
             + "</tr>"
             for v in self.versions
         )
-        title = f"Production skew of {html.escape(self.name)} ({self.level:.0%} bootstrap CI)"
+        title = f"Production skew of {html.escape(self.name)} ({self.level:.0%} intervals)"
         return f"<b>{title}</b><table><tr>{head}</tr>{body}</table>"
 
 
@@ -131,44 +195,62 @@ def production_skew(
     version: int | None,
     *,
     since: float | None = None,
+    until: float | None = None,
+    window: float | None = None,
     metric: str | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> ProductionSkew:
-    """The skew of ``name`` (of ``version`` only when given) on the requests since ``since``."""
-    joined = labels_sql.labelled_outputs(store, name, version=version, since=since)
-    by_version: dict[int, tuple[list[Any], list[Any]]] = {}
-    if version is not None:
-        by_version[version] = ([], [])
-    for v, served, label in joined:
-        pred, true = by_version.setdefault(int(v), ([], []))
-        pred.append(served)
-        true.append(label)
+    """The skew of ``name`` (of ``version`` only when given) on the requests that arrived in
+    [``since``, ``until``), per version, and per window of ``window`` seconds when given."""
+    numbers = (
+        [version]
+        if version is not None
+        else labels_sql.labelled_versions(store, name, since=since, until=until)
+    )
     results = []
-    for v, (pred, true) in sorted(by_version.items()):
-        row = registry_sql.version_row(store, name, v)
+    for number in numbers:
+        row = registry_sql.version_row(store, name, number)
         if row is None:  # predictions has no foreign key: a log copied from another store
             continue
         mv = ModelVersion.from_row(store, row)
-        results.append(_version_skew(mv, pred, true, metric, resamples, seed))
+        key = choose_metric(mv, metric)
+        windows = labels_sql.labelled_sums(
+            store, name, number, METRICS[key[0]].sums, since=since, until=until, window=window
+        )
+        if not windows and window is None:  # the version asked for served nothing labelled
+            windows = [LabelledSums(number, 0, {"n": 0})]
+        for s in windows:
+            start = None if window is None else s.window * window
+            end = None if start is None or window is None else start + window
+            n = int(s.sums["n"])
+            if 0 < n <= BOOTSTRAP_MAX:
+                low = since if start is None else max(start, since or start)
+                high = until if end is None else min(end, until or end)
+                rows = labels_sql.labelled_outputs(
+                    store, name, version=number, since=low, until=high
+                )
+                skew = _bootstrap_skew(
+                    mv, key, [r[2] for r in rows], [r[3] for r in rows], resamples, seed
+                )
+            else:
+                skew = _normal_skew(mv, key, s.sums)
+            results.append(replace(skew, window_start=start, window_end=end))
     return ProductionSkew(name, results)
 
 
-def _version_skew(
+def _bootstrap_skew(
     mv: ModelVersion,
+    key: tuple[str, str],
     pred: Sequence[Any],
     true: Sequence[Any],
-    metric: str | None,
     resamples: int,
     seed: int,
 ) -> VersionSkew:
-    name, key = choose_metric(mv, metric)
-    offline = float(mv.metrics[key])
+    name, offline_key = key
+    offline = float(mv.metrics[offline_key])
     spec = METRICS[name]
     n = len(pred)
-    if n == 0:
-        nan = math.nan
-        return VersionSkew(mv.version, name, key, 0, nan, offline, nan, nan, nan, False)
     stats = spec.stats(np.asarray(true), np.asarray(pred)).astype("float64")
     served = float(spec.combine(stats.mean(axis=0)))
     boot = _bootstrap(stats, spec.combine, resamples, seed) - offline
@@ -176,8 +258,57 @@ def _version_skew(
     low, high = (float(q) for q in np.nanquantile(boot, [tail, 1 - tail]))
     significant = n >= MIN_LABELS and bool(low > 0 or high < 0)
     return VersionSkew(
-        mv.version, name, key, n, served, offline, served - offline, low, high, significant
+        mv.version, name, offline_key, n, served, offline, served - offline, low, high, significant
     )
+
+
+def _normal_skew(mv: ModelVersion, key: tuple[str, str], sums: Mapping[str, float]) -> VersionSkew:
+    """The delta method's interval: Var(g(mean)) ~ grad(g)' Cov(stats) grad(g) / n."""
+    name, offline_key = key
+    offline = float(mv.metrics[offline_key])
+    n = int(sums["n"])
+    if n == 0:
+        nan = math.nan
+        return VersionSkew(
+            mv.version, name, offline_key, 0, nan, offline, nan, nan, nan, False, "normal"
+        )
+    spec = METRICS[name]
+    totals, products = spec.moments(sums)
+    means = totals / n
+    covariance = products / n - np.outer(means, means)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        served = float(spec.combine(means))
+        gradient = _gradient(spec.combine, means)
+        se = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0) / n)
+    half = statistics.NormalDist().inv_cdf(0.5 + LEVEL / 2) * se
+    difference = served - offline
+    low, high = difference - half, difference + half
+    significant = n >= MIN_LABELS and bool(low > 0 or high < 0)
+    return VersionSkew(
+        mv.version,
+        name,
+        offline_key,
+        n,
+        served,
+        offline,
+        difference,
+        low,
+        high,
+        significant,
+        "normal",
+    )
+
+
+def _gradient(combine: Callable[[Array], Array], at: Array) -> Array:
+    """The gradient of ``combine`` at ``at`` by central differences (the metrics are smooth
+    functions of a few means, so a relative step of 1e-6 is exact to about 1e-9)."""
+    steps = 1e-6 * np.maximum(np.abs(at), 1e-3)
+    shifted = np.repeat(at[None, :], 2 * len(at), axis=0)
+    for i, h in enumerate(steps):
+        shifted[2 * i, i] += h
+        shifted[2 * i + 1, i] -= h
+    values = combine(shifted)
+    return np.asarray((values[0::2] - values[1::2]) / (2 * steps), dtype="float64")
 
 
 def _bootstrap(stats: Array, combine: Callable[[Array], Array], resamples: int, seed: int) -> Array:

@@ -384,7 +384,10 @@ BEGIN SELECT RAISE(ABORT, 'labels is append-only'); END;
 # when the log keeps a sample of requests. ``monitor_events``: the monitoring timeline, append-only
 # like model_events: each alert firing (with the rule file's git commit), its notifications, and
 # the steps of the retrain it started, linked to the firing by ``firing_id``. Drift reports of
-# served traffic record the window they cover.
+# served traffic record the window they cover. ``label_matches``: each labelled row of an answered
+# request with its newest label, a cache holding nothing of its own (like run_summaries): written
+# by whichever of the label and the prediction arrives second, so production skew reads one index
+# range instead of joining a million labels to the log on text ids (8 s at 1M x 1M).
 V11_MONITORING = """
 CREATE TABLE traffic_profiles (
     traffic_id    INTEGER PRIMARY KEY,
@@ -422,6 +425,48 @@ CREATE TRIGGER monitor_events_append_only_delete BEFORE DELETE ON monitor_events
 BEGIN SELECT RAISE(ABORT, 'monitor_events is append-only'); END;
 ALTER TABLE drift_reports ADD COLUMN window_start REAL;
 ALTER TABLE drift_reports ADD COLUMN window_end REAL;
+CREATE TABLE label_matches (
+    prediction_id INTEGER NOT NULL,            -- predictions.prediction_id
+    row           INTEGER NOT NULL,            -- the row within the request
+    label_id      INTEGER NOT NULL,            -- labels.label_id: the row's newest label
+    name          TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    at            REAL NOT NULL,               -- when the request arrived
+    served,                                    -- the row's output, as logged
+    label         NOT NULL,
+    label_at      REAL NOT NULL,
+    PRIMARY KEY (prediction_id, row)
+) WITHOUT ROWID;
+-- Covering: skew's sums read the index alone (1M rows: 0.3 s; 3 s through the table).
+CREATE INDEX label_matches_version ON label_matches(name, version, at, served, label);
+"""
+
+
+# The labelled rows of answered requests into label_matches, for the labels (aliased l) and
+# predictions (p) that {where} selects; a newer label of a row replaces an older one, never the
+# reverse (labels may be logged out of order by several processes). Shared by the migration's
+# backfill and store/labels.py. {joined} is LABELS_FIRST for a batch of labels, PREDICTIONS_FIRST
+# for a batch of predictions: the batch drives the join, the other side is found by its index.
+LABELS_FIRST = (
+    "labels AS l CROSS JOIN predictions AS p INDEXED BY predictions_request "
+    "ON p.request_id = l.request_id"
+)
+PREDICTIONS_FIRST = (
+    "predictions AS p CROSS JOIN labels AS l INDEXED BY labels_request "
+    "ON l.request_id = p.request_id"
+)
+MATCH_LABELS = """
+INSERT INTO label_matches (prediction_id, row, label_id, name, version, at, served, label,
+                           label_at)
+SELECT p.prediction_id, l.row, l.label_id, p.name, p.version, p.at, p.outputs ->> l.row,
+       l.label, l.at
+FROM {joined}
+WHERE p.status < 400 AND p.version IS NOT NULL AND (p.outputs ->> l.row) IS NOT NULL
+    AND {where}
+ORDER BY l.at, l.label_id
+ON CONFLICT (prediction_id, row) DO UPDATE SET
+    label_id = excluded.label_id, label = excluded.label, label_at = excluded.label_at
+    WHERE (excluded.label_at, excluded.label_id) > (label_matches.label_at, label_matches.label_id)
 """
 
 
@@ -485,6 +530,7 @@ def _labels(db: Database) -> None:
 
 def _monitoring(db: Database) -> None:
     _run_script(db, V11_MONITORING)
+    db.execute(MATCH_LABELS.format(joined=LABELS_FIRST, where="1"))  # labels logged before it
 
 
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
