@@ -1,21 +1,28 @@
-"""Drift: keep a reference profile, check current data against a reference.
+"""Drift: keep a reference profile, check current data against a reference, check what a
+model served.
 
 The drift domain computes (detectors and ``nbmlops.drift.check_drift`` never touch a store);
 this module resolves the store, decides whether to save (``save=``) and links the saved report
 to the active run and to the model a reference names. ``save_reference`` is the public verb for
 keeping data as a reference; ``nbmlops.drift.save_profile`` is the domain step it calls.
+``monitor_drift`` checks served traffic (:mod:`nbmlops.monitoring.drift_windows`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from nbmlops._display import parse_duration
 from nbmlops.capture import run as _run
+from nbmlops.registry.events import Moment, to_seconds
+from nbmlops.registry.model_version import parse_ref
 from nbmlops.registry.model_version import resolve as resolve_version
 from nbmlops.store import StoreLike, open_store
 
 if TYPE_CHECKING:
     from nbmlops.drift import DriftReport
+    from nbmlops.monitoring.drift_windows import ServedDrift
 
 
 def save_reference(
@@ -82,3 +89,34 @@ def check_drift(
         model_name=model_name,
         model_version=model_version,
     )
+
+
+def monitor_drift(
+    ref: str,
+    *,
+    window: str | float | dt.timedelta = "1h",
+    end: Moment | None = None,
+    save: bool = True,
+    store: StoreLike = None,
+) -> ServedDrift:
+    """Check the inputs a model served in the last ``window`` against its training data.
+
+    ``ref``: ``"name"`` (every version that served in the window), ``"name/3"`` or
+    ``"name@champion"`` (that one version). ``window``: ``"1h"``, ``"5m"``, ``"1h30m"``,
+    seconds or a timedelta; ``end``: the window's end (now; UTC seconds, a datetime or an ISO
+    string). Each version's inputs are compared with its training profile, column by column
+    (Evidently's default method per column), from the profiles its servers wrote each minute,
+    never by re-reading the logged requests. Each report is saved, linked to the version and
+    the window (``nbmlops.drift.drift_reports(store, model_name=...)``), unless
+    ``save=False``. A version with no training profile, or nothing served in the window, gets
+    a ``reason`` instead."""
+    # nbmlops.monitoring.drift_windows loads pandas and numpy; `import nbmlops` must not.
+    from nbmlops.monitoring import drift_windows
+
+    seconds = parse_duration(window, what="window")
+    stop = None if end is None else to_seconds(end)
+    st = open_store(store, create=False)
+    name, number, alias = parse_ref(ref)
+    resolved = resolve_version(st, ref)  # an unknown model or alias: an error listing them
+    version = None if number is None and alias is None else resolved.version
+    return drift_windows.monitor_drift(st, name, version, window=seconds, end=stop, save=save)

@@ -6,15 +6,23 @@ store connection of its own and a short busy timeout. So a slow, full or locked 
 fails or slows a request: when the queue is full a record is dropped, and when a batch cannot be
 written it is dropped after one retry; both are counted (:attr:`PredictionLog.stats`, ``GET
 /health``, the endpoint's ``stopped`` event), never hidden.
+
+The writer also folds the input rows of every answered request into window profiles of the
+served traffic (:mod:`nbmlops.monitoring.traffic`, one ``traffic_profiles`` row per version
+and minute), which drift checks of served traffic read instead of the logged bodies. That
+happens before sampling: with ``sample`` < 1 a request left out of the log is still queued,
+marked as not logged, so that its rows are profiled.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
 import random
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +35,12 @@ from nbmlops.serving.formats import RequestError, decode_invocation, decode_v2
 from nbmlops.serving.signature import InputSchema
 from nbmlops.store import Store
 from nbmlops.store import predictions as sql
+from nbmlops.store import traffic as traffic_sql
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from nbmlops.monitoring.traffic import TrafficProfiler
 
 logger = logging.getLogger("nbmlops.serving")
 
@@ -39,12 +50,14 @@ WRITER_BUSY_TIMEOUT_S = 1.0
 
 @dataclass
 class LogStats:
-    """What the log did: rows written, dropped (queue full or store unwritable), in the queue."""
+    """What the log did: rows written, dropped (queue full or store unwritable), in the queue,
+    and input rows profiled into written traffic profiles."""
 
     logged: int = 0
     dropped: int = 0
     queued: int = 0
     last_error: str | None = None
+    profiled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +65,7 @@ class LogStats:
             "dropped": self.dropped,
             "queued": self.queued,
             "last_error": self.last_error,
+            "profiled": self.profiled,
         }
 
 
@@ -61,6 +75,7 @@ class PredictionLog:
     ``sample``: the fraction of requests logged (1.0: every one). A request body of up to
     ``max_body`` bytes is kept as sent (``format`` says how to read it); a larger one keeps a
     sample of ``max_rows`` rows (format ``sample``); the digest always covers the whole body.
+    ``profile_window``: seconds per traffic profile (every answered request's rows).
     """
 
     def __init__(
@@ -73,9 +88,15 @@ class PredictionLog:
         sample: float = 1.0,
         max_rows: int = 100,
         max_body: int = 64 * 1024,
+        profile_window: float = 60.0,
     ) -> None:
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"log_sample={sample!r} must be a fraction between 0 and 1.")
+        if not profile_window > 0:
+            raise ValueError(f"profile_window={profile_window!r} must be positive seconds.")
+        self.profile_window = float(profile_window)
+        # Traffic profiles a locked store refused, tried again on the writer's next round.
+        self._unwritten: list[traffic_sql.TrafficRow] = []
         self.home = home
         self.sample = sample
         self.max_rows = max_rows
@@ -92,17 +113,15 @@ class PredictionLog:
     def stats(self) -> LogStats:
         """A copy of the counters (``queued`` as of now)."""
         with self._lock:
-            return LogStats(
-                self._stats.logged,
-                self._stats.dropped,
-                self._queue.qsize(),
-                self._stats.last_error,
-            )
+            return dataclasses.replace(self._stats, queued=self._queue.qsize())
 
     def submit(self, record: dict[str, Any]) -> None:
-        """Queue one request's record (never blocks, never raises)."""
+        """Queue one request's record (never blocks, never raises). A record the sample
+        leaves out is still queued when it has rows to profile, marked ``logged=False``."""
         if self.sample < 1.0 and random.random() >= self.sample:
-            return
+            if record.get("status") != 200 or record.get("frame") is None:
+                return
+            record["logged"] = False
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -123,12 +142,18 @@ class PredictionLog:
         return self.stats
 
     def _run(self) -> None:
+        # Imported here, on the writer thread: it loads pandas and the drift package, which
+        # nbm.serve's module (and nbm.predictions, nbm.endpoints with it) must not.
+        from nbmlops.monitoring.traffic import TrafficProfiler
+
+        profiler = TrafficProfiler(self.profile_window)
         store = Store(self.home, busy_timeout=WRITER_BUSY_TIMEOUT_S)
         try:
             while True:
                 stopping = self._stop.wait(self.interval)
                 while self._queue.qsize():
-                    self._write(store, self._take())
+                    self._write(store, self._take(), profiler)
+                self._write_profiles(store, profiler, everything=stopping)
                 if stopping:
                     return
         finally:
@@ -143,8 +168,15 @@ class PredictionLog:
                 break
         return records
 
-    def _write(self, store: Store, records: list[dict[str, Any]]) -> None:
-        rows = [self._row(r) for r in records]
+    def _write(
+        self, store: Store, records: list[dict[str, Any]], profiler: TrafficProfiler
+    ) -> None:
+        for r in records:
+            if r.get("status") == 200 and r.get("frame") is not None:
+                self._profile(store, profiler, r)
+        rows = [self._row(r) for r in records if r.pop("logged", True)]
+        if not rows:
+            return
         for attempt in (1, 2):
             try:
                 sql.insert_predictions(store, rows)
@@ -159,6 +191,41 @@ class PredictionLog:
                 with self._lock:
                     self._stats.logged += len(rows)
                 return
+
+    def _profile(self, store: Store, profiler: TrafficProfiler, record: dict[str, Any]) -> None:
+        try:
+            profiler.add(
+                store,
+                record["name"],
+                record["version"],
+                record["endpoint_id"],
+                record["at"],
+                record["frame"],
+            )
+        except Exception as exc:  # one odd request must not stop the log
+            self._profile_failed(exc)
+
+    def _write_profiles(self, store: Store, profiler: TrafficProfiler, *, everything: bool) -> None:
+        """Write the traffic profiles of the windows that closed (all of them at stop)."""
+        try:
+            self._unwritten += profiler.close(store, time.time(), everything=everything)
+        except Exception as exc:  # a bug in profiling must not stop the log
+            self._profile_failed(exc)
+        if not self._unwritten:
+            return
+        try:
+            traffic_sql.insert_profiles(store, self._unwritten)
+        except StoreError as exc:
+            self._profile_failed(exc)
+            return
+        with self._lock:
+            self._stats.profiled += sum(r.n_rows for r in self._unwritten)
+        self._unwritten = []
+
+    def _profile_failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._stats.last_error = f"traffic profile: {exc}"
+        logger.warning("nbmlops: served inputs not profiled: %s", exc)
 
     def _row(self, record: dict[str, Any]) -> dict[str, Any]:
         frame = record.pop("frame", None)

@@ -21,7 +21,7 @@ from nbmlops.store.db import Row, Store
 _PROFILE_COLUMNS = "profile_id, dataset_id, n_rows, profile, created_at"
 _REPORT_COLUMNS = (
     "report_id, profile_id, current_id, run_id, model_name, model_version, dataset_drift, "
-    "drift_share, columns, created_at, settings"
+    "drift_share, columns, created_at, settings, window_start, window_end"
 )
 # ``curves`` is read only with one report (load_report), never in listings.
 _REPORT_INSERT = _REPORT_COLUMNS + ", curves"
@@ -55,6 +55,8 @@ class ReportRow(NamedTuple):
     columns: list[dict[str, Any]]
     created_at: float
     settings: dict[str, Any] | None
+    window_start: float | None = None  # a check of served traffic: its window
+    window_end: float | None = None
     curves: list[dict[str, Any]] | None = None
     dataset_id: str | None = None
 
@@ -141,7 +143,7 @@ def save_report(store: Store, report: ReportRow, profile: ProfileRow | None = No
             conn.execute(_PROFILE_INSERT, _profile_values(profile))
         cur = conn.execute(
             f"INSERT OR IGNORE INTO drift_reports ({_REPORT_INSERT}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 report.report_id,
                 report.profile_id,
@@ -154,10 +156,23 @@ def save_report(store: Store, report: ReportRow, profile: ProfileRow | None = No
                 _dumps(report.columns),
                 report.created_at,
                 None if report.settings is None else _dumps(report.settings),
+                report.window_start,
+                report.window_end,
                 None if report.curves is None else _dumps(report.curves),
             ),
         )
         return cur.rowcount == 1
+
+
+def set_report_window(store: Store, report_id: str, start: float, end: float) -> None:
+    """Record the window of served traffic a report checked. Called inside the ``atomic()``
+    block that saved the report (``nbmlops.drift.save_report`` has no window argument), so
+    the row is never seen without it."""
+    with store.atomic() as conn:
+        conn.execute(
+            "UPDATE drift_reports SET window_start = ?, window_end = ? WHERE report_id = ?",
+            (start, end, report_id),
+        )
 
 
 def _report_row(row: Row) -> ReportRow:
@@ -260,4 +275,5 @@ __all__: Sequence[str] = [
     "reports",
     "save_profile",
     "save_report",
+    "set_report_window",
 ]
