@@ -439,3 +439,46 @@ def test_a_script_that_never_calls_stop_still_records_the_stop(store: Path) -> N
     assert result.returncode == 0, result.stderr
     assert endpoints("m", store=store).state.tolist() == ["stopped"]
     assert len(predictions("m", store=store)) == 1
+
+
+def test_labels_posted_to_the_server_join_its_logged_requests(store: Path) -> None:
+    with serve("m@champion", port=0, token="tok", store=store) as handle:
+        auth = {"Authorization": "Bearer tok"}
+        scored = [
+            httpx.post(f"{handle.url}/invocations", json=_split([ROW]), headers=auth)
+            for _ in range(3)
+        ]
+        ids = [r.headers["x-request-id"] for r in scored]
+        deadline = time.monotonic() + 10
+        while len(predictions("m", store=store)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the log is written in batches
+        posted = httpx.post(
+            f"{handle.url}/labels",
+            json={"request_ids": [*ids, "never-served"], "labels": [1, 1, 0, 1]},
+            headers=auth,
+        )
+        unauthenticated = httpx.post(f"{handle.url}/labels", json={})
+        bad = [
+            httpx.post(f"{handle.url}/labels", headers=auth, **kwargs)
+            for kwargs in (
+                {"content": b"{not json"},
+                {"json": {"request_ids": ids}},
+                {"json": {"request_ids": ids[:1], "labels": [1], "extra": 1}},
+                {"content": f'{{"request_ids": ["{ids[0]}"], "labels": [NaN]}}'.encode()},
+                {"json": {"request_ids": ids[:2], "labels": [1]}},
+                {"json": {"request_ids": "abc", "labels": [1]}},
+                {"json": {"request_ids": ids[:1], "labels": [1], "rows": False}},
+            )
+        ]
+    assert posted.status_code == 200
+    assert posted.json() == {"matched": 3, "unknown": 1, "unknown_ids": ["never-served"]}
+    assert unauthenticated.status_code == 401
+    messages = [(r.status_code, r.json()["message"]) for r in bad]
+    assert [status for status, _ in messages] == [400] * 7
+    assert "not JSON" in messages[0][1] and '"labels": [...]' in messages[1][1]
+    assert "Unknown keys ['extra']" in messages[2][1]
+    assert "finite number or a text" in messages[3][1] and "give one each" in messages[4][1]
+    assert "JSON arrays" in messages[5][1] and "JSON arrays" in messages[6][1]
+    with sqlite3.connect(store / "nbmlops.db") as conn:  # joined, ready for production skew
+        matches = conn.execute("SELECT version, served, label FROM label_matches ORDER BY label")
+        assert matches.fetchall() == [(1, 1, 0), (1, 1, 1), (1, 1, 1)]  # ROW scores 1

@@ -17,6 +17,10 @@ Routes (all but ``/ping`` need ``Authorization: Bearer <token>`` when a token is
 * ``GET /models/{name}@{alias}/artifact`` and ``GET /models/{name}/{version}/artifact``: the
   artifact's bytes, ``ETag`` = its sha256, ``If-None-Match`` -> 304; an ``X-Device-ID`` header
   records the device as a consumer of the version (``nbm.consumers``);
+* ``POST /labels``: ground truth for served requests, ``{"request_ids": [...], "labels":
+  [...], "rows": [...]}`` (``rows`` optional: row 0 of each request), stored as
+  ``nbm.log_labels`` stores it; the answer counts the labels matched to this model's logged
+  requests and lists the unknown request ids (kept all the same: the log is written in batches);
 * ``GET /openapi.json``.
 
 ``predict`` runs on the event loop, not a worker thread: moving the forest's 9-12 ms predict to
@@ -40,6 +44,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -48,7 +53,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nbmlops._version import __version__
 from nbmlops.capture.liveness import hostname
-from nbmlops.errors import NbmlopsError
+from nbmlops.errors import InvalidValueError, NbmlopsError
+from nbmlops.monitoring.labels import log_labels
 from nbmlops.registry.model_version import resolve
 from nbmlops.serving import openapi
 from nbmlops.serving.formats import (
@@ -315,6 +321,43 @@ def create_app(service: ModelService) -> ASGIApp:
             media_type="application/octet-stream",
         )
 
+    async def labels(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            try:
+                payload = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise RequestError(400, f"The body is not JSON: {exc}.") from None
+            if not isinstance(payload, dict) or not {"request_ids", "labels"} <= set(payload):
+                raise RequestError(
+                    400,
+                    'Send {"request_ids": [...], "labels": [...]} (and "rows": [...] for '
+                    "multi-row requests), one label per request id.",
+                )
+            unknown_keys = sorted(set(payload) - {"request_ids", "labels", "rows"})
+            if unknown_keys:
+                raise RequestError(
+                    400, f"Unknown keys {unknown_keys}: the keys are request_ids, labels and rows."
+                )
+            ids, values, rows = payload["request_ids"], payload["labels"], payload.get("rows")
+            if not all(isinstance(v, list) for v in (ids, values, [] if rows is None else rows)):
+                raise RequestError(400, "request_ids, labels and rows are JSON arrays.")
+            # A short write transaction, off the event loop: scoring requests keep flowing.
+            logged = await run_in_threadpool(
+                log_labels, service.store, ids, values, rows, name=service.name
+            )
+        except RequestError as exc:
+            return _error(exc)
+        except InvalidValueError as exc:
+            return _error(RequestError(400, str(exc)))
+        return JSONResponse(
+            {
+                "matched": logged.matched,
+                "unknown": logged.unknown,
+                "unknown_ids": logged.unknown_ids,
+            }
+        )
+
     async def openapi_doc(_request: Request) -> Response:
         served = service.current
         columns = None if served is None else served.schema.columns
@@ -346,6 +389,7 @@ def create_app(service: ModelService) -> ASGIApp:
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
         Route("/models/{ref}/artifact", artifact, methods=["GET"]),
         Route("/models/{name}/{version:int}/artifact", artifact, methods=["GET"]),
+        Route("/labels", labels, methods=["POST"]),
         Route("/openapi.json", openapi_doc, methods=["GET"]),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {

@@ -150,6 +150,37 @@ def document(model: str, ref: str, columns: Sequence[str] | None = None) -> dict
                     "responses": {**scored, "404": _error()},
                 }
             },
+            "/labels": {
+                "post": {
+                    "summary": "Ground truth for served requests, by the X-Request-ID returned",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["request_ids", "labels"],
+                                    "properties": {
+                                        "request_ids": {
+                                            "type": "array",
+                                            "items": {"type": "string"},
+                                        },
+                                        "labels": {"type": "array"},
+                                        "rows": {"type": "array", "items": {"type": "integer"}},
+                                    },
+                                },
+                                "example": {"request_ids": ["0" * 32], "labels": [151.0]},
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            "Labels stored: matched to this model's logged requests, or unknown"
+                        ),
+                        **{str(code): _error() for code in (400, 401, 403, 413)},
+                    },
+                }
+            },
             "/models/{ref}/artifact": {
                 "get": {"summary": "Download name@alias", **_with(artifact, _path("ref", ref))}
             },
