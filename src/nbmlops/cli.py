@@ -660,6 +660,56 @@ def model_consumers_cmd(store: str | None, name: str, version: int, fmt: str, wi
     _echo_frame(frame, fmt, "Nobody loaded it.", wide=wide, layout=_Layout(noun="consumers"))
 
 
+@main.command("monitor")
+@click.option("--once", is_flag=True, help="Evaluate the alerts once (the default).")
+@click.option("--every", metavar="DURATION", help="Evaluate every DURATION ('5m') until Ctrl-C.")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False),
+    help="The rules file (default: nbmlops.toml from the store's folder upwards).",
+)
+@click.option("--check", is_flag=True, help="Only check the rules file's tables; evaluate none.")
+@click.pass_obj
+def monitor_cmd(
+    store: str | None, once: bool, every: str | None, rules_path: str | None, check: bool
+) -> None:
+    """Evaluate the [alerts.<name>] tables of nbmlops.toml: fire, notify, retrain.
+
+    One line per alert: FIRED, HELD (fired within its cooldown), QUIET (a condition did not
+    hold, the first such is shown) or ERROR. Exit status, for cron: 0 nothing fired, 1 an alert
+    fired, 2 an error (the rules file, the store or an alert), 3 fired and an error. With
+    --every the rounds go on until Ctrl-C, which exits with 0."""
+    # The monitoring modules import numpy: imported here so that other commands start faster.
+    from nbmlops.api import _alerts
+
+    if once and every is not None:
+        raise click.UsageError("Give --once or --every, not both.")
+    width = min(shutil.get_terminal_size((80, 24)).columns, 200)
+    try:
+        if check:
+            checked = _alerts.check_alerts(rules_path, store=store)
+            click.echo(
+                f"{checked.path}: {len(checked.rules.models)} [rules.*] and "
+                f"{len(checked.alerts)} [alerts.*] tables, all well-formed"
+            )
+            return
+        if every is None:
+            result = _alerts.monitor(rules=rules_path, store=store)
+            click.echo("\n".join(result.lines(width)))
+            sys.exit(result.exit_code)
+        _alerts.monitor(
+            once=False,
+            every=every,
+            rules=rules_path,
+            store=store,
+            on_round=lambda r: click.echo("\n".join(r.lines(width))),
+        )
+    except (NbmlopsError, ValueError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
 def _shape(dataset: dict[str, Any]) -> str:
     if dataset.get("n_rows") is None:
         return str(dataset["kind"])

@@ -1,0 +1,324 @@
+"""Alert rules: the ``[alerts.<alert>]`` tables of ``nbmlops.toml``, read and checked.
+
+They live in the file that holds the promotion rules, so they are reviewed in git the same way
+and the firing records the same file state (path, sha256, git commit, status)::
+
+    [alerts.diabetes_drift]            # the alert's name
+    model = "diabetes"                 # default: the alert's name
+    ref = "champion"                   # the version watched: an alias or a version number
+    when = ["drift_share >= 0.3", "skew.mae > offline.mae * 1.2", "labels.count >= 200"]
+    window = "1h"                      # the traffic the values are computed on (default 1h)
+    cooldown = "6h"                    # no second firing before (default: the window)
+    action = "retrain"                 # or "notify" (the default)
+    notebook = "retrain.ipynb"         # retrain only; relative to this file's folder
+    parameters = { epochs = 5 }        # retrain only: more parameters for the notebook
+    stop_after = 3                     # retrain only: failed retrains in a row before stopping
+    webhook = "https://hooks.example/x"  # optional: a JSON POST per firing
+    metric = "mae"                     # optional: the metric of skew.difference and the like
+
+The alert fires when every condition of ``when`` holds. Conditions use the grammar of the
+promotion rules (:mod:`nbmlops.registry.rule_language`: arithmetic, ``abs``/``min``/``max``,
+``5%``, ``true``/``false``) over these operands, all computed on the requests of the last
+``window`` (:data:`OPERANDS`):
+
+===========================  =======================================================================
+``drift_share``              share of drifted input columns, served traffic against the training
+                             profile (a drift report is saved per evaluation)
+``drift.<column>``           ``true`` when that column drifted (compare with ``== true``)
+``drift_score.<column>``     that column's statistic as its method defines it (a p-value for a
+                             test, a distance for a distance: see :mod:`nbmlops.drift`)
+``skew.<metric>``            the served metric on labelled requests (mae, mse, rmse, r2, accuracy,
+                             f1), computed as the offline one was
+``offline.<metric>``         the metric recorded at registration (``offline.mae`` also finds
+                             ``test_mae``, as production skew does); any recorded key
+``skew.difference``          served minus offline, of ``metric`` (default: the first of those
+                             six the version recorded); ``skew.ci_low``, ``skew.ci_high`` its 95%
+                             bootstrap interval
+``skew.significant``         ``true`` when that interval excludes 0 with at least 30 labels
+``labels.count``             labelled rows of the watched version
+``labels.coverage``          labelled rows / rows the watched version answered
+``requests.count``           requests logged for the model (every version, and the 503s of no
+                             version loaded: an outage belongs to the alert too)
+``errors.count``             of those, the 4xx and 5xx; ``errors.rate`` their share
+===========================  =======================================================================
+
+A value that cannot be computed (no labels yet, no traffic, a column the model does not have)
+makes its condition not hold, with the reason, and is never an exception. Only the values the
+conditions name are computed: an alert on ``errors.rate`` runs no drift check and no bootstrap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbmlops._display import parse_duration
+from nbmlops.errors import RegistryError, RulesFileError
+from nbmlops.monitoring.retrain import RESERVED
+from nbmlops.monitoring.skew import METRICS
+from nbmlops.registry.model_version import check_alias, check_name
+from nbmlops.registry.rule_language import (
+    DEFAULT_ALIAS,
+    Ref,
+    Rule,
+    Vocabulary,
+    parse_rule,
+)
+from nbmlops.registry.rules_file import (
+    RulesFile,
+    entry_lines,
+    key_line,
+    load_rules,
+    read_document,
+    table_line,
+)
+
+ACTIONS = ("notify", "retrain")
+DEFAULT_WINDOW = "1h"
+DEFAULT_STOP_AFTER = 3
+_KEYS = (
+    "model",
+    "ref",
+    "when",
+    "window",
+    "cooldown",
+    "action",
+    "notebook",
+    "parameters",
+    "stop_after",
+    "webhook",
+    "metric",
+    "description",
+)
+_RETRAIN_ONLY = ("notebook", "parameters", "stop_after")
+#: Parameters the monitor gives a retrain notebook besides retrain's own RESERVED ones.
+WINDOW_PARAMETERS = ("window_start", "window_end")
+
+# operand kind -> {key: value type}; "*" is any key (a column, a recorded metric)
+_SKEW_FIELDS = {"difference": "number", "ci_low": "number", "ci_high": "number"}
+_OPERANDS: dict[str, dict[str, str]] = {
+    "drift_share": {"": "number"},
+    "drift": {"*": "text"},
+    "drift_score": {"*": "number"},
+    "skew": {**dict.fromkeys(METRICS, "number"), **_SKEW_FIELDS, "significant": "text"},
+    "offline": {"*": "number"},
+    "labels": {"count": "number", "coverage": "number"},
+    "requests": {"count": "number"},
+    "errors": {"count": "number", "rate": "number"},
+}
+OPERANDS = (
+    "drift_share",
+    "drift.<column>",
+    "drift_score.<column>",
+    "skew.<metric>",
+    *(f"skew.{key}" for key in (*_SKEW_FIELDS, "significant")),
+    "offline.<metric>",
+    "labels.count",
+    "labels.coverage",
+    "requests.count",
+    "errors.count",
+    "errors.rate",
+)
+"""Every operand a condition can name, as messages list them (``skew.<metric>``: one of the
+metrics of production skew)."""
+
+
+def _alert_operand(parts: list[str], text: str) -> tuple[Ref, str]:
+    kind, key = parts[0], ".".join(parts[1:])
+    keys = _OPERANDS.get(kind)
+    if keys is None:
+        raise ValueError(f"unknown operand {text!r}: use {', '.join(OPERANDS)}")
+    if "" in keys:
+        if key:
+            raise ValueError(f"{kind!r} takes no key: write {kind}")
+        return (False, kind, ""), keys[""]
+    if not key:
+        raise ValueError(f"{text!r} needs a key after {kind!r}")
+    if "*" in keys:
+        return (False, kind, key), keys["*"]
+    if key not in keys:
+        known = ", ".join(f"{kind}.{k}" for k in keys)
+        raise ValueError(f"unknown operand {text!r}: use {known}")
+    return (False, kind, key), keys[key]
+
+
+CONDITIONS = Vocabulary(_alert_operand, "a monitored value like drift_share", "true/false values")
+"""The operands of alert conditions (``[alerts.<alert>] when``)."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One ``[alerts.<name>]`` table, checked; durations in seconds."""
+
+    name: str
+    model: str
+    ref: str  # an alias, or a version number written as digits
+    when: tuple[Rule, ...]
+    window: float
+    cooldown: float
+    action: str = "notify"
+    notebook: Path | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    stop_after: int = DEFAULT_STOP_AFTER
+    webhook: str | None = None
+    metric: str | None = None
+    description: str | None = None
+    line: int | None = None
+
+    @property
+    def model_ref(self) -> str:
+        """The watched version as a registry reference: ``name@alias`` or ``name/3``."""
+        return f"{self.model}/{self.ref}" if self.ref.isdigit() else f"{self.model}@{self.ref}"
+
+
+@dataclass(frozen=True)
+class AlertsFile:
+    """A rules file with its alert tables: ``rules`` (the file, its bytes and promotion rules,
+    all checked too) and one :class:`Alert` per ``[alerts.<name>]``, in the file's order."""
+
+    rules: RulesFile
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.rules.path
+
+
+def load_alerts(path: Path | str) -> AlertsFile:
+    """Read and check the whole rules file, promotion rules and alerts: RulesFileError with the
+    file and line for anything malformed."""
+    path = Path(path)
+    _, lines, document = read_document(path)
+    rules = load_rules(path)
+    tables = document.get("alerts", {})
+    if not isinstance(tables, dict):
+        raise RulesFileError(
+            "'alerts' must be a table of [alerts.<name>] tables", path, key_line(lines, "alerts")
+        )
+    alerts = {name: _alert(path, lines, name, table) for name, table in tables.items()}
+    return AlertsFile(rules, alerts)
+
+
+def _alert(path: Path, lines: list[str], name: str, table: object) -> Alert:
+    header = table_line(lines, ("alerts", name))
+
+    def fail(message: str, key: str | None = None) -> RulesFileError:
+        line = header if key is None else key_line(lines, key, header) or header
+        return RulesFileError(f"[alerts.{name}]: {message}", path, line)
+
+    if not isinstance(table, dict):
+        raise RulesFileError(
+            f"alerts.{name} must be a table ([alerts.{name}]) with when = [...]",
+            path,
+            header or key_line(lines, name),
+        )
+    for key in table:
+        if key not in _KEYS:
+            raise fail(f"unknown key {key!r}; the keys are {', '.join(_KEYS)}", key)
+    model = table.get("model", name)
+    try:
+        check_name(model)
+    except RegistryError as exc:
+        raise fail(str(exc), "model" if "model" in table else None) from None
+    ref = _ref(table.get("ref", DEFAULT_ALIAS), fail)
+    window = _duration(table, "window", DEFAULT_WINDOW, fail)
+    cooldown = _duration(table, "cooldown", window, fail)
+    action = table.get("action", "notify")
+    if action not in ACTIONS:
+        raise fail(f'action must be "notify" or "retrain", not {action!r}', "action")
+    for key in _RETRAIN_ONLY:
+        if key in table and action != "retrain":
+            raise fail(f'{key} is for action = "retrain"; this alert\'s action is {action!r}', key)
+    notebook = _notebook(path, table.get("notebook"), action, fail)
+    parameters = table.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise fail("parameters must be a table like { epochs = 5 }", "parameters")
+    clash = sorted(set(parameters) & {*RESERVED, *WINDOW_PARAMETERS})
+    if clash:
+        raise fail(f"parameters {', '.join(clash)} are set by the monitor itself", "parameters")
+    stop_after = table.get("stop_after", DEFAULT_STOP_AFTER)
+    if isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1:
+        raise fail(f"stop_after must be a whole number >= 1, not {stop_after!r}", "stop_after")
+    webhook = table.get("webhook")
+    if webhook is not None and not (
+        isinstance(webhook, str) and re.fullmatch(r"https?://[^\s/]+\S*", webhook)
+    ):
+        raise fail(f"webhook must be an http:// or https:// URL, not {webhook!r}", "webhook")
+    metric = table.get("metric")
+    if metric is not None and metric not in METRICS:
+        raise fail(f"metric must be one of {', '.join(METRICS)}, not {metric!r}", "metric")
+    description = table.get("description")
+    if description is not None and not isinstance(description, str):
+        raise fail("description must be text", "description")
+    return Alert(
+        name,
+        model,
+        ref,
+        _conditions(path, lines, table.get("when"), header, fail),
+        window,
+        cooldown,
+        action,
+        notebook,
+        parameters,
+        stop_after,
+        webhook,
+        metric,
+        description,
+        header,
+    )
+
+
+def _ref(value: object, fail: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return str(value)
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return str(int(value))
+    try:
+        if not isinstance(value, str):
+            raise RegistryError(f"ref must be an alias or a version number, not {value!r}")
+        return check_alias(value)
+    except RegistryError as exc:
+        raise fail(str(exc), "ref") from None
+
+
+def _duration(table: Mapping[str, Any], key: str, default: str | float, fail: Any) -> float:
+    try:
+        return parse_duration(table.get(key, default), what=key)
+    except ValueError as exc:
+        raise fail(str(exc), key) from None
+
+
+def _notebook(path: Path, value: object, action: str, fail: Any) -> Path | None:
+    if action != "retrain":
+        return None
+    if not isinstance(value, str) or not value:
+        raise fail('action = "retrain" needs notebook = "<the retrain notebook>.ipynb"', None)
+    notebook = (path.parent / value).resolve()
+    if not notebook.is_file():
+        raise fail(
+            f"notebook {value!r} not found at {notebook} (paths are relative to this file)",
+            "notebook",
+        )
+    return notebook
+
+
+def _conditions(
+    path: Path, lines: list[str], when: object, header: int | None, fail: Any
+) -> tuple[Rule, ...]:
+    example = '["drift_share >= 0.3", "labels.count >= 200"]'
+    if not isinstance(when, list) or not when:
+        raise fail(f"needs when = {example}, a non-empty list of conditions", "when")
+    for entry in when:
+        if not isinstance(entry, str):
+            raise fail(
+                f'each condition is a string like "drift_share >= 0.3", not {entry!r}', "when"
+            )
+    when_line = key_line(lines, "when", header)
+    found = entry_lines(lines, when, (when_line or header or 1) - 1)
+    return tuple(
+        parse_rule(text, path=path, line=line or when_line, vocabulary=CONDITIONS)
+        for text, line in zip(when, found, strict=True)
+    )
