@@ -327,6 +327,7 @@ def test_a_drift_alert_fires_on_shifted_served_inputs(home: Path):
     outcome = monitor(rules=path, store=home).outcomes[0]
     assert outcome.status == "fired", outcome.line()
     assert outcome.conditions[0].values == {"drift_share": 1.0}
+    assert outcome.conditions[1].reason == "drift.a = true == true"
     with sqlite3.connect(home / "nbmlops.db") as conn:
         saved = conn.execute("SELECT model_name, window_end - window_start FROM drift_reports")
         assert saved.fetchall() == [("m", 3600.0)]

@@ -499,6 +499,8 @@ def _describe(rule: Rule, expr: Expr, value: Any) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):  # as rules write them
+        return "true" if value else "false"
     if isinstance(value, Decimal):
         value = float(value)
     if isinstance(value, float):
