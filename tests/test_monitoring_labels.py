@@ -221,3 +221,16 @@ def test_window_gives_the_served_metric_per_version_and_utc_window(home: Path) -
     assert list(frame["window_start"]) == [10 * day, 11 * day]
     with pytest.raises(ValueError, match="window='soon' is not a duration"):
         production_skew("m", window="soon", store=home)
+
+
+def test_skew_reports_each_versions_feature_and_signature_skew(home: Path) -> None:
+    _serve(home, 1, {"a": [1.0], "b": [2.0]})
+    log_labels(["a", "b"], [1.0, 2.5], store=home)
+    skew = production_skew("m", store=home)
+    assert skew.features == {1: None}  # no profiled traffic: these rows were not served live
+    assert skew.signature[1]["requests"] == 2 and skew.signature[1]["signature_errors"] == 0
+    assert "features: no training profile or profiled traffic" in repr(skew)
+    assert "2 requests" in skew._repr_html_()
+    frame = skew.to_frame()
+    assert frame["signature_share"].tolist() == [0.0]
+    assert not production_skew("m", features=False, store=home).signature

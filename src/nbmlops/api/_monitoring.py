@@ -72,6 +72,7 @@ def production_skew(
     until: Moment | None = None,
     window: str | float | dt.timedelta | None = None,
     metric: str | None = None,
+    features: bool = True,
     store: StoreLike = None,
 ) -> ProductionSkew:
     """The served metric of each version against the offline one it was registered with.
@@ -85,7 +86,10 @@ def production_skew(
     ``significant`` only when that interval excludes 0 and 30 rows or more were labelled.
     ``since``/``until``: requests that arrived in that range (UTC seconds, a datetime or an ISO
     string). ``window`` (``"1h"``, ``"1d"``, seconds): one row per version and window, the
-    windows starting at multiples of it since the epoch ("1d": UTC days)."""
+    windows starting at multiples of it since the epoch ("1d": UTC days). ``features``: also
+    each version's feature skew (its served inputs against its training profile, the drift
+    detectors per column) and signature skew (requests refused by, or with columns beyond, its
+    signature) over the same range: ``.features`` and ``.signature``."""
     st = open_store(store, create=False)
     model, number, alias = parse_ref(ref)
     resolved = resolve(st, ref)  # an unknown model or alias: an error that lists the known ones
@@ -98,4 +102,5 @@ def production_skew(
         until=None if until is None else to_seconds(until),
         window=None if window is None else parse_duration(window, what="window"),
         metric=metric,
+        features=features,
     )

@@ -26,12 +26,14 @@ import html
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbmlops.drift.report import DriftReport
 from nbmlops.errors import RegistryError
+from nbmlops.monitoring.drift_windows import feature_skew, signature_skew
 from nbmlops.registry.model_version import ModelVersion
 from nbmlops.store import Store
 from nbmlops.store import labels as labels_sql
@@ -151,26 +153,59 @@ class VersionSkew:
 @dataclass(frozen=True)
 class ProductionSkew:
     """Production skew of model ``name``, one :class:`VersionSkew` per version that served
-    labelled traffic (or the one version asked for), oldest version first."""
+    labelled traffic (or the one version asked for), oldest version first. Per version also
+    ``features``: the drift report of its served inputs against its training profile (None
+    without a profile or profiled traffic), and ``signature``: how its requests fitted its
+    signature (:func:`nbmlops.monitoring.drift_windows.signature_skew`)."""
 
     name: str
     versions: list[VersionSkew]
     level: float = LEVEL
+    features: dict[int, DriftReport | None] = field(default_factory=dict)
+    signature: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per version (and window): the :class:`VersionSkew` fields, then
+        ``feature_drift_share`` and ``signature_share`` of the version."""
         import pandas as pd  # heavy: kept out of import nbmlops
 
         columns = list(VersionSkew.__dataclass_fields__)
-        return pd.DataFrame([asdict(v) for v in self.versions], columns=columns)
+        frame = pd.DataFrame([asdict(v) for v in self.versions], columns=columns)
+        features = {v: None if r is None else r.drift_share for v, r in self.features.items()}
+        frame["feature_drift_share"] = frame["version"].map(features)
+        shares = {v: s.get("share") for v, s in self.signature.items()}
+        frame["signature_share"] = frame["version"].map(shares)
+        return frame
+
+    def _inputs_line(self, version: int) -> str:
+        report = self.features.get(version)
+        if report is None:
+            text = "features: no training profile or profiled traffic"
+        else:
+            drifted = ", ".join(map(str, report.drifted_columns)) or "none"
+            text = f"features: drift share {report.drift_share:.2f} (drifted: {drifted})"
+        sig = self.signature.get(version) or {}
+        if sig.get("requests"):
+            text += (
+                f"; signature: {sig['signature_errors']} refused, "
+                f"{sig['with_extra_columns']} with extra columns of {sig['requests']} requests"
+            )
+        return text
 
     def __repr__(self) -> str:
         lines = [f"ProductionSkew({self.name}: {len(self.versions)} version(s))"]
-        lines += [
-            f"  v{v.version} {v.metric}: served {v.served:.4g} vs offline {v.offline:.4g} "
-            f"({v.difference:+.4g}, {self.level:.0%} CI [{v.ci_low:+.4g}, {v.ci_high:+.4g}], "
-            f"n={v.n_labelled}){' SIGNIFICANT' if v.significant else ''}"
-            for v in self.versions
-        ]
+        shown: set[int] = set()
+        for v in self.versions:
+            lines.append(
+                f"  v{v.version} {v.metric}: served {v.served:.4g} vs offline {v.offline:.4g} "
+                f"({v.difference:+.4g}, {self.level:.0%} CI [{v.ci_low:+.4g}, {v.ci_high:+.4g}], "
+                f"n={v.n_labelled}){' SIGNIFICANT' if v.significant else ''}"
+            )
+            if v.version not in shown and (
+                v.version in self.features or v.version in self.signature
+            ):
+                shown.add(v.version)
+                lines.append(f"    {self._inputs_line(v.version)}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -182,7 +217,12 @@ class ProductionSkew:
             for v in self.versions
         )
         title = f"Production skew of {html.escape(self.name)} ({self.level:.0%} intervals)"
-        return f"<b>{title}</b><table><tr>{head}</tr>{body}</table>"
+        inputs = "".join(
+            f"<li>v{v}: {html.escape(self._inputs_line(v))}</li>"
+            for v in sorted(set(self.features) | set(self.signature))
+        )
+        more = f"<ul>{inputs}</ul>" if inputs else ""
+        return f"<b>{title}</b><table><tr>{head}</tr>{body}</table>{more}"
 
 
 def _cell(x: object) -> str:
@@ -198,11 +238,13 @@ def production_skew(
     until: float | None = None,
     window: float | None = None,
     metric: str | None = None,
+    features: bool = True,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> ProductionSkew:
     """The skew of ``name`` (of ``version`` only when given) on the requests that arrived in
-    [``since``, ``until``), per version, and per window of ``window`` seconds when given."""
+    [``since``, ``until``), per version, and per window of ``window`` seconds when given;
+    ``features``: also each version's feature and signature skew over the same range."""
     numbers = (
         [version]
         if version is not None
@@ -236,7 +278,13 @@ def production_skew(
             else:
                 skew = _normal_skew(mv, key, s.sums)
             results.append(replace(skew, window_start=start, window_end=end))
-    return ProductionSkew(name, results)
+    served = sorted({r.version for r in results}) if features else []
+    return ProductionSkew(
+        name,
+        results,
+        features={v: feature_skew(store, name, v, since, until) for v in served},
+        signature={v: signature_skew(store, name, v, since, until) for v in served},
+    )
 
 
 def _bootstrap_skew(
