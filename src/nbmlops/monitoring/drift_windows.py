@@ -2,18 +2,19 @@
 profile, from the window profiles the servers wrote (:mod:`nbmlops.monitoring.traffic`).
 
 Profiles, not re-reads: a check reads the ``traffic_profiles`` rows of its window (a minute's
-rows each), merges them (:func:`nbmlops.drift.merge_profiles`, pairwise in a balanced tree, so a
-sketch's error bound grows with the log of the number of windows, not with their number) and
-compares the merged profile with the version's training profile
-(``ModelVersion.reference_profile_id``) with the existing detectors and Evidently's default
-choice of method per column. Its cost depends on the number of windows and columns, not on
-the rows they summarise.
+rows each) and compares what they summarise with the version's training profile
+(``ModelVersion.reference_profile_id``), with the existing detectors and Evidently's default
+choice of method per column. It never decodes a logged request.
 
-The detectors take current *data*; the merged profile is turned back into its rows: an exact
-summary (at most the sketch size of distinct values) into exactly the rows it counted, a
-sketch into as many rows, at evenly spaced ranks of its piecewise-linear CDF. So every
-statistic is the one of the profiled rows, within the sketch's recorded error bounds
-(``ks_error``, ``w1_error``), and p-values use the real number of rows.
+The detectors take current *data*, so each window profile is turned back into its rows: an
+exact summary (at most the sketch size of distinct values) into exactly the rows it counted, a
+sketch into as many rows, at evenly spaced ranks of its piecewise-linear CDF; category counts
+add up exactly. So every statistic is the one of the served rows within the largest window
+sketch's recorded error bound (``ks_error``, ``w1_error``), and p-values use the real number of
+rows. Rebuilding rows window by window is both cheaper and closer than merging the sketches
+first (:func:`nbmlops.drift.merge_profiles`, whose error bound grows with every merge): 1M rows
+of 25 columns in 60 windows rebuild in about 0.1 s. :func:`served_profile` gives the merged
+profile, for a caller that wants one.
 
 A window [start, end) takes the profiles of windows that lie inside it; the window a server has
 open is written when it closes (a minute, by default), so a check of "the last hour" sees up to
@@ -25,6 +26,7 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,22 +158,26 @@ def served_profile(
     """One profile of the inputs ``name/version`` scored in [``start``, ``end``): its window
     profiles merged; None when there are none. Profiles with other columns than the newest one
     (written before the version's training profile was saved) are left out."""
-    profile, _ = _served(store, name, version, start, end)
-    return profile
+    same = window_profiles(store, name, version, start, end)
+    if not same:
+        return None
+    # Pairwise in a balanced tree: a sketch's error bound grows with the depth, log2(windows).
+    while len(same) > 1:
+        same = [merge_profiles(*same[i : i + 2]) for i in range(0, len(same), 2)]
+    return same[0]
 
 
-def _served(
+def window_profiles(
     store: Store, name: str, version: int, start: float, end: float
-) -> tuple[Profile | None, int]:
+) -> list[Profile]:
+    """The traffic profiles of ``name/version`` whose windows lie in [``start``, ``end``], oldest
+    first, those with the newest one's columns and kinds only."""
     rows = traffic_sql.profiles_in(store, name, version, start, end)
     profiles = [Profile.from_json(r.profile, None) for r in rows]
     if not profiles:
-        return None, 0
+        return []
     layout = _layout(profiles[-1])
-    same = [p for p in profiles if _layout(p) == layout]
-    while len(same) > 1:
-        same = [merge_profiles(*same[i : i + 2]) for i in range(0, len(same), 2)]
-    return same[0], len(profiles)
+    return [p for p in profiles if _layout(p) == layout]
 
 
 def _layout(profile: Profile) -> list[tuple[Any, str, bool]]:
@@ -224,15 +230,16 @@ def _check_version(
             "nbm.save_reference(X_train) (its training data) or register it from a tracked run"
         )
         return VersionDrift(version, 0, None, None, reason)
-    current, n_windows = _served(store, name, version, start, end)
-    if current is None:
+    windows = window_profiles(store, name, version, start, end)
+    if not windows:
         reason = "no traffic profile in this window (no scored rows, or its window is still open)"
         return VersionDrift(version, 0, None, None, reason)
+    n_rows, n_windows = sum(w.n_rows for w in windows), len(windows)
     reference = drift.load_profile(store, reference_id)
     try:
-        report = check_profiles(reference, current, drift_share=drift_share)
+        report = check_profiles(reference, windows, drift_share=drift_share)
     except DriftInputError as exc:
-        return VersionDrift(version, current.n_rows, None, None, str(exc), n_windows)
+        return VersionDrift(version, n_rows, None, None, str(exc), n_windows)
     report_id = None
     if save:
         with store.atomic():
@@ -240,22 +247,41 @@ def _check_version(
             assert report.report_id is not None
             drift_sql.set_report_window(store, report.report_id, start, end)
         report_id = report.report_id
-    return VersionDrift(version, current.n_rows, report, report_id, None, n_windows)
+    return VersionDrift(version, n_rows, report, report_id, None, n_windows)
 
 
 def check_profiles(
-    reference: Profile, current: Profile, *, drift_share: float = 0.5
+    reference: Profile, windows: Sequence[Profile], *, drift_share: float = 0.5
 ) -> DriftReport:
-    """Check the rows ``current`` summarises against ``reference`` (their shared columns)."""
-    columns = [c for c in reference.columns if c in current.columns]
+    """Check the rows the ``windows`` (profiles of the same columns) summarise against
+    ``reference``, on the columns they share."""
+    first = windows[0]
+    columns = [c for c in reference.columns if c in first.columns]
     if not columns:
         raise DriftInputError(
             f"The served inputs share no column with the training profile (it has "
-            f"{list(reference.columns)[:10]}, the traffic {list(current.columns)[:10]}).",
-            [str(c) for c in current.columns],
+            f"{list(reference.columns)[:10]}, the traffic {list(first.columns)[:10]}).",
+            [str(c) for c in first.columns],
         )
-    frame = pd.DataFrame({c: rows_of(current.columns[c]) for c in columns}, copy=False)
+    frame = pd.DataFrame(
+        {c: _column_rows([w.columns[c] for w in windows]) for c in columns}, copy=False
+    )
     return drift.check_drift(reference, frame, columns, drift_share=drift_share)
+
+
+def _column_rows(windows: list[ColumnProfile]) -> Any:
+    """One column's rows over several windows: numbers window by window, categories from
+    their summed counts (one categorical array, not a million strings)."""
+    if windows[0].numeric is not None:
+        return np.concatenate([rows_of(w) for w in windows])
+    counts: dict[Any, int] = {}
+    for w in windows:
+        assert w.categories is not None
+        for key, count in w.categories.items():
+            counts[key] = counts.get(key, 0) + count
+    missing = sum(w.n_missing for w in windows)
+    first = windows[0]
+    return rows_of(ColumnProfile(first.name, first.kind, first.dtype, missing, categories=counts))
 
 
 def rows_of(column: ColumnProfile) -> Any:
@@ -340,4 +366,5 @@ __all__ = [
     "rows_of",
     "served_profile",
     "signature_skew",
+    "window_profiles",
 ]
