@@ -114,6 +114,18 @@ class NbmlopsMagics(Magics):
         return panels.models_panel(line.strip() or None)
 
     @magic_arguments()
+    @argument("name", nargs="?", help="The registered model (default: the first one).")
+    @argument("--window", "-w", help="Window of each point: '5m', '1h', '1d' (default: to fit).")
+    @argument("--since", help="Show from this moment (ISO date or time, UTC).")
+    @line_magic
+    def monitor(self, line: str) -> Any:
+        """%monitor [NAME] [--window 1h] [--since 2026-05-01]: a model in production, the
+        served vs offline metric per version, label coverage, drift share of served traffic,
+        alerts and retrains on one time axis."""
+        args = parse_argstring(self.monitor, line)
+        return panels.monitor_panel(args.name, window=args.window, since=args.since)
+
+    @magic_arguments()
     @argument(
         "reference",
         nargs="?",

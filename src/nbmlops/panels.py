@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ModelsPanel,
         RunsPanel,
     )
+    from nbmlops.widgets.monitor_panel import MonitorPanel
 
 
 def runs_panel(
@@ -66,6 +67,23 @@ def models_panel(name: str | None = None, *, store: StoreLike = None) -> ModelsP
     from nbmlops.widgets import ModelsPanel  # ipywidgets loads here, not with nbmlops
 
     return ModelsPanel(name, store=store)
+
+
+def monitor_panel(
+    name: str | None = None,
+    *,
+    window: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    store: StoreLike = None,
+) -> MonitorPanel:
+    """A model in production on one time axis: the served metric per version against its
+    offline one, label coverage, drift share of served traffic, alerts and retrains as markers,
+    and a badge while an alert is in its cooldown (``nbm.monitor_timeline`` gives the data)."""
+    # ipywidgets loads here, not with nbmlops
+    from nbmlops.widgets.monitor_panel import MonitorPanel
+
+    return MonitorPanel(name, window=window, since=since, until=until, store=store)
 
 
 def drift_panel(
