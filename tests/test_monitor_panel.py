@@ -21,12 +21,20 @@ from nbmlops.api._monitoring import log_labels, production_skew
 from nbmlops.api._timeline import monitor_timeline
 from nbmlops.errors import ModelNotFoundError
 from nbmlops.headless import execute_notebook
+from nbmlops.monitoring.timeline import timeline
 from nbmlops.store import Store
 from nbmlops.store.monitor_events import append_event, fire_unless_cooling
 from nbmlops.store.predictions import COLUMNS, insert_predictions
 
 HOUR = 3600.0
 START = math.floor(time.time() / HOUR) * HOUR - 6 * HOUR  # six whole hours ago
+RULES = """
+[alerts.m_skew]
+model = "m"
+when = ["skew.mae > offline.mae * 1.2"]
+window = "1h"
+cooldown = "6h"
+"""
 
 
 @pytest.fixture
@@ -83,9 +91,9 @@ def loop(model: Path) -> Path:
         _drift_check(model, 2, hour, 0.0 if hour < 4 else 2.0)
     store = Store.open(model / "nbmlops.db")
     fired = {"name": "m", "alert": "m_skew", "version": 2, "at": time.time() - 600}
+    (model.parent / "nbmlops.toml").write_text(RULES)
     payload = {
         "action": "retrain",
-        "cooldown": 6 * HOUR,
         "window": {"seconds": HOUR},
         "conditions": [{"rule": "skew.mae > offline.mae * 1.2", "passed": True}],
     }
@@ -128,12 +136,16 @@ def test_timeline_values_are_production_skew_and_the_drift_reports(loop: Path):
     assert [a.alert for a in timeline.active] == ["m_skew"] and not timeline.stopped
 
 
-def test_the_alert_badge_goes_when_its_cooldown_ends(loop: Path):
-    later = monitor_timeline("m", window="1h")
-    from nbmlops.monitoring.timeline import timeline
-
+def test_the_alert_badge_lasts_its_cooldown_in_nbmlops_toml(loop: Path):
+    fired = monitor_timeline("m").active[0]
+    assert fired.until - fired.fired_at == 6 * HOUR
     store = Store.open(loop / "nbmlops.db")
-    assert timeline(store, "m", window=HOUR, now=later.active[0].until + 1).badges() == []
+    assert timeline(store, "m", now=fired.until + 1).badges() == []
+    (loop.parent / "nbmlops.toml").write_text("")  # the alert is gone: its firing's window
+    assert monitor_timeline("m").active[0].until - fired.fired_at == HOUR
+    (loop.parent / "nbmlops.toml").write_text("[alerts.m_skew]\nwhen = 3\n")
+    notes = monitor_timeline("m").notes
+    assert notes[0].startswith("Cooldowns taken as each firing's window:") and "toml:2:" in notes[0]
 
 
 def test_retraining_stopped_is_a_badge_until_a_retrain_starts(model: Path):
@@ -166,6 +178,19 @@ def test_served_without_labels_hints_at_log_labels(model: Path):
     ]
     assert any(h.startswith("No labels yet: log ground truth with nbm.log_labels") for h in
                timeline.hints)  # fmt: skip
+
+
+def test_a_version_without_an_offline_metric_keeps_its_coverage_with_a_note(model: Path):
+    with nbm.start_run() as run:
+        nbm.log_metrics({"auc": 0.9})
+        nbm.log_model(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), "model")
+    nbm.register_model(run.run_id, "m")
+    _serve(model, 3, 5, 10, 0.5, 4)
+    timeline = monitor_timeline("m", window="1h")
+    assert [(p.version, p.labelled, p.coverage, p.served) for p in timeline.points] == [
+        (3, 4, 0.4, None)
+    ]
+    assert timeline.notes[0].startswith("No served metric for m/3: m/3 recorded no offline")
 
 
 def test_an_unknown_model_is_an_error_naming_the_registered_ones(model: Path):

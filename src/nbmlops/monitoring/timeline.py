@@ -10,9 +10,10 @@ Windows start at multiples of their length since the epoch, as production skew's
 
 An alert is *active* from its firing for its cooldown: while it lasts, a condition that holds
 again does not fire it again (:func:`nbmlops.store.monitor_events.fire_unless_cooling`), so an
-active alert is what the panel shows as a badge. The cooldown is the firing's
-``payload["cooldown"]``, or, for a firing that does not record it, its window (an alert's
-default cooldown, :mod:`nbmlops.monitoring.alerts`).
+active alert is what the panel shows as a badge. Its cooldown is read where the monitors read
+it, the alert's table in ``nbmlops.toml`` as it is now (found from the store's folder upwards),
+since that is what decides whether it may fire again; for an alert no longer there, the
+firing's window (an alert's default cooldown, :mod:`nbmlops.monitoring.alerts`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from nbmlops import _display
 from nbmlops._figures import new_figure
-from nbmlops.errors import RegistryError
+from nbmlops.errors import RegistryError, RulesFileError
+from nbmlops.monitoring.alerts import load_alerts
 from nbmlops.monitoring.skew import VersionSkew, production_skew
+from nbmlops.registry.rules_file import find_rules_file
 from nbmlops.store import Store
 from nbmlops.store import labels as labels_sql
 from nbmlops.store import monitor_events as events_sql
@@ -363,6 +366,10 @@ def timeline(
         first = since if since is not None else min(moments, default=now)
         window = choose_window((until if until is not None else now) - first)
     points, notes = _points(store, name, window, since, until)
+    cooldowns: dict[str, float] = {}
+    if any(e.kind == "fired" for e in events):
+        cooldowns, problem = _cooldowns(store)
+        notes += [problem] if problem else []
     return Timeline(
         name,
         window,
@@ -373,7 +380,7 @@ def timeline(
         drift,
         events,
         moves,
-        _active(events, now),
+        _active(events, now, cooldowns),
         _stopped(events),
         _hints(name, points, drift, events),
         notes,
@@ -388,24 +395,24 @@ def _points(
         for a in timeline_sql.answered_rows(store, name, window, since, until)
     }
     labelled: dict[tuple[int, int], int] = {}
-    for version in labels_sql.labelled_versions(store, name, since=since, until=until):
-        for s in labels_sql.labelled_sums(
-            store, name, version, (), since=since, until=until, window=window
-        ):
-            labelled[(version, s.window)] = int(s.sums["n"])
     skews: dict[tuple[int, int], VersionSkew] = {}
     notes = []
-    for version in sorted({v for v, _ in labelled}):
+    for version in labels_sql.labelled_versions(store, name, since=since, until=until):
         try:
             found = production_skew(
                 store, name, version, since=since, until=until, window=window, features=False
             )
         except RegistryError as exc:  # e.g. the version recorded no offline metric
             notes.append(f"No served metric for {name}/{version}: {exc}")
+            counts = labels_sql.labelled_sums(
+                store, name, version, (), since=since, until=until, window=window
+            )
+            labelled.update({(version, c.window): int(c.sums["n"]) for c in counts})
             continue
         for row in found.versions:
             assert row.window_start is not None
-            skews[(version, round(row.window_start / window))] = row
+            key = (version, round(row.window_start / window))
+            skews[key], labelled[key] = row, row.n_labelled
     points = []
     for key in sorted(set(answered) | set(labelled)):
         version, index = key
@@ -435,14 +442,28 @@ def _points(
     return points, notes
 
 
-def _active(events: Sequence[MonitorEventRow], now: float) -> list[ActiveAlert]:
+def _cooldowns(store: Store) -> tuple[dict[str, float], str | None]:
+    """Each alert's cooldown in the rules file monitors read now; why not, if it is malformed."""
+    path = find_rules_file(store.home)
+    if path is None:
+        return {}, None
+    try:
+        alerts = load_alerts(path)
+    except RulesFileError as exc:
+        return {}, f"Cooldowns taken as each firing's window: {exc}"
+    return {a.name: a.cooldown for a in alerts.alerts.values()}, None
+
+
+def _active(
+    events: Sequence[MonitorEventRow], now: float, cooldowns: dict[str, float]
+) -> list[ActiveAlert]:
     latest: dict[str, MonitorEventRow] = {}
     for e in events:
         if e.kind == "fired":
             latest[e.alert] = e
     active = []
     for alert, e in sorted(latest.items()):
-        cooldown = e.payload.get("cooldown", e.payload.get("window", {}).get("seconds", 0.0))
+        cooldown = cooldowns.get(alert, e.payload.get("window", {}).get("seconds", 0.0))
         if now < e.at + float(cooldown):
             active.append(
                 ActiveAlert(
