@@ -81,8 +81,8 @@ def production_skew(
     ``"name@champion"`` (that one version). The served metric is computed from the labels
     joined to the logged outputs with the same formula as the offline one; ``metric``: one of
     mae, mse, rmse, r2, accuracy, f1 (default: the first of these the version recorded). Each
-    version's difference comes with a 95% interval (a bootstrap of 1,000 resamples with a fixed
-    seed up to 10,000 labelled rows, the delta method's normal interval above) and is
+    version's difference comes with a 95% interval (the delta method's, from sums the store adds
+    up: see :mod:`nbmlops.monitoring.skew` for its measured false-alarm rates) and is
     ``significant`` only when that interval excludes 0 and 30 rows or more were labelled.
     ``since``/``until``: requests that arrived in that range (UTC seconds, a datetime or an ISO
     string). ``window`` (``"1h"``, ``"1d"``, seconds): one row per version and window, the

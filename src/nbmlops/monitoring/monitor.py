@@ -344,15 +344,10 @@ class _Values:
 
     def labels(self) -> int:
         def compute() -> int:
-            return len(
-                labels_sql.labelled_outputs(
-                    self.store,
-                    self.mv.name,
-                    version=self.mv.version,
-                    since=self.start,
-                    until=self.now,
-                )
+            windows = labels_sql.labelled_sums(
+                self.store, self.mv.name, self.mv.version, (), since=self.start, until=self.now
             )
+            return sum(int(w.sums["n"]) for w in windows)
 
         count: int = self._once(("labels", None), compute)
         return count

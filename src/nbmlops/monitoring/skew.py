@@ -3,18 +3,27 @@ the offline metric recorded when it was registered.
 
 Every metric is written as a function of the means of per-row statistics (MAE: the mean of
 ``|y - ŷ|``; F1: the means of true positives, false positives and false negatives), so the
-served value and each of the bootstrap's resamples cost one mean per statistic. The formulas are
+served value and its interval need only sums of those statistics and of their products. The
+formulas are
 scikit-learn's (``mean_absolute_error``, ``root_mean_squared_error``, ``r2_score``,
 ``accuracy_score``, ``f1_score`` with ``pos_label=1``), the functions the offline metric was
-most likely computed with. The interval is of served minus offline, the offline value being a
-recorded constant: up to :data:`BOOTSTRAP_MAX` labelled rows a percentile bootstrap (Efron and
-Tibshirani 1993, ch. 13), which needs every row; above it the normal interval of the delta
-method (the metric's gradient at the means, times the covariance of the per-row statistics),
-which needs only sums that SQLite adds up in the store: a million labelled rows cost 0.3 s
-instead of the bootstrap's 13 s, and at that size the two intervals agree (tested). The skew
-is ``significant`` only when the interval excludes 0 and at least :data:`MIN_LABELS` rows were
-labelled, so that a few labels do not cry wolf: a percentile bootstrap of a handful of rows has
-no width to speak of (two identical errors give an interval of one point, which excludes 0).
+most likely computed with. The metric of every version is computed from sums SQLite adds up
+in the store (``label_matches``' covering index: a million labelled rows in 0.3 s), never from
+the rows in Python.
+
+The interval of served minus offline (the offline value being a recorded constant) is the delta
+method's: the metric's gradient at the means times the sample covariance of the per-row
+statistics, with Student's t quantile (n - 1 degrees of freedom), on the log scale for the error
+metrics (mae, mse, rmse: positive and right-skewed) and on their own scale for r2, accuracy and
+f1. It is asymptotic: measured false-alarm rates of the 95% interval on unshifted errors
+(normal errors, 20,000 windows from each of two seeds; standard error 0.15%) are MAE 5.1-5.5%
+at 30 labels, 5.2% at 100, 5.1% at 200, 4.9% at 500; RMSE 7.4% at 30, 5.7-6.0% at 100, 5.5% at
+200, 5.0-5.2% at 500; R2 6.4-6.9% at 30, 5.5% at 200, 5.2-5.3% at 500. The first version of
+this module used a percentile bootstrap (1,000 resamples, fixed seed): about 1 point higher
+at 200 labels, 60 times the cost, and it needed every row. The skew is ``significant`` only
+when the interval excludes 0 and at least :data:`MIN_LABELS` rows were labelled, so that a few
+labels do not cry wolf; an alert that should not fire on noise also asks for a margin
+(``skew.mae > offline.mae * 1.2``) and a label count.
 
 ``window``: the skew per version and per window of that many seconds (windows start at
 multiples of it since the epoch: "1d" windows are UTC days), the served metric over time.
@@ -24,9 +33,8 @@ from __future__ import annotations
 
 import html
 import math
-import statistics
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,26 +52,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Array = np.ndarray[Any, Any]
-RESAMPLES = 1000
-SEED = 0
 LEVEL = 0.95
 # Below this many labelled rows no skew is called significant, whatever the interval says.
 MIN_LABELS = 30
-# Up to this many labelled rows (of one version and window) the bootstrap; above, the analytic.
-BOOTSTRAP_MAX = 10_000
 
 
 @dataclass(frozen=True)
 class _Metric:
-    stats: Callable[[Array, Array], Array]  # (y_true, y_pred) -> (n, k) per-row statistics
-    combine: Callable[[Array], Array]  # (..., k) means -> (...) metric
+    combine: Callable[[Array], Array]  # (..., k) means of per-row statistics -> (...) metric
+    log_scale: bool  # the interval is taken on the log scale (positive, right-skewed metrics)
     sums: tuple[str, ...]  # the store's sums (store.labels.SUMS) that moments reads
     # The sums of the statistics and of their pairwise products: (k,) and (k, k).
     moments: Callable[[Mapping[str, float]], tuple[Array, Array]]
-
-
-def _num(y: Array) -> Array:
-    return y.astype("float64")
 
 
 def _one(total: float, square: float) -> tuple[Array, Array]:
@@ -89,38 +89,38 @@ def _f1_moments(s: Mapping[str, float]) -> tuple[Array, Array]:
 
 METRICS: dict[str, _Metric] = {
     "mae": _Metric(
-        lambda t, p: np.abs(_num(t) - _num(p))[:, None],
         lambda m: m[..., 0],
+        True,
         ("abs_d", "d2"),
         lambda s: _one(s["abs_d"], s["d2"]),
     ),
     "mse": _Metric(
-        lambda t, p: ((_num(t) - _num(p)) ** 2)[:, None],
         lambda m: m[..., 0],
+        True,
         ("d2", "d4"),
         lambda s: _one(s["d2"], s["d4"]),
     ),
     "rmse": _Metric(
-        lambda t, p: ((_num(t) - _num(p)) ** 2)[:, None],
         lambda m: np.sqrt(m[..., 0]),
+        True,
         ("d2", "d4"),
         lambda s: _one(s["d2"], s["d4"]),
     ),
     "r2": _Metric(
-        lambda t, p: np.stack([(_num(t) - _num(p)) ** 2, _num(t), _num(t) ** 2], axis=1),
         lambda m: 1 - m[..., 0] / (m[..., 2] - m[..., 1] ** 2),
+        False,
         ("d2", "y", "y2", "d4", "d2_y", "d2_y2", "y3", "y4"),
         _r2_moments,
     ),
     "accuracy": _Metric(
-        lambda t, p: (t == p).astype("float64")[:, None],
         lambda m: m[..., 0],
+        False,
         ("eq",),
         lambda s: _one(s["eq"], s["eq"]),
     ),
     "f1": _Metric(
-        lambda t, p: np.stack([(t == 1) & (p == 1), (t != 1) & (p == 1), (t == 1) & (p != 1)], 1),
         lambda m: 2 * m[..., 0] / (2 * m[..., 0] + m[..., 1] + m[..., 2]),
+        False,
         ("tp", "fp", "fn"),
         _f1_moments,
     ),
@@ -131,8 +131,8 @@ METRICS: dict[str, _Metric] = {
 class VersionSkew:
     """One served version (in one window, when asked): ``n_labelled`` rows, the ``served``
     metric on them, the ``offline`` one recorded at registration (under ``offline_key``),
-    ``difference`` = served - offline, its interval [``ci_low``, ``ci_high``] (``interval``:
-    bootstrap or normal) and whether that interval excludes 0. ``window_start``/``window_end``:
+    ``difference`` = served - offline, its interval [``ci_low``, ``ci_high``] and whether that
+    interval excludes 0. ``window_start``/``window_end``:
     the requests' arrival times (UTC seconds) the window covers, None without windows."""
 
     version: int
@@ -145,7 +145,6 @@ class VersionSkew:
     ci_low: float
     ci_high: float
     significant: bool
-    interval: str = "bootstrap"
     window_start: float | None = None
     window_end: float | None = None
 
@@ -239,8 +238,6 @@ def production_skew(
     window: float | None = None,
     metric: str | None = None,
     features: bool = True,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
 ) -> ProductionSkew:
     """The skew of ``name`` (of ``version`` only when given) on the requests that arrived in
     [``since``, ``until``), per version, and per window of ``window`` seconds when given;
@@ -265,19 +262,7 @@ def production_skew(
         for s in windows:
             start = None if window is None else s.window * window
             end = None if start is None or window is None else start + window
-            n = int(s.sums["n"])
-            if 0 < n <= BOOTSTRAP_MAX:
-                low = since if start is None else max(start, since or start)
-                high = until if end is None else min(end, until or end)
-                rows = labels_sql.labelled_outputs(
-                    store, name, version=number, since=low, until=high
-                )
-                skew = _bootstrap_skew(
-                    mv, key, [r[2] for r in rows], [r[3] for r in rows], resamples, seed
-                )
-            else:
-                skew = _normal_skew(mv, key, s.sums)
-            results.append(replace(skew, window_start=start, window_end=end))
+            results.append(_version_skew(mv, key, s.sums, start, end))
     served = sorted({r.version for r in results}) if features else []
     return ProductionSkew(
         name,
@@ -287,50 +272,39 @@ def production_skew(
     )
 
 
-def _bootstrap_skew(
+def _version_skew(
     mv: ModelVersion,
     key: tuple[str, str],
-    pred: Sequence[Any],
-    true: Sequence[Any],
-    resamples: int,
-    seed: int,
+    sums: Mapping[str, float],
+    start: float | None,
+    end: float | None,
 ) -> VersionSkew:
-    name, offline_key = key
-    offline = float(mv.metrics[offline_key])
-    spec = METRICS[name]
-    n = len(pred)
-    stats = spec.stats(np.asarray(true), np.asarray(pred)).astype("float64")
-    served = float(spec.combine(stats.mean(axis=0)))
-    boot = _bootstrap(stats, spec.combine, resamples, seed) - offline
-    tail = (1 - LEVEL) / 2
-    low, high = (float(q) for q in np.nanquantile(boot, [tail, 1 - tail]))
-    significant = n >= MIN_LABELS and bool(low > 0 or high < 0)
-    return VersionSkew(
-        mv.version, name, offline_key, n, served, offline, served - offline, low, high, significant
-    )
-
-
-def _normal_skew(mv: ModelVersion, key: tuple[str, str], sums: Mapping[str, float]) -> VersionSkew:
-    """The delta method's interval: Var(g(mean)) ~ grad(g)' Cov(stats) grad(g) / n."""
+    """The delta method's interval: Var(f(mean)) ~ grad(f)' Cov(stats) grad(f) / n, with f the
+    metric or its logarithm, Cov the per-row statistics' sample covariance."""
     name, offline_key = key
     offline = float(mv.metrics[offline_key])
     n = int(sums["n"])
+    nan = math.nan
     if n == 0:
-        nan = math.nan
         return VersionSkew(
-            mv.version, name, offline_key, 0, nan, offline, nan, nan, nan, False, "normal"
+            mv.version, name, offline_key, 0, nan, offline, nan, nan, nan, False, start, end
         )
     spec = METRICS[name]
     totals, products = spec.moments(sums)
     means = totals / n
-    covariance = products / n - np.outer(means, means)
+    covariance = (products / n - np.outer(means, means)) * (n / (n - 1) if n > 1 else 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         served = float(spec.combine(means))
-        gradient = _gradient(spec.combine, means)
+        log_scale = spec.log_scale and served > 0
+        scale: Callable[[Array], Array] = (
+            (lambda m: np.log(spec.combine(m))) if log_scale else spec.combine
+        )
+        gradient = _gradient(scale, means)
         se = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0) / n)
-    half = statistics.NormalDist().inv_cdf(0.5 + LEVEL / 2) * se
-    difference = served - offline
-    low, high = difference - half, difference + half
+    half = _quantile(n) * se
+    center = math.log(served) if log_scale else served
+    low, high = ((math.exp(b) if log_scale else b) for b in (center - half, center + half))
+    low, high = low - offline, high - offline
     significant = n >= MIN_LABELS and bool(low > 0 or high < 0)
     return VersionSkew(
         mv.version,
@@ -339,11 +313,12 @@ def _normal_skew(mv: ModelVersion, key: tuple[str, str], sums: Mapping[str, floa
         n,
         served,
         offline,
-        difference,
+        served - offline,
         low,
         high,
         significant,
-        "normal",
+        start,
+        end,
     )
 
 
@@ -357,19 +332,6 @@ def _gradient(combine: Callable[[Array], Array], at: Array) -> Array:
         shifted[2 * i + 1, i] -= h
     values = combine(shifted)
     return np.asarray((values[0::2] - values[1::2]) / (2 * steps), dtype="float64")
-
-
-def _bootstrap(stats: Array, combine: Callable[[Array], Array], resamples: int, seed: int) -> Array:
-    """The metric on ``resamples`` resamples of the rows, drawn in blocks of about 4M indices."""
-    rng = np.random.default_rng(seed)
-    n = len(stats)
-    block = max(1, 4_000_000 // n)
-    out = []
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for start in range(0, resamples, block):
-            idx = rng.integers(0, n, size=(min(block, resamples - start), n))
-            out.append(combine(stats[idx].mean(axis=1)))
-    return np.concatenate(out)
 
 
 def choose_metric(mv: ModelVersion, metric: str | None) -> tuple[str, str]:
@@ -397,3 +359,10 @@ def _recorded(metrics: Mapping[str, float], name: str) -> str | None:
         return name
     suffixed = sorted(k for k in metrics if k.endswith((f"_{name}", f".{name}", f"/{name}")))
     return suffixed[0] if suffixed else None
+
+
+def _quantile(n: int) -> float:
+    """Student's t quantile of the interval's level for ``n`` rows."""
+    from scipy import stats as scipy_stats  # heavy: kept out of import nbmlops.monitoring
+
+    return float(scipy_stats.t.ppf(0.5 + LEVEL / 2, max(n - 1, 1)))

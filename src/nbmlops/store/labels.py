@@ -57,29 +57,6 @@ def _where(
     return " AND ".join(where), params
 
 
-def labelled_outputs(
-    store: Store,
-    name: str,
-    *,
-    version: int | None = None,
-    since: float | None = None,
-    until: float | None = None,
-) -> list[tuple[int, float, Any, Any]]:
-    """``(version, request time, served output, label)`` for every labelled row of an answered
-    request of ``name`` (of ``version`` only, arrived in [``since``, ``until``), when given),
-    oldest request first. A request id logged twice (a client reusing X-Request-ID) yields both
-    requests' rows."""
-    where, params = _where(name, version, since, until)
-    return [
-        tuple(r)
-        for r in store.query(
-            "SELECT version, at, served, label FROM label_matches INDEXED BY "
-            f"label_matches_version WHERE {where} ORDER BY version, at, prediction_id, row",
-            params,
-        )
-    ]
-
-
 # The sums production skew may ask for, with d = label - served and y = label: enough for the
 # mean and the covariance of every metric's per-row statistics. Each metric asks for its own
 # few: every aggregate costs about 0.1 s per million rows.
