@@ -53,6 +53,9 @@ if _typing.TYPE_CHECKING:
         active_run as active_run,
     )
     from nbmlops.api import (
+        alert_events as alert_events,
+    )
+    from nbmlops.api import (
         cell_diff as cell_diff,
     )
     from nbmlops.api import (
@@ -60,6 +63,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         cells_before as cells_before,
+    )
+    from nbmlops.api import (
+        check_alerts as check_alerts,
     )
     from nbmlops.api import (
         check_drift as check_drift,
@@ -140,6 +146,12 @@ if _typing.TYPE_CHECKING:
         models as models,
     )
     from nbmlops.api import (
+        monitor as monitor,
+    )
+    from nbmlops.api import (
+        monitor_drift as monitor_drift,
+    )
+    from nbmlops.api import (
         predictions as predictions,
     )
     from nbmlops.api import (
@@ -193,7 +205,12 @@ if _typing.TYPE_CHECKING:
     from nbmlops.drift.report import (
         DriftReport as DriftReport,
     )
+    from nbmlops.monitoring.alerts import AlertsFile as AlertsFile
+    from nbmlops.monitoring.drift_windows import ServedDrift as ServedDrift
     from nbmlops.monitoring.labels import LabelsLogged as LabelsLogged
+    from nbmlops.monitoring.monitor import AlertOutcome as AlertOutcome
+    from nbmlops.monitoring.monitor import MonitorResult as MonitorResult
+    from nbmlops.monitoring.retrain import RetrainOutcome as RetrainOutcome
     from nbmlops.monitoring.skew import ProductionSkew as ProductionSkew
     from nbmlops.panels import (
         cell_history_panel as cell_history_panel,
@@ -235,25 +252,32 @@ if _typing.TYPE_CHECKING:
 
 # Where each public name is defined; imported on first access.
 _LAZY = {
+    "AlertOutcome": "nbmlops.monitoring.monitor",
+    "AlertsFile": "nbmlops.monitoring.alerts",
     "CellDiff": "nbmlops.capture.history",
     "Comparison": "nbmlops.compare",
     "DriftReport": "nbmlops.drift.report",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
     "ModelVersion": "nbmlops.registry.model_version",
+    "MonitorResult": "nbmlops.monitoring.monitor",
     "ProductionSkew": "nbmlops.monitoring.skew",
     "PromotionDecision": "nbmlops.registry.promotion",
+    "RetrainOutcome": "nbmlops.monitoring.retrain",
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
     "Run": "nbmlops.capture.run",
+    "ServedDrift": "nbmlops.monitoring.drift_windows",
     "ServerHandle": "nbmlops.serving.server",
     "Store": "nbmlops.store",
     "StoreLike": "nbmlops.store",
     "active_run": "nbmlops.api",
+    "alert_events": "nbmlops.api",
     "cell_diff": "nbmlops.api",
     "cell_history": "nbmlops.api",
     "cell_history_panel": "nbmlops.panels",
     "cells_before": "nbmlops.api",
+    "check_alerts": "nbmlops.api",
     "check_drift": "nbmlops.api",
     "check_rules": "nbmlops.api",
     "compare_panel": "nbmlops.panels",
@@ -283,6 +307,8 @@ _LAZY = {
     "model_versions": "nbmlops.api",
     "models": "nbmlops.api",
     "models_panel": "nbmlops.panels",
+    "monitor": "nbmlops.api",
+    "monitor_drift": "nbmlops.api",
     "predictions": "nbmlops.api",
     "production_skew": "nbmlops.api",
     "promote": "nbmlops.api",
@@ -301,6 +327,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "AlertOutcome",
+    "AlertsFile",
     "AlreadyRegisteredWarning",
     "AmbiguousIdError",
     "ArtifactIntegrityError",
@@ -317,6 +345,7 @@ __all__ = [
     "ModelInUseError",
     "ModelNotFoundError",
     "ModelVersion",
+    "MonitorResult",
     "NbmlopsError",
     "NbmlopsWarning",
     "NoActiveRunError",
@@ -326,11 +355,13 @@ __all__ = [
     "PromotionDecision",
     "ReadOnlyQueryError",
     "RegistryError",
+    "RetrainOutcome",
     "RuleResult",
     "RulesFile",
     "RulesFileError",
     "Run",
     "RunNotFoundError",
+    "ServedDrift",
     "ServerHandle",
     "ServingError",
     "Store",
@@ -343,10 +374,12 @@ __all__ = [
     "UnknownKeyWarning",
     "__version__",
     "active_run",
+    "alert_events",
     "cell_diff",
     "cell_history",
     "cell_history_panel",
     "cells_before",
+    "check_alerts",
     "check_drift",
     "check_rules",
     "compare_panel",
@@ -377,6 +410,8 @@ __all__ = [
     "model_versions",
     "models",
     "models_panel",
+    "monitor",
+    "monitor_drift",
     "predictions",
     "production_skew",
     "promote",

@@ -7,11 +7,11 @@ the domain (:mod:`nbmlops.capture`, :mod:`nbmlops.registry`, :mod:`nbmlops.drift
 render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
-lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`. Each is
-imported when one of its functions is first asked for (PEP 562), so ``nbm.start_run`` does not
-load the registry, nor ``nbm.models`` the capture of cells: importing them all costs more than
-twice what ``import nbmlops`` did before the API was split by domain (44 against 100 ms, min of
-15 fresh interpreters).
+lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`,
+:mod:`._alerts`. Each is imported when one of its functions is first asked for (PEP 562), so
+``nbm.start_run`` does not load the registry, nor ``nbm.models`` the capture of cells: importing
+them all costs more than twice what ``import nbmlops`` did before the API was split by domain
+(44 against 100 ms, min of 15 fresh interpreters).
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ import importlib
 import typing
 
 if typing.TYPE_CHECKING:
+    from nbmlops.api._alerts import (
+        alert_events as alert_events,
+    )
+    from nbmlops.api._alerts import (
+        check_alerts as check_alerts,
+    )
+    from nbmlops.api._alerts import (
+        monitor as monitor,
+    )
     from nbmlops.api._cells import (
         cell_diff as cell_diff,
     )
@@ -34,6 +43,9 @@ if typing.TYPE_CHECKING:
     )
     from nbmlops.api._drift import (
         check_drift as check_drift,
+    )
+    from nbmlops.api._drift import (
+        monitor_drift as monitor_drift,
     )
     from nbmlops.api._drift import (
         save_reference as save_reference,
@@ -156,9 +168,11 @@ if typing.TYPE_CHECKING:
 # Which module of the API defines each public function.
 _MODULES = {
     "active_run": "_runs",
+    "alert_events": "_alerts",
     "cell_diff": "_cells",
     "cell_history": "_cells",
     "cells_before": "_runs",
+    "check_alerts": "_alerts",
     "check_drift": "_drift",
     "check_rules": "_registry",
     "compare_runs": "_cells",
@@ -185,6 +199,8 @@ _MODULES = {
     "model_history": "_registry",
     "model_versions": "_registry",
     "models": "_registry",
+    "monitor": "_alerts",
+    "monitor_drift": "_drift",
     "predictions": "_serving",
     "production_skew": "_monitoring",
     "promote": "_registry",
