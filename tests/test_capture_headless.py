@@ -67,3 +67,23 @@ def test_nbconvert_like_execution_finds_the_notebook_and_its_cell_ids(
     assert set(frame["experiment"]) == {"churn"}
     assert "No handler found" not in caplog.text
     assert nbm.cell_history(nb.cells[1].id)["source"].str.contains("a = ").sum() == 2
+
+
+def test_nbmlops_execute_takes_papermill_parameters(home: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from nbmlops.cli import main
+
+    notebook = tmp_path / "params.ipynb"
+    nb = write_notebook(notebook, "n = 1\nname = 'a'", "print(n * 2, name, flag)")
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.cells[1].source = "flag = None\nprint(n * 2, name, flag)"
+    nbformat.write(nb, notebook)
+    out = tmp_path / "out.ipynb"
+    args = ["--store", str(home), "execute", str(notebook), "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "-p", "n", "21", "-p", "name", "b c"])
+    assert result.exit_code == 0, result.output
+    executed = nbformat.read(out, as_version=4)
+    assert executed.cells[1].metadata["tags"] == ["injected-parameters"]
+    assert executed.cells[2].outputs[0]["text"] == "42 b c None\n"
+    assert executed.metadata["papermill"]["parameters"] == {"n": 21, "name": "b c"}

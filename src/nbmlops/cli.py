@@ -22,7 +22,7 @@ import click
 
 from nbmlops import _display, api
 from nbmlops.errors import NbmlopsError
-from nbmlops.headless import execute_notebook
+from nbmlops.headless import execute_notebook, parameter_value
 from nbmlops.serving.commands import pull as pull_command
 from nbmlops.serving.commands import serve as serve_command
 
@@ -429,7 +429,21 @@ def sql_cmd(store: str | None, query: str, fmt: str, wide: bool) -> None:
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False), help="Write the executed notebook here."
 )
-@click.option("--inplace", is_flag=True, help="Write the outputs back into NOTEBOOK.")
+@click.option(
+    "--inplace",
+    is_flag=True,
+    help="Write the outputs back into NOTEBOOK (up to the failing cell when one fails).",
+)
+@click.option(
+    "--parameters",
+    "-p",
+    "params",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Set a variable of the cell tagged 'parameters' (papermill's -p): True, False, None "
+    "and numbers are read as such, anything else as text.",
+)
 @click.option("--timeout", type=int, default=600, show_default=True, help="Seconds per cell.")
 @click.option("--allow-errors", is_flag=True, help="Keep going after a cell raises.")
 @click.pass_obj
@@ -439,6 +453,7 @@ def execute_cmd(
     notebook: str,
     output: str | None,
     inplace: bool,
+    params: tuple[tuple[str, str], ...],
     timeout: int,
     allow_errors: bool,
 ) -> None:
@@ -449,10 +464,16 @@ def execute_cmd(
     target = notebook if inplace else output
     try:
         executed = execute_notebook(
-            notebook, target, timeout=timeout, allow_errors=allow_errors, store=store
+            notebook,
+            target,
+            parameters={name: parameter_value(value) for name, value in params} or None,
+            timeout=timeout,
+            allow_errors=allow_errors,
+            store=store,
         )
     except CellExecutionError as exc:
-        raise click.ClickException(f"{notebook}: a cell failed.\n{exc}") from exc
+        kept = f" The executed copy, up to that cell, is in {target}." if target else ""
+        raise click.ClickException(f"{notebook}: a cell failed.{kept}\n{exc}") from exc
     cells = sum(c.cell_type == "code" for c in executed.cells)
     click.echo(f"Executed {cells} code cells of {notebook}" + (f" into {target}" if target else ""))
 
