@@ -1,6 +1,7 @@
 """Regenerate the README screenshots: the panels rendered in real JupyterLab, in Chromium.
 
     .venv/bin/python docs/screenshots.py     (after make test: jupyterlab, playwright, chromium)
+    .venv/bin/python docs/screenshots.py monitor_panel    (only these PNGs)
 
 It runs the quickstart notebook twice (the second time with the forest cell edited, so there is a
 cell history), opens a notebook of panels in a live JupyterLab, runs it, and saves one PNG per
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,17 @@ PANELS = {
     "models_panel": (
         "models = nbm.models_panel('diabetes')\nmodels.version.value = 2\nmodels.evaluate()\nmodels"
     ),
+    "monitor_panel": "%monitor diabetes --window 1h",
 }
+HOUR = 3600.0
+ALERT = """
+[alerts.diabetes_skew]
+model = "diabetes"
+ref = 2
+when = ["skew.mae > offline.mae * 1.2", "labels.count >= 30"]
+window = "1h"
+cooldown = "6h"
+"""
 
 
 def prepare_store(folder: Path) -> None:
@@ -86,6 +98,64 @@ def prepare_store(folder: Path) -> None:
     for name in ("02_registry.ipynb", "03_serving.ipynb"):  # 03: the panel's endpoints
         shutil.copy(ROOT / "example_notebooks" / name, folder / name)
         execute_notebook(folder / name)
+    served_hours(folder)
+
+
+def served_hours(folder: Path, hours: int = 8, shifted_from: int = 5) -> None:
+    """For %monitor: the eight hours before the current one served by diabetes/2, written as
+    its server writes them (the prediction log, a traffic profile per minute), 60% of requests
+    labelled; from hour 5 three inputs are shifted and the model's error grows. Drift is
+    checked each hour (nbm.monitor_drift) and an alert on the served MAE is evaluated at each
+    hour's end (nbmlops monitor's round, at that moment)."""
+    import json
+
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+
+    import nbmlops as nbm
+    from nbmlops.api._drift import monitor_drift
+    from nbmlops.monitoring.alerts import load_alerts
+    from nbmlops.monitoring.monitor import evaluate
+    from nbmlops.monitoring.traffic import TrafficProfiler
+    from nbmlops.store import open_store
+    from nbmlops.store.predictions import COLUMNS, insert_predictions
+    from nbmlops.store.traffic import insert_profiles
+
+    home = folder / ".nbmlops"
+    store = open_store(home)
+    rules = folder / "nbmlops.toml"
+    rules.write_text(rules.read_text() + ALERT)
+    model = nbm.load_model("diabetes/2", store=home)
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    rng = np.random.default_rng(0)
+    start = (time.time() // HOUR - hours) * HOUR
+    for hour in range(hours):
+        profiler, rows, labelled = TrafficProfiler(), [], {}
+        for i in range(60):
+            pick = rng.choice(len(X), 5)
+            frame, truth = X.iloc[pick].copy(), y.iloc[pick].to_numpy()
+            if hour >= shifted_from:  # a miscalibrated intake: the true outcome is unchanged
+                for column in ("bmi", "bp", "s5"):
+                    frame[column] += X[column].std()
+            at, request_id = start + hour * HOUR + i * 60 + 1, f"sim-{hour}-{i}"
+            outputs = model.predict(frame).tolist()
+            row = dict.fromkeys(COLUMNS)
+            row.update(request_id=request_id, name="diabetes", version=2, at=at, status=200)
+            row.update(latency_ms=2.0, format="dataframe_split", n_rows=5)
+            row.update(outputs=json.dumps(outputs))
+            rows.append(row)
+            profiler.add(store, "diabetes", 2, None, at, frame)
+            if rng.random() < 0.6:
+                labelled[request_id] = truth.tolist()
+        insert_predictions(store, rows)
+        insert_profiles(store, profiler.close(store, start + (hour + 1) * HOUR, everything=True))
+        ids = [r for r, truth in labelled.items() for _ in truth]
+        rows_of = [k for truth in labelled.values() for k in range(len(truth))]
+        values = [v for truth in labelled.values() for v in truth]
+        nbm.log_labels(ids, values, rows=rows_of, store=home)
+        end = start + (hour + 1) * HOUR
+        monitor_drift("diabetes/2", window="1h", end=end, store=home)
+        evaluate(store, load_alerts(rules), now=end)
 
 
 def panels_notebook(folder: Path) -> Path:
@@ -136,6 +206,10 @@ def check_jupyterlab_run(folder: Path, notebook: Path) -> None:
 
 
 def main() -> None:
+    only = set(sys.argv[1:]) or set(PANELS)
+    unknown = only - set(PANELS)
+    if unknown:
+        raise SystemExit(f"No panel {', '.join(sorted(unknown))}; choose from {', '.join(PANELS)}")
     OUT.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="nbmlops-shots-"))
     try:
@@ -154,14 +228,19 @@ def main() -> None:
                 raise
             page.wait_for_timeout(3000)  # widgets render after the outputs arrive
             for i, name in enumerate(PANELS, start=2):
+                if name not in only:
+                    continue
                 output = cells.nth(i).locator(".jp-OutputArea")
                 output.scroll_into_view_if_needed()
                 output.screenshot(path=str(OUT / f"{name}.png"))
                 print(f"saved docs/img/{name}.png")
-            click_through_compare(page, cells.nth(2))
+            if "runs_panel" in only:
+                click_through_compare(page, cells.nth(2))
         check_jupyterlab_run(folder, notebook)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if only != set(PANELS):
+        return
     # The JupyterLab extension's own pictures (sidebar, badges, history) come from its UI test.
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", str(ROOT / "tests" / "test_labextension.py")],
