@@ -482,3 +482,21 @@ def test_labels_posted_to_the_server_join_its_logged_requests(store: Path) -> No
     with sqlite3.connect(store / "nbmlops.db") as conn:  # joined, ready for production skew
         matches = conn.execute("SELECT version, served, label FROM label_matches ORDER BY label")
         assert matches.fetchall() == [(1, 1, 0), (1, 1, 1), (1, 1, 1)]  # ROW scores 1
+
+
+def test_traffic_profiles_are_written_per_profile_window_while_serving(store: Path) -> None:
+    with serve("m@champion", port=0, profile_window="1s", store=store) as handle:
+        for _ in range(3):
+            assert httpx.post(f"{handle.url}/invocations", json=_split([ROW])).status_code == 200
+        deadline = time.monotonic() + 10
+        rows: list[tuple[int, float]] = []
+        while not rows and time.monotonic() < deadline:  # the window closes, then is written
+            time.sleep(0.2)
+            with sqlite3.connect(store / "nbmlops.db") as conn:
+                rows = conn.execute(
+                    "SELECT n_rows, window_end - window_start FROM traffic_profiles"
+                ).fetchall()
+        assert handle.version == 1  # still serving
+    assert rows and sum(n for n, _ in rows) == 3 and {w for _, w in rows} == {1.0}
+    with pytest.raises(ValueError, match="profile_window='0s' must be a positive"):
+        serve("m@champion", port=0, profile_window="0s", store=store)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nbmlops._display import parse_duration
 from nbmlops.registry import events
 from nbmlops.registry.events import Moment, to_seconds
 from nbmlops.serving import endpoints as endpoint_records
@@ -38,6 +39,7 @@ def serve(
     log_sample: float = 1.0,
     poll_interval: float = 5.0,
     max_body_bytes: int = 20 * 2**20,
+    profile_window: str | float = 60.0,
     store: StoreLike = None,
 ) -> ServerHandle:
     """Serve ``ref`` (``"name@alias"`` follows the alias; ``"name/3"`` pins a version) over
@@ -49,13 +51,17 @@ def serve(
     serves and records columns not in the signature, ``"ignore"`` drops them, ``"error"``
     refuses the request. ``log_predictions``/``log_sample``: log every request (or a fraction)
     to the store, off the request path. ``poll_interval``: seconds between checks of the alias.
-    Returns once the server answers; raises if a pinned version cannot be loaded."""
+    ``profile_window`` (seconds or ``"1m"``): the inputs of every answered request are profiled
+    per version and window of that length for drift monitoring (``nbm.monitor_drift``); a
+    window's profile is written when it closes and when the server stops. Returns once the
+    server answers; raises if a pinned version cannot be loaded."""
     settings = Settings(
         extra_columns=extra_columns,
         log_predictions=log_predictions,
         log_sample=log_sample,
         poll_interval=poll_interval,
         max_body_bytes=max_body_bytes,
+        profile_window=parse_duration(profile_window, what="profile_window"),
         token=token,
     )
     return server.start(open_store(store), ref, host=host, port=port, settings=settings)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from nbmlops._display import parse_duration
 from nbmlops.client import ModelClient, ModelClientError
 from nbmlops.errors import NbmlopsError
 from nbmlops.serving import server
@@ -59,6 +60,12 @@ def _clean_errors(func: F) -> F:
 @click.option(
     "--max-body-mb", default=20.0, show_default=True, help="Largest request body (413 above)."
 )
+@click.option(
+    "--profile-window",
+    default="1m",
+    show_default=True,
+    help="Traffic per drift profile of the served inputs (nbmlops monitor reads them).",
+)
 @click.pass_obj
 @_clean_errors
 def serve(
@@ -73,6 +80,7 @@ def serve(
     no_log: bool,
     log_sample: float,
     max_body_mb: float,
+    profile_window: str,
 ) -> None:
     """Serve REF (NAME@ALIAS follows the alias, NAME/VERSION pins one) over MLflow's scoring
     protocol: POST /invocations, /ping, /health, /version, the V2 subset, and downloads at
@@ -83,6 +91,7 @@ def serve(
         log_sample=log_sample,
         poll_interval=poll_interval,
         max_body_bytes=int(max_body_mb * 2**20),
+        profile_window=parse_duration(profile_window, what="--profile-window"),
         token=token,
     )
     opened = open_store(store)

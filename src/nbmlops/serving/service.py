@@ -43,12 +43,15 @@ class Settings:
     log_sample: float = 1.0
     poll_interval: float = 5.0
     max_body_bytes: int = 20 * 2**20
+    profile_window: float = 60.0  # seconds of traffic per traffic profile (drift monitoring)
     token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_policy(self.extra_columns)
         if self.poll_interval <= 0:
             raise ValueError(f"poll_interval={self.poll_interval!r} must be positive seconds.")
+        if not self.profile_window > 0:
+            raise ValueError(f"profile_window={self.profile_window!r} must be positive seconds.")
         if self.max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes={self.max_body_bytes!r} must be positive.")
 
@@ -60,6 +63,7 @@ class Settings:
             "log_sample": self.log_sample,
             "poll_interval": self.poll_interval,
             "max_body_bytes": self.max_body_bytes,
+            "profile_window": self.profile_window,
             "auth": self.token is not None,
         }
 
@@ -93,7 +97,9 @@ class ModelService:
         self.current: Served | None = None
         self.error: str | None = "the model is loading"
         self.endpoint_id: str | None = None
-        self.log = PredictionLog(home, sample=settings.log_sample)
+        self.log = PredictionLog(
+            home, sample=settings.log_sample, profile_window=settings.profile_window
+        )
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self._failed: int | None = None  # the version whose load failed, not retried
