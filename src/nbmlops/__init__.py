@@ -152,6 +152,9 @@ if _typing.TYPE_CHECKING:
         monitor_drift as monitor_drift,
     )
     from nbmlops.api import (
+        monitor_timeline as monitor_timeline,
+    )
+    from nbmlops.api import (
         predictions as predictions,
     )
     from nbmlops.api import (
@@ -212,6 +215,7 @@ if _typing.TYPE_CHECKING:
     from nbmlops.monitoring.monitor import MonitorResult as MonitorResult
     from nbmlops.monitoring.retrain import RetrainOutcome as RetrainOutcome
     from nbmlops.monitoring.skew import ProductionSkew as ProductionSkew
+    from nbmlops.monitoring.timeline import Timeline as Timeline
     from nbmlops.panels import (
         cell_history_panel as cell_history_panel,
     )
@@ -223,6 +227,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.panels import (
         models_panel as models_panel,
+    )
+    from nbmlops.panels import (
+        monitor_panel as monitor_panel,
     )
     from nbmlops.panels import (
         runs_panel as runs_panel,
@@ -271,6 +278,7 @@ _LAZY = {
     "ServerHandle": "nbmlops.serving.server",
     "Store": "nbmlops.store",
     "StoreLike": "nbmlops.store",
+    "Timeline": "nbmlops.monitoring.timeline",
     "active_run": "nbmlops.api",
     "alert_events": "nbmlops.api",
     "cell_diff": "nbmlops.api",
@@ -309,6 +317,8 @@ _LAZY = {
     "models_panel": "nbmlops.panels",
     "monitor": "nbmlops.api",
     "monitor_drift": "nbmlops.api",
+    "monitor_panel": "nbmlops.panels",
+    "monitor_timeline": "nbmlops.api",
     "predictions": "nbmlops.api",
     "production_skew": "nbmlops.api",
     "promote": "nbmlops.api",
@@ -371,6 +381,7 @@ __all__ = [
     "StoreLockedError",
     "StoreNotFoundError",
     "StoreReadOnlyError",
+    "Timeline",
     "UnknownKeyWarning",
     "__version__",
     "active_run",
@@ -412,6 +423,8 @@ __all__ = [
     "models_panel",
     "monitor",
     "monitor_drift",
+    "monitor_panel",
+    "monitor_timeline",
     "predictions",
     "production_skew",
     "promote",

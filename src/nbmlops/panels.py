@@ -19,9 +19,9 @@ if TYPE_CHECKING:
         CompareView,
         DriftPanel,
         ModelsPanel,
+        MonitorPanel,
         RunsPanel,
     )
-    from nbmlops.widgets.monitor_panel import MonitorPanel
 
 
 def runs_panel(
@@ -80,8 +80,7 @@ def monitor_panel(
     """A model in production on one time axis: the served metric per version against its
     offline one, label coverage, drift share of served traffic, alerts and retrains as markers,
     and a badge while an alert is in its cooldown (``nbm.monitor_timeline`` gives the data)."""
-    # ipywidgets loads here, not with nbmlops
-    from nbmlops.widgets.monitor_panel import MonitorPanel
+    from nbmlops.widgets import MonitorPanel  # ipywidgets loads here, not with nbmlops
 
     return MonitorPanel(name, window=window, since=since, until=until, store=store)
 

@@ -8,10 +8,10 @@ render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
 lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`,
-:mod:`._alerts`. Each is imported when one of its functions is first asked for (PEP 562), so
-``nbm.start_run`` does not load the registry, nor ``nbm.models`` the capture of cells: importing
-them all costs more than twice what ``import nbmlops`` did before the API was split by domain
-(44 against 100 ms, min of 15 fresh interpreters).
+:mod:`._alerts`, :mod:`._timeline`. Each is imported when one of its functions is first asked
+for (PEP 562), so ``nbm.start_run`` does not load the registry, nor ``nbm.models`` the capture of
+cells: importing them all costs more than twice what ``import nbmlops`` did before the API was
+split by domain (44 against 100 ms, min of 15 fresh interpreters).
 """
 
 from __future__ import annotations
@@ -164,6 +164,9 @@ if typing.TYPE_CHECKING:
     from nbmlops.api._serving import (
         serve as serve,
     )
+    from nbmlops.api._timeline import (
+        monitor_timeline as monitor_timeline,
+    )
 
 # Which module of the API defines each public function.
 _MODULES = {
@@ -201,6 +204,7 @@ _MODULES = {
     "models": "_registry",
     "monitor": "_alerts",
     "monitor_drift": "_drift",
+    "monitor_timeline": "_timeline",
     "predictions": "_serving",
     "production_skew": "_monitoring",
     "promote": "_registry",

@@ -6,6 +6,14 @@ from nbmlops.widgets.cell_history import CellHistoryPanel
 from nbmlops.widgets.compare_view import CompareView
 from nbmlops.widgets.drift_panel import DriftPanel
 from nbmlops.widgets.models_panel import ModelsPanel
+from nbmlops.widgets.monitor_panel import MonitorPanel
 from nbmlops.widgets.runs_panel import RunsPanel
 
-__all__ = ["CellHistoryPanel", "CompareView", "DriftPanel", "ModelsPanel", "RunsPanel"]
+__all__ = [
+    "CellHistoryPanel",
+    "CompareView",
+    "DriftPanel",
+    "ModelsPanel",
+    "MonitorPanel",
+    "RunsPanel",
+]
