@@ -322,13 +322,16 @@ def test_a_drift_alert_fires_on_shifted_served_inputs(home: Path):
     with nbm.serve("m@champion", port=0, store=home) as server:
         body = {"dataframe_split": {"columns": ["a"], "data": shifted}}
         assert httpx.post(f"{server.url}/invocations", json=body).status_code == 200
-    outcome = monitor(rules=path, store=home).outcomes[0]
+    at = time.time() + 5  # the window judged ends when the monitor says, not when it runs
+    outcome = evaluate(open_store(home), load_alerts(path), now=at).outcomes[0]
     assert outcome.status == "fired", outcome.line()
     assert outcome.conditions[0].values == {"drift_share": 1.0}
     assert outcome.conditions[1].reason == "drift.a = true == true"
     with sqlite3.connect(home / "nbmlops.db") as conn:
-        saved = conn.execute("SELECT model_name, window_end - window_start FROM drift_reports")
-        assert saved.fetchall() == [("m", 3600.0)]
+        saved = conn.execute("SELECT model_name, window_start, window_end FROM drift_reports")
+        assert saved.fetchall() == [("m", at - 3600.0, at)]
+        (payload,) = conn.execute("SELECT payload FROM monitor_events WHERE kind = 'fired'")
+        assert json.loads(payload[0])["cooldown"] == 3600.0
 
 
 @pytest.mark.kernel

@@ -216,6 +216,7 @@ def _evaluate_alert(
     payload = {
         "conditions": [r.to_dict() for r in results],
         "window": {"seconds": alert.window, "start": values.start, "end": now},
+        "cooldown": alert.cooldown,
         "rules": source.to_dict(),
         "action": alert.action,
         "ref": alert.model_ref,
@@ -296,7 +297,12 @@ class _Values:
     def drift_report(self) -> DriftReport:
         def compute() -> DriftReport:
             served = monitor_drift(
-                self.store, self.mv.name, self.mv.version, window=self.alert.window, save=True
+                self.store,
+                self.mv.name,
+                self.mv.version,
+                window=self.alert.window,
+                end=self.now,
+                save=True,
             )
             found = next((v for v in served.versions if v.version == self.mv.version), None)
             if found is None or found.report is None:
