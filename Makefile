@@ -28,12 +28,16 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/01_quickstart.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/02_registry.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/03_serving.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/04_monitoring.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs
 	$(BIN)/nbmlops --store $(DEMO_STORE) show
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT version, status, COUNT(*) AS requests FROM predictions GROUP BY 1, 2"
 	$(BIN)/nbmlops --store $(DEMO_STORE) model consumers diabetes 3
+	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes_live
+	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT alert, kind, version FROM monitor_events ORDER BY event_id"
+	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --check
 
 test: $(STAMP) lint imports typecheck pytest
 

@@ -350,5 +350,17 @@ def test_a_retrain_alert_runs_its_notebook_with_the_window(home: Path):
     assert outcome.line().startswith("FIRED  m m/1: retrain failed: requests.count = 0")
     kinds = list(alert_events("m", store=home)["kind"])
     assert kinds == ["fired", "notified", "retrain_started", "retrain_failed"]
-    started = alert_events("m", store=home).payload[2]
+    events = alert_events("m", store=home)
+    started = events.payload[2]
     assert started["parameters"]["window_end"] - started["parameters"]["window_start"] == 3600
+    assert events.summary[0] == "retrain: requests.count = 0 >= 0"
+    assert events.summary[1] == "log logged"
+    assert events.summary[2].startswith("retrain.ipynb(alert='m', champion=1, firing_id=1")
+    assert events.summary[3].startswith("ValueError: ")
+
+
+def test_the_alerts_file_reads_as_its_alerts(home: Path):
+    path = rules(home, "[alerts.m]\nwhen = ['labels.count >= 5', 'errors.rate > 0.1']\nref = '1'\n")
+    assert repr(load_alerts(path)).splitlines()[1:] == [
+        "  [alerts.m] m/1: notify when labels.count >= 5 and errors.rate > 0.1"
+    ]

@@ -33,7 +33,7 @@ promotion rules (:mod:`nbmlops.registry.rule_language`: arithmetic, ``abs``/``mi
                              ``test_mae``, as production skew does); any recorded key
 ``skew.difference``          served minus offline, of ``metric`` (default: the first of those
                              six the version recorded); ``skew.ci_low``, ``skew.ci_high`` its 95%
-                             bootstrap interval
+                             interval (:mod:`nbmlops.monitoring.skew`)
 ``skew.significant``         ``true`` when that interval excludes 0 with at least 30 labels
 ``labels.count``             labelled rows of the watched version
 ``labels.coverage``          labelled rows / rows the watched version answered
@@ -44,7 +44,7 @@ promotion rules (:mod:`nbmlops.registry.rule_language`: arithmetic, ``abs``/``mi
 
 A value that cannot be computed (no labels yet, no traffic, a column the model does not have)
 makes its condition not hold, with the reason, and is never an exception. Only the values the
-conditions name are computed: an alert on ``errors.rate`` runs no drift check and no bootstrap.
+conditions name are computed: an alert on ``errors.rate`` runs no drift check and no skew.
 """
 
 from __future__ import annotations
@@ -185,6 +185,18 @@ class AlertsFile:
     @property
     def path(self) -> Path:
         return self.rules.path
+
+    def __repr__(self) -> str:
+        lines = [
+            f"AlertsFile({self.path}: {len(self.rules.models)} promotion rule table(s), "
+            f"{len(self.alerts)} alert(s))"
+        ]
+        lines += [
+            f"  [alerts.{a.name}] {a.model_ref}: {a.action} when "
+            + " and ".join(rule.text for rule in a.when)
+            for a in self.alerts.values()
+        ]
+        return "\n".join(lines)
 
 
 def load_alerts(path: Path | str) -> AlertsFile:

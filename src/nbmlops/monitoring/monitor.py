@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -457,8 +457,29 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
 # -- reading back ---------------------------------------------------------------------------
 
 
+def summary(kind: str, payload: Mapping[str, Any]) -> str:
+    """One line for an event of the monitoring timeline, as ``model_history`` has."""
+    if kind == "fired":
+        reasons = "; ".join(str(c.get("reason")) for c in payload.get("conditions", ()))
+        return f"{payload.get('action', 'notify')}: {reasons}"
+    if kind in ("notified", "notify_failed"):
+        where = payload.get("url") or payload.get("channel", "")
+        return f"{where} {payload.get('reason') or payload.get('status') or ''}".strip()
+    if kind == "retrain_started":
+        parameters = ", ".join(f"{k}={v!r}" for k, v in payload.get("parameters", {}).items())
+        return f"{Path(str(payload.get('notebook', ''))).name}({parameters})"
+    if kind == "retrain_finished":
+        candidates = ", ".join(map(str, payload.get("candidates", ()))) or "none"
+        return f"registered: {candidates}"
+    if kind == "retraining_stopped":
+        deprecated = ", ".join(map(str, payload.get("deprecated", ()))) or "none"
+        return f"{payload.get('reason', '')} (deprecated: {deprecated})"
+    return str(payload.get("reason", ""))
+
+
 def events_frame(store: Store, name: str | None = None) -> pd.DataFrame:
-    """The monitoring timeline of ``name`` (of every model when None), oldest first."""
+    """The monitoring timeline of ``name`` (of every model when None), oldest first, with a
+    one-line ``summary`` of each event's payload."""
     import pandas as pd  # heavy: kept out of import nbmlops
 
     names = [name] if name is not None else registry_sql.model_names(store)
@@ -474,6 +495,7 @@ def events_frame(store: Store, name: str | None = None) -> pd.DataFrame:
             "kind": [r.kind for r in rows],
             "firing_id": pd.array([r.firing_id for r in rows], dtype="Int64"),
             "version": pd.array([r.version for r in rows], dtype="Int64"),
+            "summary": [summary(r.kind, r.payload) for r in rows],
             "payload": [r.payload for r in rows],
             "actor": [r.actor for r in rows],
             "host": [r.host for r in rows],

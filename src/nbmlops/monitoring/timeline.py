@@ -212,8 +212,10 @@ class Timeline:
                 )
             checks = [d for d in self.drift if d.version == v]
             if checks:
+                # At the end of the traffic it judged: a check of the last hour is the drift
+                # share as of then (its middle would sit half an hour before anything happened).
                 drift_ax.plot(
-                    [_middle(d.window_start, d.window_end) for d in checks],
+                    [_date(d.window_end) for d in checks],
                     [d.drift_share for d in checks],
                     "o-",
                     color=colour[v],
@@ -222,7 +224,7 @@ class Timeline:
                 )
                 drifted = [d for d in checks if d.dataset_drift]
                 drift_ax.scatter(
-                    [_middle(d.window_start, d.window_end) for d in drifted],
+                    [_date(d.window_end) for d in drifted],
                     [d.drift_share for d in drifted],
                     s=40,
                     facecolors="none",
@@ -277,7 +279,7 @@ class Timeline:
     def span(self) -> tuple[float, float]:
         """The times the timeline covers: ``since``/``until``, else its first and last moment."""
         moments = [p.window_start for p in self.points] + [p.window_end for p in self.points]
-        moments += [d.window_start for d in self.drift] + [d.window_end for d in self.drift]
+        moments += [d.window_end for d in self.drift]
         moments += [e.at for e in self.events] + [at for at, _, _ in self.alias_moves]
         start = self.since if self.since is not None else min(moments, default=self.now - 3600)
         end = self.until if self.until is not None else max(moments, default=self.now)
