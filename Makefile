@@ -38,6 +38,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history diabetes_live
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT alert, kind, version FROM monitor_events ORDER BY event_id"
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --check
+	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --once
 
 test: $(STAMP) lint imports typecheck pytest
 
