@@ -49,8 +49,11 @@ def test_drift_retrains_and_promotes_then_a_retrain_that_cannot_improve_stops_re
         ("diabetes_live_skew", "retrain_finished", 3),
         ("diabetes_live_skew", "candidate_rejected", 3),
         ("diabetes_live_skew", "retraining_stopped", 2),
+        ("diabetes_live_skew", "notified", 2),  # "needs a new approach", on the alert's channels
     ]
     assert promoted == [(1,), (2,)] and swapped == [(2,)]  # the server followed the alias
+    last = nbm.alert_events("diabetes_live").iloc[-1]
+    assert "retraining stopped, needs a new approach" in last.payload["about"]
     versions = nbm.model_versions("diabetes_live").set_index("version")
     assert versions.loc[3, "status"] == "deprecated"
     assert versions.loc[2, "metrics.mae"] < versions.loc[1, "metrics.mae"]

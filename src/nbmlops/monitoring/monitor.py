@@ -253,7 +253,10 @@ def _evaluate_alert(
         )
     except (NbmlopsError, OSError, ValueError) as exc:
         return replace(outcome, error=f"the retrain could not start: {exc}")
-    return replace(outcome, retrain=done)
+    if done.stopped and done.status != "stopped":  # it stopped now: "needs a new approach"
+        stop = {**payload, "action": "retraining stopped", "conditions": [], "note": done.reason}
+        notified += _notify(store, alert, mv, firing_id, stop, now, headline=done.reason)
+    return replace(outcome, retrain=done, notifications=notified)
 
 
 # -- the values conditions name -------------------------------------------------------------
@@ -407,13 +410,24 @@ def _notify(
     firing_id: int,
     payload: dict[str, Any],
     now: float,
+    *,
+    headline: str | None = None,
 ) -> tuple[dict[str, Any], ...]:
-    reasons = "; ".join(c["reason"] for c in payload["conditions"])
-    log.warning("alert %s fired for %s (action %s): %s", alert.name, mv.ref, alert.action, reasons)
+    """Notify every channel of ``alert`` (a log line, the webhook) of its firing, or of what
+    ``headline`` says about it, and record each as a ``notified``/``notify_failed`` event."""
+    if headline is None:
+        reasons = "; ".join(c["reason"] for c in payload["conditions"])
+        log.warning(
+            "alert %s fired for %s (action %s): %s", alert.name, mv.ref, alert.action, reasons
+        )
+    else:
+        log.warning("alert %s for %s: %s", alert.name, mv.ref, headline)
     sent: list[dict[str, Any]] = [{"channel": "log", "status": "logged"}]
     if alert.webhook is not None:
         body = {"alert": alert.name, "model": mv.name, "version": mv.version, **payload}
         sent.append(_post(alert.webhook, {**body, "firing_id": firing_id, "at": now}))
+    if headline is not None:
+        sent = [{**note, "about": headline} for note in sent]
     for note in sent:
         kind = "notified" if "reason" not in note else "notify_failed"
         events_sql.append_event(
@@ -464,7 +478,8 @@ def summary(kind: str, payload: Mapping[str, Any]) -> str:
         return f"{payload.get('action', 'notify')}: {reasons}"
     if kind in ("notified", "notify_failed"):
         where = payload.get("url") or payload.get("channel", "")
-        return f"{where} {payload.get('reason') or payload.get('status') or ''}".strip()
+        text = f"{where} {payload.get('reason') or payload.get('status') or ''}".strip()
+        return f"{text}: {payload['about']}" if "about" in payload else text
     if kind == "retrain_started":
         parameters = ", ".join(f"{k}={v!r}" for k, v in payload.get("parameters", {}).items())
         return f"{Path(str(payload.get('notebook', ''))).name}({parameters})"
