@@ -95,6 +95,24 @@ def test_reports_filter_and_load_round_trip(store):
     assert loaded.dataset_drift == first.dataset_drift and loaded.current_id is not None
 
 
+def test_a_served_traffic_window_is_written_with_the_report_and_listed(store):
+    checked = drift.check_drift(_data(300, 1), _data(300, 2), fingerprint=True)
+    saved = drift.save_report(
+        store, checked, model_name="m", model_version=1, window_start=60.0, window_end=3660.0
+    )
+    drift.save_report(store, drift.check_drift(_data(300, 1), _data(50, 3), fingerprint=True))
+    with sqlite3.connect(store.db_path) as conn:  # one INSERT: no row without its window
+        row = conn.execute(
+            "SELECT window_start, window_end FROM drift_reports WHERE report_id = ?",
+            (saved.report_id,),
+        ).fetchone()
+    assert row == (60.0, 3660.0)
+    frame = drift.drift_reports(store).set_index("report_id")
+    assert frame.loc[saved.report_id, "window_end"] == pd.Timestamp(3660, unit="s", tz="UTC")
+    assert frame["window_start"].isna().sum() == 1
+    assert isinstance(frame["window_start"].dtype, pd.DatetimeTZDtype)
+
+
 def test_profiles_for_dataset_newest_first(store):
     reference = _data(300, 1)
     a = drift.DriftDetector(columns=["x"]).fit(reference).profile_

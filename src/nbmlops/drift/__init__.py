@@ -77,7 +77,11 @@ column does.
 Profiles: the reference is summarised once (category counts; numeric distinct values and counts,
 or above ``sketch_size`` distinct values an ECDF sketch with recorded error bounds) and stored
 keyed by the reference's fingerprint, so later checks (``check_drift(profile, current)``) never
-read the reference again; profiles of windows merge with :func:`merge_profiles`.
+read the reference again; profiles of windows merge with :func:`merge_profiles`, or add up at
+once with :func:`pool_profiles`. The current side may be a profile too
+(``check_drift(reference_profile, pool_profiles(windows))``): then a check costs what the two
+profiles' size costs, not the rows, with every statistic the rows' one when both are exact and
+within the sketches' recorded bounds otherwise.
 :func:`profile_dataset` keeps one for data a run reads (capped at 100,000 sampled rows), which is
 how a registered model's training data gets its reference without anyone asking.
 """
@@ -107,6 +111,7 @@ from nbmlops.drift._profile import (
     as_frame,
     build_profile,
     merge_profiles,
+    pool_profiles,
 )
 from nbmlops.drift._references import (
     DEFAULT_MAX_ROWS,
@@ -138,6 +143,7 @@ __all__ = [
     "DriftReport",
     "Hellinger",
     "JensenShannon",
+    "Kind",
     "LInfinity",
     "ModelVersionLike",
     "NumericSummary",
@@ -153,6 +159,7 @@ __all__ = [
     "load_report",
     "merge_profiles",
     "model_references",
+    "pool_profiles",
     "profile_dataset",
     "profiles_for_dataset",
     "resolve_reference",
@@ -164,7 +171,7 @@ __all__ = [
 
 def check_drift(
     reference: pd.DataFrame | pd.Series[Any] | Profile,
-    current: pd.DataFrame | pd.Series[Any],
+    current: pd.DataFrame | pd.Series[Any] | Profile,
     columns: Sequence[Hashable] | None = None,
     method: MethodSpec | Mapping[Hashable, MethodSpec] | None = None,
     *,
@@ -180,8 +187,9 @@ def check_drift(
 
     ``reference`` is data (a DataFrame or Series; without ``columns`` both sides must have the
     same columns) or a stored :class:`Profile` (:func:`load_profile`): then the reference data
-    is never read and the cost depends on the current rows only. ``kinds`` and ``sketch_size``
-    shape the profile built from data, so they go with data only.
+    is never read and the cost depends on the current rows only. ``current`` is data or a
+    :class:`Profile` of it (:meth:`BaseDetector.check` says what is then exact). ``kinds`` and
+    ``sketch_size`` shape the profile built from reference data, so they go with data only.
 
     ``fingerprint=True`` records the reference data's fingerprint in the profile, which the
     store keys profiles by: a report to be saved needs it. Off by default because hashing the
@@ -196,10 +204,14 @@ def check_drift(
         profile = reference
     else:
         ref = as_frame(reference, "reference")
-        cur = as_frame(current, "current")
+        cur = (
+            list(current.columns)
+            if isinstance(current, Profile)
+            else as_frame(current, "current").columns
+        )
         if columns is None:
-            only_ref = [c for c in ref.columns if c not in set(cur.columns)]
-            only_cur = [c for c in cur.columns if c not in set(ref.columns)]
+            only_ref = [c for c in ref.columns if c not in set(cur)]
+            only_cur = [c for c in cur if c not in set(ref.columns)]
             if only_ref or only_cur:
                 raise DriftInputError(
                     "Reference and current data have different columns: only in the reference "

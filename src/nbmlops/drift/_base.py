@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
+from nbmlops.drift import _stats
 from nbmlops.drift._profile import (
     DEFAULT_SKETCH_SIZE,
     ColumnProfile,
@@ -76,16 +77,24 @@ def select_method(kind: Kind, n_reference: int, n_unique: int) -> str:
 
 
 class _Current:
-    """One current column, converted and summarised lazily (each at most once per check)."""
+    """One current column: its rows, converted and summarised lazily (each at most once per
+    check), or a profile of them (``summary`` for a numeric one), read as it is."""
 
-    def __init__(self, name: Hashable, series: pd.Series[Any], reference: ColumnProfile) -> None:
+    def __init__(
+        self, name: Hashable, data: pd.Series[Any] | ColumnProfile, reference: ColumnProfile
+    ) -> None:
         self.name = name
         self.reference = reference
-        self.n_rows = len(series)
-        self._series = series
         self._numeric: FloatArray | None = None
         self._sorted: FloatArray | None = None
         self._categories: dict[Any, int] | None = None
+        self.summary: NumericSummary | None = None
+        self._profile: ColumnProfile | None = None
+        if isinstance(data, ColumnProfile):
+            self._from_profile(data)
+            return
+        series = data
+        self.n_rows = len(series)
         if reference.numeric is not None:
             raw = numeric_values(name, series, "current")
             self._numeric = finite(raw)
@@ -104,6 +113,28 @@ class _Current:
             self._categories = category_counts(name, series)
             self.n = sum(self._categories.values())
         self.n_missing = self.n_rows - self.n
+
+    def _from_profile(self, column: ColumnProfile) -> None:
+        name, reference = self.name, self.reference
+        self._profile = column
+        self.n, self.n_missing = column.n, column.n_missing
+        self.n_rows = self.n + self.n_missing
+        if reference.numeric is not None and column.numeric is None:
+            raise DriftInputError(
+                f"Column {name!r} is numeric in the reference but the current profile counts "
+                f"its values as categories; profile both with kinds={{{name!r}: "
+                f"{reference.kind!r}}} so they agree.",
+                [str(name)],
+            )
+        if column.numeric is not None and reference.numeric is None:
+            keys = reference.categories or {}
+            if keys and all(isinstance(k, str) for k in keys):
+                raise DriftInputError(
+                    f"Column {name!r} holds text in the reference but numbers in the current "
+                    "profile; profile both from data of the same type.",
+                    [str(name)],
+                )
+        self.summary = column.numeric
 
     @property
     def numeric(self) -> FloatArray:
@@ -125,8 +156,30 @@ class _Current:
     def frequencies(self) -> tuple[list[Any], IntArray]:
         if self._categories is not None:
             return list(self._categories), np.fromiter(self._categories.values(), np.int64)
+        if self._profile is not None:
+            return self._profile.frequencies()  # a sketch has none: a DriftInputError says so
         values, counts = distinct_counts(self.sorted)
         return values.tolist(), counts
+
+    def minimum(self) -> float:
+        return self.summary.minimum if self.summary is not None else float(self.numeric.min())
+
+    def maximum(self) -> float:
+        return self.summary.maximum if self.summary is not None else float(self.numeric.max())
+
+    def histogram(self, edges: FloatArray) -> FloatArray:
+        """Counts in numpy's histogram bins (the last one closed), values outside left out."""
+        if self.summary is not None:
+            return histogram_of(self.summary, edges)
+        return _stats.histogram_counts(self.numeric, edges).astype(float)
+
+    def bin_counts(self, interior: FloatArray) -> FloatArray:
+        """Counts in the bins [interior[i - 1], interior[i]), open at both ends."""
+        if self.summary is not None:
+            below = self.summary.cdf_below(interior)
+            return np.diff(np.concatenate(([0.0], below, [float(self.n)])))
+        positions = np.searchsorted(interior, self.numeric, side="right")
+        return np.bincount(positions, minlength=len(interior) + 1).astype(float)
 
     def n_unique_with_reference(self) -> int:
         """Distinct non-missing values of reference and current together (Evidently's count)."""
@@ -135,9 +188,18 @@ class _Current:
             distinct = ref.numeric.n_distinct
             if distinct is None or distinct > FEW_VALUES:
                 return distinct if distinct is not None else ref.numeric.n
+            if self.summary is not None:
+                if self.summary.counts is None:  # a sketch: more distinct values than it keeps
+                    return self.summary.n
+                return len(np.union1d(ref.numeric.values, self.summary.values))
             current = pd.unique(self.numeric)
             return len(np.union1d(ref.numeric.values, current))
-        assert self._categories is not None and ref.categories is not None
+        assert ref.categories is not None
+        if self._profile is not None and self._profile.categories is None:
+            return len(set(ref.categories) | set(self.frequencies()[0]))
+        if self._profile is not None:
+            return len(set(ref.categories) | set(self._profile.categories or {}))
+        assert self._categories is not None
         return len(set(ref.categories) | set(self._categories))
 
 
@@ -240,14 +302,35 @@ class BaseDetector:
         self.columns_ = list(self.columns) if self.columns is not None else list(profile.columns)
         return self
 
-    def check(self, current: pd.DataFrame | pd.Series[Any]) -> DriftReport:
-        """Compare the current data with the fitted reference, column by column."""
+    def check(self, current: pd.DataFrame | pd.Series[Any] | Profile) -> DriftReport:
+        """Compare the current data with the fitted reference, column by column.
+
+        ``current`` may be a :class:`Profile` of the current data (e.g. the pooled windows of
+        a stream, :func:`~nbmlops.drift.pool_profiles`): then the check costs what the two
+        profiles' size costs, not the rows. Against exact profiles every statistic is the one
+        of the rows (Wasserstein to rounding: it is summed over distinct values, not rows);
+        against a sketch, within its recorded error bounds (noted on the column). A sketched
+        current column has no per-value frequencies, so methods that need them refuse it."""
         profile: Profile | None = getattr(self, "profile_", None)
         if profile is None:
             raise NotFittedError(type(self).__name__)
-        frame = as_frame(current, "current")
-        check_columns_exist(frame, self.columns_, "current")
-        if len(frame) == 0:
+        column_of: Callable[[Hashable], pd.Series[Any] | ColumnProfile]
+        if isinstance(current, Profile):
+            missing = [c for c in self.columns_ if c not in current.columns]
+            if missing:
+                raise DriftInputError(
+                    f"Column(s) {', '.join(repr(m) for m in missing)} not found in the current "
+                    f"profile (it has {', '.join(repr(c) for c in list(current.columns)[:10])}).",
+                    [str(m) for m in missing],
+                )
+            n_rows, column_of = current.n_rows, current.columns.__getitem__
+            cells = sum(_size(current.columns[c]) for c in self.columns_)
+        else:
+            frame = as_frame(current, "current")
+            check_columns_exist(frame, self.columns_, "current")
+            n_rows, column_of = len(frame), frame.__getitem__
+            cells = len(frame) * len(self.columns_)
+        if n_rows == 0:
             raise DriftInputError(
                 "The current data has no rows; there is nothing to compare with the reference.",
                 [str(c) for c in self.columns_],
@@ -255,7 +338,7 @@ class BaseDetector:
 
         def one(name: Hashable) -> tuple[ColumnDrift, dict[str, Any], dict[str, Any] | None]:
             ref = profile.columns[name]
-            cur = _Current(name, frame[name], ref)
+            cur = _Current(name, column_of(name), ref)
             detector = self._detector_for(ref, cur)
             result = self._evaluate(ref, cur, detector)
             setting = {
@@ -266,7 +349,7 @@ class BaseDetector:
             }
             return result, setting, None if result.method == "untested" else _curve(ref, cur)
 
-        outcomes = parallel_map(one, self.columns_, len(frame) * len(self.columns_))
+        outcomes = parallel_map(one, self.columns_, cells)
         results = [result for result, _, _ in outcomes]
         curves = {r.column: curve for r, _, curve in outcomes if curve is not None}
         warnings = [f"column {r.column!r}: {r.note}" for r in results if r.method == "untested"]
@@ -371,15 +454,31 @@ def _numeric_summary(ref: ColumnProfile, method: str) -> NumericSummary:
     return ref.numeric
 
 
+def _size(column: ColumnProfile) -> int:
+    """What checking a profiled column costs, in the units parallel_map counts (cells)."""
+    if column.numeric is not None:
+        return len(column.numeric.values)
+    return len(column.categories or ())
+
+
+def histogram_of(s: NumericSummary, edges: FloatArray) -> FloatArray:
+    """numpy's histogram of the values a summary counted (bins [e_i, e_i+1), the last one
+    closed): exact for exact summaries."""
+    below = s.cdf_below(edges)
+    below[-1] = s.cdf_at_or_below(edges[-1:])[0]  # numpy's last bin is closed
+    return np.asarray(np.diff(below), dtype=np.float64)
+
+
 def _curve(ref: ColumnProfile, cur: _Current) -> dict[str, Any]:
     """Small summaries for plotting: 101 quantiles of numeric columns, top 20 frequencies."""
     if ref.kind == "numeric" and ref.numeric is not None:
         probs = CURVE_PROBS
-        current = (
-            _sorted_quantiles(cur._sorted, probs)
-            if cur._sorted is not None
-            else np.quantile(cur.numeric, probs)
-        )
+        if cur.summary is not None:
+            current = cur.summary.quantiles(probs)
+        elif cur._sorted is not None:
+            current = _sorted_quantiles(cur._sorted, probs)
+        else:
+            current = np.quantile(cur.numeric, probs)
         return {
             "type": "ecdf",
             "probs": probs,

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from nbmlops.drift import _stats
-from nbmlops.drift._base import BaseDetector, Outcome, _aligned, _Current, _numeric_summary
+from nbmlops.drift._base import (
+    BaseDetector,
+    Outcome,
+    _aligned,
+    _Current,
+    _numeric_summary,
+    histogram_of,
+)
 from nbmlops.drift._profile import DEFAULT_SKETCH_SIZE, ColumnProfile, FloatArray
 from nbmlops.errors import DriftInputError
 
@@ -54,10 +61,19 @@ class Wasserstein(BaseDetector):
 
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         s = _numeric_summary(ref, "wasserstein")
-        current = cur.sorted
         std = s.std(self.ddof)
         norm = max(std if math.isfinite(std) else 0.0, self.min_std)
         note = ""
+        c = cur.summary
+        if c is not None:  # a profile of the current data: the integral of |F - G| over x
+            grid = np.union1d(s.values, c.values)
+            w1 = _stats.w1_limits(grid, *s.limits(grid), s.n, *c.limits(grid), c.n)
+            if s.counts is None or c.counts is None:
+                error = (s.w1_error + c.w1_error) / norm
+                note = f"approximate: within {error:.2g} of the exact value (sketch)"
+            value = w1 / norm
+            return value, None, value, note
+        current = cur.sorted
         if s.counts is not None:
             steps = np.arange(1, len(current) + 1, dtype=np.float64) / len(current)
             w1 = _stats.w1_step_step(s.values, np.cumsum(s.counts) / s.n, current, steps)
@@ -110,23 +126,18 @@ class _Binned(BaseDetector):
         s = ref.numeric
         if s is not None and ref.kind == "numeric" and _binned_as_numeric(s, bins):
             if bins == "evidently":
-                x = cur.numeric
-                lo = min(s.minimum, float(x.min()))
-                hi = max(s.maximum, float(x.max()))
-                edges = _stats.sturges_edges(lo, hi, s.n + len(x))
-                return _ref_histogram(s, edges), _stats.histogram_counts(x, edges).astype(float)
+                lo = min(s.minimum, cur.minimum())
+                hi = max(s.maximum, cur.maximum())
+                edges = _stats.sturges_edges(lo, hi, s.n + cur.n)
+                return histogram_of(s, edges), cur.histogram(edges)
             if bins == "doane":
                 edges = _stats.doane_edges(s.minimum, s.maximum, s.n, s.std(0), s.skewness())
-                r = _ref_histogram(s, edges)
-                c = _stats.histogram_counts(cur.numeric, edges).astype(float)
-                return _with_leftover(r, c, len(cur.numeric))
+                return _with_leftover(histogram_of(s, edges), cur.histogram(edges), cur.n)
             assert isinstance(bins, int)
             interior = s.quantiles(np.arange(1, bins) / bins)
             below = s.cdf_below(interior)
             r = np.diff(np.concatenate(([0.0], below, [float(s.n)])))
-            c = np.bincount(
-                np.searchsorted(interior, cur.numeric, side="right"), minlength=bins
-            ).astype(float)
+            c = cur.bin_counts(interior)
             keep = (r > 0) | (c > 0)
             return r[keep], c[keep]
         ref_keys, ref_counts = ref.frequencies()
@@ -157,12 +168,6 @@ def _binned_as_numeric(s: Any, bins: Bins) -> bool:
     if bins == "doane":
         return distinct is None or distinct > 50 or distinct / max(s.n, 1) > 0.1
     return True
-
-
-def _ref_histogram(s: Any, edges: FloatArray) -> FloatArray:
-    below = s.cdf_below(edges)
-    below[-1] = s.cdf_at_or_below(edges[-1:])[0]  # numpy's last bin is closed
-    return np.asarray(np.diff(below), dtype=np.float64)
 
 
 def _with_leftover(r: FloatArray, c: FloatArray, m: int) -> tuple[FloatArray, FloatArray]:
@@ -201,7 +206,7 @@ class JensenShannon(_Binned):
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         r, c = self._frequencies(ref, cur)
         value = _stats.jensenshannon(r / r.sum(), c / c.sum(), self.base, self.squared)
-        return value, None, value, _sketch_note(ref)
+        return value, None, value, _sketch_note(ref, cur)
 
 
 class PSI(_Binned):
@@ -246,7 +251,7 @@ class PSI(_Binned):
             eps = float(self.epsilon)
             p, q = np.where(p == 0, eps, p), np.where(q == 0, eps, q)
         value = _stats.psi(p, q)
-        return value, None, value, _sketch_note(ref)
+        return value, None, value, _sketch_note(ref, cur)
 
 
 class Hellinger(_Binned):
@@ -261,7 +266,7 @@ class Hellinger(_Binned):
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         r, c = self._frequencies(ref, cur)
         value = _stats.hellinger(r / r.sum(), c / c.sum())
-        return value, None, value, _sketch_note(ref)
+        return value, None, value, _sketch_note(ref, cur)
 
 
 class LInfinity(_Binned):
@@ -274,10 +279,16 @@ class LInfinity(_Binned):
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         r, c = self._frequencies(ref, cur)
         value = float(np.max(np.abs(r / r.sum() - c / c.sum())))
-        return value, None, value, _sketch_note(ref)
+        return value, None, value, _sketch_note(ref, cur)
 
 
-def _sketch_note(ref: ColumnProfile) -> str:
-    if ref.numeric is not None and ref.numeric.counts is None and ref.kind == "numeric":
+def _sketch_note(ref: ColumnProfile, cur: _Current) -> str:
+    if ref.numeric is None or ref.kind != "numeric":
+        return ""
+    c = cur.summary
+    if c is not None and c.counts is None:  # a sketched current: its CDF at the edges too
+        error = c.ks_error + (ref.numeric.ks_error if ref.numeric.counts is None else 0.0)
+        return f"approximate: CDFs at the bin edges within {error:.2g} (sketch)"
+    if ref.numeric.counts is None:
         return f"approximate: reference bin shares within {ref.numeric.ks_error:.2g} (sketch)"
     return ""

@@ -90,9 +90,13 @@ def save_report(
     run_id: str | None = None,
     model_name: str | None = None,
     model_version: int | None = None,
+    window_start: float | None = None,
+    window_end: float | None = None,
 ) -> DriftReport:
     """Store a report, linked to a run and/or a registered model version; returns the report
     with its ``report_id`` (and ``current_id`` when ``current`` is given) filled in.
+    ``window_start`` / ``window_end`` (epoch seconds) record the span of served traffic a
+    check of it covered, in the same row (``nbmlops.monitor_drift`` passes them).
 
     The profile checked against is stored with it: ``profile``, else the one the report
     carries; it must have the reference's fingerprint (checks that will be saved are made with
@@ -130,6 +134,8 @@ def save_report(
         columns=[c.to_dict() for c in report.columns],
         created_at=report.created_at,
         settings=_settings_json(report),
+        window_start=window_start,
+        window_end=window_end,
         curves=_curves_json(report),
     )
     sql.save_report(store, row, _profile_row(profile) if profile is not None else None)
@@ -241,7 +247,9 @@ def drift_reports(
     model_version: int | None = None,
     limit: int | None = None,
 ) -> pd.DataFrame:
-    """Stored reports, newest first: one row per report with its verdict and links."""
+    """Stored reports, newest first: one row per report with its verdict and links, and for a
+    check of served traffic the window it covered (``window_start`` / ``window_end``, UTC;
+    NaT for the others)."""
     rows = sql.reports(
         store,
         profile_id=profile_id,
@@ -268,6 +276,8 @@ def drift_reports(
                 "run_id": r.run_id,
                 "model_name": r.model_name,
                 "model_version": r.model_version,
+                "window_start": _utc(r.window_start),
+                "window_end": _utc(r.window_end),
             }
         )
     columns = [
@@ -283,5 +293,14 @@ def drift_reports(
         "run_id",
         "model_name",
         "model_version",
+        "window_start",
+        "window_end",
     ]
-    return pd.DataFrame(out, columns=columns)
+    frame = pd.DataFrame(out, columns=columns)
+    for column in ("window_start", "window_end"):  # NaT, not object, when no row has one
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def _utc(seconds: float | None) -> pd.Timestamp | None:
+    return None if seconds is None else pd.Timestamp(seconds, unit="s", tz="UTC")

@@ -114,6 +114,18 @@ class NumericSummary:
             return cum[np.searchsorted(self.values, x, side="right")].astype(np.float64)
         return self.cdf_below(x)
 
+    def limits(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Counts of values strictly below, and at or below, each x: the CDF's left limit and
+        its value. Exact for exact summaries; for a sketch, a knot repeated (a value holding
+        more than the space between two ranks) is a jump whose foot is the left limit (where
+        :meth:`cdf_below` reads its top, as the checks of data always have)."""
+        if self.counts is not None:
+            return self.cdf_below(x), self.cdf_at_or_below(x)
+        assert self.fractions is not None
+        at = np.interp(x, self.values, self.fractions, left=0.0, right=1.0)
+        below = np.interp(-x, -self.values[::-1], self.fractions[::-1], left=1.0, right=0.0)
+        return below * self.n, at * self.n
+
     def quantiles(self, q: FloatArray) -> FloatArray:
         """numpy's default ('linear') quantiles; exact for exact summaries."""
         if self.counts is None:
@@ -559,7 +571,8 @@ def merge_profiles(first: Profile, *others: Profile) -> Profile:
     return merged
 
 
-def _merge_two(a: Profile, b: Profile) -> Profile:
+def _check_mergeable(a: Profile, b: Profile) -> None:
+    """The same columns in the same order, each of the same kind and form on both sides."""
     if list(a.columns) != list(b.columns):
         only_a = [str(c) for c in a.columns if c not in b.columns]
         only_b = [str(c) for c in b.columns if c not in a.columns]
@@ -568,8 +581,6 @@ def _merge_two(a: Profile, b: Profile) -> Profile:
             f"only in the first: {only_a}, only in the second: {only_b}.",
             only_a + only_b,
         )
-    size = max(a.sketch_size, b.sketch_size)
-    columns: dict[Hashable, ColumnProfile] = {}
     for name, ca in a.columns.items():
         cb = b.columns[name]
         if ca.kind != cb.kind or (ca.numeric is None) != (cb.numeric is None):
@@ -578,27 +589,66 @@ def _merge_two(a: Profile, b: Profile) -> Profile:
                 "pass kinds= when profiling so they agree.",
                 [str(name)],
             )
+
+
+def _merge_two(a: Profile, b: Profile) -> Profile:
+    _check_mergeable(a, b)
+    size = max(a.sketch_size, b.sketch_size)
+    columns: dict[Hashable, ColumnProfile] = {}
+    for name, ca in a.columns.items():
+        cb = b.columns[name]
         if ca.numeric is not None and cb.numeric is not None:
             numeric = _merge_numeric(ca.numeric, cb.numeric, size)
             columns[name] = ColumnProfile(
                 name, ca.kind, ca.dtype, ca.n_missing + cb.n_missing, numeric=numeric
             )
         else:
-            assert ca.categories is not None and cb.categories is not None
-            cats = dict(ca.categories)
-            for key, count in cb.categories.items():
-                cats[key] = cats.get(key, 0) + count
-            columns[name] = ColumnProfile(
-                name, ca.kind, ca.dtype, ca.n_missing + cb.n_missing, categories=cats
-            )
-    dataset_id = None
-    if a.dataset_id is not None and b.dataset_id is not None:
-        ids = sorted([a.dataset_id, b.dataset_id])
-        dataset_id = hashlib.sha256(("merge:" + ":".join(ids)).encode()).hexdigest()[:32]
-    source_rows = None
-    if a.source_rows is not None or b.source_rows is not None:
-        source_rows = (a.source_rows or a.n_rows) + (b.source_rows or b.n_rows)
-    return Profile(columns, a.n_rows + b.n_rows, dataset_id, size, source_rows)
+            columns[name] = _summed_categories([ca, cb])
+    return Profile(columns, a.n_rows + b.n_rows, _merged_id([a, b]), size, _source_rows([a, b]))
+
+
+def _summed_categories(parts: Sequence[ColumnProfile]) -> ColumnProfile:
+    cats: dict[CategoryKey, int] = {}
+    for part in parts:
+        assert part.categories is not None
+        for key, count in part.categories.items():
+            cats[key] = cats.get(key, 0) + count
+    first = parts[0]
+    missing = sum(p.n_missing for p in parts)
+    return ColumnProfile(first.name, first.kind, first.dtype, missing, categories=cats)
+
+
+def _merged_id(profiles: Sequence[Profile]) -> str | None:
+    ids = [p.dataset_id for p in profiles]
+    if any(i is None for i in ids):
+        return None
+    text = "merge:" + ":".join(sorted(str(i) for i in ids))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _source_rows(profiles: Sequence[Profile]) -> int | None:
+    if all(p.source_rows is None for p in profiles):
+        return None
+    return sum(p.source_rows or p.n_rows for p in profiles)
+
+
+def _moments(
+    a: tuple[int, float, float, float], b: tuple[int, float, float, float]
+) -> tuple[int, float, float, float]:
+    """(n, mean, M2, M3) of two parts together (Chan et al.'s pairwise update)."""
+    na, mean_a, m2a, m3a = a
+    nb, mean_b, m2b, m3b = b
+    n = na + nb
+    delta = mean_b - mean_a
+    mean = mean_a + delta * nb / n
+    m2 = m2a + m2b + delta * delta * na * nb / n
+    m3 = (
+        m3a
+        + m3b
+        + delta**3 * na * nb * (na - nb) / (n * n)
+        + 3.0 * delta * (na * m2b - nb * m2a) / n
+    )
+    return n, mean, m2, m3
 
 
 def _merge_numeric(a: NumericSummary, b: NumericSummary, size: int) -> NumericSummary:
@@ -606,16 +656,7 @@ def _merge_numeric(a: NumericSummary, b: NumericSummary, size: int) -> NumericSu
         return b
     if b.n == 0:
         return a
-    n = a.n + b.n
-    delta = b.mean - a.mean
-    mean = a.mean + delta * b.n / n
-    m2 = a.m2 + b.m2 + delta * delta * a.n * b.n / n
-    m3 = (
-        a.m3
-        + b.m3
-        + delta**3 * a.n * b.n * (a.n - b.n) / (n * n)
-        + 3.0 * delta * (a.n * b.m2 - b.n * a.m2) / n
-    )
+    n, mean, m2, m3 = _moments((a.n, a.mean, a.m2, a.m3), (b.n, b.mean, b.m2, b.m3))
     if a.counts is not None and b.counts is not None:
         values = np.concatenate((a.values, b.values))
         counts = np.concatenate((a.counts, b.counts))
@@ -646,6 +687,131 @@ def _cdf_knots(s: NumericSummary) -> tuple[FloatArray, FloatArray]:
         assert s.fractions is not None
         return s.values, s.fractions
     return s.values, np.cumsum(s.counts) / s.n
+
+
+def pool_profiles(profiles: Sequence[Profile]) -> Profile:
+    """One profile of several profiles of the same columns (the windows of a stream), added up
+    at once rather than merged pair by pair: nothing is lost but rounding and one re-sketch.
+
+    Counts, moments and category frequencies add. Exact numeric summaries add into one exact
+    summary however many distinct values they hold together (:func:`merge_profiles` re-sketches
+    past the sketch size). With a sketch among them, the pooled CDF is the exact mixture of
+    theirs (the count-weighted sum: linear pieces from the sketches, steps from the exact
+    summaries), sketched once with a knot per breakpoint of the mixture. Its ``ks_error`` and
+    ``w1_error`` are the count-weighted means of the parts' plus that re-sketch's (at most
+    1 / knots, and the area of the boxes between knots), so unlike pairwise merging the bound
+    does not grow with the number of windows.
+
+    ``check_drift(reference, pool_profiles(windows))`` then costs what the profiles' size
+    costs, not the rows they counted.
+    """
+    if not profiles:
+        raise DriftInputError("pool_profiles needs at least one profile.")
+    first = profiles[0]
+    if len(profiles) == 1:
+        return first
+    for other in profiles[1:]:
+        _check_mergeable(first, other)
+
+    def pool(name: Hashable) -> ColumnProfile:
+        parts = [p.columns[name] for p in profiles]
+        if parts[0].numeric is None:
+            return _summed_categories(parts)
+        numeric = _pool_numeric([c.numeric for c in parts if c.numeric is not None])
+        missing = sum(c.n_missing for c in parts)
+        return ColumnProfile(name, parts[0].kind, parts[0].dtype, missing, numeric=numeric)
+
+    knots = sum(len(c.numeric.values) for p in profiles for c in p.columns.values() if c.numeric)
+    columns = {c.name: c for c in parallel_map(pool, list(first.columns), knots)}
+    n_rows = sum(p.n_rows for p in profiles)
+    size = max(p.sketch_size for p in profiles)
+    return Profile(columns, n_rows, _merged_id(profiles), size, _source_rows(profiles))
+
+
+# A CDF as counts: its breakpoints x (sorted, distinct), the count below each (left limit) and
+# at or below it; linear from one breakpoint's "at" to the next one's "below".
+_Steps = tuple[FloatArray, FloatArray, FloatArray]
+
+
+def _pool_numeric(parts: Sequence[NumericSummary]) -> NumericSummary:
+    live = [s for s in parts if s.n]
+    if len(live) <= 1:
+        return live[0] if live else parts[0]
+    moments = (live[0].n, live[0].mean, live[0].m2, live[0].m3)
+    for s in live[1:]:
+        moments = _moments(moments, (s.n, s.mean, s.m2, s.m3))
+    n, mean, m2, m3 = moments
+    if all(s.counts is not None for s in live):
+        values = np.concatenate([s.values for s in live])
+        counts = np.concatenate([s.counts for s in live if s.counts is not None])
+        order = np.argsort(values, kind="stable")
+        values, counts = values[order], counts[order]
+        starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+        summed = np.add.reduceat(counts, starts).astype(np.int64)
+        return NumericSummary(n, values[starts], summed, None, mean, m2, m3)
+    x, below, at, steep = _mixture([_steps(s) for s in live])
+    size = max(min(len(x), n), 2)
+    targets = sketch_fractions(n, size)
+    ladder = np.empty(2 * len(x))
+    ladder[0::2], ladder[1::2] = below, at
+    knots = np.interp(targets * n, ladder, np.repeat(x, 2))
+    knots[0], knots[-1] = x[0], x[-1]
+    # The parts' bounds (weighted), the re-sketch (boxes between knots), the steep pieces.
+    ks_error = sum(s.n * s.ks_error for s in live) / n + float(np.max(np.diff(targets)))
+    ks_error += steep[0] / n
+    w1_error = sum(s.n * s.w1_error for s in live) / n + steep[1] / n
+    w1_error += float(np.dot(np.diff(knots), np.diff(targets)))
+    return NumericSummary(n, knots, None, targets, mean, m2, m3, ks_error, w1_error)
+
+
+def _steps(s: NumericSummary) -> _Steps:
+    if s.counts is not None:
+        at = np.cumsum(s.counts).astype(np.float64)
+        return s.values, at - s.counts, at
+    assert s.fractions is not None
+    counts = s.fractions * s.n
+    starts = np.flatnonzero(np.concatenate(([True], s.values[1:] != s.values[:-1])))
+    ends = np.append(starts[1:] - 1, len(s.values) - 1)
+    return s.values[starts], counts[starts], counts[ends]
+
+
+# A linear piece narrower than this share of the range is added as a jump at its end: summing
+# slopes (counts per unit of x) loses about eps * slope * range, which a steep piece would make
+# matter; the move is bounded by the piece's count (KS) and count x width (W1), and recorded.
+_STEEP_WIDTH = 1e-9
+
+
+def _mixture(
+    parts: Sequence[_Steps],
+) -> tuple[FloatArray, FloatArray, FloatArray, tuple[float, float]]:
+    """The sum of several CDFs (as counts, see ``_Steps``) at every breakpoint of any: jumps
+    add at their points; each linear piece adds its slope from its start to its end; one sort
+    and running sums, however many parts. Also (largest count, sum of count x width) of the
+    steep pieces added as jumps."""
+    xs = np.concatenate([x for x, _, _ in parts])
+    grid, where = np.unique(xs, return_inverse=True)
+    ends = np.cumsum([len(x) for x, _, _ in parts])
+    first = np.zeros(len(xs), dtype=bool)
+    first[np.concatenate(([0], ends[:-1]))] = True
+    last = np.zeros(len(xs), dtype=bool)
+    last[ends - 1] = True
+    below = np.concatenate([b for _, b, _ in parts])
+    at = np.concatenate([a for _, _, a in parts])
+    jumps = np.bincount(where, weights=at - below, minlength=len(grid)).astype(np.float64)
+    # Piece k of a part runs from its breakpoint k (not a last one) to k + 1 (not a first).
+    mass = below[~first] - at[~last]
+    width = xs[~first] - xs[~last]
+    steep = width <= _STEEP_WIDTH * max(float(grid[-1] - grid[0]), 1e-300)
+    moved = (float(mass[steep].max(initial=0.0)), float(np.dot(mass[steep], width[steep])))
+    jumps += np.bincount(where[~first][steep], weights=mass[steep], minlength=len(grid))
+    gentle = ~steep
+    slope = mass[gentle] / width[gentle]
+    change = np.bincount(where[~last][gentle], weights=slope, minlength=len(grid))
+    change -= np.bincount(where[~first][gentle], weights=slope, minlength=len(grid))
+    rising = np.cumsum(change)[:-1] * np.diff(grid)  # counts added between breakpoints
+    total_at: FloatArray = np.cumsum(jumps)
+    total_at[1:] += np.cumsum(rising)
+    return np.asarray(grid, dtype=np.float64), total_at - jumps, total_at, moved
 
 
 # --- JSON -----------------------------------------------------------------------------------

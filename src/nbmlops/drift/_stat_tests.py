@@ -18,7 +18,7 @@ import numpy as np
 
 from nbmlops.drift import _stats
 from nbmlops.drift._base import BaseDetector, Outcome, _aligned, _Current, _numeric_summary
-from nbmlops.drift._profile import DEFAULT_SKETCH_SIZE, ColumnProfile
+from nbmlops.drift._profile import DEFAULT_SKETCH_SIZE, ColumnProfile, NumericSummary
 from nbmlops.errors import DriftInputError
 
 # scipy.stats.ks_2samp uses the exact distribution up to this sample size (method='auto').
@@ -64,6 +64,8 @@ class KS(BaseDetector):
 
     def _statistic(self, ref: ColumnProfile, cur: _Current) -> Outcome:
         s = _numeric_summary(ref, "ks")
+        if cur.summary is not None:
+            return self._against_summary(s, cur.summary)
         current = cur.sorted
         n, m = s.n, len(current)
         small = max(n, m) <= KS_EXACT_MAX_N
@@ -82,6 +84,31 @@ class KS(BaseDetector):
             note = f"approximate: |D - exact D| <= {s.ks_error:.2g} (reference sketch)"
             if self.method == "exact":
                 note += "; asymptotic p-value (the exact one needs the reference rows)"
+        return d, _stats.ks_asymp_pvalue(d, n, m), d, note
+
+    def _against_summary(self, s: NumericSummary, c: NumericSummary) -> Outcome:
+        """A profile of the current data: scipy on both samples when both are exact and the
+        exact distribution is asked for (then the samples are small, or wanted); else D from
+        the two CDFs (see ``_stats.ks_limits``) and the asymptotic p-value."""
+        n, m = s.n, c.n
+        exact = s.counts is not None and c.counts is not None
+        small = max(n, m) <= KS_EXACT_MAX_N
+        if exact and (self.method == "exact" or (self.method == "auto" and small)):
+            from scipy.stats import ks_2samp
+
+            result = ks_2samp(s.sample(), c.sample(), method=self.method)
+            d = float(result.statistic)
+            return d, float(result.pvalue), d, ""
+        # Between breakpoints of the step CDF(s) the other one is monotone, so the supremum is
+        # reached at the exact side's values; two sketches: at the knots of either.
+        at = s.values if s.counts is not None else c.values if c.counts is not None else None
+        grid = np.union1d(s.values, c.values) if at is None else at
+        d = _stats.ks_limits(*s.limits(grid), s.n, *c.limits(grid), c.n)
+        note = ""
+        if not exact:
+            note = f"approximate: |D - exact D| <= {s.ks_error + c.ks_error:.2g} (sketch)"
+            if self.method == "exact":
+                note += "; asymptotic p-value (the exact one needs the rows)"
         return d, _stats.ks_asymp_pvalue(d, n, m), d, note
 
 

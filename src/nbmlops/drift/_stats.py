@@ -90,6 +90,24 @@ def _abs_linear_integral(h0: FloatArray, h1: FloatArray, width: FloatArray | flo
     return float(np.dot(per_width, width))
 
 
+def w1_limits(
+    grid: FloatArray,
+    f_below: FloatArray,
+    f_at: FloatArray,
+    n: int,
+    g_below: FloatArray,
+    g_at: FloatArray,
+    m: int,
+) -> float:
+    """W1 as the integral over x of |F - G| for two CDFs (counts of n and m values) that are
+    linear between consecutive points of ``grid`` (every breakpoint of either): F - G runs
+    linearly from its value at one point to its left limit at the next, so each piece's
+    integral of |F - G| is exact."""
+    h0 = f_at[:-1] / n - g_at[:-1] / m
+    h1 = f_below[1:] / n - g_below[1:] / m
+    return _abs_linear_integral(h0, h1, np.diff(grid))
+
+
 def _w1_linear_merged(
     knots: FloatArray, fractions: FloatArray, current_sorted: FloatArray
 ) -> float:
@@ -124,6 +142,17 @@ def ks_linear(knots: FloatArray, fractions: FloatArray, current_sorted: FloatArr
     f = np.interp(current_sorted, knots, fractions, left=0.0, right=1.0)
     steps = np.arange(m, dtype=np.float64) / m
     return float(max(np.max(steps + 1.0 / m - f), np.max(f - steps), 0.0))
+
+
+def ks_limits(
+    f_below: FloatArray, f_at: FloatArray, n: int, g_below: FloatArray, g_at: FloatArray, m: int
+) -> float:
+    """sup |F - G| from two CDFs (as counts of n and m values) at the points where it is
+    reached: their left limits and their values there. Given at a step CDF's values, as the
+    counts of two exact summaries, this is :func:`ks_step` number for number."""
+    return float(
+        max(np.max(np.abs(f_at / n - g_at / m)), np.max(np.abs(f_below / n - g_below / m)))
+    )
 
 
 def ks_asymp_pvalue(d: float, n1: int, n2: int) -> float:

@@ -2,19 +2,16 @@
 profile, from the window profiles the servers wrote (:mod:`nbmlops.monitoring.traffic`).
 
 Profiles, not re-reads: a check reads the ``traffic_profiles`` rows of its window (a minute's
-rows each) and compares what they summarise with the version's training profile
-(``ModelVersion.reference_profile_id``), with the existing detectors and Evidently's default
-choice of method per column. It never decodes a logged request.
-
-The detectors take current *data*, so each window profile is turned back into its rows: an
-exact summary (at most the sketch size of distinct values) into exactly the rows it counted, a
-sketch into as many rows, at evenly spaced ranks of its piecewise-linear CDF; category counts
-add up exactly. So every statistic is the one of the served rows within the largest window
-sketch's recorded error bound (``ks_error``, ``w1_error``), and p-values use the real number of
-rows. Rebuilding rows window by window is both cheaper and closer than merging the sketches
-first (:func:`nbmlops.drift.merge_profiles`, whose error bound grows with every merge): 1M rows
-of 25 columns in 60 windows rebuild in about 0.1 s. :func:`served_profile` gives the merged
-profile, for a caller that wants one.
+rows each), adds them up into one profile of the served inputs
+(:func:`nbmlops.drift.pool_profiles`) and checks that profile against the version's training
+profile (``ModelVersion.reference_profile_id``), with the existing detectors and Evidently's
+default choice of method per column. It never decodes a logged request, and never rebuilds a
+row: its cost depends on the profiles' size (60 minute windows of 1,000 knots a column), not
+on the rows they counted. Statistics are the served rows' ones exactly where the windows
+summarise their values exactly, and within the pooled sketch's recorded error bounds
+(``ks_error``, ``w1_error``: the windows' count-weighted bound plus one re-sketch of their
+exact mixture, which does not grow with the number of windows) otherwise; p-values use the
+real number of rows.
 
 A window [start, end) takes the profiles of windows that lie inside it; the window a server has
 open is written when it closes (a minute, by default), so a check of "the last hour" sees up to
@@ -30,15 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from nbmlops import drift
-from nbmlops.drift import ColumnProfile, DriftReport, Profile, merge_profiles
+from nbmlops.drift import DriftReport, Profile, pool_profiles
 from nbmlops.errors import DriftInputError
 from nbmlops.registry.model_version import resolve
 from nbmlops.store import Store
-from nbmlops.store import drift as drift_sql
 from nbmlops.store import traffic as traffic_sql
 
 # The 4xx a request gets when its columns do not fit the version's signature
@@ -156,15 +151,10 @@ def served_profile(
     store: Store, name: str, version: int, start: float, end: float
 ) -> Profile | None:
     """One profile of the inputs ``name/version`` scored in [``start``, ``end``): its window
-    profiles merged; None when there are none. Profiles with other columns than the newest one
+    profiles pooled; None when there are none. Profiles with other columns than the newest one
     (written before the version's training profile was saved) are left out."""
     same = window_profiles(store, name, version, start, end)
-    if not same:
-        return None
-    # Pairwise in a balanced tree: a sketch's error bound grows with the depth, log2(windows).
-    while len(same) > 1:
-        same = [merge_profiles(*same[i : i + 2]) for i in range(0, len(same), 2)]
-    return same[0]
+    return pool_profiles(same) if same else None
 
 
 def window_profiles(
@@ -242,10 +232,14 @@ def _check_version(
         return VersionDrift(version, n_rows, None, None, str(exc), n_windows)
     report_id = None
     if save:
-        with store.atomic():
-            report = drift.save_report(store, report, model_name=name, model_version=version)
-            assert report.report_id is not None
-            drift_sql.set_report_window(store, report.report_id, start, end)
+        report = drift.save_report(
+            store,
+            report,
+            model_name=name,
+            model_version=version,
+            window_start=start,
+            window_end=end,
+        )
         report_id = report.report_id
     return VersionDrift(version, n_rows, report, report_id, None, n_windows)
 
@@ -254,7 +248,7 @@ def check_profiles(
     reference: Profile, windows: Sequence[Profile], *, drift_share: float = 0.5
 ) -> DriftReport:
     """Check the rows the ``windows`` (profiles of the same columns) summarise against
-    ``reference``, on the columns they share."""
+    ``reference``, on the columns they share: their pooled profile against it."""
     first = windows[0]
     columns = [c for c in reference.columns if c in first.columns]
     if not columns:
@@ -263,55 +257,8 @@ def check_profiles(
             f"{list(reference.columns)[:10]}, the traffic {list(first.columns)[:10]}).",
             [str(c) for c in first.columns],
         )
-    frame = pd.DataFrame(
-        {c: _column_rows([w.columns[c] for w in windows]) for c in columns}, copy=False
-    )
-    return drift.check_drift(reference, frame, columns, drift_share=drift_share)
-
-
-def _column_rows(windows: list[ColumnProfile]) -> Any:
-    """One column's rows over several windows: numbers window by window, categories from
-    their summed counts (one categorical array, not a million strings)."""
-    if windows[0].numeric is not None:
-        return np.concatenate([rows_of(w) for w in windows])
-    counts: dict[Any, int] = {}
-    for w in windows:
-        assert w.categories is not None
-        for key, count in w.categories.items():
-            counts[key] = counts.get(key, 0) + count
-    missing = sum(w.n_missing for w in windows)
-    first = windows[0]
-    return rows_of(ColumnProfile(first.name, first.kind, first.dtype, missing, categories=counts))
-
-
-def rows_of(column: ColumnProfile) -> Any:
-    """The values a column profile counted, missing ones last (a sketch: as many values at
-    evenly spaced ranks of its CDF)."""
-    if column.numeric is not None:
-        s = column.numeric
-        if s.counts is not None:
-            values = np.repeat(s.values, s.counts)
-        else:
-            assert s.fractions is not None
-            ranks = np.arange(s.n, dtype=np.float64)
-            ranks += 0.5
-            ranks /= s.n
-            values = np.interp(ranks, s.fractions, s.values)
-        if column.n_missing:
-            values = np.concatenate((values, np.full(column.n_missing, np.nan)))
-        return values
-    assert column.categories is not None
-    keys = list(column.categories)
-    counts = np.fromiter(column.categories.values(), np.int64, len(keys))
-    codes = np.repeat(np.arange(len(keys)), counts)
-    if column.n_missing:
-        codes = np.concatenate((codes, np.full(column.n_missing, -1)))
-    if len(set(map(type, keys))) <= 1:
-        return pd.Categorical.from_codes(codes, categories=pd.Index(keys))
-    labels = np.empty(len(keys) + 1, dtype=object)
-    labels[:-1] = keys
-    labels[-1] = None
-    return labels[codes]
+    current = pool_profiles(windows)
+    return drift.check_drift(reference, current, columns, drift_share=drift_share)
 
 
 def feature_skew(
@@ -363,7 +310,6 @@ __all__ = [
     "check_profiles",
     "feature_skew",
     "monitor_drift",
-    "rows_of",
     "served_profile",
     "signature_skew",
     "window_profiles",

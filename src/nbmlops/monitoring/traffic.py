@@ -26,11 +26,10 @@ import logging
 import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pandas as pd
 
-from nbmlops.drift import Profile, build_profile, load_profile, merge_profiles
+from nbmlops.drift import Kind, Profile, build_profile, load_profile, merge_profiles
 from nbmlops.errors import NbmlopsError
 from nbmlops.registry.model_version import resolve
 from nbmlops.store import Store
@@ -55,7 +54,7 @@ class Layout:
 
     labels: tuple[Hashable, ...]
     names: tuple[str, ...]
-    kinds: Mapping[Hashable, Literal["numeric", "categorical"]]  # nbmlops.drift's Kind
+    kinds: Mapping[Hashable, Kind]
 
 
 def layout_of(store: Store, name: str, version: int) -> Layout | None:
@@ -76,7 +75,7 @@ def layout_of(store: Store, name: str, version: int) -> Layout | None:
         return None
     dtypes = [c.get("dtype") or "" for c in mv.signature["columns"]]  # type: ignore[index]
     numeric = ("int", "uint", "float", "Int", "UInt", "Float")
-    kinds: dict[Hashable, Literal["numeric", "categorical"]] = {
+    kinds: dict[Hashable, Kind] = {
         c: "numeric" if d.startswith(numeric) else "categorical"
         for c, d in zip(signed, dtypes, strict=True)
     }

@@ -164,17 +164,6 @@ def save_report(store: Store, report: ReportRow, profile: ProfileRow | None = No
         return cur.rowcount == 1
 
 
-def set_report_window(store: Store, report_id: str, start: float, end: float) -> None:
-    """Record the window of served traffic a report checked. Called inside the ``atomic()``
-    block that saved the report (``nbmlops.drift.save_report`` has no window argument), so
-    the row is never seen without it."""
-    with store.atomic() as conn:
-        conn.execute(
-            "UPDATE drift_reports SET window_start = ?, window_end = ? WHERE report_id = ?",
-            (start, end, report_id),
-        )
-
-
 def _report_row(row: Row) -> ReportRow:
     def parsed(key: str) -> Any:
         text = row.get(key)
@@ -275,5 +264,4 @@ __all__: Sequence[str] = [
     "reports",
     "save_profile",
     "save_report",
-    "set_report_window",
 ]
