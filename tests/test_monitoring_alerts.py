@@ -29,7 +29,7 @@ from sklearn.linear_model import LinearRegression
 import nbmlops as nbm
 from nbmlops.api._alerts import alert_events, check_alerts, monitor
 from nbmlops.cli import main
-from nbmlops.errors import RulesFileError
+from nbmlops.errors import RegistryError, RulesFileError
 from nbmlops.monitoring.alerts import load_alerts
 from nbmlops.monitoring.monitor import evaluate
 from nbmlops.store import Store, close_stores, open_store
@@ -364,3 +364,12 @@ def test_the_alerts_file_reads_as_its_alerts(home: Path):
     assert repr(load_alerts(path)).splitlines()[1:] == [
         "  [alerts.m] m/1: notify when labels.count >= 5 and errors.rate > 0.1"
     ]
+
+
+def test_no_rules_file_says_what_to_write_in_one(home: Path):
+    with pytest.raises(
+        RegistryError,
+        match=r"No nbmlops.toml found from .* with \[alerts.<name>\] "
+        r"tables \(when, window...\), commit it, or pass rules=\.",
+    ):
+        monitor(store=home)

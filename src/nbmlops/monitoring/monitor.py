@@ -46,9 +46,8 @@ from nbmlops.monitoring.skew import METRICS, VersionSkew, choose_metric, product
 from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.rule_language import Ref, RuleResult, Unavailable, evaluate_with
 from nbmlops.registry.rules_file import (
-    RULES_FILENAME,
     RulesSource,
-    find_rules_file,
+    rules_path,
     rules_source,
 )
 from nbmlops.store import Store
@@ -520,12 +519,6 @@ def events_frame(store: Store, name: str | None = None) -> pd.DataFrame:
 
 def rules_path_for(store: Store, rules: str | Path | None) -> Path:
     """``rules``, or the nearest ``nbmlops.toml`` from the store's folder upwards."""
-    if rules is not None:
-        return Path(rules)
-    found = find_rules_file(store.home)
-    if found is None:
-        raise RegistryError(
-            f"No {RULES_FILENAME} found from {store.home} upwards: monitoring reads its "
-            "[alerts.<name>] tables from there. Create one at the project root, or pass rules=."
-        )
-    return found
+    return rules_path(
+        store.home, rules, wanted="[alerts.<name>] tables (when, window...)", argument="rules"
+    )

@@ -22,11 +22,10 @@ from nbmlops.registry.events import current_champion, new_event
 from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.rule_language import RuleResult, Subject, evaluate
 from nbmlops.registry.rules_file import (
-    RULES_FILENAME,
     RulesFile,
     RulesSource,
-    find_rules_file,
     load_rules,
+    rules_path,
     rules_source,
 )
 from nbmlops.store import Store
@@ -236,17 +235,13 @@ def check_rules(store: Store, rules_path: str | Path | None = None) -> RulesFile
     return load_rules(_rules_path(store, rules_path))
 
 
-def _rules_path(store: Store, rules_path: str | Path | None) -> Path:
-    if rules_path is not None:
-        return Path(rules_path)
-    found = find_rules_file(store.home)
-    if found is None:
-        raise RegistryError(
-            f"No {RULES_FILENAME} found from {store.home} upwards. Create one at the "
-            "project root with a [rules.<model>] table (promote_to, require), commit it, or "
-            "pass rules_path=."
-        )
-    return found
+def _rules_path(store: Store, given: str | Path | None) -> Path:
+    return rules_path(
+        store.home,
+        given,
+        wanted="a [rules.<model>] table (promote_to, require)",
+        argument="rules_path",
+    )
 
 
 def _subject(mv: ModelVersion, with_params: bool) -> Subject:

@@ -90,6 +90,21 @@ def find_rules_file(start: Path) -> Path | None:
     return None
 
 
+def rules_path(home: Path, given: str | Path | None, *, wanted: str, argument: str) -> Path:
+    """``given``, or the nearest ``nbmlops.toml`` from the store's folder ``home`` upwards; when
+    there is none, a RegistryError saying what to write in one (``wanted``) or which
+    ``argument`` to pass instead."""
+    if given is not None:
+        return Path(given)
+    found = find_rules_file(home)
+    if found is None:
+        raise RegistryError(
+            f"No {RULES_FILENAME} found from {home} upwards. Create one at the project root "
+            f"with {wanted}, commit it, or pass {argument}=."
+        )
+    return found
+
+
 def load_rules(path: Path | str) -> RulesFile:
     """Read and check a rules file; RulesFileError (with the line) for anything malformed."""
     path = Path(path)

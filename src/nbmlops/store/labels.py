@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from nbmlops.store._where import where
 from nbmlops.store.db import Store
 from nbmlops.store.schema import LABELS_FIRST, MATCH_LABELS
 
@@ -43,18 +44,6 @@ def insert_labels(
             (last, name) if name else (last,),
         ).fetchall()
     return LabelsInserted(len(rows) - len(unknown), list(dict.fromkeys(r[0] for r in unknown)))
-
-
-def _where(
-    name: str, version: int | None, since: float | None, until: float | None
-) -> tuple[str, list[object]]:
-    where: list[str] = ["name = ?"]
-    params: list[object] = [name]
-    for clause, value in (("version = ?", version), ("at >= ?", since), ("at < ?", until)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    return " AND ".join(where), params
 
 
 # The sums production skew may ask for, with d = label - served and y = label: enough for the
@@ -88,8 +77,8 @@ def labelled_versions(
     store: Store, name: str, *, since: float | None = None, until: float | None = None
 ) -> list[int]:
     """The versions of ``name`` with labelled rows of requests that arrived in the range."""
-    where, params = _where(name, None, since, until)
-    sql = f"SELECT DISTINCT version FROM label_matches WHERE {where} ORDER BY version"
+    conditions, params = where(("name = ?", name), ("at >= ?", since), ("at < ?", until))
+    sql = f"SELECT DISTINCT version FROM label_matches WHERE {conditions} ORDER BY version"
     return [int(r[0]) for r in store.query(sql, params)]
 
 
@@ -106,7 +95,9 @@ def labelled_sums(
     """The :data:`SUMS` named in ``sums`` over the labelled rows of ``name``/``version`` (per
     window of ``window`` seconds when given; windows start at multiples of ``window`` since the
     epoch, so "1d" windows are UTC days), from the covering index alone."""
-    where, params = _where(name, version, since, until)
+    conditions, params = where(
+        ("name = ?", name), ("version = ?", version), ("at >= ?", since), ("at < ?", until)
+    )
     names = ["n", *(s for s in sums if s != "n")]
     bucket = "0"
     if window is not None:
@@ -117,7 +108,7 @@ def labelled_sums(
         SELECT bucket, {", ".join(SUMS[s] for s in names)}
         FROM (SELECT {bucket} AS bucket, served, label,
                      CAST(label AS REAL) - CAST(served AS REAL) AS d, CAST(label AS REAL) AS y
-              FROM label_matches INDEXED BY label_matches_version WHERE {where})
+              FROM label_matches INDEXED BY label_matches_version WHERE {conditions})
         GROUP BY bucket ORDER BY bucket"""
     return [
         LabelledSums(version, int(r[0]), dict(zip(names, r[1:], strict=True)))

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from nbmlops.store._where import where
 from nbmlops.store.db import Store
 
 
@@ -83,20 +84,14 @@ def events_of(
 ) -> list[MonitorEventRow]:
     """The events of model ``name`` (of one ``alert``, from ``since``, of one firing: the
     ``fired`` event and its steps), in the order they were written."""
-    where = ["name = ?"]
-    params: list[object] = [name]
-    if alert is not None:
-        where.append("alert = ?")
-        params.append(alert)
-    if since is not None:
-        where.append("at >= ?")
-        params.append(since)
-    if firing_id is not None:
-        where.append("(event_id = ? OR firing_id = ?)")
-        params += [firing_id, firing_id]
+    conditions, params = where(
+        ("name = ?", name),
+        ("alert = ?", alert),
+        ("at >= ?", since),
+        ("? IN (event_id, firing_id)", firing_id),
+    )
     rows = store.query(
-        f"SELECT {_COLUMNS} FROM monitor_events WHERE {' AND '.join(where)} ORDER BY event_id",
-        params,
+        f"SELECT {_COLUMNS} FROM monitor_events WHERE {conditions} ORDER BY event_id", params
     )
     return [
         MonitorEventRow(

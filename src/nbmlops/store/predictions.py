@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from nbmlops.store._where import where
 from nbmlops.store.db import Row, Store
 from nbmlops.store.schema import MATCH_LABELS, PREDICTIONS_FIRST
 
@@ -58,18 +59,10 @@ def predictions_of(
     limit: int | None = None,
 ) -> list[Row]:
     """The logged requests of ``name``, oldest first (the newest ``limit`` when given)."""
-    where = ["name = ?"]
-    params: list[object] = [name]
-    if version is not None:
-        where.append("version = ?")
-        params.append(version)
-    if since is not None:
-        where.append("at >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("at < ?")
-        params.append(until)
-    sql = f"SELECT prediction_id, {', '.join(COLUMNS)} FROM predictions WHERE {' AND '.join(where)}"
+    conditions, params = where(
+        ("name = ?", name), ("version = ?", version), ("at >= ?", since), ("at < ?", until)
+    )
+    sql = f"SELECT prediction_id, {', '.join(COLUMNS)} FROM predictions WHERE {conditions}"
     if limit is not None:
         sql = f"SELECT * FROM ({sql} ORDER BY at DESC, prediction_id DESC LIMIT ?)"
         params.append(int(limit))

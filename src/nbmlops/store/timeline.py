@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from nbmlops.store._where import where
 from nbmlops.store.db import Store
 
 
@@ -46,19 +47,15 @@ def answered_rows(
 ) -> list[AnsweredRows]:
     """Per version and window of ``seconds``, the rows it answered of requests that arrived in
     [``since``, ``until``), by version then window."""
-    where = ["name = ?", "version IS NOT NULL", "status < 400"]
-    params: list[object] = [seconds, name]
-    if since is not None:
-        where.append("at >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("at < ?")
-        params.append(until)
+    conditions, params = where(
+        ("name = ?", name), "version IS NOT NULL", "status < 400", ("at >= ?", since),
+        ("at < ?", until),
+    )  # fmt: skip
     rows = store.query(
         "SELECT version, CAST(at / ? AS INTEGER) AS bucket, TOTAL(n_rows) "
-        f"FROM predictions INDEXED BY predictions_version WHERE {' AND '.join(where)} "
+        f"FROM predictions INDEXED BY predictions_version WHERE {conditions} "
         "GROUP BY version, bucket ORDER BY version, bucket",
-        params,
+        [seconds, *params],
     )
     return [AnsweredRows(int(v), int(b), int(n)) for v, b, n in rows]
 
@@ -68,17 +65,13 @@ def drift_points(
 ) -> list[DriftPoint]:
     """The drift checks of ``name``'s served traffic whose window ends in [``since``,
     ``until``], by window end."""
-    where = ["model_name = ?", "window_end IS NOT NULL", "model_version IS NOT NULL"]
-    params: list[object] = [name]
-    if since is not None:
-        where.append("window_end >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("window_end <= ?")
-        params.append(until)
+    conditions, params = where(
+        ("model_name = ?", name), "window_end IS NOT NULL", "model_version IS NOT NULL",
+        ("window_end >= ?", since), ("window_end <= ?", until),
+    )  # fmt: skip
     rows = store.query(
         "SELECT report_id, model_version, window_start, window_end, drift_share, dataset_drift "
-        f"FROM drift_reports WHERE {' AND '.join(where)} ORDER BY window_end, report_id",
+        f"FROM drift_reports WHERE {conditions} ORDER BY window_end, report_id",
         params,
     )
     return [
