@@ -116,7 +116,7 @@ def print_drift(t: dict[str, Any]) -> None:
     )
     print(
         f"check     monitor_drift over the hour ({t['n_rows']:,} rows), saved: {t['check']:.3f} s"
-        f" (reading and merging the profiles alone {t['merge']:.3f} s); drifted "
+        f" (reading and pooling the profiles alone {t['merge']:.3f} s); drifted "
         f"{len(t['drifted'])}/25, {'= truth' if t['drifted'] == truth() else 'differs from truth'}"
     )
     ev = t.get("evidently")
