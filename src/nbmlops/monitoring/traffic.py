@@ -5,7 +5,7 @@ body costs about 100 µs, so an hour of a busy server would take minutes. Instea
 prediction-log writer hands every scored request's input frame to a :class:`TrafficProfiler`,
 which keeps the frames of each (model version, endpoint, window) and, when the window closes,
 profiles them once (:func:`nbmlops.drift.build_profile`) into one ``traffic_profiles`` row. A
-check then merges the profiles of its window (:mod:`nbmlops.monitoring.drift_windows`).
+check then pools the profiles of its window (:mod:`nbmlops.monitoring.drift_windows`).
 
 Windows are aligned to multiples of their length since the epoch (a minute by default), so the
 profiles of several servers cover the same spans. A profile holds the columns of the version's
