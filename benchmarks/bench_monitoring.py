@@ -1,4 +1,5 @@
-"""Monitoring benchmark: a drift window check over 1M served rows, against Evidently 0.7.
+"""Monitoring benchmark: a drift window check over 1M served rows against Evidently 0.7, and
+production skew over 1M labelled predictions.
 
     .venv/bin/python benchmarks/bench_monitoring.py [--quick] [--evidently-python PATH]
 
@@ -12,6 +13,14 @@ hour, from the store, and saves its report: best of ``--repeats``. Target (issue
 Evidently's ``DataDriftPreset`` runs on the same reference and the same 1M rows read from
 Parquet, in its own virtual environment as in ``bench_drift.py``, once; the per-column methods
 and verdicts of both are compared.
+
+Skew (``bench_skew``): 1,000,000 single-row requests of two versions logged in the server
+writer's batches of 500, then 1,000,000 labels for them through ``nbm.log_labels`` (which stores
+them and matches each to its request: the join), then ``nbm.production_skew`` per version from
+the store, best of ``--repeats``. Target (issue #15): joining and computing the skew <= 2 s;
+the skew is timed apart from the labels' ingest, and the obvious way without a store-side join
+(both tables read into pandas, merged on the request id, scikit-learn's MAE per version) beside
+it, with a check that both give the same MAE.
 
 Each part is a function returning its figures, so that ``main`` can run several.
 """
@@ -138,6 +147,87 @@ def print_drift(t: dict[str, Any]) -> None:
     )
 
 
+def bench_skew(labelled: int, repeats: int) -> dict[str, Any]:
+    """Production skew over ``labelled`` logged single-row requests of two versions, every one
+    labelled later: the writer's batched inserts, ``log_labels`` (which stores the labels and
+    joins them to their requests), then ``production_skew`` from the store, best of
+    ``repeats``; against reading both tables into pandas, merging on the request id and
+    computing scikit-learn's MAE per version, the obvious way without a store-side join."""
+    import sqlite3
+
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import mean_absolute_error
+
+    from nbmlops.store.predictions import COLUMNS, insert_predictions
+
+    home = Path(tempfile.mkdtemp()) / ".nbmlops"
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0]})
+    for slope in (1.0, 2.0):
+        with nbm.start_run(store=home) as run:
+            nbm.log_metrics({"mae": 0.8})
+            nbm.log_model(LinearRegression().fit(X, slope * X.a), "model")
+        nbm.register_model(run.run_id, "skewed", store=home)
+    store = open_store(home)
+    rng = np.random.default_rng(0)
+    outputs = rng.normal(size=labelled)
+    ids = [f"{i:032x}" for i in range(labelled)]
+    start = time.time() - 3600
+    template = dict.fromkeys(COLUMNS)
+    began = time.perf_counter()
+    for first in range(0, labelled, 500):  # the writer thread's batch
+        insert_predictions(
+            store,
+            [
+                {**template, "request_id": ids[i], "name": "skewed", "version": 1 + i % 2,
+                 "at": start + i * 3600 / labelled, "status": 200, "latency_ms": 1.0,
+                 "n_rows": 1, "outputs": f"[{float(outputs[i])!r}]"}
+                for i in range(first, min(first + 500, labelled))
+            ],
+        )  # fmt: skip
+    write = time.perf_counter() - began
+    labels = outputs + rng.normal(size=labelled)
+    began = time.perf_counter()
+    logged = nbm.log_labels(ids, labels, store=home)
+    log = time.perf_counter() - began
+    assert logged.matched == labelled, logged
+    seconds, skew = best_of(repeats, lambda: nbm.production_skew("skewed", store=home))
+
+    def by_pandas() -> dict[int, float]:
+        with sqlite3.connect(home / "nbmlops.db") as conn:
+            served = pd.read_sql("SELECT request_id, version, outputs FROM predictions", conn)
+            truth_ = pd.read_sql("SELECT request_id, label FROM labels", conn)
+        served["served"] = served.outputs.str.slice(1, -1).astype(float)
+        joined = served.merge(truth_, on="request_id")
+        return {
+            int(v): mean_absolute_error(g.label, g.served) for v, g in joined.groupby("version")
+        }
+
+    pandas_seconds, maes = best_of(repeats, by_pandas)
+    same = all(abs(v.served - maes[v.version]) < 1e-9 for v in skew.versions)
+    return {
+        "labelled": labelled, "write": write, "log_labels": log, "skew": seconds,
+        "pandas": pandas_seconds, "same": same, "skew_repr": repr(skew),
+    }  # fmt: skip
+
+
+def print_skew(t: dict[str, Any]) -> None:
+    n = t["labelled"]
+    print(f"\nlog       {n:,} requests written by the writer's batches of 500: {t['write']:.1f} s")
+    print(f"labels    nbm.log_labels of {n:,} labels (stored and joined): {t['log_labels']:.1f} s")
+    print(
+        f"skew      nbm.production_skew, 2 versions: {t['skew']:.3f} s; pandas read + merge + "
+        f"sklearn MAE: {t['pandas']:.2f} s; same MAE: {t['same']}"
+    )
+    print(t["skew_repr"])
+    status = "MET" if t["skew"] <= 2.0 else "MISSED"
+    print("\n| target | nbmlops | pandas merge | ratio | status |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| per-version skew over {n:,} labelled predictions <= 2 s | {t['skew']:.3f} s | "
+        f"{t['pandas']:.2f} s | {t['pandas'] / t['skew']:.1f}x | {status} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="100,000 served rows")
@@ -165,6 +255,7 @@ def main() -> None:
     )
     served = 100_000 if args.quick else 1_000_000
     print_drift(bench_drift_window(served, 100_000, args.repeats, evidently_python))
+    print_skew(bench_skew(served, args.repeats))
 
 
 if __name__ == "__main__":

@@ -262,3 +262,14 @@ def test_skew_reports_each_versions_feature_and_signature_skew(home: Path) -> No
     frame = skew.to_frame()
     assert frame["signature_share"].tolist() == [0.0]
     assert not production_skew("m", features=False, store=home).signature
+
+
+def test_a_request_whose_outputs_are_not_json_never_fails_the_labels(home: Path) -> None:
+    _serve(home, 1, {"good": [1.0]})
+    row = dict.fromkeys(COLUMNS)
+    row.update(request_id="bad", name="m", version=1, at=time.time(), status=200)
+    row.update(latency_ms=1.0, n_rows=1, outputs="[np.float64(1.0)]")  # not written by a server
+    insert_predictions(Store.open(home / "nbmlops.db"), [row])
+    logged = log_labels(["good", "bad"], [2.0, 2.0], store=home)
+    assert (logged.matched, logged.unknown) == (2, 0)  # both requests are in the log
+    assert production_skew("m/1", store=home).versions[0].n_labelled == 1  # only one is usable

@@ -461,8 +461,9 @@ INSERT INTO label_matches (prediction_id, row, label_id, name, version, at, serv
 SELECT p.prediction_id, l.row, l.label_id, p.name, p.version, p.at, p.outputs ->> l.row,
        l.label, l.at
 FROM {joined}
-WHERE p.status < 400 AND p.version IS NOT NULL AND (p.outputs ->> l.row) IS NOT NULL
-    AND {where}
+WHERE p.status < 400 AND p.version IS NOT NULL AND {where}
+    -- outputs the server did not write (another tool's rows) must not fail the labels' write
+    AND json_valid(p.outputs) AND (p.outputs ->> l.row) IS NOT NULL
 ORDER BY l.at, l.label_id
 ON CONFLICT (prediction_id, row) DO UPDATE SET
     label_id = excluded.label_id, label = excluded.label, label_at = excluded.label_at
