@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from nbmlops.store._where import where
 from nbmlops.store.db import Store
 
 _COLUMNS = "endpoint_id, name, version, window_start, window_end, n_rows, profile, created_at"
@@ -109,30 +110,41 @@ def signature_counts(
 ) -> list[SignatureCounts]:
     """Per version of ``name`` (or one version): logged requests in [``since``, ``until``),
     those answered with extra columns logged, and the 4xx whose error message matches one of
-    ``error_patterns`` (SQL LIKE patterns, bound), with each extra column's count. Two
-    queries over the ``predictions_name`` index."""
-    where = ["name = ?", "version IS NOT NULL"]
-    params: list[object] = [name]
-    for clause, value in (("version = ?", version), ("at >= ?", since), ("at < ?", until)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    matches = " OR ".join("error LIKE ?" for _ in error_patterns) or "0"
-    sql = (
-        "SELECT version, COUNT(*), SUM(extra_columns IS NOT NULL), "
-        f"SUM(status BETWEEN 400 AND 499 AND ({matches})) "
-        f"FROM predictions WHERE {' AND '.join(where)} GROUP BY version ORDER BY version"
+    ``error_patterns`` (SQL LIKE patterns, bound), with each extra column's count. The count of
+    requests reads the ``predictions_version`` index alone, the rest the partial index
+    ``predictions_unusual`` of the requests with extra columns or an error."""
+    conditions, params = where(
+        ("name = ?", name), "version IS NOT NULL", ("version = ?", version),
+        ("at >= ?", since), ("at < ?", until),
+    )  # fmt: skip
+    requests = dict(
+        store.query(
+            "SELECT version, COUNT(*) FROM predictions INDEXED BY predictions_version "
+            f"WHERE {conditions} GROUP BY version",
+            params,
+        )
     )
-    totals = store.query(sql, [*error_patterns, *params])
+    unusual = f"(extra_columns IS NOT NULL OR status >= 400) AND {conditions}"
+    matches = " OR ".join("error LIKE ?" for _ in error_patterns) or "0"
+    counted = {
+        v: (e, s)
+        for v, e, s in store.query(
+            f"SELECT version, SUM(extra_columns IS NOT NULL), "
+            f"SUM(status BETWEEN 400 AND 499 AND ({matches})) "
+            f"FROM predictions INDEXED BY predictions_unusual WHERE {unusual} GROUP BY version",
+            [*error_patterns, *params],
+        )
+    }
     extra: dict[int, dict[str, int]] = {}
     for v, column, count in store.query(
-        "SELECT p.version, j.value, COUNT(*) "
-        "FROM predictions AS p, json_each(p.extra_columns) AS j "
-        f"WHERE p.extra_columns IS NOT NULL AND {' AND '.join('p.' + w for w in where)} "
-        "GROUP BY p.version, j.value ORDER BY p.version, COUNT(*) DESC, j.value",
+        # json_each's columns (key, value, type...) share no name with the predictions' ones.
+        "SELECT version, j.value, COUNT(*) FROM predictions INDEXED BY predictions_unusual, "
+        f"json_each(extra_columns) AS j WHERE {unusual} AND extra_columns IS NOT NULL "
+        "GROUP BY version, j.value ORDER BY version, COUNT(*) DESC, j.value",
         params,
     ):
         extra.setdefault(int(v), {})[str(column)] = int(count)
+    totals = [(v, n, *counted.get(v, (0, 0))) for v, n in sorted(requests.items())]
     return [
         SignatureCounts(int(v), int(n), int(e or 0), int(s or 0), extra.get(int(v), {}))
         for v, n, e, s in totals
