@@ -271,5 +271,89 @@ def test_a_request_whose_outputs_are_not_json_never_fails_the_labels(home: Path)
     row.update(latency_ms=1.0, n_rows=1, outputs="[np.float64(1.0)]")  # not written by a server
     insert_predictions(Store.open(home / "nbmlops.db"), [row])
     logged = log_labels(["good", "bad"], [2.0, 2.0], store=home)
-    assert (logged.matched, logged.unknown) == (2, 0)  # both requests are in the log
+    assert (logged.matched, logged.unknown, logged.unusable) == (1, 0, 1)  # bad: logged
     assert production_skew("m/1", store=home).versions[0].n_labelled == 1  # only one is usable
+
+
+def test_a_request_id_logged_twice_is_labelled_once_and_lists_are_not_values(home: Path) -> None:
+    _serve(home, 1, {"retried": [1.0], "ok": [3.0]})
+    _serve(home, 1, {"retried": [1.0], "multi": [[1.0, 2.0]]})  # a client retried "retried"
+    failed = dict.fromkeys(COLUMNS)
+    failed.update(request_id="failed", name="m", version=1, at=time.time(), status=500)
+    insert_predictions(Store.open(home / "nbmlops.db"), [{**failed, "latency_ms": 1.0}])
+    logged = log_labels(
+        ["retried", "ok", "multi", "retried", "failed", "ghost"], [2.0, 4.0, 1.0, 5.0, 1.0, 1.0],
+        rows=[0, 0, 0, 1, 0, 0], store=home,
+    )  # fmt: skip
+    # multi: a list output; retried row 1: beyond its outputs; failed: no output at all
+    assert (logged.matched, logged.unknown, logged.unusable) == (2, 1, 3)
+    skew = production_skew("m/1", store=home).versions[0]
+    assert (skew.n_labelled, skew.served) == (2, 1.0)  # retried counted once: |2-1|, |4-3|
+
+
+def test_labels_logged_before_the_match_table_existed_are_matched_by_the_migration(
+    tmp_path: Path,
+) -> None:
+    from sqlite_utils import Database, Migrations
+
+    from nbmlops.store import schema
+
+    folder = tmp_path / ".nbmlops"
+    folder.mkdir()
+    old = Database(folder / "nbmlops.db")
+    migrations = Migrations(schema.MIGRATION_SET)
+    schema.register(migrations)
+    migrations.apply(old, stop_before="0011_monitoring")
+    old.execute("INSERT INTO models (name, created_at) VALUES ('m', 0)")
+    for rid, outputs in (("a", "[1.0]"), ("a", "[1.0]"), ("b", "[[1, 2]]")):
+        old.execute(
+            "INSERT INTO predictions (request_id, name, version, at, status, latency_ms, outputs)"
+            " VALUES (?, 'm', 1, 5.0, 200, 1.0, ?)",
+            (rid, outputs),
+        )
+    for rid, label, at in (("a", 3.0, 1.0), ("a", 2.0, 2.0), ("b", 1.0, 1.0)):
+        old.execute("INSERT INTO labels (request_id, row, label, at) VALUES (?, 0, ?, ?)",
+                    (rid, label, at))  # fmt: skip
+    old.conn.commit()
+    old.close()
+    Store.open(folder).close()  # migrates
+    with sqlite3.connect(folder / "nbmlops.db") as conn:
+        matches = conn.execute("SELECT prediction_id, served, label FROM label_matches")
+        assert matches.fetchall() == [(1, 1.0, 2.0)]  # the first answer, the newest label
+
+
+@pytest.mark.parametrize(
+    ("recorded", "chosen"),
+    [
+        ({"train_mae": 0.1, "val_mae": 0.5}, "val_mae"),
+        ({"cv_mae": 0.3, "test_mae": 0.4, "mae": 0.2}, "test_mae"),
+        ({"mae": 0.2, "train/mae": 0.1}, "mae"),
+        ({"eval.mae": 0.3, "holdout_mae": 0.6}, "eval.mae"),
+    ],
+)
+def test_the_offline_metric_is_a_held_out_sets_never_the_training_sets(
+    home: Path, recorded: dict[str, float], chosen: str
+) -> None:
+    mv = dataclasses.replace(resolve(Store.open(home / "nbmlops.db"), "m/1"), metrics=recorded)
+    assert skew_module.choose_metric(mv, None) == ("mae", chosen)
+
+
+def test_only_a_training_metric_is_no_offline_metric_and_other_versions_keep_their_skew(
+    home: Path,
+) -> None:
+    mv = dataclasses.replace(
+        resolve(Store.open(home / "nbmlops.db"), "m/1"), metrics={"train_mae": 0.1}
+    )
+    with pytest.raises(RegistryError, match=r"training metrics such as train_mae do not count"):
+        skew_module.choose_metric(mv, None)
+    with nbm.start_run(store=home) as run:  # m/3: a bare model, no metric at all
+        nbm.log_model(LinearRegression().fit(pd.DataFrame({"a": [0.0, 1.0]}), [0.0, 3.0]), "x")
+    nbm.register_model(run.run_id, "m", store=home)
+    _serve(home, 2, {"two": [1.0]})
+    _serve(home, 3, {"three": [1.0]})
+    log_labels(["two", "three"], [1.0, 1.0], store=home)
+    skew = production_skew("m", store=home)
+    assert [v.version for v in skew.versions] == [2] and list(skew.skipped) == [3]
+    assert "v3 skipped: m/3 recorded no offline metric" in repr(skew)
+    with pytest.raises(RegistryError, match="m/3 recorded no offline"):
+        production_skew("m/3", store=home)

@@ -471,7 +471,9 @@ def test_labels_posted_to_the_server_join_its_logged_requests(store: Path) -> No
             )
         ]
     assert posted.status_code == 200
-    assert posted.json() == {"matched": 3, "unknown": 1, "unknown_ids": ["never-served"]}
+    assert posted.json() == {
+        "matched": 3, "unknown": 1, "unknown_ids": ["never-served"], "unusable": 0
+    }  # fmt: skip
     assert unauthenticated.status_code == 401
     messages = [(r.status_code, r.json()["message"]) for r in bad]
     assert [status for status, _ in messages] == [400] * 7

@@ -21,13 +21,17 @@ from nbmlops.store import labels as labels_sql
 
 @dataclass(frozen=True)
 class LabelsLogged:
-    """What :func:`nbmlops.log_labels` stored: ``matched`` labels whose request the prediction
-    log holds, ``unknown`` labels whose request it does not (kept all the same), and the
-    distinct ``unknown_ids``, in the order given."""
+    """What :func:`nbmlops.log_labels` stored, every label kept: ``matched`` labels joined to
+    an answered request's output they can be compared with; ``unknown`` labels whose request
+    the log does not hold (yet: they match when it is written), with the distinct
+    ``unknown_ids`` in the order given; ``unusable`` labels of logged requests with nothing to
+    compare (a failed request, a row beyond its outputs, an output that is not a single value,
+    a label older than the row's label, or a request of another model than ``name``)."""
 
     matched: int
     unknown: int
     unknown_ids: list[str] = field(default_factory=list)
+    unusable: int = 0
 
 
 def log_labels(
@@ -56,8 +60,8 @@ def log_labels(
         )
         for i, rid in enumerate(map(_request_id, request_ids))
     ]
-    matched, unknown_ids = labels_sql.insert_labels(store, records, name)
-    return LabelsLogged(matched, len(records) - matched, unknown_ids)
+    matched, unknown_ids, unknown = labels_sql.insert_labels(store, records, name)
+    return LabelsLogged(matched, unknown, unknown_ids, len(records) - matched - unknown)
 
 
 def _request_id(value: object) -> str:

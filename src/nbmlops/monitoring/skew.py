@@ -155,13 +155,15 @@ class ProductionSkew:
     labelled traffic (or the one version asked for), oldest version first. Per version also
     ``features``: the drift report of its served inputs against its training profile (None
     without a profile or profiled traffic), and ``signature``: how its requests fitted its
-    signature (:func:`nbmlops.monitoring.drift_windows.signature_skew`)."""
+    signature (:func:`nbmlops.monitoring.drift_windows.signature_skew`). ``skipped``: the
+    versions that served labelled traffic but recorded no offline metric to compare with."""
 
     name: str
     versions: list[VersionSkew]
     level: float = LEVEL
     features: dict[int, DriftReport | None] = field(default_factory=dict)
     signature: dict[int, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)  # version -> why it has no skew
 
     def to_frame(self) -> pd.DataFrame:
         """One row per version (and window): the :class:`VersionSkew` fields, then
@@ -205,6 +207,7 @@ class ProductionSkew:
             ):
                 shown.add(v.version)
                 lines.append(f"    {self._inputs_line(v.version)}")
+        lines += [f"  v{v} skipped: {why}" for v, why in sorted(self.skipped.items())]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -247,13 +250,24 @@ def production_skew(
         if version is not None
         else labels_sql.labelled_versions(store, name, since=since, until=until)
     )
+    if metric is not None and metric not in METRICS:
+        raise RegistryError(
+            f"Production skew has no metric {metric!r}; use one of {', '.join(METRICS)}."
+        )
     results = []
+    skipped: dict[int, str] = {}
     for number in numbers:
         row = registry_sql.version_row(store, name, number)
         if row is None:  # predictions has no foreign key: a log copied from another store
             continue
         mv = ModelVersion.from_row(store, row)
-        key = choose_metric(mv, metric)
+        try:
+            key = choose_metric(mv, metric)
+        except RegistryError as exc:
+            if version is not None:
+                raise
+            skipped[number] = str(exc)  # the other versions still have their skew
+            continue
         windows = labels_sql.labelled_sums(
             store, name, number, METRICS[key[0]].sums, since=since, until=until, window=window
         )
@@ -269,6 +283,7 @@ def production_skew(
         results,
         features={v: feature_skew(store, name, v, since, until) for v in served},
         signature={v: signature_skew(store, name, v, since, until) for v in served},
+        skipped=skipped,
     )
 
 
@@ -336,12 +351,10 @@ def _gradient(combine: Callable[[Array], Array], at: Array) -> Array:
 
 def choose_metric(mv: ModelVersion, metric: str | None) -> tuple[str, str]:
     """``(metric function, key in mv.metrics)``: ``metric`` if given, else the first of
-    :data:`METRICS` the version recorded; a key matches exactly or as a suffix (``test_mae``)."""
+    :data:`METRICS` the version recorded; a key matches exactly or as a suffix, a test set's
+    (``test_mae``) before a validation set's (``val_mae``) before the plain name, never a
+    training set's (``train_mae``)."""
     names = [metric] if metric is not None else list(METRICS)
-    if metric is not None and metric not in METRICS:
-        raise RegistryError(
-            f"Production skew has no metric {metric!r}; use one of {', '.join(METRICS)}."
-        )
     for name in names:
         key = _recorded(mv.metrics, name)
         if key is not None:
@@ -349,16 +362,31 @@ def choose_metric(mv: ModelVersion, metric: str | None) -> tuple[str, str]:
     recorded = ", ".join(sorted(mv.metrics)) or "none"
     raise RegistryError(
         f"{mv.ref} recorded no offline {metric or 'metric production skew knows'} at "
-        f"registration (its metrics: {recorded}); pass metric= one of {', '.join(METRICS)} "
-        "that its run logged."
+        f"registration (its metrics: {recorded}; training metrics such as train_mae do not "
+        f"count); pass metric= one of {', '.join(METRICS)} that its run logged on held-out data."
     )
 
 
+# Which recorded key stands for the offline value of a metric, best first: a test set's, a
+# validation set's, the plain name, then any other; never the training set's (its error is not
+# what the model makes on unseen data: comparing served traffic with it cries wolf).
+_SETS = (("test",), ("val", "valid", "validation", "eval", "holdout"), ("",))
+_TRAINING = ("train", "training", "fit")
+
+
 def _recorded(metrics: Mapping[str, float], name: str) -> str | None:
-    if name in metrics:
-        return name
-    suffixed = sorted(k for k in metrics if k.endswith((f"_{name}", f".{name}", f"/{name}")))
-    return suffixed[0] if suffixed else None
+    def prefix(key: str) -> str | None:
+        for sep in ("_", ".", "/"):
+            if key.endswith(f"{sep}{name}"):
+                return key[: -len(name) - 1].lower()
+        return "" if key == name else None
+
+    candidates = {k: p for k in metrics if (p := prefix(k)) is not None and p not in _TRAINING}
+    for names in _SETS:
+        found = sorted(k for k, p in candidates.items() if p in names)
+        if found:
+            return found[0]
+    return min(candidates, default=None)
 
 
 def _quantile(n: int) -> float:

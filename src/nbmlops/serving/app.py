@@ -355,6 +355,7 @@ def create_app(service: ModelService) -> ASGIApp:
                 "matched": logged.matched,
                 "unknown": logged.unknown,
                 "unknown_ids": logged.unknown_ids,
+                "unusable": logged.unusable,
             }
         )
 

@@ -15,14 +15,51 @@ from typing import Any, NamedTuple
 
 from nbmlops.store._where import where
 from nbmlops.store.db import Store
-from nbmlops.store.schema import LABELS_FIRST, MATCH_LABELS
 
+# The labelled rows of answered requests into label_matches, for the labels (aliased l) and
+# predictions (p) that {where} selects: a scalar output at the label's row (a failed request, a
+# row beyond the outputs or an output that is a list has nothing to compare), of the request
+# id's first answer (a client retrying with its X-Request-ID is logged twice, labelled once). A
+# newer label of a row replaces an older one, never the reverse (labels may be logged out of
+# order by several processes). {joined} is LABELS_FIRST for a batch of labels,
+# PREDICTIONS_FIRST for a batch of predictions: the batch drives the join, the other side is
+# found by its index. json_extract rather than ->> (SQLite 3.38): some system SQLites are older.
+LABELS_FIRST = (
+    "labels AS l CROSS JOIN predictions AS p INDEXED BY predictions_request "
+    "ON p.request_id = l.request_id"
+)
+PREDICTIONS_FIRST = (
+    "predictions AS p CROSS JOIN labels AS l INDEXED BY labels_request "
+    "ON l.request_id = p.request_id"
+)
+MATCH_LABELS = """
+INSERT INTO label_matches (prediction_id, row, label_id, name, version, at, served, label,
+                           label_at)
+SELECT p.prediction_id, l.row, l.label_id, p.name, p.version, p.at,
+       json_extract(p.outputs, '$[' || l.row || ']'), l.label, l.at
+FROM {joined}
+WHERE p.status < 400 AND p.version IS NOT NULL AND {where}
+    -- outputs the server did not write (another tool's rows) must not fail the labels' write
+    AND json_valid(p.outputs)
+    AND json_type(p.outputs, '$[' || l.row || ']') IN ('integer', 'real', 'text', 'true', 'false')
+    AND NOT EXISTS (SELECT 1 FROM predictions AS q INDEXED BY predictions_request
+                    WHERE q.request_id = p.request_id AND q.prediction_id < p.prediction_id
+                        AND q.status < 400 AND q.version IS NOT NULL)
+ORDER BY l.at, l.label_id
+ON CONFLICT (prediction_id, row) DO UPDATE SET
+    label_id = excluded.label_id, label = excluded.label, label_at = excluded.label_at
+    WHERE (excluded.label_at, excluded.label_id) > (label_matches.label_at, label_matches.label_id)
+"""
 _MATCH_BATCH = MATCH_LABELS.format(joined=LABELS_FIRST, where="l.label_id > ?")
+_MATCH_BATCH_OF_MODEL = MATCH_LABELS.format(
+    joined=LABELS_FIRST, where="l.label_id > ? AND p.name = ?"
+)
 
 
 class LabelsInserted(NamedTuple):
-    matched: int  # labels whose request the log holds (of the model asked for, if any)
-    unknown_ids: list[str]  # the request ids of the others, in the order given, each once
+    matched: int  # changes to label_matches: labels joined to an output to compare with
+    unknown_ids: list[str]  # the request ids the log does not hold, in the order given, once
+    unknown: int  # labels of those request ids
 
 
 def insert_labels(
@@ -35,7 +72,11 @@ def insert_labels(
         conn.executemany(
             "INSERT INTO labels (request_id, row, label, at) VALUES (?, ?, ?, ?)", rows
         )
-        conn.execute(_MATCH_BATCH, (last,))
+        if name is None:
+            matched = conn.execute(_MATCH_BATCH, (last,)).rowcount
+        else:  # counted for this model; the other models' requests matched all the same
+            matched = conn.execute(_MATCH_BATCH_OF_MODEL, (last, name)).rowcount
+            conn.execute(_MATCH_BATCH, (last,))
         unknown = conn.execute(
             "SELECT l.request_id FROM labels AS l WHERE l.label_id > ? AND NOT EXISTS ("
             "SELECT 1 FROM predictions AS p INDEXED BY predictions_request "
@@ -43,7 +84,7 @@ def insert_labels(
             "ORDER BY l.label_id",
             (last, name) if name else (last,),
         ).fetchall()
-    return LabelsInserted(len(rows) - len(unknown), list(dict.fromkeys(r[0] for r in unknown)))
+    return LabelsInserted(matched, list(dict.fromkeys(r[0] for r in unknown)), len(unknown))
 
 
 # The sums production skew may ask for, with d = label - served and y = label: enough for the

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from nbmlops.store._where import where
 from nbmlops.store.db import Row, Store
-from nbmlops.store.schema import MATCH_LABELS, PREDICTIONS_FIRST
+from nbmlops.store.labels import MATCH_LABELS, PREDICTIONS_FIRST
 
 COLUMNS = (
     "request_id",

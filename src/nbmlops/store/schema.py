@@ -446,28 +446,22 @@ CREATE INDEX predictions_unusual ON predictions(name, version, at)
 """
 
 
-# The labelled rows of answered requests into label_matches, for the labels (aliased l) and
-# predictions (p) that {where} selects; a newer label of a row replaces an older one, never the
-# reverse (labels may be logged out of order by several processes). Shared by the migration's
-# backfill and store/labels.py. {joined} is LABELS_FIRST for a batch of labels, PREDICTIONS_FIRST
-# for a batch of predictions: the batch drives the join, the other side is found by its index.
-LABELS_FIRST = (
-    "labels AS l CROSS JOIN predictions AS p INDEXED BY predictions_request "
-    "ON p.request_id = l.request_id"
-)
-PREDICTIONS_FIRST = (
-    "predictions AS p CROSS JOIN labels AS l INDEXED BY labels_request "
-    "ON l.request_id = p.request_id"
-)
-MATCH_LABELS = """
+# Migration 0011's backfill of label_matches from the labels logged before it, frozen here: the
+# statement that keeps label_matches up to date afterwards (store/labels.py, MATCH_LABELS) may
+# change, what a migration did may not. json_extract rather than ->> (SQLite 3.38): the system
+# SQLite of some distributions is older. A request id logged twice: its first answer only.
+V11_BACKFILL = """
 INSERT INTO label_matches (prediction_id, row, label_id, name, version, at, served, label,
                            label_at)
-SELECT p.prediction_id, l.row, l.label_id, p.name, p.version, p.at, p.outputs ->> l.row,
-       l.label, l.at
-FROM {joined}
-WHERE p.status < 400 AND p.version IS NOT NULL AND {where}
-    -- outputs the server did not write (another tool's rows) must not fail the labels' write
-    AND json_valid(p.outputs) AND (p.outputs ->> l.row) IS NOT NULL
+SELECT p.prediction_id, l.row, l.label_id, p.name, p.version, p.at,
+       json_extract(p.outputs, '$[' || l.row || ']'), l.label, l.at
+FROM labels AS l CROSS JOIN predictions AS p INDEXED BY predictions_request
+    ON p.request_id = l.request_id
+WHERE p.status < 400 AND p.version IS NOT NULL AND json_valid(p.outputs)
+    AND json_type(p.outputs, '$[' || l.row || ']') IN ('integer', 'real', 'text', 'true', 'false')
+    AND NOT EXISTS (SELECT 1 FROM predictions AS q INDEXED BY predictions_request
+                    WHERE q.request_id = p.request_id AND q.prediction_id < p.prediction_id
+                        AND q.status < 400 AND q.version IS NOT NULL)
 ORDER BY l.at, l.label_id
 ON CONFLICT (prediction_id, row) DO UPDATE SET
     label_id = excluded.label_id, label = excluded.label, label_at = excluded.label_at
@@ -535,7 +529,7 @@ def _labels(db: Database) -> None:
 
 def _monitoring(db: Database) -> None:
     _run_script(db, V11_MONITORING)
-    db.execute(MATCH_LABELS.format(joined=LABELS_FIRST, where="1"))  # labels logged before it
+    db.execute(V11_BACKFILL)
 
 
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
