@@ -503,3 +503,28 @@ def test_traffic_profiles_are_written_per_profile_window_while_serving(store: Pa
     assert rows and sum(n for n, _ in rows) == 3 and {w for _, w in rows} == {1.0}
     with pytest.raises(ValueError, match="profile_window='0s' must be a positive"):
         serve("m@champion", port=0, profile_window="0s", store=store)
+
+
+def test_traffic_windows_close_while_the_log_is_busy(store: Path) -> None:
+    """Under sustained load the writer's queue never drains; windows must close all the same."""
+    from nbmlops.serving.prediction_log import PredictionLog
+
+    log = PredictionLog(store, batch=1, profile_window=0.1)
+    frame = pd.DataFrame([ROW], columns=COLUMNS)
+    past = time.time() - 10  # windows long over: due as soon as they are profiled
+    for i in range(3000):
+        log.submit(
+            {"request_id": f"r{i}", "endpoint_id": None, "name": "m", "version": 1,
+             "sha256": None, "at": past + i / 3000, "status": 200, "latency_ms": 1.0,
+             "format": "dataframe_split", "n_rows": 1, "frame": frame, "body": b"{}",
+             "outputs": [1], "extra_columns": None, "error": None}
+        )  # fmt: skip
+    log.start()
+    written, deadline = 0, time.monotonic() + 20
+    while not written and log.stats.queued > 500 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with sqlite3.connect(store / "nbmlops.db") as conn:
+            (written,) = conn.execute("SELECT COUNT(*) FROM traffic_profiles").fetchone()
+    queued = log.stats.queued
+    log.stop()
+    assert written and queued > 500, (written, queued)

@@ -153,6 +153,9 @@ class PredictionLog:
                 stopping = self._stop.wait(self.interval)
                 while self._queue.qsize():
                     self._write(store, self._take(), profiler)
+                    # After every batch: under sustained load the queue never drains, and the
+                    # windows must close all the same (a no-op while none is due).
+                    self._write_profiles(store, profiler, everything=False)
                 self._write_profiles(store, profiler, everything=stopping)
                 if stopping:
                     return
