@@ -138,6 +138,42 @@ def test_a_malformed_alert_names_its_file_and_line(home: Path, body, line, messa
     assert info.value.line == line and str(info.value).startswith(f"{path}:{line}: ")
 
 
+RETRAIN = "when = ['requests.count >= 0']\naction = 'retrain'\nnotebook = 'retrain.ipynb'\n"
+M_RULES = "[rules.m]\nrequire = ['metrics.mae < 1']\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("[alerts.m]\n" + RETRAIN, 3, r"promoted by \[rules.m\], and this file has no such"),
+        (
+            M_RULES + "[alerts.m]\n" + RETRAIN + "parameters = { since = 2024-01-01 }\n",
+            7,
+            r"Parameter since = datetime.date\(2024, 1, 1\) \(date\) cannot be written as",
+        ),
+    ],
+)
+def test_a_retrain_alert_that_could_only_fail_is_refused_with_its_line(home, text, line, message):
+    (home.parent / "retrain.ipynb").write_text("{}")
+    with pytest.raises(RulesFileError, match=message) as info:
+        load_alerts(rules(home, text))
+    assert info.value.line == line
+
+
+def test_a_retrain_that_raises_after_the_firing_is_a_failed_retrain_and_an_error(home: Path):
+    notebook = home.parent / "retrain.ipynb"
+    notebook.write_text("{}")
+    alerts = load_alerts(rules(home, M_RULES + "[alerts.m]\n" + RETRAIN + "stop_after = 1\n"))
+    notebook.unlink()  # gone between reading the rules and the firing
+    result = evaluate(open_store(home), alerts)
+    assert result.exit_code == 3 and result.outcomes[0].status == "fired"
+    assert result.lines()[0].startswith(
+        "FIRED  m m/1: retrain failed: the retrain could not start (FileNotFoundError: "
+    )
+    kinds = list(alert_events("m", store=home)["kind"])
+    assert kinds == ["fired", "notified", "retrain_failed", "retraining_stopped", "notified"]
+
+
 def test_the_promotion_rules_of_the_same_file_are_checked_too(home: Path):
     path = rules(home, "[rules.m]\nrequire = ['metrics.mae <']\n" + SKEW)
     with pytest.raises(RulesFileError, match="expected an operand") as info:
@@ -357,6 +393,28 @@ def test_a_retrain_alert_runs_its_notebook_with_the_window(home: Path):
     assert events.summary[1] == "log logged"
     assert events.summary[2].startswith("retrain.ipynb(alert='m', champion=1, firing_id=1")
     assert events.summary[3].startswith("ValueError: ")
+
+
+@pytest.mark.kernel
+def test_a_rules_file_broken_while_the_retrain_ran_is_told_as_such(home: Path):
+    import nbformat
+
+    path = rules(home, M_RULES + "[alerts.m]\n" + RETRAIN)
+    parameters = nbformat.v4.new_code_cell("rules = None")
+    parameters.metadata["tags"] = ["parameters"]
+    register = "from sklearn.dummy import DummyRegressor\nimport nbmlops as nbm\n" + (
+        "nbm.register_model(DummyRegressor().fit([[0]], [1]), 'm')\n"
+        "open(rules, 'w').write('[rules.m\\n')  # a checkout under way"
+    )
+    cells = [parameters, nbformat.v4.new_code_cell(register)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), home.parent / "retrain.ipynb")
+    path.write_text(path.read_text() + f"parameters = {{ rules = '{path}' }}\n")
+    result = monitor(rules=path, store=home)
+    assert result.exit_code == 3
+    stage = "promoting the candidates failed after the notebook ran (RulesFileError: "
+    assert stage in result.outcomes[0].error
+    kinds = list(alert_events("m", store=home)["kind"])
+    assert kinds == ["fired", "notified", "retrain_started", "retrain_finished", "retrain_failed"]
 
 
 def test_the_alerts_file_reads_as_its_alerts(home: Path):

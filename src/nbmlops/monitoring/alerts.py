@@ -57,6 +57,7 @@ from typing import Any
 
 from nbmlops._display import parse_duration
 from nbmlops.errors import RegistryError, RulesFileError
+from nbmlops.headless import parameters_source
 from nbmlops.monitoring.retrain import RESERVED
 from nbmlops.monitoring.skew import METRICS
 from nbmlops.registry.model_version import check_alias, check_name
@@ -210,11 +211,11 @@ def load_alerts(path: Path | str) -> AlertsFile:
         raise RulesFileError(
             "'alerts' must be a table of [alerts.<name>] tables", path, key_line(lines, "alerts")
         )
-    alerts = {name: _alert(path, lines, name, table) for name, table in tables.items()}
+    alerts = {name: _alert(path, lines, rules, name, table) for name, table in tables.items()}
     return AlertsFile(rules, alerts)
 
 
-def _alert(path: Path, lines: list[str], name: str, table: object) -> Alert:
+def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: object) -> Alert:
     header = table_line(lines, ("alerts", name))
 
     def fail(message: str, key: str | None = None) -> RulesFileError:
@@ -245,12 +246,24 @@ def _alert(path: Path, lines: list[str], name: str, table: object) -> Alert:
         if key in table and action != "retrain":
             raise fail(f'{key} is for action = "retrain"; this alert\'s action is {action!r}', key)
     notebook = _notebook(path, table.get("notebook"), action, fail)
+    if action == "retrain" and model not in rules.models:
+        # Checked here, not at the firing: a retrain that cannot promote would fire, run the
+        # notebook for nothing, and then be held by the cooldown.
+        raise fail(
+            f"a retrain's candidates are promoted by [rules.{model}], and this file has no "
+            f'such table: add [rules.{model}] with promote_to = "champion" and require = [...]',
+            "action",
+        )
     parameters = table.get("parameters", {})
     if not isinstance(parameters, dict):
         raise fail("parameters must be a table like { epochs = 5 }", "parameters")
     clash = sorted(set(parameters) & {*RESERVED, *WINDOW_PARAMETERS})
     if clash:
         raise fail(f"parameters {', '.join(clash)} are set by the monitor itself", "parameters")
+    try:
+        parameters_source(parameters)  # the retrain writes them into the notebook as Python
+    except ValueError as exc:
+        raise fail(str(exc), "parameters") from None
     stop_after = table.get("stop_after", DEFAULT_STOP_AFTER)
     if isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1:
         raise fail(f"stop_after must be a whole number >= 1, not {stop_after!r}", "stop_after")

@@ -41,7 +41,7 @@ from nbmlops.drift.report import DriftReport
 from nbmlops.errors import NbmlopsError, RegistryError, StoreError
 from nbmlops.monitoring.alerts import Alert, AlertsFile
 from nbmlops.monitoring.drift_windows import monitor_drift
-from nbmlops.monitoring.retrain import RetrainOutcome, retrain
+from nbmlops.monitoring.retrain import RetrainOutcome, record_failure, retrain
 from nbmlops.monitoring.skew import METRICS, VersionSkew, choose_metric, production_skew
 from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.rule_language import Ref, RuleResult, Unavailable, evaluate_with
@@ -69,7 +69,8 @@ STATUSES = ("fired", "held", "quiet", "error")
 class AlertOutcome:
     """What one round did with one alert: ``status`` is ``fired``, ``held`` (every condition
     held but the alert fired within its cooldown, here or in another monitor), ``quiet`` (a
-    condition did not hold) or ``error`` (it could not be evaluated: ``error`` says why)."""
+    condition did not hold) or ``error`` (it could not be evaluated: ``error`` says why). A
+    ``fired`` alert whose retrain raised carries ``error`` too."""
 
     alert: str
     model: str
@@ -92,6 +93,8 @@ class AlertOutcome:
             detail = "; ".join(r.reason for r in self.conditions)
             if self.status == "held":
                 detail = f"within its cooldown: {detail}"
+            if self.error is not None:  # its retrain raised: the error is the news
+                detail = f"{self.error}; {detail}"
             if self.retrain is not None:
                 detail = f"retrain {self.retrain.status}: {detail}"
         text = f"{self.status.upper():<6} {self.alert} {where}: {detail}"
@@ -133,12 +136,13 @@ class MonitorResult:
 
     @property
     def errors(self) -> list[AlertOutcome]:
-        return [o for o in self.outcomes if o.status == "error"]
+        """Alerts that could not be evaluated, and fired alerts whose retrain raised."""
+        return [o for o in self.outcomes if o.error is not None]
 
     @property
     def exit_code(self) -> int:
-        """For cron: 0 nothing fired, 1 an alert fired, 2 an error (in the rules, the store or
-        an alert's evaluation), 3 both."""
+        """For cron: 0 nothing fired, 1 an alert fired, 2 an error (in the rules, the store,
+        an alert's evaluation or a fired alert's retrain), 3 both."""
         return (1 if self.fired else 0) | (2 if self.errors or self.error else 0)
 
     def lines(self, width: int = 80) -> list[str]:
@@ -250,8 +254,18 @@ def _evaluate_alert(
             rules_path=alerts.path,
             stop_after=alert.stop_after,
         )
-    except (NbmlopsError, OSError, ValueError) as exc:
-        return replace(outcome, error=f"the retrain could not start: {exc}")
+    except Exception as exc:  # the firing is recorded: whatever stopped its retrain is too
+        log.error("the retrain of alert %s raised", alert.name, exc_info=True)
+        done = record_failure(
+            store,
+            name=alert.model,
+            alert=alert.name,
+            firing_id=firing_id,
+            error=exc,
+            rules_path=alerts.path,
+            stop_after=alert.stop_after,
+        )
+        outcome = replace(outcome, error=done.reason)
     if done.stopped and done.status != "stopped":  # it stopped now: "needs a new approach"
         stop = {**payload, "action": "retraining stopped", "conditions": [], "note": done.reason}
         notified += _notify(store, alert, mv, firing_id, stop, now, headline=done.reason)

@@ -11,6 +11,9 @@ version of the same model registered by another process at that moment would be 
 then one ``candidate_promoted`` or ``candidate_rejected`` per candidate. Promotion
 is :func:`nbmlops.registry.promotion.promote` with the ``[rules.<model>]`` table, so a retrain
 can move the alias only as a person could; servers following the alias reload by themselves.
+A retrain that raises once its firing is recorded (the notebook gone since the rules were read,
+the rules file broken while the notebook ran) is recorded by :func:`record_failure` as a
+``retrain_failed`` too, saying how far it got.
 
 A retrain that promotes nothing (it failed, registered nothing, or every candidate was rejected)
 is a failed retrain. Failed retrains are counted since the later of the model's last alias move
@@ -32,6 +35,7 @@ from typing import Any, Literal
 
 from nbmlops.capture.environment import current_user
 from nbmlops.capture.liveness import hostname
+from nbmlops.errors import NbmlopsError
 from nbmlops.filter import And, Compare
 from nbmlops.filter import Field as FilterField
 from nbmlops.headless import execute_notebook, parameters_source
@@ -53,7 +57,8 @@ RETRAINS_DIRNAME = "retrains"
 @dataclass(frozen=True)
 class RetrainOutcome:
     """What one :func:`retrain` did: ``status`` is ``stopped`` (retraining is stopped, nothing
-    ran), ``failed`` (the notebook did not finish), ``no_candidate`` (it registered nothing),
+    ran), ``failed`` (the notebook did not finish, or the retrain raised:
+    :func:`record_failure`), ``no_candidate`` (it registered nothing),
     ``rejected`` (no candidate passed the rules) or ``promoted``."""
 
     name: str
@@ -249,6 +254,44 @@ def retrain(
     return _stop_if_hopeless(store, outcome, alias, stop_after)
 
 
+def record_failure(
+    store: Store,
+    *,
+    name: str,
+    alert: str,
+    firing_id: int,
+    error: BaseException,
+    rules_path: str | Path | None = None,
+    stop_after: int = 3,
+) -> RetrainOutcome:
+    """Record that :func:`retrain` raised ``error`` for the firing ``firing_id``: a
+    ``retrain_failed`` event whose reason says how far it got (it could not start, its notebook
+    had started, or the notebook ran and promoting its candidates failed), counted as a failed
+    retrain towards ``stop_after``. The caller recorded the firing, so the error must not leave
+    it looking like a retrain that was never due; the cooldown holds the alert all the same.
+
+    When the rules cannot be read (the alias they promote to is unknown) the failure is recorded
+    but whether retraining stops is decided by the next retrain that can read them."""
+    steps = {e.kind for e in events_sql.events_of(store, name, firing_id=firing_id)}
+    if "retrain_finished" in steps:
+        stage = "promoting the candidates failed after the notebook ran"
+    elif "retrain_started" in steps:
+        stage = "the retrain failed after its notebook started"
+    else:
+        stage = "the retrain could not start"
+    reason = f"{stage} ({_failure(error)})"
+    try:
+        alias: str | None = check_rules(store, rules_path).for_model(name).promote_to
+    except (NbmlopsError, OSError):
+        alias = None
+    champion_mv = None if alias is None else current_champion(store, name, alias)
+    champion = None if champion_mv is None else champion_mv.version
+    base: dict[str, Any] = {"name": name, "alert": alert, "firing_id": firing_id}
+    events_sql.append_event(store, _event(base, "retrain_failed", champion, {"reason": reason}))
+    outcome = RetrainOutcome(**base, status="failed", champion=champion, reason=reason)
+    return outcome if alias is None else _stop_if_hopeless(store, outcome, alias, stop_after)
+
+
 def _event(
     base: Mapping[str, Any], kind: str, version: int | None, payload: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -296,7 +339,8 @@ def _stop_if_hopeless(
         [_last_alias_move(store, name, alias)]
         + [e.at for e in events if e.kind == "retraining_stopped"]
     )
-    firings = {e.firing_id for e in events if e.kind == "retrain_started" and e.at > since}
+    tried = ("retrain_started", "retrain_failed")  # a retrain that raised has only the latter
+    firings = {e.firing_id for e in events if e.kind in tried and e.at > since}
     failed = len(firings)
     if failed < stop_after:
         return replace(outcome, failed_retrains=failed)
