@@ -528,3 +528,19 @@ def test_traffic_windows_close_while_the_log_is_busy(store: Path) -> None:
     queued = log.stats.queued
     log.stop()
     assert written and queued > 500, (written, queued)
+
+
+def test_a_server_other_machines_can_reach_takes_labels_only_with_a_token(store: Path) -> None:
+    body = {"request_ids": ["r"], "labels": [1]}
+    with serve("m@champion", host="0.0.0.0", port=0, store=store) as handle:
+        port = handle.url.rsplit(":", 1)[1]
+        refused = httpx.post(f"http://127.0.0.1:{port}/labels", json=body)
+    with serve("m@champion", host="0.0.0.0", port=0, token="t", store=store) as handle:
+        port = handle.url.rsplit(":", 1)[1]
+        headers = {"Authorization": "Bearer t"}
+        taken = httpx.post(f"http://127.0.0.1:{port}/labels", json=body, headers=headers)
+    assert (
+        refused.status_code == 403
+        and "needs one. Start it with --token" in refused.json()["message"]
+    )
+    assert taken.status_code == 200 and taken.json()["unknown"] == 1

@@ -21,6 +21,7 @@ Routes (all but ``/ping`` need ``Authorization: Bearer <token>`` when a token is
   [...], "rows": [...]}`` (``rows`` optional: row 0 of each request), stored as
   ``nbm.log_labels`` stores it; the answer counts the labels matched to this model's logged
   requests and lists the unknown request ids (kept all the same: the log is written in batches);
+  refused (403) on a server bound beyond 127.0.0.1 without a token;
 * ``GET /openapi.json``.
 
 ``predict`` runs on the event loop, not a worker thread: moving the forest's 9-12 ms predict to
@@ -42,6 +43,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -321,8 +323,22 @@ def create_app(service: ModelService) -> ASGIApp:
             media_type="application/octet-stream",
         )
 
+    # Labels decide what monitoring does (skew alerts, retrains, deprecations): a server that
+    # other machines can reach takes them only with a token.
+    labels_open = settings.token is not None or urlsplit(service.url).hostname in (
+        "127.0.0.1",
+        "::1",
+        "localhost",
+    )
+
     async def labels(request: Request) -> Response:
         try:
+            if not labels_open:
+                raise RequestError(
+                    403,
+                    "This server is reachable from other machines and has no token: POST /labels "
+                    "(which drives skew alerts and retraining) needs one. Start it with --token.",
+                )
             body = await read_body(request)
             try:
                 payload = json.loads(body)
