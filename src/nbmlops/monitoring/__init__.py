@@ -1,7 +1,10 @@
-"""Monitoring of served models (issue #15): late labels joined to the prediction log, and
-production skew, the served metric of each registry version against the offline metric it was
-registered with.
+"""Monitoring of served models (issue #15): the production half of the loop.
 
-:mod:`.labels` records ground truth keyed by request id; :mod:`.skew` computes the skew with a
-bootstrap confidence interval, so that a handful of labels does not raise a false alarm.
+:mod:`.labels` records ground truth keyed by request id; :mod:`.skew` the served metric of each
+registry version against the offline one it was registered with (the delta method's interval,
+so that a handful of labels does not raise a false alarm); :mod:`.traffic` profiles the inputs
+a server scores, per window, and :mod:`.drift_windows` checks them against each version's
+training profile; :mod:`.alerts` reads the ``[alerts.<name>]`` tables of ``nbmlops.toml``,
+:mod:`.monitor` evaluates them, notifies and starts :mod:`.retrain`; :mod:`.timeline` puts it
+all on one time axis for ``%monitor``.
 """
