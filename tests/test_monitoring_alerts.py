@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.server
 import json
 import math
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -282,6 +284,50 @@ def test_an_unreachable_webhook_is_recorded_with_the_reason(home: Path):
     outcome = monitor(rules=path, store=home).outcomes[0]
     assert outcome.status == "fired"
     assert "Connection refused" in outcome.notifications[-1]["reason"]
+
+
+@pytest.fixture
+def not_http() -> Iterator[int]:
+    """A port on 127.0.0.1 whose server answers every connection with a line that is not HTTP."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_a_webhook_that_answers_no_http_is_a_failed_notification(home: Path, not_http: int):
+    url = f"http://127.0.0.1:{not_http}/hook"
+    path = rules(home, f"[alerts.m]\nwhen = ['requests.count >= 0']\nwebhook = '{url}'\n")
+    outcome = monitor(rules=path, store=home).outcomes[0]
+    assert (outcome.status, outcome.error) == ("fired", None)
+    assert outcome.notifications[-1]["reason"] == "BadStatusLine: SSH-2.0-OpenSSH_9.6\r\n"
+    assert list(alert_events("m", store=home)["kind"])[-1] == "notify_failed"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://h:abc/x", "webhook 'http://h:abc/x' has no usable port (Port could not be cast"),
+        ("https:///x", "an http:// or https:// URL with a host, not 'https:///x'"),
+        ("http://h:99999/", "has no usable port (Port out of range 0-65535)"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_posted_to_is_refused_with_its_line(home, url, message):
+    path = rules(home, f"[alerts.m]\nwhen = ['requests.count >= 0']\nwebhook = '{url}'\n")
+    with pytest.raises(RulesFileError, match=re.escape(message)) as info:
+        load_alerts(path)
+    assert info.value.line == 3
 
 
 def test_the_cli_exit_codes_and_the_check(home: Path):

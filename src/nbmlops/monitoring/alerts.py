@@ -49,7 +49,7 @@ conditions name are computed: an alert on ``errors.rate`` runs no drift check an
 
 from __future__ import annotations
 
-import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,10 +268,11 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
     if isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1:
         raise fail(f"stop_after must be a whole number >= 1, not {stop_after!r}", "stop_after")
     webhook = table.get("webhook")
-    if webhook is not None and not (
-        isinstance(webhook, str) and re.fullmatch(r"https?://[^\s/]+\S*", webhook)
-    ):
-        raise fail(f"webhook must be an http:// or https:// URL, not {webhook!r}", "webhook")
+    if webhook is not None:
+        try:
+            check_webhook(webhook)
+        except ValueError as exc:
+            raise fail(str(exc), "webhook") from None
     metric = table.get("metric")
     if metric is not None and metric not in METRICS:
         raise fail(f"metric must be one of {', '.join(METRICS)}, not {metric!r}", "metric")
@@ -294,6 +295,21 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
         description,
         header,
     )
+
+
+def check_webhook(url: object, what: str = "webhook") -> str:
+    """``url`` when a POST can be sent to it: http or https, a host, a numeric port if any, no
+    spaces; else a ValueError saying which (``what`` names where the URL was written)."""
+    if not isinstance(url, str) or any(c.isspace() for c in url):
+        raise ValueError(f"{what} must be an http:// or https:// URL, not {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} must be an http:// or https:// URL with a host, not {url!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as exc:
+        raise ValueError(f"{what} {url!r} has no usable port ({exc})") from None
+    return url
 
 
 def _ref(value: object, fail: Any) -> str:

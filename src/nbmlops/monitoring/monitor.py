@@ -22,6 +22,7 @@ that alert's ``error`` outcome; the others are evaluated all the same.
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import logging
 import math
@@ -473,7 +474,8 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
             note["status"] = response.status
     except urllib.error.HTTPError as exc:
         note.update(status=exc.code, reason=f"HTTP {exc.code} {exc.reason}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        # HTTPException: an answer that is not HTTP (BadStatusLine), a body cut short
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         note["reason"] = f"{type(exc).__name__}: {reason}"
     if "reason" in note:
