@@ -3,7 +3,7 @@ served metric per version against its offline one, label coverage, the drift sha
 traffic, and alerts, retrains and alias moves as markers; a badge while an alert is in its
 cooldown or retraining has stopped; hints for what has nothing yet.
 
-A thin layer over :func:`nbmlops.api._timeline.monitor_timeline` (the figure is the timeline's
+A thin layer over :func:`nbmlops.monitor_timeline` (the figure is the timeline's
 own ``plot()``); the static HTML is the same badge, figure, hints and events table, so an
 executed notebook shows it without a kernel.
 """
@@ -17,7 +17,6 @@ import ipywidgets as widgets
 
 from nbmlops import api
 from nbmlops._display import parse_duration
-from nbmlops.api._timeline import monitor_timeline
 from nbmlops.errors import NbmlopsError, StoreNotFoundError
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
@@ -91,7 +90,7 @@ class MonitorPanel(Panel):
             names = []
         if select is not None and select not in names:
             # The API's error for an unknown model names the registered ones.
-            monitor_timeline(select, since=self.since, until=self.until, store=self.store)
+            api.monitor_timeline(select, since=self.since, until=self.until, store=self.store)
         current = select or self.model.value
         self._listing = True  # one draw below, not one per change of the dropdown
         try:
@@ -120,7 +119,7 @@ class MonitorPanel(Panel):
             return
         window = None if self.window.value == "auto" else self.window.value
         try:
-            timeline = monitor_timeline(
+            timeline = api.monitor_timeline(
                 name, window=window, since=self.since, until=self.until, store=self.store
             )
         except (NbmlopsError, ValueError) as exc:
