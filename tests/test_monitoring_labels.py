@@ -357,3 +357,12 @@ def test_only_a_training_metric_is_no_offline_metric_and_other_versions_keep_the
     assert "v3 skipped: m/3 recorded no offline metric" in repr(skew)
     with pytest.raises(RegistryError, match="m/3 recorded no offline"):
         production_skew("m/3", store=home)
+
+
+def test_rows_of_a_dataframe_not_labelled_yet_are_left_for_later_and_counted(home: Path) -> None:
+    _serve(home, 1, {"a": [1.0], "b": [2.0]})
+    frame = pd.DataFrame({"request_id": ["a", "b", "c"], "y": [1.5, np.nan, None]})
+    logged = log_labels(frame, store=home)
+    assert (logged.matched, logged.missing, logged.unknown) == (1, 2, 0)
+    with pytest.raises(InvalidValueError, match="a label is a finite number or a text"):
+        log_labels(["b"], [float("nan")], store=home)  # given one by one: a NaN is a mistake

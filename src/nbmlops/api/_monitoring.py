@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from nbmlops._display import parse_duration
@@ -38,31 +39,36 @@ def log_labels(
 
     ``log_labels(request_ids, y_true)``: one label per request (its row 0); ``rows=``: the row
     of each label within a multi-row request. ``log_labels(df, request_id=..., label=...)``: a
-    DataFrame with those columns (and ``row``'s, if it has one). Labels are appended; a later
+    DataFrame with those columns (and ``row``'s, if it has one); its rows with no label yet
+    (NaN, None) are left out and counted in ``missing``. Labels are appended; a later
     label for the same request and row supersedes an earlier one. Labels whose request the log
     does not hold are kept and counted in the result's ``unknown`` and ``unknown_ids`` (the
     server writes its log in batches: they match once it is flushed). ``name``: count as
     matched only requests to that model."""
+    missing = 0
     if hasattr(request_ids, "columns"):
         if y_true is not None:
             raise TypeError("log_labels(df, ...) takes the labels from its column label=")
         frame: Any = request_ids
-        missing = [c for c in (request_id, label) if c not in frame.columns]
-        if missing:
+        absent = [c for c in (request_id, label) if c not in frame.columns]
+        if absent:
             raise KeyError(
-                f"log_labels: the DataFrame has no column {', '.join(map(repr, missing))}; "
+                f"log_labels: the DataFrame has no column {', '.join(map(repr, absent))}; "
                 "name its columns with request_id= and label="
             )
-        request_ids, y_true = list(frame[request_id]), list(frame[label])
+        present = frame[frame[label].notna()]  # a row not labelled yet: left for later
+        missing = len(frame) - len(present)
+        request_ids, y_true = list(present[request_id]), list(present[label])
         if row in frame.columns:
-            rows = list(frame[row])
+            rows = list(present[row])
     if y_true is None:
         raise TypeError("log_labels(request_ids, y_true): give the labels")
     tolist = getattr(y_true, "tolist", None)  # numpy arrays, pandas Series: Python scalars
     y_true = tolist() if callable(tolist) else y_true
     ids: Any = request_ids
     ids = list(ids) if isinstance(ids, str) or not isinstance(ids, Sequence) else ids
-    return labels.log_labels(open_store(store), ids, y_true, rows, name=name)
+    logged = labels.log_labels(open_store(store), ids, y_true, rows, name=name)
+    return replace(logged, missing=missing) if missing else logged
 
 
 def production_skew(

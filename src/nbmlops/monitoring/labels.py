@@ -32,6 +32,7 @@ class LabelsLogged:
     unknown: int
     unknown_ids: list[str] = field(default_factory=list)
     unusable: int = 0
+    missing: int = 0  # rows of a DataFrame with no label yet: not stored
 
 
 def log_labels(
