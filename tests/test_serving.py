@@ -544,3 +544,15 @@ def test_a_server_other_machines_can_reach_takes_labels_only_with_a_token(store:
         and "needs one. Start it with --token" in refused.json()["message"]
     )
     assert taken.status_code == 200 and taken.json()["unknown"] == 1
+
+
+def test_labels_sent_while_the_store_is_locked_are_a_503_to_retry(store: Path) -> None:
+    with serve("m@champion", port=0, store=store) as handle:
+        blocker = sqlite3.connect(store / "nbmlops.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        body = {"request_ids": ["r"], "labels": [1]}
+        locked = httpx.post(f"{handle.url}/labels", json=body, timeout=30)
+        blocker.execute("ROLLBACK")
+        retried = httpx.post(f"{handle.url}/labels", json=body)
+    assert locked.status_code == 503 and locked.headers["retry-after"] == "1"
+    assert "locked" in locked.json()["message"] and retried.status_code == 200

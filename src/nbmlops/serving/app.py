@@ -55,7 +55,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nbmlops._version import __version__
 from nbmlops.capture.liveness import hostname
-from nbmlops.errors import InvalidValueError, NbmlopsError
+from nbmlops.errors import InvalidValueError, NbmlopsError, StoreLockedError
 from nbmlops.monitoring.labels import log_labels
 from nbmlops.registry.model_version import resolve
 from nbmlops.serving import openapi
@@ -366,6 +366,8 @@ def create_app(service: ModelService) -> ASGIApp:
             return _error(exc)
         except InvalidValueError as exc:
             return _error(RequestError(400, str(exc)))
+        except StoreLockedError as exc:  # nothing was written: the client sends them again
+            return _error(RequestError(503, str(exc)), {"Retry-After": "1"})
         return JSONResponse(
             {
                 "matched": logged.matched,

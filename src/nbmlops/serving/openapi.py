@@ -177,7 +177,7 @@ def document(model: str, ref: str, columns: Sequence[str] | None = None) -> dict
                         "200": _json(
                             "Labels stored: matched to this model's logged requests, or unknown"
                         ),
-                        **{str(code): _error() for code in (400, 401, 403, 413)},
+                        **{str(code): _error() for code in (400, 401, 403, 413, 503)},
                     },
                 }
             },
