@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -131,6 +132,12 @@ def test_an_alerts_table_parses_with_defaults_and_the_line_of_each_condition(hom
         ("when = ['errors.rate > 1']\nstop_after = 2\n", 3, 'stop_after is for action = "retrain"'),
         ("when = ['errors.rate > 1']\nwebhook = 'ftp://x'\n", 3, "an http:// or https:// URL"),
         ("when = ['errors.rate > 1']\nmetric = 'auc'\n", 3, "metric must be one of mae"),
+        (
+            "when = ['errors.rate > 1']\nwebhook = 'http://h/'\nwebhook_env = 'H'\n",
+            4,
+            "give webhook or webhook_env, not both",
+        ),
+        ("when = ['errors.rate > 1']\nwebhook_env = 'http://h/'\n", 3, "webhook_env is the name"),
     ],
 )
 def test_a_malformed_alert_names_its_file_and_line(home: Path, body, line, message):
@@ -277,6 +284,35 @@ def test_a_webhook_gets_the_firing_and_a_failing_one_is_recorded_not_fatal(home,
     assert status == 204 or note["reason"] == "HTTP 500 Internal Server Error"
 
 
+def test_a_webhook_from_the_environment_is_posted_to_and_kept_out_of_the_store(
+    home, hook, monkeypatch
+):
+    _Hook.status = 204
+    secret = uuid.uuid4().hex  # not in this file's text, which a run's git diff keeps
+    hook_url = f"http://127.0.0.1:{hook.server_port}/hooks/{secret}"
+    monkeypatch.setenv("M_HOOK", hook_url)
+    path = rules(home, "[alerts.m]\nwhen = ['requests.count >= 0']\nwebhook_env = 'M_HOOK'\n")
+    outcome = monitor(rules=path, store=home).outcomes[0]
+    assert len(_Hook.received) == 1 and outcome.notifications[-1] == {
+        "channel": "webhook",
+        "env": "M_HOOK",
+        "url": f"http://127.0.0.1:{hook.server_port}",
+        "status": 204,
+    }
+    stored = b"".join(f.read_bytes() for f in home.rglob("*") if f.is_file())
+    assert secret.encode() not in stored
+
+
+def test_a_webhook_variable_not_set_fails_the_notice_and_the_check_warns(home, monkeypatch):
+    monkeypatch.delenv("M_HOOK", raising=False)
+    path = rules(home, "[alerts.m]\nwhen = ['requests.count >= 0']\nwebhook_env = 'M_HOOK'\n")
+    unset = "the environment variable M_HOOK (webhook_env of [alerts.m]) is not set where"
+    assert unset in monitor(rules=path, store=home).outcomes[0].notifications[-1]["reason"]
+    args = ["--store", str(home), "monitor", "--rules", str(path), "--check"]
+    checked = CliRunner().invoke(main, args)
+    assert checked.exit_code == 0 and checked.stderr.startswith(f"Warning: [alerts.m]: {unset}")
+
+
 def test_an_unreachable_webhook_is_recorded_with_the_reason(home: Path):
     path = rules(
         home, "[alerts.m]\nwhen = ['requests.count >= 0']\nwebhook = 'http://127.0.0.1:9/'\n"
@@ -321,6 +357,7 @@ def test_a_webhook_that_answers_no_http_is_a_failed_notification(home: Path, not
         ("http://h:abc/x", "webhook 'http://h:abc/x' has no usable port (Port could not be cast"),
         ("https:///x", "an http:// or https:// URL with a host, not 'https:///x'"),
         ("http://h:99999/", "has no usable port (Port out of range 0-65535)"),
+        ("https://u:pw@h/", "webhook cannot carry a user:password@; put the secret in the path"),
     ],
 )
 def test_a_webhook_url_that_cannot_be_posted_to_is_refused_with_its_line(home, url, message):

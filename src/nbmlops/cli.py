@@ -714,6 +714,8 @@ def monitor_cmd(
                 f"{checked.path}: {len(checked.rules.models)} [rules.*] and "
                 f"{len(checked.alerts)} [alerts.*] tables, all well-formed"
             )
+            for warning in checked.warnings():
+                click.echo(f"Warning: {warning}", err=True)
             return
         if every is None:
             result = _alerts.monitor(rules=rules_path, store=store)

@@ -13,7 +13,8 @@ and the firing records the same file state (path, sha256, git commit, status)::
     notebook = "retrain.ipynb"         # retrain only; relative to this file's folder
     parameters = { epochs = 5 }        # retrain only: more parameters for the notebook
     stop_after = 3                     # retrain only: failed retrains in a row before stopping
-    webhook = "https://hooks.example/x"  # optional: a JSON POST per firing
+    webhook_env = "DIABETES_HOOK"      # optional: a JSON POST per firing to the URL in this
+                                       # environment variable (or webhook = "https://...")
     metric = "mae"                     # optional: the metric of skew.difference and the like
 
 The alert fires when every condition of ``when`` holds. Conditions use the grammar of the
@@ -45,10 +46,19 @@ promotion rules (:mod:`nbmlops.registry.rule_language`: arithmetic, ``abs``/``mi
 A value that cannot be computed (no labels yet, no traffic, a column the model does not have)
 makes its condition not hold, with the reason, and is never an exception. Only the values the
 conditions name are computed: an alert on ``errors.rate`` runs no drift check and no skew.
+
+A webhook's URL is often its own secret (Slack's and Teams' carry the token in the path). A
+``webhook = "..."`` written in this file is in git, and in the store: the file's bytes are kept
+under ``objects/`` at every firing. So write such a URL as ``webhook_env = "NAME"``: it is read
+from that environment variable when the alert fires, is never written anywhere, and only its
+origin (``scheme://host:port``) is recorded with the notification. A variable not set where
+the monitor runs is a ``notify_failed`` saying so, and ``nbmlops monitor --check`` warns.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,6 +101,7 @@ _KEYS = (
     "parameters",
     "stop_after",
     "webhook",
+    "webhook_env",
     "metric",
     "description",
 )
@@ -165,6 +176,7 @@ class Alert:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     stop_after: int = DEFAULT_STOP_AFTER
     webhook: str | None = None
+    webhook_env: str | None = None  # the environment variable holding the webhook's URL
     metric: str | None = None
     description: str | None = None
     line: int | None = None
@@ -173,6 +185,23 @@ class Alert:
     def model_ref(self) -> str:
         """The watched version as a registry reference: ``name@alias`` or ``name/3``."""
         return f"{self.model}/{self.ref}" if self.ref.isdigit() else f"{self.model}@{self.ref}"
+
+    def webhook_url(self) -> str | None:
+        """Where the firing is POSTed: ``webhook``, or the URL in the ``webhook_env`` variable
+        read now (ValueError, never showing the value, when it is not set or not a URL)."""
+        if self.webhook_env is None:
+            return self.webhook
+        what = f"the environment variable {self.webhook_env} (webhook_env of [alerts.{self.name}])"
+        url = os.environ.get(self.webhook_env)
+        if not url:
+            raise ValueError(f"{what} is not set where the monitor runs; set it to the webhook URL")
+        try:
+            return check_webhook(url)
+        except ValueError:
+            raise ValueError(
+                f"{what} does not hold an http:// or https:// URL with a host and, if any, a "
+                "numeric port"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -186,6 +215,17 @@ class AlertsFile:
     @property
     def path(self) -> Path:
         return self.rules.path
+
+    def warnings(self) -> list[str]:
+        """What is wrong not in the file but in this environment: a ``webhook_env`` variable
+        that is not set, or holds no URL (each alert firing here would fail to notify)."""
+        found = []
+        for alert in self.alerts.values():
+            try:
+                alert.webhook_url()
+            except ValueError as exc:
+                found.append(f"[alerts.{alert.name}]: {exc}")
+        return found
 
     def __repr__(self) -> str:
         lines = [
@@ -273,6 +313,18 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
             check_webhook(webhook)
         except ValueError as exc:
             raise fail(str(exc), "webhook") from None
+    webhook_env = table.get("webhook_env")
+    if webhook_env is not None:
+        if webhook is not None:
+            raise fail("give webhook or webhook_env, not both", "webhook_env")
+        if not isinstance(webhook_env, str) or not re.fullmatch(
+            r"[A-Za-z_][A-Za-z0-9_]*", webhook_env
+        ):
+            raise fail(
+                'webhook_env is the name of an environment variable like "DIABETES_HOOK", '
+                f"not {webhook_env!r}",
+                "webhook_env",
+            )
     metric = table.get("metric")
     if metric is not None and metric not in METRICS:
         raise fail(f"metric must be one of {', '.join(METRICS)}, not {metric!r}", "metric")
@@ -291,6 +343,7 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
         parameters,
         stop_after,
         webhook,
+        webhook_env,
         metric,
         description,
         header,
@@ -299,7 +352,8 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
 
 def check_webhook(url: object, what: str = "webhook") -> str:
     """``url`` when a POST can be sent to it: http or https, a host, a numeric port if any, no
-    spaces; else a ValueError saying which (``what`` names where the URL was written)."""
+    spaces, no ``user:password@``; else a ValueError saying which (``what``: where the URL
+    was written)."""
     if not isinstance(url, str) or any(c.isspace() for c in url):
         raise ValueError(f"{what} must be an http:// or https:// URL, not {url!r}")
     parts = urllib.parse.urlsplit(url)
@@ -309,6 +363,8 @@ def check_webhook(url: object, what: str = "webhook") -> str:
         parts.port  # noqa: B018 - urlsplit checks the port only when it is read
     except ValueError as exc:
         raise ValueError(f"{what} {url!r} has no usable port ({exc})") from None
+    if "@" in parts.netloc:  # urllib would take user:password@host for a host name
+        raise ValueError(f"{what} cannot carry a user:password@; put the secret in the path")
     return url
 
 

@@ -10,9 +10,11 @@ row keeps each condition's text, line, values and reason, the window and the rul
 in git (its exact bytes go to ``objects/``, by their sha256, as promotions do).
 
 A firing is then notified: on the ``nbmlops.monitoring`` logger (WARNING), and by a JSON POST
-to the alert's ``webhook``, with a timeout; each is recorded (``notified`` or
-``notify_failed`` with the reason) and a failing webhook never stops the round. Only the
-webhook's origin is recorded, because the path of a chat webhook (Slack, Teams) is its secret.
+to the alert's webhook (``webhook``, or the URL in its ``webhook_env`` variable), with a
+timeout; each is recorded (``notified`` or ``notify_failed`` with the reason) and a failing
+webhook never stops the round. The notification records the webhook's origin alone
+(``scheme://host:port``): a URL read from ``webhook_env`` is a secret kept out of the store
+(a ``webhook`` written in the rules file is not: see :mod:`nbmlops.monitoring.alerts`).
 An alert with ``action = "retrain"`` then runs :func:`nbmlops.monitoring.retrain.retrain`.
 
 One alert's failure (its model not registered, its alias pointing nowhere, a store error) is
@@ -437,9 +439,9 @@ def _notify(
     else:
         log.warning("alert %s for %s: %s", alert.name, mv.ref, headline)
     sent: list[dict[str, Any]] = [{"channel": "log", "status": "logged"}]
-    if alert.webhook is not None:
+    if alert.webhook is not None or alert.webhook_env is not None:
         body = {"alert": alert.name, "model": mv.name, "version": mv.version, **payload}
-        sent.append(_post(alert.webhook, {**body, "firing_id": firing_id, "at": now}))
+        sent.append(_post(alert, {**body, "firing_id": firing_id, "at": now}))
     if headline is not None:
         sent = [{**note, "about": headline} for note in sent]
     for note in sent:
@@ -461,10 +463,21 @@ def _notify(
     return tuple(sent)
 
 
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST ``body`` as JSON; what to record: the origin and the status, or the reason."""
+def _post(alert: Alert, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` as JSON to the webhook of ``alert``; what to record: the origin and the
+    status, or the reason."""
+    note: dict[str, Any] = {"channel": "webhook"}
+    if alert.webhook_env is not None:
+        note["env"] = alert.webhook_env
+    try:
+        url = alert.webhook_url()
+    except ValueError as exc:
+        note["reason"] = str(exc)
+        log.warning("the webhook of alert %s failed: %s", alert.name, exc)
+        return note
+    assert url is not None  # _notify posts only for an alert with a webhook
     parts = urllib.parse.urlsplit(url)
-    note: dict[str, Any] = {"channel": "webhook", "url": f"{parts.scheme}://{parts.netloc}"}
+    note["url"] = f"{parts.scheme}://{parts.netloc}"
     data = json.dumps(body, sort_keys=True, default=str).encode()
     request = urllib.request.Request(
         url, data=data, method="POST", headers={"Content-Type": "application/json"}
@@ -492,7 +505,7 @@ def summary(kind: str, payload: Mapping[str, Any]) -> str:
         reasons = "; ".join(str(c.get("reason")) for c in payload.get("conditions", ()))
         return f"{payload.get('action', 'notify')}: {reasons}"
     if kind in ("notified", "notify_failed"):
-        where = payload.get("url") or payload.get("channel", "")
+        where = payload.get("url") or payload.get("env") or payload.get("channel", "")
         text = f"{where} {payload.get('reason') or payload.get('status') or ''}".strip()
         return f"{text}: {payload['about']}" if "about" in payload else text
     if kind == "retrain_started":
