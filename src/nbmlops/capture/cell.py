@@ -27,7 +27,7 @@ from typing import Any
 
 from nbmlops._jsonable import jsonable
 from nbmlops.capture import analysis as _analysis
-from nbmlops.capture import estimators
+from nbmlops.capture import boosting, estimators
 from nbmlops.capture.files import FileReads
 from nbmlops.capture.notebook import NotebookSnapshot, from_saved_file
 from nbmlops.capture.run import Logged, Run, Status, begin_run, end_tracked_run, metric_value
@@ -159,6 +159,7 @@ class TrackedCell:
         self._figures_before: dict[int, bool] = {}
         self._figures: list[str] = []
         self._file_reads = FileReads(namespace)
+        self._training = boosting.TrainingWatch()
         self._started = 0.0
 
     def _guard(self, what: str, step: Any, *args: Any, **kwargs: Any) -> Any:
@@ -202,6 +203,7 @@ class TrackedCell:
         self._figures_before = self._guard("figures", _open_figures) or {}
         if self.options.auto:
             self._file_reads.__enter__()
+            self._guard("xgboost/lightgbm train", self._training.start, ctx.source)
         return self.run
 
     def _profile_training_data(self) -> None:
@@ -234,7 +236,9 @@ class TrackedCell:
         self._inputs[name] = self.run.log_dataset(obj, name=name, role="input", source=how)
 
     def collect_figures(self) -> None:
-        """Save figures the cell made or changed; call before the inline backend closes them."""
+        """Save figures the cell made or changed; call before the inline backend closes them.
+        The first call after the cell's code: the library ``train`` functions are restored."""
+        self._training.stop()
         if self.run is None or not self.options.auto:
             return
         for number, figure in self._guard("figures", _changed_figures, self._figures_before) or []:
@@ -251,16 +255,22 @@ class TrackedCell:
         assert self.run is not None
         run = self.run
         self._file_reads.__exit__(None, None, None)
+        self._training.stop()
         merged: dict[str, list[str]] = {}
         if self.options.auto:
             merged = self._guard("params", self._estimator_params) or {}
+            absorbed = self._guard("train params", self._train_params, merged) or set()
             for param in self.analysis.params:
+                if param.name in absorbed:
+                    continue
                 source = "; ".join([f"literal:{param.line}", *merged.get(param.name, [])])
                 self._guard(
                     f"param {param.name}", run.log_param, param.name, param.value, source=source
                 )
             self._guard("outputs", self._auto_outputs)
             self._guard("models", self._auto_models)
+            self._guard("training", self._auto_training)
+            self._guard("statsmodels", self._auto_statsmodels)
             self._guard("metrics", self._auto_metrics)
             for path, how in self._file_reads.paths.items():
                 self._guard(f"file {path}", run.log_dataset, path, path, "input", source=how)
@@ -326,6 +336,34 @@ class TrackedCell:
                 )
         return merged
 
+    def _train_params(self, merged: dict[str, list[str]]) -> set[str]:
+        """Log the params of each native ``xgboost.train`` / ``lightgbm.train`` call, one per
+        key. Returns the literal params they absorb: ``params = {...}`` passed as the params
+        dict is logged key by key, not also as one dict; ``rounds = 100`` passed as
+        ``num_boost_round=rounds`` stays ``rounds`` (as for estimators, issue #13), its source
+        naming the call."""
+        assert self.run is not None
+        literals = {p.name: p for p in self.analysis.params}
+        absorbed: set[str] = set()
+        for call in self._training.calls:
+            params = boosting.train_params(call)
+            holder = next((p for p in literals.values() if p.value == params_value(call)), None)
+            if holder is not None:
+                absorbed.add(holder.name)
+            for key, value in params.items():
+                source = f"{call.library}.train"
+                if key.endswith(".num_boost_round"):
+                    argument = self._argument_holding(
+                        "train.num_boost_round", value, {n: p.value for n, p in literals.items()}
+                    )
+                    if argument is not None:
+                        merged.setdefault(argument.name, []).append(f"{source}:{argument.line}")
+                        continue
+                elif holder is not None:
+                    source += f"; literal:{holder.line} {holder.name}"
+                self._guard(f"param {key}", self.run.log_param, key, value, source=source)
+        return absorbed
+
     def _argument_holding(
         self, key: str, value: object, named: dict[str, object]
     ) -> _analysis.KeywordArg | None:
@@ -362,6 +400,92 @@ class TrackedCell:
             if estimators.is_estimator(obj) and estimators.is_fitted(obj):
                 self.run.log_model(obj, name, source=f"fit:{line}")
 
+    def _auto_training(self) -> None:
+        """What a boosting model knows after fitting (:mod:`nbmlops.capture.boosting`): the
+        wrappers the cell fitted and the Boosters its native ``train`` calls returned."""
+        assert self.run is not None
+        models: list[tuple[str, Any, str, Any]] = []  # name, model, source, eval history
+        for name, line in self.analysis.fitted.items():
+            obj = self.namespace.get(name)
+            if boosting.is_boosting_wrapper(obj) and estimators.is_fitted(obj):
+                models.append((name, obj, f"fit:{line}", boosting.eval_history(obj)))
+        for call in self._training.calls:
+            name = self._name_of(call.booster) or f"{call.library}_booster"
+            source = f"{call.library}.train"
+            models.append((name, call.booster, source, call.history))
+            self._guard(f"model {name}", self.run.log_model, call.booster, name, source=source)
+        for name, model, source, history in models:
+            prefix = f"{name}." if len(models) > 1 else ""
+            best = self._guard(f"{name} best_iteration", boosting.best_iteration, model)
+            if best is not None:
+                self._guard(
+                    "best_iteration",
+                    self.run.log_metric,
+                    f"{prefix}best_iteration",
+                    best,
+                    source=source,
+                )
+            for key, step, value in boosting.step_metrics(history):
+                self._guard(
+                    f"metric {key}",
+                    self.run.log_metric,
+                    prefix + key,
+                    value,
+                    step,
+                    source=f"eval:{source}",
+                )
+            importances = self._guard(
+                f"{name} feature importances", boosting.feature_importances, model
+            )
+            if importances:
+                self._guard(
+                    f"{name} feature importances",
+                    self.run._log_generated,
+                    f"{name}.feature_importances.json",
+                    boosting.importances_json(importances),
+                    "application/json",
+                    source,
+                )
+
+    def _name_of(self, obj: object) -> str | None:
+        """The name the cell bound ``obj`` to, if any."""
+        for name in self.analysis.stores:
+            if self.namespace.get(name) is obj:
+                return name
+        return None
+
+    def _auto_statsmodels(self) -> None:
+        """Fitted statsmodels results the cell made: coefficients and fit statistics as
+        metrics, the summary as text (:mod:`nbmlops.capture.boosting`)."""
+        assert self.run is not None
+        names = {**self.analysis.constructed, **self.analysis.fitted}
+        found = [
+            (name, line, self.namespace.get(name))
+            for name, line in sorted(names.items(), key=lambda kv: kv[1])
+            if boosting.is_statsmodels_results(self.namespace.get(name))
+        ]
+        for name, line, results in found:
+            prefix = f"{name}." if len(found) > 1 else ""
+            metrics = self._guard(f"{name} statistics", boosting.statsmodels_metrics, results)
+            for key, value in (metrics or {}).items():
+                self._guard(
+                    f"metric {key}",
+                    self.run.log_metric,
+                    prefix + key,
+                    value,
+                    source=f"statsmodels:{line}",
+                )
+            summary = self._guard(f"{name} summary", lambda r=results: str(r.summary()))
+            if summary is not None:
+                self._guard(
+                    f"{name} summary",
+                    self.run._log_generated,
+                    f"{name}.summary.txt",
+                    summary.encode(),
+                    "text/plain",
+                    f"statsmodels:{line}",
+                )
+
     def _auto_metrics(self) -> None:
         assert self.run is not None
         for candidate in self.analysis.metrics:
@@ -395,6 +519,11 @@ class TrackedCell:
             obj = getattr(obj, part, None)
         module = getattr(obj, "__module__", "") or ""
         return callable(obj) and module.startswith("sklearn.metrics")
+
+
+def params_value(call: boosting.TrainCall) -> object:
+    """A train call's params dict as a literal param of the cell holds it."""
+    return jsonable(call.params)
 
 
 def _same_value(a: object, b: object) -> bool:

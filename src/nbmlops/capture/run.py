@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -28,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nbmlops._params import decode_param, encode_param
-from nbmlops.capture import environment
+from nbmlops.capture import environment, model_formats
 from nbmlops.capture.liveness import hostname, reap_dead_runs
 from nbmlops.errors import InvalidValueError, NbmlopsError, NoActiveRunError
 from nbmlops.fingerprint import fingerprint, fingerprint_file
@@ -415,20 +416,36 @@ class Run:
         return digest
 
     def log_model(self, model: Any, name: str, *, source: str = _API_SOURCE) -> str:
-        """Save a fitted model (pickle protocol 5) with the versions needed to load it back."""
+        """Save a fitted model with the versions needed to load it back: in its library's
+        portable format where it has one (XGBoost, LightGBM boosters; see
+        :mod:`nbmlops.capture.model_formats`), else as a pickle (protocol 5)."""
         import pickle
 
         self._require_active("log_model")
         name = storable_text("Model name", name)
-        data = pickle.dumps(model, protocol=5)
+        format = model_formats.portable_format(model)
+        if format is None:
+            data, media_type = pickle.dumps(model, protocol=5), "application/x-pickle"
+        else:
+            data, media_type = model_formats.dump_portable(model, format), None
         digest, size = self.store.objects.put_bytes(data)
         meta = {
-            "format": "pickle",
+            "format": format or "pickle",
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
             "libraries": _library_versions(type(model).__module__),
             "source": source,
         }
-        self._add_artifact(name, "model", digest, size, "application/x-pickle", meta)
+        media_type = media_type or model_formats.MEDIA_TYPES[str(format)]
+        self._add_artifact(name, "model", digest, size, media_type, meta)
+        return digest
+
+    def _log_generated(self, name: str, data: bytes, media_type: str, source: str) -> str:
+        """Store bytes a capture step made (a model's feature importances, a summary's text)
+        as a file artifact; returns its sha256."""
+        self._require_active("log_artifact")
+        name = storable_text("Artifact name", name)
+        digest, size = self.store.objects.put_bytes(data)
+        self._add_artifact(name, "file", digest, size, media_type, {"source": source})
         return digest
 
     def _add_artifact(
@@ -625,11 +642,25 @@ def _library_versions(module: str) -> dict[str, str]:
     packages = environment.installed_packages()
     versions = {"python": sys.version.split()[0]}
     top = module.split(".")[0]
-    wanted = {top, {"sklearn": "scikit-learn"}.get(top, top), "numpy", "scipy"}
+    library = {"sklearn": "scikit-learn"}.get(top, top)
+    wanted = {top, library, "numpy", "scipy"}
+    if library not in packages:  # installed under another name: xgboost-cpu
+        wanted.update(_distributions().get(top, ()))
     for name in sorted(wanted):
         if name in packages:
             versions[name] = packages[name]
     return versions
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> the (normalised) distributions that install it; read once (~20 ms)."""
+    from importlib.metadata import packages_distributions
+
+    return {
+        top: [d.lower().replace("_", "-") for d in dists]
+        for top, dists in packages_distributions().items()
+    }
 
 
 _active_runs: list[Run] = []

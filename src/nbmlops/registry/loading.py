@@ -124,7 +124,9 @@ def load_version(
             if mv.blake3 is not None:
                 _check_content_address(mv, data)
         _warn_libraries(mv)
-        model = serialization.load_model_bytes(data, mv.format, trusted=trusted)
+        model = serialization.load_model_bytes(
+            data, mv.format, trusted=trusted, model_class=mv.model_class
+        )
     deprecations = [e for e in events if e.kind == "deprecated"]
     if deprecations:
         reason = json.loads(deprecations[-1].payload or "{}").get("reason")

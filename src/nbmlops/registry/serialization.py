@@ -49,12 +49,15 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
+from nbmlops.capture import model_formats
 from nbmlops.errors import RegistryError
 from nbmlops.store.objects import VerifiedStream
 
 SKOPS = "skops"
 PICKLE = "pickle"
-FORMATS = (SKOPS, PICKLE)
+# XGBoost's UBJSON and LightGBM's model text: data, written and read by the library itself
+# (nbmlops.capture.model_formats); a run logs boosters in them, and they are registered as logged.
+FORMATS = (SKOPS, PICKLE, *model_formats.FORMATS)
 PICKLE_PROTOCOL = 5
 
 # Top-level modules whose classes skops may trust by default; anything else (a user's own class,
@@ -89,13 +92,24 @@ _NOT_LIBRARIES = frozenset({"builtins", "copyreg", "_codecs", "__main__"})
 
 
 def dump_model(model: object, *, format: str = "auto") -> tuple[bytes, str]:
-    """Serialise ``model``: ``(data, format)`` with format ``"skops"`` or ``"pickle"``.
+    """Serialise ``model``: ``(data, format)``, format one of :data:`FORMATS`.
 
-    ``format="auto"`` uses skops when skops saves the model, loads it back with its default trusted
-    types only, and the loaded model has the same state; else pickle (protocol 5). ``"skops"``
-    raises if that is not possible; ``"pickle"`` always pickles.
+    ``format="auto"`` uses the library's portable format for an XGBoost or LightGBM booster
+    (:mod:`nbmlops.capture.model_formats`); else skops when skops saves the model, loads it back
+    with its default trusted types only, and the loaded model has the same state; else pickle
+    (protocol 5). ``"skops"`` or a portable format raises if that is not possible; ``"pickle"``
+    always pickles.
     """
     _check_format(format, allow_auto=True)
+    portable = model_formats.portable_format(model)
+    if portable is not None and format in ("auto", portable):
+        return model_formats.dump_portable(model, portable), portable
+    if format in model_formats.FORMATS:
+        raise RegistryError(
+            f"A {type(model).__qualname__} cannot be saved as {format}, which holds "
+            f"{'XGBoost models' if format == model_formats.XGBOOST else 'LightGBM boosters'} "
+            "only; leave format= out to pick the model's own format."
+        )
     pickled = pickle.dumps(model, protocol=PICKLE_PROTOCOL)
     if format == PICKLE:
         return pickled, PICKLE
@@ -111,15 +125,26 @@ def dump_model(model: object, *, format: str = "auto") -> tuple[bytes, str]:
     return pickled, PICKLE
 
 
-def load_model_bytes(data: bytes, format: str, *, trusted: Sequence[str] | None = None) -> Any:
-    """Deserialise bytes made by :func:`dump_model`. Call it only on hash-verified bytes.
+def load_model_bytes(
+    data: bytes,
+    format: str,
+    *,
+    trusted: Sequence[str] | None = None,
+    model_class: str | None = None,
+) -> Any:
+    """Deserialise bytes made by :func:`dump_model` or logged by a run. Call it only on
+    hash-verified bytes.
 
     ``trusted`` adds type names to skops' default trusted set (e.g. ``["sklearn.tree._tree.Tree"]``)
-    and has no effect on pickles, which are trusted because their hash matched.
+    and has no effect on pickles, which are trusted because their hash matched. ``model_class``
+    (the version's recorded class) picks the XGBoost wrapper an ``xgboost-ubj`` artifact is
+    loaded into; without it the artifact's own marker does.
     """
     _check_format(format, allow_auto=False)
     if format == PICKLE:
         return pickle.loads(data)
+    if format in model_formats.FORMATS:
+        return model_formats.load_portable(data, format, model_class)
     import skops.io as sio  # takes seconds (it lists every scikit-learn estimator): on use only
     from skops.io.exceptions import UntrustedTypesFoundException
 
