@@ -382,6 +382,27 @@ def test_the_cli_exit_codes_and_the_check(home: Path):
     assert runner.invoke(main, [*args, "--once", "--every", "5m"]).exit_code == 2
 
 
+TOO_DEEP = "a = " + "[" * 3000 + "]" * 3000 + "\n"  # tomllib recurses past Python's limit
+
+
+def test_a_monitoring_loop_goes_on_after_a_round_it_cannot_run(home: Path):
+    path, seen = rules(home, TOO_DEEP), []
+
+    def on_round(result):
+        seen.append(result)
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # Ctrl-C
+        rules(home, "[alerts.m]\nwhen = ['requests.count >= 0']\n")
+
+    last = monitor(once=False, every=0.01, rules=path, on_round=on_round, store=home)
+    assert seen[0].error.startswith("RecursionError: maximum recursion depth exceeded")
+    assert [o.status for o in last.outcomes] == ["fired"]
+    once = CliRunner().invoke(
+        main, ["--store", str(home), "monitor", "--rules", str(rules(home, TOO_DEEP))]
+    )
+    assert once.exit_code == 2 and once.stderr.startswith("Error: RecursionError: maximum")
+
+
 def test_an_alert_on_real_served_traffic_fires_from_the_cli(home: Path):
     path = rules(home, SKEW)
     X = np.random.default_rng(1).normal(size=40)

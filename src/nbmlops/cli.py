@@ -459,7 +459,7 @@ def execute_cmd(
 ) -> None:
     """Run a notebook headless in a fresh kernel; its %%track cells are recorded."""
     # nbclient and the kernel machinery take a second to import: only this command needs them.
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     target = notebook if inplace else output
     try:
@@ -471,9 +471,13 @@ def execute_cmd(
             allow_errors=allow_errors,
             store=store,
         )
-    except CellExecutionError as exc:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        stopped = {CellTimeoutError: "a cell timed out", DeadKernelError: "the kernel died"}
+        what = stopped.get(type(exc), "a cell failed")
         kept = f" The executed copy, up to that cell, is in {target}." if target else ""
-        raise click.ClickException(f"{notebook}: a cell failed.{kept}\n{exc}") from exc
+        raise click.ClickException(f"{notebook}: {what}.{kept}\n{exc}") from exc
+    except ValueError as exc:  # a parameter name that is no variable, a file that is no notebook
+        raise click.ClickException(f"{notebook}: {exc}") from exc
     cells = sum(c.cell_type == "code" for c in executed.cells)
     click.echo(f"Executed {cells} code cells of {notebook}" + (f" into {target}" if target else ""))
 
@@ -699,10 +703,11 @@ def monitor_cmd(
 
     One line per alert: FIRED, HELD (fired within its cooldown), QUIET (a condition did not
     hold, the first such is shown) or ERROR. Exit status, for cron: 0 nothing fired, 1 an alert
-    fired, 2 an error (the rules file, the store or an alert), 3 fired and an error. With
+    fired, 2 an error (the rules file, the store, an alert or its retrain), 3 both. With
     --every the rounds go on until Ctrl-C, which exits with 0."""
     # The monitoring modules import numpy: imported here so that other commands start faster.
     from nbmlops.api import _alerts
+    from nbmlops.monitoring.monitor import error_text
 
     if once and every is not None:
         raise click.UsageError("Give --once or --every, not both.")
@@ -728,8 +733,8 @@ def monitor_cmd(
             store=store,
             on_round=lambda r: click.echo("\n".join(r.lines(width))),
         )
-    except (NbmlopsError, ValueError) as exc:
-        click.echo(f"Error: {exc}", err=True)
+    except Exception as exc:  # exit 2 says "an error" to cron; a traceback's 1 says "fired"
+        click.echo(f"Error: {error_text(exc)}", err=True)
         sys.exit(2)
 
 

@@ -58,9 +58,10 @@ def monitor(
             started = time.monotonic()
             try:
                 result = _round(st, rules)
-            except NbmlopsError as exc:
-                log.error("monitoring round failed: %s", exc)
-                result = MonitorResult(time.time(), None, error=str(exc))
+            except Exception as exc:  # one round that cannot run does not end the loop
+                unexpected = not isinstance(exc, NbmlopsError)  # then the log keeps its traceback
+                log.error("monitoring round failed: %s", exc, exc_info=unexpected)
+                result = MonitorResult(time.time(), None, error=monitoring.error_text(exc))
             if on_round is not None:
                 on_round(result)
             time.sleep(max(0.0, interval - (time.monotonic() - started)))

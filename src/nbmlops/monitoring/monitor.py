@@ -204,9 +204,16 @@ def evaluate(store: Store, alerts: AlertsFile, *, now: float | None = None) -> M
             outcomes.append(_evaluate_alert(store, alerts, source, alert, now))
         except Exception as exc:  # one alert's failure never costs the others
             log.error("alert %s could not be evaluated", alert.name, exc_info=True)
-            message = str(exc) if isinstance(exc, NbmlopsError) else f"{type(exc).__name__}: {exc}"
-            outcomes.append(AlertOutcome(alert.name, alert.model, None, "error", error=message))
+            outcomes.append(
+                AlertOutcome(alert.name, alert.model, None, "error", error=error_text(exc))
+            )
     return MonitorResult(now, source, tuple(outcomes))
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as an outcome shows it: our own errors' messages say what happened; any other
+    is named by its type."""
+    return str(exc) if isinstance(exc, NbmlopsError) else f"{type(exc).__name__}: {exc}"
 
 
 def _evaluate_alert(
