@@ -403,6 +403,18 @@ def test_a_monitoring_loop_goes_on_after_a_round_it_cannot_run(home: Path):
     assert once.exit_code == 2 and once.stderr.startswith("Error: RecursionError: maximum")
 
 
+def test_giving_every_means_a_loop(home: Path):
+    path, rounds = rules(home, "[alerts.m]\nwhen = ['requests.count >= 0']\n"), []
+
+    def on_round(result):
+        rounds.append(result)
+        if len(rounds) == 2:
+            raise KeyboardInterrupt
+
+    monitor(every=0.01, rules=path, on_round=on_round, store=home)
+    assert [[o.status for o in r.outcomes] for r in rounds] == [["fired"], ["held"]]
+
+
 def test_an_alert_on_real_served_traffic_fires_from_the_cli(home: Path):
     path = rules(home, SKEW)
     X = np.random.default_rng(1).normal(size=40)

@@ -727,7 +727,6 @@ def monitor_cmd(
             click.echo("\n".join(result.lines(width)))
             sys.exit(result.exit_code)
         _alerts.monitor(
-            once=False,
             every=every,
             rules=rules_path,
             store=store,

@@ -3,7 +3,7 @@
 ::
 
     nbm.monitor()                      # one round: fire, notify, retrain; a MonitorResult
-    nbm.monitor(once=False, every="5m")  # a round every 5 minutes until Ctrl-C
+    nbm.monitor(every="5m")            # a round every 5 minutes until Ctrl-C
     nbm.alert_events("diabetes")       # firings, notifications and retrain steps
     nbm.check_alerts()                 # the whole nbmlops.toml checked, evaluating nothing
 """
@@ -32,8 +32,8 @@ log = logging.getLogger("nbmlops.monitoring")
 
 def monitor(
     *,
-    once: bool = True,
-    every: str | float | dt.timedelta = "5m",
+    once: bool | None = None,
+    every: str | float | dt.timedelta | None = None,
     rules: str | Path | None = None,
     on_round: Callable[[MonitorResult], None] | None = None,
     store: StoreLike = None,
@@ -45,12 +45,14 @@ def monitor(
     values and the rules file's git commit (``nbm.alert_events``). A malformed rules file raises
     RulesFileError with its line.
 
-    ``once=False``: a round every ``every`` ("5m", seconds) until Ctrl-C, re-reading the rules
-    file each round (a round it cannot run is logged and carries ``error``); each round goes to
-    ``on_round``; returns the last."""
+    ``every`` ("5m", seconds): a round every ``every`` until Ctrl-C, re-reading the rules file
+    each round (a round it cannot run is logged and carries ``error``); each round goes to
+    ``on_round``; returns the last. ``once`` overrides: ``once=True`` one round whatever
+    ``every`` says, ``once=False`` a loop, every 5 minutes unless ``every`` says."""
     st = open_store(store, create=False)
-    interval = parse_duration(every, what="every")
-    if once:
+    interval = parse_duration("5m" if every is None else every, what="every")
+    loop = every is not None if once is None else not once
+    if not loop:
         return _round(st, rules)
     result = MonitorResult(time.time(), None, error="interrupted before the first round")
     try:
