@@ -17,6 +17,7 @@ from sklearn.linear_model import LinearRegression
 
 import nbmlops as nbm
 from nbmlops import drift, panels
+from nbmlops.api._alerts import alert_events
 from nbmlops.api._monitoring import log_labels, production_skew
 from nbmlops.api._timeline import monitor_timeline
 from nbmlops.errors import ModelNotFoundError
@@ -119,6 +120,11 @@ def test_static_html_shows_both_versions_the_alert_badge_and_the_retrain(loop: P
     assert sorted(set(frame["version"])) == [1, 2] and len(frame) == 6
     assert list(frame["coverage"]) == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
     assert panel.figure.axes[2].get_ylabel() == "drift share"
+
+
+def test_the_panel_and_alert_events_describe_each_event_alike(loop: Path):
+    details = monitor_timeline("m").events_frame().query("kind != 'alias_set'")["detail"]
+    assert list(details) == list(alert_events("m")["summary"])
 
 
 def test_timeline_values_are_production_skew_and_the_drift_reports(loop: Path):

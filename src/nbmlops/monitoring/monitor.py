@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("nbmlops.monitoring")
 WEBHOOK_TIMEOUT = 10.0
 """Seconds a webhook may take to answer before the notification is recorded as failed."""
-STATUSES = ("fired", "held", "quiet", "error")
 
 
 @dataclass(frozen=True)
@@ -507,9 +506,11 @@ def _post(alert: Alert, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(kind: str, payload: Mapping[str, Any]) -> str:
-    """One line for an event of the monitoring timeline, as ``model_history`` has."""
+    """One line for an event of the monitoring timeline, as ``model_history`` has (the
+    ``summary`` of ``nbm.alert_events``, the ``detail`` of the ``%monitor`` panel's table)."""
     if kind == "fired":
-        reasons = "; ".join(str(c.get("reason")) for c in payload.get("conditions", ()))
+        conditions = payload.get("conditions", ())
+        reasons = "; ".join(str(c.get("reason") or c.get("rule")) for c in conditions)
         return f"{payload.get('action', 'notify')}: {reasons}"
     if kind in ("notified", "notify_failed"):
         where = payload.get("url") or payload.get("env") or payload.get("channel", "")
@@ -519,8 +520,7 @@ def summary(kind: str, payload: Mapping[str, Any]) -> str:
         parameters = ", ".join(f"{k}={v!r}" for k, v in payload.get("parameters", {}).items())
         return f"{Path(str(payload.get('notebook', ''))).name}({parameters})"
     if kind == "retrain_finished":
-        candidates = ", ".join(map(str, payload.get("candidates", ()))) or "none"
-        return f"registered: {candidates}"
+        return f"candidates {list(payload.get('candidates', ()))}"
     if kind == "retraining_stopped":
         deprecated = ", ".join(map(str, payload.get("deprecated", ()))) or "none"
         return f"{payload.get('reason', '')} (deprecated: {deprecated})"

@@ -29,6 +29,7 @@ from nbmlops import _display
 from nbmlops._figures import new_figure
 from nbmlops.errors import RegistryError, RulesFileError
 from nbmlops.monitoring.alerts import load_alerts
+from nbmlops.monitoring.monitor import summary
 from nbmlops.monitoring.skew import VersionSkew, production_skew
 from nbmlops.registry.rules_file import find_rules_file
 from nbmlops.store import Store
@@ -151,7 +152,7 @@ class Timeline:
         detail."""
         import pandas as pd  # heavy: kept out of import nbmlops
 
-        rows = [(e.at, e.kind, e.alert, e.version, _detail(e)) for e in self.events]
+        rows = [(e.at, e.kind, e.alert, e.version, summary(e.kind, e.payload)) for e in self.events]
         rows += [
             (at, "alias_set", "", v, f"{self.name}@{alias} -> {v}")
             for at, alias, v in self.alias_moves
@@ -312,23 +313,6 @@ def _date(seconds: float) -> Any:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def _detail(event: MonitorEventRow) -> str:
-    """The part of an event's payload worth a table cell."""
-    p = event.payload
-    if event.kind == "fired":
-        held = "; ".join(str(c.get("rule", "")) for c in p.get("conditions", []))
-        return f"{p.get('action', 'notify')}: {held}"
-    if event.kind in ("notified", "notify_failed"):
-        return str(p.get("channel", "")) + (f": {p['reason']}" if "reason" in p else "")
-    if event.kind == "retrain_finished":
-        return f"candidates {p.get('candidates', [])}"
-    if event.kind in ("retrain_failed", "retraining_stopped"):
-        return str(p.get("reason", ""))
-    if event.kind == "retrain_started":
-        return str(p.get("notebook", ""))
-    return ""
 
 
 def choose_window(span: float) -> float:
