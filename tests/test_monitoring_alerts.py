@@ -130,6 +130,7 @@ def test_an_alerts_table_parses_with_defaults_and_the_line_of_each_condition(hom
             "notebook 'gone.ipynb' not found at",
         ),
         ("when = ['errors.rate > 1']\nstop_after = 2\n", 3, 'stop_after is for action = "retrain"'),
+        ("when = ['errors.rate > 1']\ntimeout = '1m'\n", 3, 'timeout is for action = "retrain"'),
         ("when = ['errors.rate > 1']\nwebhook = 'ftp://x'\n", 3, "an http:// or https:// URL"),
         ("when = ['errors.rate > 1']\nmetric = 'auc'\n", 3, "metric must be one of mae"),
         (
@@ -496,6 +497,7 @@ def test_a_retrain_alert_runs_its_notebook_with_the_window(home: Path):
     notebook.cells = [parameters, nbformat.v4.new_code_cell("raise ValueError(window_start)")]
     nbformat.write(notebook, home.parent / "retrain.ipynb")
     body = "when = ['requests.count >= 0']\naction = 'retrain'\nnotebook = 'retrain.ipynb'\n"
+    body += "timeout = '7s'\n"
     path = rules(home, "[rules.m]\nrequire = ['metrics.mae < 1']\n[alerts.m]\n" + body)
     outcome = monitor(rules=path, store=home).outcomes[0]
     assert (outcome.status, outcome.retrain.status) == ("fired", "failed")
@@ -505,6 +507,7 @@ def test_a_retrain_alert_runs_its_notebook_with_the_window(home: Path):
     events = alert_events("m", store=home)
     started = events.payload[2]
     assert started["parameters"]["window_end"] - started["parameters"]["window_start"] == 3600
+    assert started["timeout"] == 7
     assert events.summary[0] == "retrain: requests.count = 0 >= 0"
     assert events.summary[1] == "log logged"
     assert events.summary[2].startswith("retrain.ipynb(alert='m', champion=1, firing_id=1")

@@ -13,6 +13,7 @@ and the firing records the same file state (path, sha256, git commit, status)::
     notebook = "retrain.ipynb"         # retrain only; relative to this file's folder
     parameters = { epochs = 5 }        # retrain only: more parameters for the notebook
     stop_after = 3                     # retrain only: failed retrains in a row before stopping
+    timeout = "10m"                    # retrain only: the longest a notebook cell may run
     webhook_env = "DIABETES_HOOK"      # optional: a JSON POST per firing to the URL in this
                                        # environment variable (or webhook = "https://...")
     metric = "mae"                     # optional: the metric of skew.difference and the like
@@ -90,6 +91,7 @@ from nbmlops.registry.rules_file import (
 ACTIONS = ("notify", "retrain")
 DEFAULT_WINDOW = "1h"
 DEFAULT_STOP_AFTER = 3
+DEFAULT_TIMEOUT = "10m"
 _KEYS = (
     "model",
     "ref",
@@ -100,12 +102,13 @@ _KEYS = (
     "notebook",
     "parameters",
     "stop_after",
+    "timeout",
     "webhook",
     "webhook_env",
     "metric",
     "description",
 )
-_RETRAIN_ONLY = ("notebook", "parameters", "stop_after")
+_RETRAIN_ONLY = ("notebook", "parameters", "stop_after", "timeout")
 #: Parameters the monitor gives a retrain notebook besides retrain's own RESERVED ones.
 WINDOW_PARAMETERS = ("window_start", "window_end")
 
@@ -175,6 +178,7 @@ class Alert:
     notebook: Path | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
     stop_after: int = DEFAULT_STOP_AFTER
+    timeout: float = 600.0  # seconds a cell of the retrain notebook may run
     webhook: str | None = None
     webhook_env: str | None = None  # the environment variable holding the webhook's URL
     metric: str | None = None
@@ -307,6 +311,7 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
     stop_after = table.get("stop_after", DEFAULT_STOP_AFTER)
     if isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1:
         raise fail(f"stop_after must be a whole number >= 1, not {stop_after!r}", "stop_after")
+    timeout = _duration(table, "timeout", DEFAULT_TIMEOUT, fail)
     webhook = table.get("webhook")
     if webhook is not None:
         try:
@@ -342,6 +347,7 @@ def _alert(path: Path, lines: list[str], rules: RulesFile, name: str, table: obj
         notebook,
         parameters,
         stop_after,
+        timeout,
         webhook,
         webhook_env,
         metric,

@@ -262,6 +262,7 @@ def _evaluate_alert(
             parameters={**alert.parameters, "window_start": values.start, "window_end": now},
             rules_path=alerts.path,
             stop_after=alert.stop_after,
+            timeout=math.ceil(alert.timeout),
         )
     except Exception as exc:  # the firing is recorded: whatever stopped its retrain is too
         log.error("the retrain of alert %s raised", alert.name, exc_info=True)

@@ -167,6 +167,7 @@ def retrain(
         "notebook": str(notebook),
         "parameters": passed,
         "output": str(output),
+        "timeout": timeout,
     }
     events_sql.append_event(store, _event(base, "retrain_started", champion, payload))
 
