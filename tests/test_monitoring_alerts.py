@@ -170,6 +170,15 @@ def test_a_retrain_alert_that_could_only_fail_is_refused_with_its_line(home, tex
     assert info.value.line == line
 
 
+def test_a_retrain_notebook_in_a_symlink_loop_is_refused_with_its_line(home: Path):
+    (home.parent / "retrain.ipynb").symlink_to(home.parent / "retrain.ipynb")
+    with pytest.raises(
+        RulesFileError, match=r"notebook 'retrain\.ipynb' cannot be resolved"
+    ) as info:
+        load_alerts(rules(home, M_RULES + "[alerts.m]\n" + RETRAIN))
+    assert info.value.line == 6
+
+
 def test_a_retrain_that_raises_after_the_firing_is_a_failed_retrain_and_an_error(home: Path):
     notebook = home.parent / "retrain.ipynb"
     notebook.write_text("{}")

@@ -399,7 +399,10 @@ def _notebook(path: Path, value: object, action: str, fail: Any) -> Path | None:
         return None
     if not isinstance(value, str) or not value:
         raise fail('action = "retrain" needs notebook = "<the retrain notebook>.ipynb"', None)
-    notebook = (path.parent / value).resolve()
+    try:
+        notebook = (path.parent / value).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop is a RuntimeError before 3.13
+        raise fail(f"notebook {value!r} cannot be resolved ({exc})", "notebook") from None
     if not notebook.is_file():
         raise fail(
             f"notebook {value!r} not found at {notebook} (paths are relative to this file)",
