@@ -135,6 +135,7 @@ def test_portable_formats_round_trip_through_the_registry_without_pickle(
     expected = _run_cell(shell, CELLS[api], track=True)
     version = nbm.register_model(nbm.runs()["run_id"][0], "boost")
     assert version.format == fmt
+    assert version.reference_profile_id is not None  # drift has its training data's profile
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("a portable model was unpickled")

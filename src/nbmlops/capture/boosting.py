@@ -98,6 +98,10 @@ class TrainingWatch:
             module.train = wrapper
             self._installed.append((module, original, wrapper))
 
+    def trains(self, source: str) -> bool:
+        """Whether a watched library is imported and ``source`` calls a ``train`` function."""
+        return bool(self._installed) and ".train(" in source
+
     def stop(self) -> None:
         """Put each library's own ``train`` back (unless someone replaced ours meanwhile)."""
         for module, original, wrapper in self._installed:

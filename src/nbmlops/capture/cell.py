@@ -170,7 +170,8 @@ class TrackedCell:
             return None
 
     def begin(self) -> Run:
-        """Start the run and take what must be seen before the user's code runs.
+        """Start the run and take what must be seen before the user's code runs (the library
+        ``train`` functions are watched from here to :meth:`collect_figures`).
 
         Raises only if the run itself cannot be created (e.g. the store is locked); the caller
         then runs the cell untracked.
@@ -198,21 +199,22 @@ class TrackedCell:
             obj = self.namespace.get(name)
             if name in self.options.data or _is_data(obj):
                 self._guard(f"input {name}", self._log_input, name, obj)
-        if self.options.auto and self.analysis.fitted:
+        if self.options.auto:
+            self._guard("xgboost/lightgbm train", self._training.start, ctx.source)
+        if self.options.auto and (self.analysis.fitted or self._training.trains(ctx.source)):
             self._profile_training_data()
         self._figures_before = self._guard("figures", _open_figures) or {}
         if self.options.auto:
             self._file_reads.__enter__()
-            self._guard("xgboost/lightgbm train", self._training.start, ctx.source)
         return self.run
 
     def _profile_training_data(self) -> None:
-        """A cell that fits an estimator: keep a drift reference profile of each DataFrame or
-        Series it reads, keyed by the fingerprint just taken, so a model registered from this
-        run is checked against its training data with nothing else to call. Done before the
-        user's code runs, so the profile is of the data the fingerprint names; a fingerprint
-        that already has a profile costs one lookup, a new one ~0.1-0.2 s (at most 100,000
-        sampled rows)."""
+        """A cell that fits an estimator (or calls ``xgboost.train``/``lightgbm.train``): keep a
+        drift reference profile of each DataFrame or Series it reads, keyed by the fingerprint
+        just taken, so a model registered from this run is checked against its training data
+        with nothing else to call. Done before the user's code runs, so the profile is of the
+        data the fingerprint names; a fingerprint that already has a profile costs one lookup,
+        a new one ~0.1-0.2 s (at most 100,000 sampled rows)."""
         # nbmlops.drift loads pandas and numpy; %load_ext nbmlops must not.
         from nbmlops.drift import profile_dataset
 
