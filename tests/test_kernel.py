@@ -60,7 +60,7 @@ def kernel(home: Path, tmp_path: Path) -> Iterator[Any]:
         cwd=str(tmp_path),
         env={**os.environ, "NBMLOPS_HOME": str(home), "JPY_SESSION_NAME": session},
     )
-    client = km.client()
+    client = km.blocking_client()  # the manager's own client is asynchronous, as nbclient's
     client.start_channels()
     client.wait_for_ready(timeout=60)
     yield client

@@ -141,11 +141,13 @@ def parameterize(
 
 
 def _this_python_kernel_manager() -> Any:
-    from jupyter_client.blocking.client import BlockingKernelClient
+    from jupyter_client.asynchronous.client import AsyncKernelClient
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import KernelManager
 
-    class CellIdClient(BlockingKernelClient):
+    # Asynchronous, as nbclient's own client is: with a blocking one its per-cell timeout never
+    # fired (a 20 s cell with timeout=1 ran to its end).
+    class CellIdClient(AsyncKernelClient):
         """A client that sends ``cell_id`` with each execute request, as JupyterLab does."""
 
         cell_id: str | None = None
