@@ -405,12 +405,12 @@ def test_a_monitoring_loop_goes_on_after_a_round_it_cannot_run(home: Path):
         rules(home, "[alerts.m]\nwhen = ['requests.count >= 0']\n")
 
     last = monitor(once=False, every=0.01, rules=path, on_round=on_round, store=home)
-    assert seen[0].error.startswith("RecursionError: maximum recursion depth exceeded")
+    assert "invalid TOML: arrays or tables nested too deeply" in seen[0].error
     assert [o.status for o in last.outcomes] == ["fired"]
     once = CliRunner().invoke(
         main, ["--store", str(home), "monitor", "--rules", str(rules(home, TOO_DEEP))]
     )
-    assert once.exit_code == 2 and once.stderr.startswith("Error: RecursionError: maximum")
+    assert once.exit_code == 2 and "nested too deeply" in once.output
 
 
 def test_giving_every_means_a_loop(home: Path):

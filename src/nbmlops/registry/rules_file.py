@@ -146,6 +146,8 @@ def read_document(path: Path) -> tuple[bytes, list[str], dict[str, Any]]:
             line = int(match.group(1))
         reason = message[: match.start()] if match else message
         raise RulesFileError(f"invalid TOML: {reason}", path, line) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise RulesFileError("invalid TOML: arrays or tables nested too deeply", path) from None
     return data, text.splitlines(), document
 
 
