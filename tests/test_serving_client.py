@@ -139,3 +139,26 @@ def test_nbmlops_serve_as_a_process_serves_and_records_its_stop(store: Path) -> 
         process.wait(30)
     assert response.json() == {"predictions": [1]}
     assert nbm.endpoints("m", store=store).state.tolist() == ["stopped"]
+
+
+def test_a_server_that_does_not_speak_http_is_a_client_error(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_garbage() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            conn.recv(4096)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            conn.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    client = ModelClient(f"http://127.0.0.1:{port}", "m@champion", tmp_path / "models")
+    with pytest.raises(ModelClientError, match=r"BadStatusLine"):
+        client.check()
+    with pytest.raises(ModelClientError, match=r"No version of m@champion on disk"):
+        client.get()
+    listener.close()

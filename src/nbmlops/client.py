@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -126,6 +127,17 @@ class ModelClient:
             raise ModelClientError(
                 f"{self._artifact_url()} answered {exc.code}: {detail}"
             ) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            # unreachable, timed out, or not an HTTP answer (BadStatusLine, IncompleteRead)
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise ModelClientError(
+                f"{self._artifact_url()}: {type(exc).__name__}: {reason}"
+            ) from None
+        except (KeyError, ValueError) as exc:  # an answer without the model's headers
+            raise ModelClientError(
+                f"{self._artifact_url()} did not answer as an nbmlops model server ({exc!r} "
+                "missing or malformed): is the URL right?"
+            ) from None
 
     def _install(self, response: Any) -> None:
         etag = (response.headers.get("ETag") or "").strip('"')
@@ -180,7 +192,7 @@ class ModelClient:
         try:
             self.check()
             self.last_error = None
-        except (urllib.error.URLError, OSError, ModelClientError) as exc:
+        except ModelClientError as exc:
             self.last_error = str(exc)
             if self.current is None:
                 raise ModelClientError(
