@@ -182,3 +182,25 @@ def test_an_xgboost_model_from_a_tracked_cell_is_served_over_rest(shell):
         answer = httpx.post(f"{handle.url}/invocations", json=body)
     assert answer.status_code == 200, answer.text
     assert json.loads(answer.text)["predictions"] == (expected[:5] > 0.5).astype(int).tolist()
+
+
+def test_a_live_xgboost_model_registered_directly_is_stored_in_its_own_format(shell):
+    shell.run_cell(SETUP)
+    _run_cell(shell, CELLS["xgb_sklearn"], track=False)
+    version = nbm.register_model(shell.user_ns["model"], "live-boost")
+    assert version.format == "xgboost-ubj"
+    with pytest.raises(ValueError, match="format must be auto or one of skops, pickle, xgboost"):
+        nbm.register_model(shell.user_ns["model"], "live-boost", format="onnx")
+
+
+def test_a_native_xgboost_booster_is_served_over_rest(shell):
+    shell.run_cell(SETUP)
+    expected = _run_cell(shell, CELLS["xgb_native"], track=True)
+    nbm.register_model(nbm.runs()["run_id"][0], "native")
+    nbm.set_alias("native", "champion", 1)
+    rows = shell.user_ns["X_val"][:5]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}}
+    with nbm.serve("native@champion", port=0) as handle:
+        answer = httpx.post(f"{handle.url}/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["predictions"], expected[:5], rtol=1e-6)

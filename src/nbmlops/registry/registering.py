@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nbmlops._display import when
+from nbmlops.capture import model_formats
 from nbmlops.capture.environment import current_user, installed_packages
 from nbmlops.capture.run import Run, active_run_ids, find_run
 from nbmlops.errors import AlreadyRegisteredWarning, RegistryError
@@ -47,7 +48,9 @@ def register(
     """Register a run's model (``source``: a run id, prefix or Run) or a live model object."""
     check_name(name)
     if format not in (*serialization.FORMATS, "auto"):
-        raise ValueError(f"format must be auto, skops or pickle, not {format!r}")
+        raise ValueError(
+            f"format must be auto or one of {', '.join(serialization.FORMATS)}, not {format!r}"
+        )
     if isinstance(source, str):
         return _register_run(store, find_run(store, source), name, description, artifact, format)
     if isinstance(source, Run):
@@ -199,6 +202,9 @@ def _register_object(
 
 
 def _serialise(model: object, format: str) -> tuple[bytes, str, set[str]]:
+    portable = model_formats.portable_format(model)  # the library's own format: no pickle
+    if portable is not None and format in ("auto", portable):
+        return model_formats.dump_portable(model, portable), portable, set()
     pickled = pickle.dumps(model, protocol=serialization.PICKLE_PROTOCOL)
     globals_ = serialization.pickle_globals(pickled)
     if format != serialization.PICKLE:

@@ -78,7 +78,11 @@ class Served:
     headers: dict[str, str]
 
     def predict(self, model_input: Any) -> list[Any]:
-        return encode_predictions(self.model.predict(model_input))
+        model = self.model
+        if type(model).__name__ == "Booster" and type(model).__module__.startswith("xgboost"):
+            # A native XGBoost Booster's predict takes a DMatrix; inplace_predict the frame.
+            return encode_predictions(model.inplace_predict(model_input))
+        return encode_predictions(model.predict(model_input))
 
 
 class SelfTestError(Exception):
