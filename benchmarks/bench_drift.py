@@ -156,28 +156,39 @@ def machine() -> str:
     return f"{cpu_model()}, {os.cpu_count()} cores, {machine_load()}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--repeats", type=int, default=3)
+def add_evidently_options(parser: argparse.ArgumentParser) -> None:
+    """--evidently-python and --no-evidently (bench_monitoring's too)."""
     parser.add_argument(
         "--evidently-python",
         default=os.environ.get("EVIDENTLY_PYTHON", "/tmp/evidently-venv/bin/python"),
         help="python of a virtual environment with evidently==0.7.*, pandas<3 and pyarrow",
     )
     parser.add_argument("--no-evidently", action="store_true", help="time nbmlops only")
+
+
+def evidently_python_of(args: argparse.Namespace) -> str | None:
+    """The python to run Evidently with, or None (said loudly when it is missing)."""
+    python: str | None = None if args.no_evidently else args.evidently_python
+    if python is not None and not Path(python).exists():
+        print(
+            f"!! Evidently's python {python} is MISSING: the comparison is skipped.\n"
+            "   Create it with: python3 -m venv /tmp/evidently-venv && "
+            "/tmp/evidently-venv/bin/pip install 'evidently==0.7.*' 'pandas<3' pyarrow\n"
+        )
+        python = None
+    return python
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="100000,1000000", help="comma-separated row counts")
+    parser.add_argument("--repeats", type=int, default=3)
+    add_evidently_options(parser)
     args = parser.parse_args()
     sizes = [int(x) for x in args.rows.split(",")]
     import scipy
 
-    evidently_python: str | None = None if args.no_evidently else args.evidently_python
-    if evidently_python is not None and not Path(evidently_python).exists():
-        print(
-            f"!! Evidently's python {evidently_python} is MISSING: the comparison is skipped.\n"
-            "   Create it with: python3 -m venv /tmp/evidently-venv && "
-            "/tmp/evidently-venv/bin/pip install 'evidently==0.7.*' 'pandas<3' pyarrow\n"
-        )
-        evidently_python = None
+    evidently_python = evidently_python_of(args)
     print(f"date      {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}")
     print(f"machine   {machine()}")
     print(

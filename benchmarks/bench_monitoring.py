@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
 import tempfile
 import time
@@ -38,7 +37,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bench_drift import best_of, compare, machine, make_data, run_evidently, truth
+from bench_drift import (
+    add_evidently_options,
+    best_of,
+    compare,
+    evidently_python_of,
+    machine,
+    make_data,
+    run_evidently,
+    truth,
+)
 from sklearn.dummy import DummyRegressor
 
 import nbmlops as nbm
@@ -232,21 +240,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="100,000 served rows")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--evidently-python",
-        default=os.environ.get("EVIDENTLY_PYTHON", "/tmp/evidently-venv/bin/python"),
-        help="python of a virtual environment with evidently==0.7.*, pandas<3 and pyarrow",
-    )
-    parser.add_argument("--no-evidently", action="store_true", help="time nbmlops only")
+    add_evidently_options(parser)
     args = parser.parse_args()
-    evidently_python: str | None = None if args.no_evidently else args.evidently_python
-    if evidently_python is not None and not Path(evidently_python).exists():
-        print(
-            f"!! Evidently's python {evidently_python} is MISSING: the comparison is skipped.\n"
-            "   Create it with: python3 -m venv /tmp/evidently-venv && "
-            "/tmp/evidently-venv/bin/pip install 'evidently==0.7.*' 'pandas<3' pyarrow\n"
-        )
-        evidently_python = None
+    evidently_python = evidently_python_of(args)
     print(f"date      {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}")
     print(f"machine   {machine()}")
     print(
