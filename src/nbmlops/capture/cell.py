@@ -27,7 +27,7 @@ from typing import Any
 
 from nbmlops._jsonable import jsonable
 from nbmlops.capture import analysis as _analysis
-from nbmlops.capture import boosting, estimators
+from nbmlops.capture import boosting, estimators, pytorch
 from nbmlops.capture.files import FileReads
 from nbmlops.capture.notebook import NotebookSnapshot, from_saved_file
 from nbmlops.capture.run import Logged, Run, Status, begin_run, end_tracked_run, metric_value
@@ -261,6 +261,7 @@ class TrackedCell:
         merged: dict[str, list[str]] = {}
         if self.options.auto:
             merged = self._guard("params", self._estimator_params) or {}
+            self._guard("optimizer params", self._optimizer_params, merged)
             absorbed = self._guard("train params", self._train_params, merged) or set()
             for param in self.analysis.params:
                 if param.name in absorbed:
@@ -273,6 +274,8 @@ class TrackedCell:
             self._guard("models", self._auto_models)
             self._guard("training", self._auto_training)
             self._guard("statsmodels", self._auto_statsmodels)
+            self._guard("torch modules", self._auto_torch)
+            self._guard("curves", self._auto_curves)
             self._guard("metrics", self._auto_metrics)
             for path, how in self._file_reads.paths.items():
                 self._guard(f"file {path}", run.log_dataset, path, path, "input", source=how)
@@ -337,6 +340,87 @@ class TrackedCell:
                     f"param {key}", self.run.log_param, key, value, source=f"estimator:{line}"
                 )
         return merged
+
+    def _optimizers(self) -> list[tuple[str, int, Any]]:
+        """``(name, line, optimizer)`` for the torch optimizers the cell bound or used."""
+        names = {**self.analysis.mutated, **self.analysis.stores}
+        return [
+            (name, line, self.namespace.get(name))
+            for name, line in sorted(names.items(), key=lambda kv: kv[1])
+            if pytorch.is_optimizer(self.namespace.get(name))
+        ]
+
+    def _optimizer_params(self, merged: dict[str, list[str]]) -> None:
+        """``<Optimizer>.lr`` and the like (:mod:`nbmlops.capture.pytorch`); as for estimators,
+        ``lr = 1e-3`` then ``Adam(params, lr=lr)`` stays the one param ``lr``."""
+        assert self.run is not None
+        named = {p.name: p.value for p in self.analysis.params}
+        for _, line, optimizer in self._optimizers():
+            for key, value in pytorch.optimizer_params(optimizer).items():
+                argument = self._argument_holding(key, value, named)
+                if argument is not None:
+                    merged.setdefault(argument.name, []).append(
+                        f"optimizer:{argument.line} "
+                        f"{argument.func}({argument.keyword}={argument.name})"
+                    )
+                    continue
+                self._guard(
+                    f"param {key}", self.run.log_param, key, value, source=f"optimizer:{line}"
+                )
+
+    def _auto_torch(self) -> None:
+        """The modules the cell made or trained: weights as a model, parameter count, layers."""
+        assert self.run is not None
+        if not any(
+            pytorch.is_module(self.namespace.get(n))
+            for n in (*self.analysis.stores, *self.analysis.loads)
+        ):
+            return  # torch not imported, or no module in sight: nothing to look for
+        candidates = {**self.analysis.mutated, **self.analysis.stores}
+        optimizers = [opt for _, _, opt in self._optimizers()]
+        modules = pytorch.captured_modules(
+            {n: self.namespace.get(n) for n in candidates}, optimizers, self.namespace
+        )
+        for name, module in modules:
+            source = f"torch:{candidates.get(name, self.analysis.loads.get(name))}"
+            self._guard(f"model {name}", self.run.log_model, module, name, source=source)
+            self._guard(
+                f"param {name}.n_parameters",
+                self.run.log_param,
+                f"{name}.n_parameters",
+                pytorch.n_parameters(module),
+                source=source,
+            )
+            self._guard(
+                f"{name} architecture",
+                self.run._log_generated,
+                f"{name}.architecture.txt",
+                pytorch.architecture(module),
+                "text/plain",
+                source,
+            )
+
+    def _auto_curves(self) -> None:
+        """Lists of numbers the cell built in place become step metrics
+        (:mod:`nbmlops.capture.pytorch`), unless the cell logged that metric itself."""
+        assert self.run is not None
+        params = {p.name for p in self.analysis.params}
+        logged = set(self.run._next_step)  # keys the cell logged itself, flushed or not
+        for name, line in self.analysis.mutated.items():
+            if name in params:
+                continue
+            for key, points in pytorch.series(name, self.namespace.get(name)):
+                if key in logged:
+                    continue
+                for step, value in points:
+                    self._guard(
+                        f"metric {key}",
+                        self.run.log_metric,
+                        key,
+                        value,
+                        step,
+                        source=f"list:{line}",
+                    )
 
     def _train_params(self, merged: dict[str, list[str]]) -> set[str]:
         """Log the params of each native ``xgboost.train`` / ``lightgbm.train`` call, one per

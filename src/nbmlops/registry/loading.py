@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nbmlops._display import when
+from nbmlops.capture import model_formats
 from nbmlops.capture.environment import installed_packages, resolve_notebook
 from nbmlops.capture.liveness import hostname
 from nbmlops.errors import (
@@ -124,9 +125,14 @@ def load_version(
             if mv.blake3 is not None:
                 _check_content_address(mv, data)
         _warn_libraries(mv)
-        model = serialization.load_model_bytes(
-            data, mv.format, trusted=trusted, model_class=mv.model_class
-        )
+        try:
+            model = serialization.load_model_bytes(
+                data, mv.format, trusted=trusted, model_class=mv.model_class
+            )
+        except RegistryError as exc:
+            if mv.format in model_formats.TORCH_FORMATS:  # its message says what to do with it
+                exc.add_note(f"Artifact path: {store.objects.path_of(mv.sha256)}")
+            raise
     deprecations = [e for e in events if e.kind == "deprecated"]
     if deprecations:
         reason = json.loads(deprecations[-1].payload or "{}").get("reason")

@@ -88,6 +88,10 @@ def _register_run(
     globals_: set[str] = set()
     if source_format == serialization.PICKLE:
         model, globals_ = serialization.unpickle_with_globals(data)
+    elif source_format in model_formats.TORCH_FORMATS and format != serialization.PICKLE:
+        # Registered as logged: rebuilding the module would need its class constructible here
+        # (model_formats), and a module has no feature names for a signature anyway.
+        model = None
     else:
         model = serialization.load_model_bytes(data, source_format)
     stored, stored_format = data, source_format
@@ -202,8 +206,8 @@ def _register_object(
 
 
 def _serialise(model: object, format: str) -> tuple[bytes, str, set[str]]:
-    portable = model_formats.portable_format(model)  # the library's own format: no pickle
-    if portable is not None and format in ("auto", portable):
+    portable = model_formats.chosen_format(model, format)  # the library's own format: no pickle
+    if portable is not None:
         return model_formats.dump_portable(model, portable), portable, set()
     pickled = pickle.dumps(model, protocol=serialization.PICKLE_PROTOCOL)
     globals_ = serialization.pickle_globals(pickled)

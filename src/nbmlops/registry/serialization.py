@@ -55,8 +55,9 @@ from nbmlops.store.objects import VerifiedStream
 
 SKOPS = "skops"
 PICKLE = "pickle"
-# XGBoost's UBJSON and LightGBM's model text: data, written and read by the library itself
-# (nbmlops.capture.model_formats); a run logs boosters in them, and they are registered as logged.
+# XGBoost's UBJSON, LightGBM's model text, a PyTorch state_dict (safetensors or torch.save): data,
+# written and read by the library itself (nbmlops.capture.model_formats); a run logs models in
+# them, and they are registered as logged.
 FORMATS = (SKOPS, PICKLE, *model_formats.FORMATS)
 PICKLE_PROTOCOL = 5
 
@@ -94,21 +95,22 @@ _NOT_LIBRARIES = frozenset({"builtins", "copyreg", "_codecs", "__main__"})
 def dump_model(model: object, *, format: str = "auto") -> tuple[bytes, str]:
     """Serialise ``model``: ``(data, format)``, format one of :data:`FORMATS`.
 
-    ``format="auto"`` uses the library's portable format for an XGBoost or LightGBM booster
-    (:mod:`nbmlops.capture.model_formats`); else skops when skops saves the model, loads it back
-    with its default trusted types only, and the loaded model has the same state; else pickle
+    ``format="auto"`` uses the library's portable format for an XGBoost or LightGBM booster or a
+    PyTorch module (:mod:`nbmlops.capture.model_formats`); else skops when skops saves the model,
+    loads it back with its default trusted types only, and the loaded model has the same state;
+    else pickle
     (protocol 5). ``"skops"`` or a portable format raises if that is not possible; ``"pickle"``
     always pickles.
     """
     _check_format(format, allow_auto=True)
-    portable = model_formats.portable_format(model)
-    if portable is not None and format in ("auto", portable):
+    portable = model_formats.chosen_format(model, format)
+    if portable is not None:
         return model_formats.dump_portable(model, portable), portable
     if format in model_formats.FORMATS:
         raise RegistryError(
             f"A {type(model).__qualname__} cannot be saved as {format}, which holds "
-            f"{'XGBoost models' if format == model_formats.XGBOOST else 'LightGBM boosters'} "
-            "only; leave format= out to pick the model's own format."
+            f"{model_formats.HOLDS[format]} only; leave format= out to pick the model's own "
+            "format."
         )
     pickled = pickle.dumps(model, protocol=PICKLE_PROTOCOL)
     if format == PICKLE:
