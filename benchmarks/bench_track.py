@@ -30,6 +30,13 @@ Cases (targets from the performance issue; ratio = MLflow time / nbmlops time):
    inside nbmlops' callbacks since the fit's own noise hides a wall-clock difference, against
    ``mlflow.xgboost.autolog()`` (fit with autolog minus plain fit), with and without models.
 
+6. Capture around a PyTorch loop of 1,000 steps (issue #20): a small MLP (20 -> 64 -> 64 -> 1,
+   full-batch Adam on 1,000 x 20, one thread) whose cell appends ``loss.item()`` to a list:
+   tracked vs untracked adds <= 1% (the module's weights in safetensors, its size and layers,
+   the optimizer's settings, the 1,000-step ``losses`` curve), measured as the time inside
+   nbmlops' callbacks over the untracked cell's median, as case 5. No peer: MLflow's
+   ``pytorch.autolog`` covers Lightning only.
+
 nbmlops, MLflow and the fingerprint cases each run in a child process with a fresh temporary
 directory as working directory, store and IPYTHONDIR, so no side pays for the other's imports,
 heap or monkey-patching (autolog). Within a side, the compared variants alternate in blocks so
@@ -102,6 +109,22 @@ XGB_BODIES = {
     ),
 }
 
+# The case-6 cell: a full-batch training loop of a small MLP, losses appended as a list.
+TORCH_BODY = (
+    "torch.manual_seed(seed)\n"
+    "model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), "
+    "nn.Linear(64, 1))\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
+    "loss_fn = nn.MSELoss()\n"
+    "losses = []\n"
+    "for step in range(STEPS):\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = loss_fn(model(TX), TY)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+    "    losses.append(loss.item())"
+)
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -123,6 +146,8 @@ class Sizes:
     xgb_rounds: int = 100  # case 5
     xgb_pairs: int = 16  # case 5: tracked/untracked pairs per API
     mlflow_xgb_fits: int = 4  # case 5 peer: per mode (plain, autolog, autolog without models)
+    torch_steps: int = 1_000  # case 6
+    torch_pairs: int = 10  # case 6: tracked/untracked pairs
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -142,6 +167,7 @@ class Sizes:
             fp_repeats=2,
             xgb_pairs=3,
             mlflow_xgb_fits=1,
+            torch_pairs=3,
         )
 
 
@@ -354,6 +380,41 @@ def bench_xgboost_cells(shell: Shell, sizes: Sizes) -> Timings:
     return out
 
 
+def bench_torch_cells(shell: Shell, sizes: Sizes) -> Timings:
+    """Case 6: the loop tracked and untracked, alternating, a new seed before every run; then the
+    time inside nbmlops' callbacks, which the loop's own noise does not blur (as case 5)."""
+    import torch
+
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(0)
+    tx = torch.randn(sizes.fit_rows // 10, sizes.fit_features, generator=generator)
+    ty = tx[:, :1] * 2 + 0.1 * torch.randn(len(tx), 1, generator=generator)
+    push = {"torch": torch, "nn": torch.nn, "TX": tx, "TY": ty, "STEPS": sizes.torch_steps}
+    shell.ip.push({**push, "seed": 0})
+    shell.set_loaded(True)
+    variants = {"tracked": (TRACK + TORCH_BODY, "torch-track"), "untracked": (TORCH_BODY, "t")}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    seed = 0
+    for i in range(1 + sizes.torch_pairs):  # 1 untimed pair first
+        for kind in list(variants) if i % 2 == 0 else list(variants)[::-1]:
+            seed += 1
+            shell.ip.user_ns["seed"] = seed
+            elapsed = shell.run(*variants[kind])
+            if i >= 1:
+                times[kind].append(elapsed)
+    runs = []
+    for _ in range(max(3, sizes.torch_pairs // 2)):
+        seed += 1
+        runs += [("seed", f"seed = {seed}", "seed"), ("tracked", *variants["tracked"])]
+        runs += [("untracked", *variants["untracked"])]
+    hooks = hook_times(shell, runs)
+    return {
+        "cells": times,
+        "hooks": {k: hooks[k] for k in ("tracked", "untracked")},
+        "captured": last_tracked("torch-track"),
+    }
+
+
 def last_tracked(cell_id: str) -> dict[str, Any]:
     """What the last tracked run of ``cell_id`` recorded, to show the capture did its job."""
     import nbmlops as nbm
@@ -429,6 +490,7 @@ def bench_nbmlops(sizes: Sizes, workdir: Path) -> Timings:
     out["captured"] = last_tracked_fit()
     out["model"] = bench_log_model_nbmlops(sizes)
     out["xgboost"] = bench_xgboost_cells(shell, sizes)
+    out["torch"] = bench_torch_cells(shell, sizes)
     out["warnings"] = shell.warnings()[:5]
     return out
 
@@ -630,6 +692,7 @@ def header(quick: bool) -> list[str]:
             ("pandas", "pandas"),
             ("numpy", "numpy"),
             ("xgboost", "xgboost-cpu"),
+            ("torch", "torch"),
         )
     )
     return [
@@ -756,6 +819,27 @@ def rows(nbm: Timings, quiet: Timings, mlf: Timings, fp: Timings) -> list[Row]:
             "-",
         ),
         *xgboost_rows(nbm["xgboost"], mlf["xgboost"]),
+        *torch_rows(nbm["torch"]),
+    ]
+
+
+def torch_rows(nbm: Timings) -> list[Row]:
+    """Case 6: time inside nbmlops' callbacks (tracked minus untracked) over the untracked
+    loop's median; the wall-clock difference below it for information."""
+    med = statistics.median
+    loop = med(nbm["cells"]["untracked"])
+    inside = med(nbm["hooks"]["tracked"]) - med(nbm["hooks"]["untracked"])
+    wall = med(nbm["cells"]["tracked"]) - loop
+    return [
+        Row(
+            "6. capture around a 1,000-step torch MLP loop / the loop",
+            f"{fmt_time(inside)} ({inside / loop:.2%})",
+            fmt_time(loop),
+            "-",
+            "<= 1%",
+            inside <= 0.01 * loop,
+        ),
+        Row("     wall clock: tracked - untracked cell (noisy)", fmt_time(wall), "-"),
     ]
 
 
@@ -877,6 +961,8 @@ def details(sizes: Sizes, nbm: Timings, quiet: Timings, mlf: Timings, fp: Timing
         ("case 5 MLflow plain xgb.train", mlf["xgboost"]["plain"]),
         ("case 5 MLflow autolog(log_models=False)", mlf["xgboost"]["autolog_no_models"]),
         ("case 5 MLflow autolog()", mlf["xgboost"]["autolog"]),
+        ("case 6 untracked torch loop cell", nbm["torch"]["cells"]["untracked"]),
+        ("case 6 tracked torch loop cell", nbm["torch"]["cells"]["tracked"]),
     ):
         lines.append(spread(label, values))
     lines += [
@@ -914,6 +1000,9 @@ def details(sizes: Sizes, nbm: Timings, quiet: Timings, mlf: Timings, fp: Timing
             f"{fmt_time(med(hooks['untracked']))}"
             for api, hooks in ((api, nbm["xgboost"][f"{api}_hooks"]) for api in XGB_BODIES)
         ),
+        f"  case 6 tracked run recorded: {nbm['torch']['captured']}; time inside callbacks "
+        f"(median): tracked {fmt_time(med(nbm['torch']['hooks']['tracked']))}, untracked "
+        f"{fmt_time(med(nbm['torch']['hooks']['untracked']))}",
     ]
     if nbm["warnings"] or quiet["warnings"]:
         warned = nbm["warnings"] + quiet["warnings"]
