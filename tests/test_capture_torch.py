@@ -8,12 +8,13 @@ import io
 import pickle
 import textwrap
 
+import httpx
+import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-import nbmlops as nbm  # noqa: E402
-from nbmlops.capture import model_formats  # noqa: E402
+import nbmlops as nbm
+from nbmlops.capture import model_formats
 
 NETS = """
 import torch
@@ -183,3 +184,17 @@ def test_a_module_that_cannot_be_rebuilt_says_how_to_load_its_weights(nets, make
         f"Artifact path: {version.store.objects.path_of(version.sha256)}"
     ]
     assert version.format in model_formats.TORCH_FORMATS
+
+
+def test_a_registered_module_is_served_over_rest(nets):
+    _run(nets, "%%track\n" + LOOP)
+    nbm.register_model(nbm.runs()["run_id"][0], "mlp")
+    nbm.set_alias("mlp", "champion", 1)
+    rows = nets.user_ns["X"][:3]
+    with torch.no_grad():
+        expected = nets.user_ns["model"](rows)[:, 0].numpy()
+    body = {"dataframe_split": {"columns": list("abcd"), "data": rows.tolist()}}
+    with nbm.serve("mlp@champion", port=0) as handle:
+        answer = httpx.post(f"{handle.url}/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-6)

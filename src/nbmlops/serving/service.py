@@ -16,6 +16,7 @@ one. If the new version fails, the old one keeps serving and a ``swap_failed`` e
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,25 @@ class Served:
         if type(model).__name__ == "Booster" and type(model).__module__.startswith("xgboost"):
             # A native XGBoost Booster's predict takes a DMatrix; inplace_predict the frame.
             return encode_predictions(model.inplace_predict(model_input))
+        if _is_torch_module(model):
+            return encode_predictions(_torch_predict(model, model_input))
         return encode_predictions(model.predict(model_input))
+
+
+def _is_torch_module(model: object) -> bool:
+    return any(
+        c.__name__ == "Module" and c.__module__.startswith("torch.nn") for c in type(model).__mro__
+    )
+
+
+def _torch_predict(model: Any, frame: Any) -> Any:
+    """A PyTorch module called on the rows as one float32 tensor, without gradients; a single
+    output column reads as one prediction per row."""
+    torch = sys.modules["torch"]  # loaded with the module by the registry
+    with torch.no_grad():
+        out = model(torch.tensor(frame.to_numpy(dtype="float32")))  # a copy: pandas' is read-only
+    values = out.detach().cpu().numpy()
+    return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
 
 
 class SelfTestError(Exception):
