@@ -328,18 +328,29 @@ class TrackedCell:
             if id(obj) in seen or not estimators.is_estimator(obj):
                 continue
             seen.add(id(obj))
-            for key, value in estimators.non_default_params(obj).items():
-                argument = self._argument_holding(key, value, named)
-                if argument is not None:
-                    merged.setdefault(argument.name, []).append(
-                        f"estimator:{argument.line} "
-                        f"{argument.func}({argument.keyword}={argument.name})"
-                    )
-                    continue
-                self._guard(
-                    f"param {key}", self.run.log_param, key, value, source=f"estimator:{line}"
-                )
+            self._log_params("estimator", line, estimators.non_default_params(obj), named, merged)
         return merged
+
+    def _log_params(
+        self,
+        kind: str,
+        line: int,
+        params: Mapping[str, Any],
+        named: dict[str, object],
+        merged: dict[str, list[str]],
+    ) -> None:
+        """Log the ``params`` of one estimator or optimizer (``kind``) built at ``line``, but
+        those holding the value of a param ``named`` in the cell: each adds its argument to
+        that name's entry of ``merged`` instead (the named param's ``source``)."""
+        assert self.run is not None
+        for key, value in params.items():
+            argument = self._argument_holding(key, value, named)
+            if argument is not None:
+                merged.setdefault(argument.name, []).append(
+                    f"{kind}:{argument.line} {argument.func}({argument.keyword}={argument.name})"
+                )
+                continue
+            self._guard(f"param {key}", self.run.log_param, key, value, source=f"{kind}:{line}")
 
     def _optimizers(self) -> list[tuple[str, int, Any]]:
         """``(name, line, optimizer)`` for the torch optimizers the cell bound or used."""
@@ -353,20 +364,9 @@ class TrackedCell:
     def _optimizer_params(self, merged: dict[str, list[str]]) -> None:
         """``<Optimizer>.lr`` and the like (:mod:`nbmlops.capture.pytorch`); as for estimators,
         ``lr = 1e-3`` then ``Adam(params, lr=lr)`` stays the one param ``lr``."""
-        assert self.run is not None
         named = {p.name: p.value for p in self.analysis.params}
         for _, line, optimizer in self._optimizers():
-            for key, value in pytorch.optimizer_params(optimizer).items():
-                argument = self._argument_holding(key, value, named)
-                if argument is not None:
-                    merged.setdefault(argument.name, []).append(
-                        f"optimizer:{argument.line} "
-                        f"{argument.func}({argument.keyword}={argument.name})"
-                    )
-                    continue
-                self._guard(
-                    f"param {key}", self.run.log_param, key, value, source=f"optimizer:{line}"
-                )
+            self._log_params("optimizer", line, pytorch.optimizer_params(optimizer), named, merged)
 
     def _auto_torch(self) -> None:
         """The modules the cell made or trained: weights as a model, parameter count, layers."""
