@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/02_registry.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/03_serving.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/04_monitoring.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/05_beyond_sklearn.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs
 	$(BIN)/nbmlops --store $(DEMO_STORE) show
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
@@ -39,6 +40,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT alert, kind, version FROM monitor_events ORDER BY event_id"
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --check
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --once
+	$(BIN)/nbmlops --store $(DEMO_STORE) runs --filter "name IN ('forest', 'xgboost', 'mlp')" --columns name,metrics.mae,params.XGBRegressor.max_depth,params.Adam.lr
 
 test: $(STAMP) lint imports typecheck pytest
 

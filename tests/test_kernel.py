@@ -243,3 +243,25 @@ def test_nbmlops_notebook_writes_the_notebook_a_run_belonged_to(home: Path, tmp_
         pass
     missing = cli.invoke(main, ["notebook", script.run_id, "-o", str(tmp_path / "x.ipynb")])
     assert missing.exit_code != 0 and "stored no notebook" in missing.output
+
+
+def test_beyond_sklearn_notebook_tracks_three_libraries_and_serves_the_best(
+    home: Path, tmp_path: Path
+):
+    for name in ("05_beyond_sklearn.ipynb", "mlp.py"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    execute_notebook(tmp_path / "05_beyond_sklearn.ipynb", store=home)
+    runs = nbm.runs().set_index("name")
+    assert set(runs.index) == {"forest", "xgboost", "mlp"}
+
+    def model_formats(name: str) -> set[str]:
+        run = nbm.get_run(runs.loc[name, "run_id"])
+        return {a["meta"]["format"] for a in run.artifacts if a["kind"] == "model"}
+
+    formats = {name: model_formats(name) for name in runs.index}
+    assert formats["xgboost"] == {"xgboost-ubj"} and formats["mlp"] == {"torch-safetensors"}
+    assert len(nbm.get_run(runs.loc["mlp", "run_id"]).metric_history("losses")) == 1500
+    xgb_curve = nbm.get_run(runs.loc["xgboost", "run_id"]).metric_history("validation_0-rmse")
+    assert len(xgb_curve) > 30
+    served = nbm.endpoints("progression")
+    assert len(served) == 1 and served["state"].tolist() == ["stopped"]
