@@ -196,5 +196,6 @@ def test_a_live_xgboost_model_registered_directly_is_stored_in_its_own_format(sh
     _run_cell(shell, CELLS["xgb_sklearn"], track=False)
     version = nbm.register_model(shell.user_ns["model"], "live-boost")
     assert version.format == "xgboost-ubj"
+    assert "xgboost-cpu" in version.libraries  # the distribution that reads the format
     with pytest.raises(ValueError, match="format must be auto or one of skops, pickle, xgboost"):
         nbm.register_model(shell.user_ns["model"], "live-boost", format="onnx")

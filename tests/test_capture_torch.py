@@ -139,6 +139,7 @@ def test_registry_round_trip_without_pickle(nets, monkeypatch):
     _run(nets, "%%track\n" + LOOP)
     version = nbm.register_model(nbm.runs()["run_id"][0], "mlp")
     assert (version.format, version.model_class) == ("torch-safetensors", "nets.MLP")
+    assert {"torch", "safetensors"} <= set(version.libraries)  # what reads the weights
     monkeypatch.setattr(pickle, "loads", pytest.fail)
     monkeypatch.setattr(pickle, "Unpickler", pytest.fail)
     loaded = nbm.load_model("mlp", allow_pickle=False)

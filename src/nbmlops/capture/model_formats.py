@@ -48,6 +48,13 @@ TORCH_SAFETENSORS = "torch-safetensors"
 TORCH = "torch-state-dict"
 TORCH_FORMATS = (TORCH_SAFETENSORS, TORCH)
 FORMATS = (XGBOOST, LIGHTGBM, *TORCH_FORMATS)
+# The modules each format is read with: their distributions' versions go with the model.
+FORMAT_MODULES = {
+    XGBOOST: ("xgboost",),
+    LIGHTGBM: ("lightgbm",),
+    TORCH_SAFETENSORS: ("torch", "safetensors"),
+    TORCH: ("torch",),
+}
 MEDIA_TYPES = {
     XGBOOST: "application/ubjson",
     LIGHTGBM: "text/plain",

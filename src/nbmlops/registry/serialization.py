@@ -377,13 +377,17 @@ def libraries_for(
     format: str = PICKLE,
 ) -> dict[str, str]:
     """Library versions a model artifact needs: Python, every distribution whose classes it
-    refers to, and skops for the skops format. ``recorded`` (what ``log_model`` wrote) wins over
+    refers to, skops for the skops format, the library that reads a portable format (XGBoost,
+    LightGBM, PyTorch and safetensors). ``recorded`` (what ``log_model`` wrote) wins over
     ``packages`` (the environment the model was trained in, else this one)."""
     versions: dict[str, str] = {"python": sys.version.split()[0]}
     if recorded:
         versions.update({str(k): str(v) for k, v in recorded.items()})
     stdlib: frozenset[str] = sys.stdlib_module_names
-    for top in sorted({ref.split(".", 1)[0] for ref in globals_}):
+    tops = {ref.split(".", 1)[0] for ref in globals_} | set(
+        model_formats.FORMAT_MODULES.get(format, ())
+    )
+    for top in sorted(tops):
         if top in _NOT_LIBRARIES or top in stdlib or top.startswith("_"):
             continue
         dist = distribution_of(top, packages)
