@@ -40,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT alert, kind, version FROM monitor_events ORDER BY event_id"
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --check
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --once
-	$(BIN)/nbmlops --store $(DEMO_STORE) runs --filter "name IN ('forest', 'xgboost', 'mlp')" --columns name,metrics.mae,params.XGBRegressor.max_depth,params.Adam.lr
+	$(BIN)/nbmlops --store $(DEMO_STORE) runs --experiment 05_beyond_sklearn --columns name,metrics.mae,params.XGBRegressor.max_depth,params.Adam.lr
 
 test: $(STAMP) lint imports typecheck pytest
 
