@@ -355,34 +355,40 @@ def bench_xgboost_cells(shell: Shell, sizes: Sizes) -> Timings:
     shell.ip.push({"X": X, "y": y, "xgb": xgboost, "ROUNDS": sizes.xgb_rounds, "seed": 0})
     shell.set_loaded(True)
     out: Timings = {}
-    seed = 0
     for api, body in XGB_BODIES.items():
         variants = {"tracked": (TRACK + body, f"xgb-{api}-track"), "untracked": (body, "xgb")}
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        for i in range(2 + sizes.xgb_pairs):  # 2 untimed pairs first
-            for kind in list(variants) if i % 2 == 0 else list(variants)[::-1]:
-                seed += 1
-                shell.ip.user_ns["seed"] = seed
-                elapsed = shell.run(*variants[kind])
-                if i >= 2:
-                    times[kind].append(elapsed)
-        out[api] = times
+        out[api], out[f"{api}_hooks"] = alternate(shell, variants, sizes.xgb_pairs, warmup=2)
         out[f"{api}_captured"] = last_tracked(f"xgb-{api}-track")
-        # The same cost measured from within: time inside nbmlops' callbacks, which the fit's
-        # own noise (tens of ms on a shared machine) does not blur.
-        runs = []
-        for _ in range(max(3, sizes.xgb_pairs // 2)):
-            seed += 1
-            runs += [("seed", f"seed = {seed}", "seed"), ("tracked", *variants["tracked"])]
-            runs += [("untracked", *variants["untracked"])]
-        hooks = hook_times(shell, runs)
-        out[f"{api}_hooks"] = {k: hooks[k] for k in ("tracked", "untracked")}
     return out
 
 
+def alternate(
+    shell: Shell, variants: dict[str, tuple[str, str]], pairs: int, *, warmup: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Cases 5 and 6: the ``tracked`` and ``untracked`` cells alternating (the order swapped
+    every pair, ``warmup`` untimed pairs first, a new ``seed`` before every run), then the same
+    cost measured from within: the time inside nbmlops' callbacks, which the cell's own noise
+    (tens of ms on a shared machine) does not blur. Wall-clock times and hook times per kind."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    seed = int(shell.ip.user_ns.get("seed", 0))
+    for i in range(warmup + pairs):
+        for kind in list(variants) if i % 2 == 0 else list(variants)[::-1]:
+            seed += 1
+            shell.ip.user_ns["seed"] = seed
+            elapsed = shell.run(*variants[kind])
+            if i >= warmup:
+                times[kind].append(elapsed)
+    runs = []
+    for _ in range(max(3, pairs // 2)):
+        seed += 1
+        runs += [("seed", f"seed = {seed}", "seed"), ("tracked", *variants["tracked"])]
+        runs += [("untracked", *variants["untracked"])]
+    hooks = hook_times(shell, runs)
+    return times, {k: hooks[k] for k in ("tracked", "untracked")}
+
+
 def bench_torch_cells(shell: Shell, sizes: Sizes) -> Timings:
-    """Case 6: the loop tracked and untracked, alternating, a new seed before every run; then the
-    time inside nbmlops' callbacks, which the loop's own noise does not blur (as case 5)."""
+    """Case 6: the loop tracked and untracked (:func:`alternate`)."""
     import torch
 
     torch.set_num_threads(1)
@@ -393,26 +399,8 @@ def bench_torch_cells(shell: Shell, sizes: Sizes) -> Timings:
     shell.ip.push({**push, "seed": 0})
     shell.set_loaded(True)
     variants = {"tracked": (TRACK + TORCH_BODY, "torch-track"), "untracked": (TORCH_BODY, "t")}
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    seed = 0
-    for i in range(1 + sizes.torch_pairs):  # 1 untimed pair first
-        for kind in list(variants) if i % 2 == 0 else list(variants)[::-1]:
-            seed += 1
-            shell.ip.user_ns["seed"] = seed
-            elapsed = shell.run(*variants[kind])
-            if i >= 1:
-                times[kind].append(elapsed)
-    runs = []
-    for _ in range(max(3, sizes.torch_pairs // 2)):
-        seed += 1
-        runs += [("seed", f"seed = {seed}", "seed"), ("tracked", *variants["tracked"])]
-        runs += [("untracked", *variants["untracked"])]
-    hooks = hook_times(shell, runs)
-    return {
-        "cells": times,
-        "hooks": {k: hooks[k] for k in ("tracked", "untracked")},
-        "captured": last_tracked("torch-track"),
-    }
+    times, hooks = alternate(shell, variants, sizes.torch_pairs, warmup=1)
+    return {"cells": times, "hooks": hooks, "captured": last_tracked("torch-track")}
 
 
 def last_tracked(cell_id: str) -> dict[str, Any]:
