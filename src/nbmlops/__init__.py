@@ -23,6 +23,9 @@ from nbmlops.errors import (
     AlreadyRegisteredWarning,
     AmbiguousIdError,
     ArtifactIntegrityError,
+    DatasetError,
+    DatasetNotFoundError,
+    DatasetTamperedError,
     DeprecatedModelWarning,
     DriftInputError,
     FilterSyntaxError,
@@ -80,6 +83,18 @@ if _typing.TYPE_CHECKING:
         consumers as consumers,
     )
     from nbmlops.api import (
+        data_lineage as data_lineage,
+    )
+    from nbmlops.api import (
+        dataset_usage as dataset_usage,
+    )
+    from nbmlops.api import (
+        dataset_versions as dataset_versions,
+    )
+    from nbmlops.api import (
+        datasets as datasets,
+    )
+    from nbmlops.api import (
         delete_model_version as delete_model_version,
     )
     from nbmlops.api import (
@@ -95,6 +110,9 @@ if _typing.TYPE_CHECKING:
         endpoints as endpoints,
     )
     from nbmlops.api import (
+        get_dataset as get_dataset,
+    )
+    from nbmlops.api import (
         get_model_version as get_model_version,
     )
     from nbmlops.api import (
@@ -105,6 +123,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         lineage as lineage,
+    )
+    from nbmlops.api import (
+        load_dataset as load_dataset,
     )
     from nbmlops.api import (
         load_model as load_model,
@@ -170,7 +191,13 @@ if _typing.TYPE_CHECKING:
         remove_alias as remove_alias,
     )
     from nbmlops.api import (
+        restore_dataset as restore_dataset,
+    )
+    from nbmlops.api import (
         runs as runs,
+    )
+    from nbmlops.api import (
+        save_dataset as save_dataset,
     )
     from nbmlops.api import (
         save_reference as save_reference,
@@ -204,6 +231,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.compare import (
         Comparison as Comparison,
+    )
+    from nbmlops.data.dataset_version import (
+        DatasetVersion as DatasetVersion,
     )
     from nbmlops.drift.report import (
         DriftReport as DriftReport,
@@ -263,6 +293,7 @@ _LAZY = {
     "AlertsFile": "nbmlops.monitoring.alerts",
     "CellDiff": "nbmlops.capture.history",
     "Comparison": "nbmlops.compare",
+    "DatasetVersion": "nbmlops.data.dataset_version",
     "DriftReport": "nbmlops.drift.report",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
@@ -291,16 +322,22 @@ _LAZY = {
     "compare_panel": "nbmlops.panels",
     "compare_runs": "nbmlops.api",
     "consumers": "nbmlops.api",
+    "data_lineage": "nbmlops.api",
+    "dataset_usage": "nbmlops.api",
+    "dataset_versions": "nbmlops.api",
+    "datasets": "nbmlops.api",
     "delete_model_version": "nbmlops.api",
     "deprecate_model_version": "nbmlops.api",
     "drift_panel": "nbmlops.panels",
     "end_run": "nbmlops.api",
     "endpoint_events": "nbmlops.api",
     "endpoints": "nbmlops.api",
+    "get_dataset": "nbmlops.api",
     "get_model_version": "nbmlops.api",
     "get_run": "nbmlops.api",
     "get_store": "nbmlops.api",
     "lineage": "nbmlops.api",
+    "load_dataset": "nbmlops.api",
     "load_model": "nbmlops.api",
     "log_artifact": "nbmlops.api",
     "log_dataset": "nbmlops.api",
@@ -324,8 +361,10 @@ _LAZY = {
     "promote": "nbmlops.api",
     "register_model": "nbmlops.api",
     "remove_alias": "nbmlops.api",
+    "restore_dataset": "nbmlops.api",
     "runs": "nbmlops.api",
     "runs_panel": "nbmlops.panels",
+    "save_dataset": "nbmlops.api",
     "save_reference": "nbmlops.api",
     "serve": "nbmlops.api",
     "set_alias": "nbmlops.api",
@@ -344,6 +383,10 @@ __all__ = [
     "ArtifactIntegrityError",
     "CellDiff",
     "Comparison",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DatasetTamperedError",
+    "DatasetVersion",
     "DeprecatedModelWarning",
     "DriftInputError",
     "DriftReport",
@@ -396,16 +439,22 @@ __all__ = [
     "compare_panel",
     "compare_runs",
     "consumers",
+    "data_lineage",
+    "dataset_usage",
+    "dataset_versions",
+    "datasets",
     "delete_model_version",
     "deprecate_model_version",
     "drift_panel",
     "end_run",
     "endpoint_events",
     "endpoints",
+    "get_dataset",
     "get_model_version",
     "get_run",
     "get_store",
     "lineage",
+    "load_dataset",
     "load_ipython_extension",
     "load_model",
     "log_artifact",
@@ -430,8 +479,10 @@ __all__ = [
     "promote",
     "register_model",
     "remove_alias",
+    "restore_dataset",
     "runs",
     "runs_panel",
+    "save_dataset",
     "save_reference",
     "serve",
     "set_alias",

@@ -22,6 +22,9 @@ the offending value is kept as an attribute.
     │   ├── ModelNotFoundError      no such model, version or alias (a NotFoundError too)
     │   ├── ModelInUseError         delete refused: an alias points at it or it was loaded lately
     │   └── RulesFileError          nbmlops.toml is malformed (``line`` says where)
+    ├── DatasetError                a data-versioning operation is refused (names the dataset)
+    │   ├── DatasetNotFoundError    no such dataset or version (lists the known ones)
+    │   └── DatasetTamperedError    a version's files no longer match what was saved
     ├── ServingError                a model server could not start (port taken, load failed)
     ├── NotFittedError              a detector used before ``fit`` (a ValueError too)
     └── DriftInputError             reference/current data that cannot be compared (names columns)
@@ -198,6 +201,45 @@ class RulesFileError(RegistryError):
         self.reason = message
         self.path = path
         self.line = line
+
+
+class DatasetError(NbmlopsError):
+    """A data-versioning operation was refused; ``name`` is the dataset concerned."""
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class DatasetNotFoundError(DatasetError, NotFoundError):
+    """No dataset or version answers ``reference``; ``known`` lists what there is."""
+
+    def __init__(self, reference: str, known: Sequence[str], what: str = "dataset") -> None:
+        shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+        super().__init__(
+            f"No {what} {reference!r}; "
+            + (f"known: {shown}." if known else "none saved yet (nbmlops.save_dataset)."),
+            reference.split("@", 1)[0],
+        )
+        self.reference = reference
+        self.known = list(known)
+
+
+class DatasetTamperedError(DatasetError):
+    """A file of a saved version changed or vanished after nbmlops wrote it; nothing is read or
+    overwritten. ``files`` lists the paths that differ."""
+
+    def __init__(self, name: str, version: int, files: Sequence[str], location: str) -> None:
+        listed = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        super().__init__(
+            f"Dataset {name!r} version {version}: {len(files)} file(s) under {location} no longer "
+            f"match what was saved ({listed}); the table was changed outside nbmlops. Nothing was "
+            "read or overwritten; restore the files or save the data again as a new dataset.",
+            name,
+        )
+        self.version = version
+        self.files = list(files)
+        self.location = location
 
 
 class ServingError(NbmlopsError):

@@ -8,10 +8,10 @@ render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
 lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`,
-:mod:`._alerts`, :mod:`._timeline`. Each is imported when one of its functions is first asked
-for (PEP 562), so ``nbm.start_run`` does not load the registry, nor ``nbm.models`` the capture of
-cells: importing them all costs more than twice what ``import nbmlops`` did before the API was
-split by domain (44 against 100 ms, min of 15 fresh interpreters).
+:mod:`._alerts`, :mod:`._timeline`, :mod:`._data`. Each is imported when one of its functions is
+first asked for (PEP 562), so ``nbm.start_run`` does not load the registry, nor ``nbm.models`` the
+capture of cells: importing them all costs more than twice what ``import nbmlops`` did before the
+API was split by domain (44 against 100 ms, min of 15 fresh interpreters).
 """
 
 from __future__ import annotations
@@ -40,6 +40,30 @@ if typing.TYPE_CHECKING:
     )
     from nbmlops.api._cells import (
         lineage as lineage,
+    )
+    from nbmlops.api._data import (
+        data_lineage as data_lineage,
+    )
+    from nbmlops.api._data import (
+        dataset_usage as dataset_usage,
+    )
+    from nbmlops.api._data import (
+        dataset_versions as dataset_versions,
+    )
+    from nbmlops.api._data import (
+        datasets as datasets,
+    )
+    from nbmlops.api._data import (
+        get_dataset as get_dataset,
+    )
+    from nbmlops.api._data import (
+        load_dataset as load_dataset,
+    )
+    from nbmlops.api._data import (
+        restore_dataset as restore_dataset,
+    )
+    from nbmlops.api._data import (
+        save_dataset as save_dataset,
     )
     from nbmlops.api._drift import (
         check_drift as check_drift,
@@ -180,15 +204,21 @@ _MODULES = {
     "check_rules": "_registry",
     "compare_runs": "_cells",
     "consumers": "_registry",
+    "data_lineage": "_data",
+    "dataset_usage": "_data",
+    "dataset_versions": "_data",
+    "datasets": "_data",
     "delete_model_version": "_registry",
     "deprecate_model_version": "_registry",
     "end_run": "_runs",
     "endpoint_events": "_serving",
     "endpoints": "_serving",
+    "get_dataset": "_data",
     "get_model_version": "_registry",
     "get_run": "_runs",
     "get_store": "_runs",
     "lineage": "_cells",
+    "load_dataset": "_data",
     "load_model": "_registry",
     "log_artifact": "_runs",
     "log_dataset": "_runs",
@@ -210,7 +240,9 @@ _MODULES = {
     "promote": "_registry",
     "register_model": "_registry",
     "remove_alias": "_registry",
+    "restore_dataset": "_data",
     "runs": "_runs",
+    "save_dataset": "_data",
     "save_reference": "_drift",
     "serve": "_serving",
     "set_alias": "_registry",

@@ -28,6 +28,7 @@ from nbmlops._display import value, when
 from nbmlops.capture.run import Run
 from nbmlops.errors import ModelNotFoundError, RegistryError
 from nbmlops.store import Store
+from nbmlops.store import datasets as dataset_sql
 from nbmlops.store import drift as drift_sql
 from nbmlops.store import registry as sql
 from nbmlops.store.objects import ChunkDigests
@@ -146,6 +147,24 @@ class ModelVersion:
     def training_datasets(self) -> list[dict[str, Any]]:
         """The recorded datasets this version was trained on (see :func:`training_datasets`)."""
         return training_datasets(self.signature, self.datasets)
+
+    @property
+    def training_data(self) -> dict[str, str]:
+        """The saved dataset versions this version was trained on, as references for
+        ``nbm.load_dataset``: each training input whose content is a saved version, by the
+        input's variable name (``{"X_train": "customers@3"}``), and each version the training
+        run loaded by name (``{"customers": "customers@3"}``)."""
+        if self.run_id is None:
+            return {}
+        found: dict[str, str] = {}
+        inputs = {d["name"] for d in self.training_datasets}
+        for use in dataset_sql.versions_used_by(self.store, self.run_id):
+            ref = f"{use['name']}@{use['version']}"
+            if use["how"] == "read" and use["variable"] in inputs:
+                found.setdefault(use["variable"], ref)
+            elif use["how"] == "loaded":
+                found.setdefault(use["name"], ref)
+        return found
 
     @property
     def reference_profile_id(self) -> str | None:

@@ -469,6 +469,61 @@ ON CONFLICT (prediction_id, row) DO UPDATE SET
 """
 
 
+# Data versioning (issue #16). ``named_datasets``: a dataset the user saved by name, a Delta Lake
+# table (kind 'table') or a set of files (kind 'files'), and where its data lives. One row per
+# version in ``dataset_versions``, append-only like model_events: history is never rewritten (a
+# restore is a new version). ``fingerprint`` is nbmlops.fingerprint's digest of the version's
+# content (a frame's, or a file manifest's), the same digest %%track records for the data a cell
+# reads (``datasets.dataset_id``), so lineage is a join on it, also for runs recorded before the
+# version was saved; NULL until known (an append writes only the new rows and the fingerprint of
+# the whole is taken at the first load). ``manifest``: the object (object_digests) listing every
+# data file of the version with its size and BLAKE3, checked before a load so that a table edited
+# behind nbmlops' back is refused. ``dataset_runs``: versions a run loaded or saved explicitly
+# (``load_dataset``/``save_dataset`` in a tracked cell); reads of an unnamed DataFrame with a
+# saved version's fingerprint need no row.
+V12_DATASETS = """
+CREATE TABLE named_datasets (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('table', 'files')),
+    uri         TEXT NOT NULL,                 -- the Delta table / files root ('' = the store's)
+    key         TEXT,                          -- JSON list of the key columns (tables)
+    created_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE dataset_versions (
+    name           TEXT NOT NULL REFERENCES named_datasets(name),
+    version        INTEGER NOT NULL,           -- 1, 2, ... per name
+    delta_version  INTEGER,                    -- the Delta table's version (tables)
+    fingerprint    TEXT,                       -- content digest; NULL until known (appends)
+    schema         TEXT NOT NULL,              -- JSON: columns with Arrow and pandas types
+    n_rows         INTEGER,                    -- rows (tables) or files (files)
+    n_bytes        INTEGER NOT NULL,           -- bytes of data files making up the version
+    added_bytes    INTEGER NOT NULL,           -- bytes this version wrote that none before had
+    manifest       TEXT NOT NULL,              -- object digest of the JSON file list
+    mode           TEXT NOT NULL CHECK (mode IN ('overwrite', 'append', 'restore', 'files')),
+    restored_from  INTEGER,                    -- the version a restore copied
+    run_id         TEXT REFERENCES runs(run_id),   -- the run that saved it
+    actor          TEXT,
+    host           TEXT,
+    created_at     REAL NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE INDEX dataset_versions_fingerprint ON dataset_versions(fingerprint);
+CREATE INDEX dataset_versions_run ON dataset_versions(run_id);
+CREATE TRIGGER dataset_versions_no_delete BEFORE DELETE ON dataset_versions
+BEGIN SELECT RAISE(ABORT, 'dataset_versions is append-only'); END;
+CREATE TABLE dataset_runs (
+    run_id   TEXT NOT NULL REFERENCES runs(run_id),
+    name     TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    how      TEXT NOT NULL CHECK (how IN ('loaded', 'saved')),
+    at       REAL NOT NULL,
+    PRIMARY KEY (run_id, name, version, how),
+    FOREIGN KEY (name, version) REFERENCES dataset_versions(name, version)
+) WITHOUT ROWID;
+CREATE INDEX dataset_runs_version ON dataset_runs(name, version);
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -532,6 +587,10 @@ def _monitoring(db: Database) -> None:
     db.execute(V11_BACKFILL)
 
 
+def _datasets(db: Database) -> None:
+    _run_script(db, V12_DATASETS)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -545,6 +604,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0009_serving", _serving),
     ("0010_labels", _labels),
     ("0011_monitoring", _monitoring),
+    ("0012_datasets", _datasets),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 

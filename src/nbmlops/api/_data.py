@@ -1,0 +1,137 @@
+"""Data versioning's front door: save, load, restore, list, and the lineage both ways.
+
+    v = nbm.save_dataset(df, "customers", key="customer_id")   # DatasetVersion customers@1
+    nbm.save_dataset(new_rows, "customers", mode="append")      # customers@2, new files only
+    df = nbm.load_dataset("customers@1")                        # the same fingerprint as saved
+    nbm.restore_dataset("customers", 1)                         # customers@3 equal to @1
+    nbm.data_lineage("diabetes@champion")                       # which versions trained it
+    nbm.dataset_usage("customers@1")                            # which runs and models used it
+
+Every function takes ``store=`` like the rest of the API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.data import lineage, tables
+from nbmlops.data.dataset_version import DatasetVersion, table_location
+from nbmlops.data.references import check_name, resolve_row
+from nbmlops.errors import DatasetError
+from nbmlops.store import StoreLike, open_store
+from nbmlops.store import datasets as sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def save_dataset(
+    data: Any,
+    name: str,
+    *,
+    key: str | list[str] | None = None,
+    mode: str = "overwrite",
+    schema_mode: str | None = None,
+    uri: str | None = None,
+    storage_options: dict[str, str] | None = None,
+    store: StoreLike = None,
+) -> DatasetVersion:
+    """Save ``data`` as the next version of dataset ``name``; returns the DatasetVersion.
+
+    ``data``: a pandas, polars or pyarrow table, written as a version of a Delta Lake table.
+    Content identical to the latest version writes nothing and returns that version.
+    ``key``: the column(s) identifying a row (checked unique; kept for later versions; what
+    ``dataset_diff`` matches rows by). ``mode="append"`` adds the rows to the latest version,
+    writing only their files; a schema change is refused unless ``schema_mode="merge"`` (new
+    columns added, missing ones null). ``uri``: where the Delta table lives, for a new dataset
+    (a path, ``file:///...``, ``s3://bucket/path`` with ``storage_options`` as delta-rs takes
+    them); by default a folder in the store. Inside a tracked cell the run is linked to it.
+    """
+    return tables.save_table(
+        open_store(store),
+        data,
+        name,
+        key=key,
+        mode=mode,
+        schema_mode=schema_mode,
+        uri=uri,
+        storage_options=storage_options,
+    )
+
+
+def load_dataset(ref: str, *, output: str = "pandas", store: StoreLike = None) -> Any:
+    """The content of dataset version ``ref`` (``"customers@3"``, ``"customers@latest"`` or
+    ``"customers"``, ``"customers@2026-11-30T12:00"``: the newest then, UTC unless a zone is
+    given), its files checked against what was saved. ``output``: ``"pandas"`` (the DataFrame
+    as saved: dtypes, index, identical fingerprint), ``"polars"`` or ``"arrow"``. Inside a
+    tracked cell the run is linked to the version."""
+    opened = open_store(store, create=False)
+    row = resolve_row(opened, ref)
+    if row["kind"] != "table":
+        raise DatasetError(
+            f"Dataset {row['name']!r} holds files; check them out with "
+            f"nbm.checkout_dataset({ref!r}, to=...) or `nbmlops data checkout`.",
+            row["name"],
+        )
+    data = tables.load_table(opened, row, output)  # type: ignore[arg-type]
+    tables.link_loaded(opened, row["name"], int(row["version"]))
+    return data
+
+
+def get_dataset(ref: str, *, store: StoreLike = None) -> DatasetVersion:
+    """The DatasetVersion ``ref`` names (what was recorded; the data is not read)."""
+    opened = open_store(store, create=False)
+    row = resolve_row(opened, ref)
+    return DatasetVersion.from_row(row, table_location(opened, row["name"], row["uri"]), opened)
+
+
+def dataset_versions(name: str, *, store: StoreLike = None) -> list[DatasetVersion]:
+    """Every version of dataset ``name``, oldest first."""
+    opened = open_store(store, create=False)
+    latest = resolve_row(opened, check_name(name))
+    location = table_location(opened, name, latest["uri"])
+    extra = {"kind": latest["kind"], "uri": latest["uri"], "key": latest["key"]}
+    return [
+        DatasetVersion.from_row({**row, **extra}, location, opened)
+        for row in sql.versions(opened, name)
+    ]
+
+
+def datasets(*, store: StoreLike = None) -> pd.DataFrame:
+    """One row per dataset: name, kind, key, versions, latest, n_rows and n_bytes of the
+    latest, stored_bytes (on disk for all versions), updated_at, uri."""
+    import pandas as pd
+
+    rows = sql.dataset_summaries(open_store(store, create=False))
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "name",
+            "kind",
+            "key",
+            "versions",
+            "latest",
+            "n_rows",
+            "n_bytes",
+            "stored_bytes",
+            "updated_at",
+            "uri",
+        ],
+    )
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], unit="s", utc=True)
+    return frame
+
+
+def restore_dataset(name: str, version: int, *, store: StoreLike = None) -> DatasetVersion:
+    """A new version of ``name`` equal to ``version`` (history is never rewritten)."""
+    return tables.restore_table(open_store(store), name, version)
+
+
+def data_lineage(model: str, *, store: StoreLike = None) -> pd.DataFrame:
+    """The dataset versions that trained ``model`` (``"diabetes@champion"``)."""
+    return lineage.data_lineage(open_store(store, create=False), model)
+
+
+def dataset_usage(ref: str, *, store: StoreLike = None) -> pd.DataFrame:
+    """The runs that used dataset version ``ref`` and the models registered from them."""
+    return lineage.dataset_usage(open_store(store, create=False), ref)

@@ -1,0 +1,643 @@
+"""Table datasets: each version of a named DataFrame is a version of one Delta Lake table.
+
+The table is plain Delta Lake, written by ``deltalake`` (delta-rs, no JVM) in the store's
+``datasets/<name>/`` folder or at a URI the user gives: Spark, DuckDB, polars and pandas read any
+version there by its Delta version number. An append writes only the new rows' files; a restore
+is a Delta restore (a new commit pointing at the old files, nothing copied).
+
+What nbmlops adds on top is the record and the check. Each version's row in the store holds the
+content fingerprint (the one ``%%track`` records for the data a cell reads, so lineage is a
+join), the pandas schema that Parquet cannot carry (index, categories, time zones, nullable
+integers), and a manifest: every Parquet file of the version, in row order, with its size and
+BLAKE3. ``load`` reads exactly those files, each checked before it is decoded, so a table edited
+behind nbmlops' back is refused rather than read, and a save refuses to write onto a table whose
+Delta log moved without nbmlops. Reading the files ourselves (pyarrow, one thread a file) also
+avoids the read path that aborted the process at exit (issue #16 item 8: deltalake 1.6.6,
+``DeltaTable.to_pyarrow_table`` on a multi-file table; covered by a test of exit status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+from nbmlops.capture.environment import current_user
+from nbmlops.capture.liveness import hostname
+from nbmlops.capture.run import active_run
+from nbmlops.data.dataset_version import DatasetVersion, table_location
+from nbmlops.data.references import Reference, check_name, resolve_row
+from nbmlops.errors import DatasetError, DatasetTamperedError, StoreError, StoreReadOnlyError
+from nbmlops.fingerprint import fingerprint
+from nbmlops.store import datasets as sql
+from nbmlops.store.db import Row, Store
+from nbmlops.store.objects import blake3_hex
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+Output = Literal["pandas", "polars", "arrow"]
+_INDEX_PREFIX = "__index_level_"
+_PART = re.compile(r"part-(\d+)-")
+
+
+# -- saving -----------------------------------------------------------------------------------
+
+
+def save_table(
+    store: Store,
+    data: Any,
+    name: str,
+    *,
+    key: str | list[str] | None = None,
+    mode: str = "overwrite",
+    schema_mode: str | None = None,
+    uri: str | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> DatasetVersion:
+    """Write ``data`` (pandas, polars or pyarrow) as a new version of table dataset ``name``;
+    see :func:`nbmlops.save_dataset`."""
+    check_name(name)
+    if mode not in ("overwrite", "append"):
+        raise DatasetError(f"mode={mode!r}: use 'overwrite' (a new version) or 'append'.", name)
+    if schema_mode not in (None, "merge"):
+        raise DatasetError(
+            f"schema_mode={schema_mode!r}: use None (a schema change is refused) or 'merge'.",
+            name,
+        )
+    frame = as_pandas(data, name)
+    store.create()
+    existing = sql.dataset(store, name)
+    if existing is not None and existing["kind"] != "table":
+        raise DatasetError(
+            f"Dataset {name!r} holds files, not a table; save the DataFrame under another name.",
+            name,
+        )
+    location_uri = _check_uri(name, uri, existing)
+    keys = _check_key(frame, name, key, existing)
+    latest = sql.latest_version(store, name) if existing else None
+    location = table_location(store, name, location_uri)
+    if latest is not None:
+        _check_untouched(store, name, location, latest, storage_options)
+
+    if mode == "append" and latest is not None:
+        if len(frame) == 0:
+            return _version(store, name, latest["version"])
+        if not latest["schema"].get("index"):  # rows join a default index: theirs is dropped
+            frame = frame.reset_index(drop=True)
+        _check_append_schema(name, latest["schema"], frame, schema_mode)
+        if keys:
+            _check_new_keys(store, name, location, latest, frame, keys)
+        digest, n_rows = None, int(latest["n_rows"] or 0) + len(frame)
+    else:
+        digest, n_rows = fingerprint(frame).digest, len(frame)
+        if latest is not None and digest == latest["fingerprint"]:
+            return _version(store, name, latest["version"])  # same content: nothing written
+    table, schema = to_arrow(frame)
+    if latest is not None and mode == "append":
+        schema = _merged_schema(latest["schema"], schema)
+    if existing is None:
+        sql.create_dataset(store, name, "table", location_uri, keys, time.time())
+    elif keys and not existing["key"]:
+        sql.set_key(store, name, keys)
+
+    from deltalake import write_deltalake  # heavy: kept out of `import nbmlops`
+
+    previous = _manifest(store, latest) if latest is not None else []
+    try:
+        _writable_home(store, location)
+        if mode == "append" and latest is not None:
+            write_deltalake(
+                location,
+                table,
+                mode="append",
+                schema_mode="merge" if schema_mode == "merge" else None,
+                storage_options=storage_options,
+            )
+        else:
+            write_deltalake(
+                location,
+                table,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=storage_options,
+            )
+        delta_version, files = _current_files(location, storage_options, previous)
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise DatasetError(f"Dataset {name!r}: could not write {location}: {exc}", name) from exc
+    except Exception as exc:  # delta-rs raises its own types; the user needs the sentence
+        raise DatasetError(
+            f"Dataset {name!r}: Delta Lake refused the write to {location}: {exc}", name
+        ) from exc
+    return _record(
+        store,
+        name,
+        {
+            "delta_version": delta_version,
+            "fingerprint": digest,
+            "schema": schema,
+            "n_rows": n_rows,
+            "mode": mode if latest is not None else "overwrite",
+        },
+        files,
+        previous,
+    )
+
+
+def restore_table(store: Store, name: str, number: int) -> DatasetVersion:
+    """A new version of ``name`` equal to version ``number``: a Delta restore, nothing copied."""
+    row = resolve_row(store, Reference(check_name(name), version=int(number)))
+    if row["kind"] != "table":
+        raise DatasetError(f"Dataset {name!r} holds files; restore it with its files.", name)
+    latest = sql.latest_version(store, name)
+    assert latest is not None
+    location = table_location(store, name, row["uri"])
+    _check_untouched(store, name, location, latest, None)
+    files = _manifest(store, row)
+    _verify(name, int(row["version"]), location, files)
+
+    from deltalake import DeltaTable
+
+    table = DeltaTable(location)
+    table.restore(int(row["delta_version"]))
+    return _record(
+        store,
+        name,
+        {
+            "delta_version": table.version(),
+            "fingerprint": row["fingerprint"],
+            "schema": row["schema"],
+            "n_rows": row["n_rows"],
+            "mode": "restore",
+            "restored_from": row["version"],
+        },
+        files,
+        _manifest(store, latest),
+    )
+
+
+def _record(
+    store: Store, name: str, fields: dict[str, Any], files: list[Row], previous: list[Row]
+) -> DatasetVersion:
+    known = {f["path"] for f in previous}
+    manifest, _ = store.objects.put_bytes(json.dumps({"files": files}).encode())
+    number = sql.add_version(
+        store,
+        {
+            **fields,
+            "name": name,
+            "n_bytes": sum(f["size"] for f in files),
+            "added_bytes": sum(f["size"] for f in files if f["path"] not in known),
+            "manifest": manifest,
+            "run_id": _run_here(store),
+            "actor": current_user(),
+            "host": hostname(),
+            "created_at": time.time(),
+        },
+    )
+    return _version(store, name, number)
+
+
+def _version(store: Store, name: str, number: int) -> DatasetVersion:
+    row = resolve_row(store, Reference(name, version=number))
+    return DatasetVersion.from_row(row, table_location(store, name, row["uri"]), store)
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load_table(store: Store, row: Row, output: Output = "pandas") -> Any:
+    """The content of the version ``row`` names, its files checked before they are decoded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if output not in ("pandas", "polars", "arrow"):
+        raise DatasetError(f"output={output!r}: use 'pandas', 'polars' or 'arrow'.", row["name"])
+    location = table_location(store, row["name"], row["uri"])
+    files = _manifest(store, row)
+    local = _local_path(location)
+    if local is None:  # object storage: delta-rs reads it; the Delta log stands for the check
+        table = _read_remote(location, int(row["delta_version"]))
+    else:
+
+        def read(entry: Row) -> pa.Table:
+            data = (local / entry["path"]).read_bytes()
+            if blake3_hex(data) != entry["blake3"]:
+                raise _tampered(row, location, [entry["path"]])
+            return pq.read_table(pa.BufferReader(data))
+
+        _verify_present(row, location, local, files)
+        with ThreadPoolExecutor(max_workers=min(4, max(1, len(files)))) as pool:
+            parts = list(pool.map(read, files))
+        table = (
+            pa.concat_tables(parts, promote_options="default")
+            if parts
+            else pa.schema([]).empty_table()
+        )
+    table = _with_schema_columns(table, row["schema"])
+    if output == "arrow":
+        return table
+    if output == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    frame = to_pandas(table, row["schema"])
+    if row["fingerprint"] is None:
+        sql.set_fingerprint(store, row["name"], int(row["version"]), fingerprint(frame).digest)
+    return frame
+
+
+def link_loaded(store: Store, name: str, number: int) -> None:
+    """Inside a tracked cell: record that its run loaded this version."""
+    run_id = _run_here(store)
+    if run_id is not None:
+        sql.link_run(store, run_id, name, number, "loaded", time.time())
+
+
+def _run_here(store: Store) -> str | None:
+    """The active run, if it records into ``store`` (a run in another store cannot be linked)."""
+    run = active_run()
+    if run is None or Path(run.store.home).resolve() != Path(store.home).resolve():
+        return None
+    return run.run_id
+
+
+def _read_remote(location: str, delta_version: int) -> pa.Table:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    # to_pandas, not to_pyarrow_table: see the module docstring.
+    frame = DeltaTable(location, version=delta_version).to_pandas()
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _with_schema_columns(table: pa.Table, schema: dict[str, Any]) -> pa.Table:
+    """Columns in the version's order; a column added by a later merge is not in an earlier
+    version, and one an earlier file lacks (a merged append) is null there."""
+    import pyarrow as pa
+
+    names = [c["name"] for c in schema["columns"]]
+    for column in schema["columns"]:
+        if column["name"] not in table.column_names:
+            kind = pa.type_for_alias(column["arrow"]) if column["arrow"].isidentifier() else None
+            table = table.append_column(column["name"], pa.nulls(len(table), kind or pa.null()))
+    return table.select(names)
+
+
+# -- pandas <-> Arrow -------------------------------------------------------------------------
+
+
+def as_pandas(data: Any, name: str) -> pd.DataFrame:
+    """``data`` as a pandas DataFrame: pandas as it is, polars and pyarrow converted."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    module = type(data).__module__.split(".")[0]
+    if module == "polars" and hasattr(data, "to_pandas"):
+        return data.to_pandas()  # type: ignore[no-any-return]
+    if module == "pyarrow" and hasattr(data, "to_pandas") and hasattr(data, "schema"):
+        return data.to_pandas()  # type: ignore[no-any-return]
+    raise DatasetError(
+        f"Dataset {name!r}: save_dataset takes a pandas, polars or pyarrow table, or a path to "
+        f"files; got {type(data).__name__}.",
+        name,
+    )
+
+
+def to_arrow(frame: pd.DataFrame) -> tuple[pa.Table, dict[str, Any]]:
+    """The Arrow table to write and the schema that turns it back into ``frame``: a non-default
+    index becomes columns (Delta has no index), datetimes become microseconds (Delta's unit;
+    a value with nanoseconds is refused rather than rounded), categories and time zones are
+    recorded to be put back."""
+    import pandas as pd
+    import pyarrow as pa
+
+    index: list[str | None] | None = None
+    if not _default_index(frame.index):
+        index = [None if n is None else str(n) for n in frame.index.names]
+        names = [n if n is not None else f"{_INDEX_PREFIX}{i}__" for i, n in enumerate(index)]
+        frame = frame.rename_axis(names).reset_index()
+    columns = []
+    for label in frame.columns:
+        if not isinstance(label, str):
+            raise DatasetError(
+                f"Column {label!r}: Delta Lake needs string column names; "
+                "rename it (df.columns = df.columns.astype(str)).",
+                None,
+            )
+        dtype = frame[label].dtype
+        entry: dict[str, Any] = {"name": label, "pandas": str(dtype)}
+        if isinstance(dtype, pd.CategoricalDtype):
+            entry["categories"] = dtype.categories.tolist()
+            entry["ordered"] = bool(dtype.ordered)
+        columns.append(entry)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DatasetError(f"This DataFrame cannot be stored as a table: {exc}", None) from exc
+    table = _delta_types(table)
+    for entry, field in zip(columns, table.schema, strict=True):
+        entry["arrow"] = str(field.type)
+    return table.replace_schema_metadata(None), {"columns": columns, "index": index}
+
+
+def _delta_types(table: pa.Table) -> pa.Table:
+    """Arrow types Delta Lake stores: timestamps in microseconds, dictionaries decoded."""
+    import pyarrow as pa
+
+    fields = []
+    for field in table.schema:
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_timestamp(kind) and kind.unit != "us":
+            kind = pa.timestamp("us", tz=kind.tz)
+        fields.append(field.with_type(kind))
+    target = pa.schema(fields)
+    if target == table.schema:
+        return table
+    try:
+        return table.cast(target, safe=True)
+    except pa.ArrowInvalid as exc:
+        raise DatasetError(
+            f"This DataFrame cannot be stored as a table without losing precision: {exc} "
+            "(Delta Lake keeps times in microseconds).",
+            None,
+        ) from exc
+
+
+def to_pandas(table: pa.Table, schema: dict[str, Any]) -> pd.DataFrame:
+    """``table`` as the DataFrame that was saved: dtypes, categories, zones and index back."""
+    import pandas as pd
+
+    frame = table.to_pandas()
+    for column in schema["columns"]:
+        label, wanted = column["name"], column["pandas"]
+        if str(frame[label].dtype) == wanted:
+            continue
+        if "categories" in column:
+            frame[label] = pd.Categorical(
+                frame[label], categories=column["categories"], ordered=column["ordered"]
+            )
+            continue
+        dtype = pd.api.types.pandas_dtype(wanted)
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            frame[label] = frame[label].dt.tz_convert(dtype.tz)
+        with contextlib.suppress(TypeError, ValueError):  # a type pandas cannot rebuild: as read
+            frame[label] = frame[label].astype(dtype)
+    if schema.get("index"):
+        names = schema["index"]
+        stored = [n if n is not None else f"{_INDEX_PREFIX}{i}__" for i, n in enumerate(names)]
+        frame = frame.set_index(stored)
+        frame.index.names = names
+    return frame  # type: ignore[no-any-return]
+
+
+def _default_index(index: pd.Index[Any]) -> bool:
+    import pandas as pd
+
+    return (
+        isinstance(index, pd.RangeIndex)
+        and index.start == 0
+        and index.step == 1
+        and index.name is None
+    )
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _check_uri(name: str, uri: str | None, existing: Row | None) -> str:
+    if uri is not None and not isinstance(uri, str):
+        raise DatasetError(f"uri={uri!r}: give a path or URI string.", name)
+    if existing is None:
+        return uri or ""
+    if uri is not None and uri != existing["uri"]:
+        raise DatasetError(
+            f"Dataset {name!r} lives at {existing['uri'] or 'the store'}, not {uri}; "
+            "a dataset keeps its location (save under a new name to move it).",
+            name,
+        )
+    return str(existing["uri"])
+
+
+def _check_key(
+    frame: pd.DataFrame, name: str, key: str | list[str] | None, existing: Row | None
+) -> list[str] | None:
+    keys = [key] if isinstance(key, str) else list(key) if key is not None else None
+    if keys is None and existing is not None and existing["key"]:
+        keys = list(existing["key"])
+    elif keys and existing is not None and existing["key"] and keys != existing["key"]:
+        raise DatasetError(
+            f"Dataset {name!r} is keyed by {existing['key']}, not {keys}; "
+            "a dataset keeps its key (save under a new name for another key).",
+            name,
+        )
+    if not keys:
+        return None
+    columns = set(frame.columns) | {n for n in frame.index.names if n is not None}
+    missing = [k for k in keys if k not in columns]
+    if missing:
+        raise DatasetError(
+            f"Dataset {name!r}: key column(s) {missing} not in the data "
+            f"(columns: {sorted(map(str, columns))[:20]}).",
+            name,
+        )
+    values = frame.reset_index()[keys] if set(keys) - set(frame.columns) else frame[keys]
+    if values.isna().any().any():
+        raise DatasetError(f"Dataset {name!r}: key {keys} has missing values.", name)
+    duplicated = values[values.duplicated(keep=False)]
+    if len(duplicated):
+        shown = duplicated.drop_duplicates().head(5).to_dict("records")
+        raise DatasetError(
+            f"Dataset {name!r}: key {keys} is not unique; {len(duplicated):,} rows share a key, "
+            f"e.g. {shown}.",
+            name,
+        )
+    return keys
+
+
+def _check_append_schema(
+    name: str, schema: dict[str, Any], frame: pd.DataFrame, schema_mode: str | None
+) -> None:
+    _, new = to_arrow(frame.head(0))
+    old_types = {c["name"]: c["arrow"] for c in schema["columns"]}
+    new_types = {c["name"]: c["arrow"] for c in new["columns"]}
+    if schema.get("index") != new.get("index"):
+        raise DatasetError(
+            f"Dataset {name!r}: the appended rows' index {new.get('index')} is not the table's "
+            f"{schema.get('index')}.",
+            name,
+        )
+    if old_types == new_types:
+        return
+    changes = [f"{c} added ({t})" for c, t in new_types.items() if c not in old_types]
+    changes += [f"{c} missing" for c in old_types if c not in new_types]
+    changes += [
+        f"{c} {old_types[c]} -> {t}"
+        for c, t in new_types.items()
+        if c in old_types and old_types[c] != t
+    ]
+    retyped = any("->" in c for c in changes)
+    if schema_mode == "merge" and not retyped:
+        return
+    raise DatasetError(
+        f"Dataset {name!r}: the appended rows change the schema ({'; '.join(changes)}). "
+        + (
+            "A column's type cannot change in an append; convert it, or save a new version."
+            if retyped
+            else "Pass schema_mode='merge' to add or leave out columns."
+        ),
+        name,
+    )
+
+
+def _merged_schema(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    names = {c["name"] for c in old["columns"]}
+    return {
+        **old,
+        "columns": old["columns"] + [c for c in new["columns"] if c["name"] not in names],
+    }
+
+
+def _check_new_keys(
+    store: Store, name: str, location: str, latest: Row, frame: pd.DataFrame, keys: list[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    local = _local_path(location)
+    if local is None:
+        return  # not read back from object storage: Delta's own constraints are the user's
+    files = [str(local / f["path"]) for f in _manifest(store, latest)]
+    existing = pq.read_table(files, columns=keys).to_pandas() if files else None
+    if existing is None or existing.empty:
+        return
+    new = frame.reset_index()[keys] if set(keys) - set(frame.columns) else frame[keys]
+    clash = new.merge(existing.drop_duplicates(), on=keys, how="inner")
+    if len(clash):
+        raise DatasetError(
+            f"Dataset {name!r}: {len(clash):,} appended row(s) repeat keys already in "
+            f"{name}@{latest['version']}, e.g. {clash.head(5).to_dict('records')}; "
+            "save a new version (mode='overwrite') to change rows.",
+            name,
+        )
+
+
+def _check_untouched(
+    store: Store, name: str, location: str, latest: Row, storage_options: dict[str, str] | None
+) -> None:
+    """Refuse to write on a table whose Delta log or files moved without nbmlops."""
+    from deltalake import DeltaTable
+
+    try:
+        current = DeltaTable(location, storage_options=storage_options).version()
+    except Exception as exc:
+        raise DatasetTamperedError(name, latest["version"], ["_delta_log"], location) from exc
+    if current != latest["delta_version"]:
+        raise DatasetError(
+            f"Dataset {name!r}: the Delta table at {location} is at Delta version {current}, "
+            f"but nbmlops saved Delta version {latest['delta_version']} as {name}@"
+            f"{latest['version']}: something else wrote to it. Nothing was written; save "
+            "under a new name, or restore the table's files.",
+            name,
+        )
+    local = _local_path(location)
+    if local is not None:
+        _verify_present(latest, location, local, _manifest(store, latest))
+
+
+def _verify(name: str, number: int, location: str, files: list[Row]) -> None:
+    local = _local_path(location)
+    if local is None:
+        return
+    _verify_present({"name": name, "version": number}, location, local, files)
+    changed = [
+        f["path"] for f in files if blake3_hex((local / f["path"]).read_bytes()) != f["blake3"]
+    ]
+    if changed:
+        raise DatasetTamperedError(name, number, changed, location)
+
+
+def _verify_present(row: Row, location: str, local: Path, files: list[Row]) -> None:
+    """Each file is there with its recorded size (cheap: no byte read)."""
+    changed = []
+    for entry in files:
+        try:
+            if (local / entry["path"]).stat().st_size != entry["size"]:
+                changed.append(entry["path"])
+        except FileNotFoundError:
+            changed.append(entry["path"])
+    if changed:
+        raise _tampered(row, location, changed)
+
+
+def _tampered(row: Row, location: str, files: list[str]) -> DatasetTamperedError:
+    return DatasetTamperedError(row["name"], int(row["version"]), files, location)
+
+
+def _writable_home(store: Store, location: str) -> None:
+    """A store on a read-only file system: the store's error, before Delta writes anything."""
+    if _local_path(location) is not None and store.read_only:
+        raise StoreReadOnlyError(
+            f"The store {store.home} is read-only: nothing can be saved in it. Make it "
+            "writable, or save into another store (store=, --store or NBMLOPS_HOME).",
+            store.home,
+        )
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _manifest(store: Store, row: Row) -> list[Row]:
+    data = store.objects.read_verified(row["manifest"])
+    return list(json.loads(data)["files"])
+
+
+def _current_files(
+    location: str, storage_options: dict[str, str] | None, previous: list[Row]
+) -> tuple[int, list[Row]]:
+    """The table's Delta version and files after a write, in row order: the files kept from
+    ``previous`` in their order, then the new ones by part number (delta-rs numbers the files
+    of one write in row order; its add-action list is in no particular order)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    table = DeltaTable(location, storage_options=storage_options)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True))
+    kept = [f for f in previous if f["path"] in sizes]
+    new = sorted(set(sizes) - {f["path"] for f in kept}, key=_part_number)
+    local = _local_path(location)
+    added = [
+        {
+            "path": path,
+            "size": int(sizes[path]),
+            "blake3": blake3_hex((local / path).read_bytes()) if local is not None else None,
+        }
+        for path in new
+    ]
+    return table.version(), kept + added
+
+
+def _part_number(path: str) -> tuple[int, str]:
+    found = _PART.search(path)
+    return (int(found.group(1)) if found else 0, path)
+
+
+def _local_path(location: str) -> Path | None:
+    """The folder of a table on this machine's file system, None for object storage."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if len(parsed.scheme) <= 1:  # no scheme, or a Windows drive letter
+        return Path(location)
+    return None
