@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from nbmlops.capture.notebook import (
     from_front_end,
     from_saved_file,
 )
+from nbmlops.capture.progress import render_summary
 from nbmlops.capture.run import DEFAULT_EXPERIMENT
 from nbmlops.capture.session import CaptureSession, CellStart
 
@@ -222,25 +224,31 @@ def strip_track_line(lines: list[str]) -> list[str]:
 strip_track_line.has_side_effects = False  # type: ignore[attr-defined]
 
 
-def render_summary(summary: Summary) -> str:
-    parts = [f"run {summary.run_id}"]
-    if summary.name:
-        parts[0] += f" {summary.name!r}"
-    parts[0] += f" {summary.status} in {summary.duration_s:.2f} s"
-    logged = summary.logged
-    if logged.params:
-        parts.append(f"{logged.params} params")
-    if logged.metrics:
-        shown = " ".join(f"{k}={v:.4g}" for k, v in list(logged.metrics.items())[:4])
-        more = len(logged.metrics) - 4
-        parts.append(shown + (f" +{more}" if more > 0 else ""))
-    if logged.inputs or logged.outputs:
-        parts.append(f"data {logged.inputs} in / {logged.outputs} out")
-    if logged.models:
-        parts.append(f"{logged.models} model" + ("s" if logged.models > 1 else ""))
-    if summary.figures:
-        parts.append(f"{summary.figures} figure" + ("s" if summary.figures > 1 else ""))
-    return " · ".join(parts)
+class LiveDisplay:
+    """The board of a tracked cell's live line in a Jupyter kernel (see
+    :mod:`nbmlops.capture.progress`): one ``display_data`` with a ``display_id``, then
+    ``update_display_data`` for each new text. Front ends replace the output in place, and
+    nbclient (``nbmlops execute``, the example notebooks) does the same in the notebook it
+    saves, so only the last text remains: the summary line, or with ``--quiet`` an output with
+    no data, which front ends show as nothing (there is no message to remove one output)."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    @property
+    def shown(self) -> bool:
+        return self._handle is not None
+
+    def write(self, text: str) -> None:
+        # raw: the data as given, without the shell's formatters (this may run in the progress
+        # thread, where only the kernel's thread-safe publishing is called).
+        from IPython.display import display
+
+        data = {"text/plain": text} if text else {}
+        if self._handle is None:
+            self._handle = display(data, raw=True, display_id=True)
+        else:
+            self._handle.update(data, raw=True)
 
 
 class FrontEndLink:
@@ -327,6 +335,7 @@ class Tracker:
         self.last_summary: Summary | None = None
         self.front_end = FrontEndLink()
         self._found_notebook: str | None = None
+        self._display: LiveDisplay | None = None  # the running tracked cell's live line
 
     # -- registration ------------------------------------------------------------------------
 
@@ -410,20 +419,36 @@ class Tracker:
             options=options,
             experiment=self.default_experiment(notebook),
             snapshot=snapshot,
+            board=self._new_display(options),
         )
         self.capture.begin(cell, self.shell.user_ns)
         if self.capture.tracking:
             self._post_execute_first()
+
+    def _new_display(self, options: TrackOptions | None) -> LiveDisplay | None:
+        """A live line for a tracked cell, in a Jupyter kernel only: a terminal or a plain
+        shell has no output to update in place."""
+        in_kernel = getattr(self.shell, "kernel", None) is not None
+        self._display = LiveDisplay() if options is not None and in_kernel else None
+        return self._display
 
     def post_execute(self) -> None:
         self.capture.collect_figures()
 
     def post_run_cell(self, result: Any) -> None:
         report = self.capture.finish(result.error_in_exec or result.error_before_exec)
+        display, self._display = self._display, None
+        line = ""
         if report.summary is not None:
             self.last_summary = report.summary
-            if not report.quiet:
-                print(render_summary(report.summary))
+            line = "" if report.quiet else render_summary(report.summary)
+        if display is not None and display.shown:  # the live line becomes the summary
+            try:
+                display.write(line)
+            except Exception as exc:
+                report = replace(report, notes=(*report.notes, f"the summary line: {exc}"))
+        elif line:
+            print(line)
         if report.notes:  # at most one warning per cell
             _warn(". ".join(report.notes) + ".")
 

@@ -187,6 +187,7 @@ class Run:
         self._active = False
         self._buffer = _Buffer()
         self._next_step: dict[str, int] = {}
+        self._latest: dict[str, tuple[int, float | None]] = {}  # key -> last (step, value)
         self._last_flush = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -303,7 +304,9 @@ class Run:
     ) -> None:
         """Record ``value`` for ``key``; without ``step``, each call takes the next step."""
         self._require_active("log_metric")
-        self._buffer.metrics.append(self._metric_record(key, value, step, source))
+        record = self._metric_record(key, value, step, source)
+        self._buffer.metrics.append(record)
+        self._latest[record[0]] = (record[2], record[1])
         self._maybe_flush()
 
     def _metric_record(
@@ -326,6 +329,8 @@ class Run:
             self._next_step = next_step
             raise
         self._buffer.metrics.extend(records)
+        for key, number, at, _, _ in records:
+            self._latest[key] = (at, number)
         self._maybe_flush()
 
     def set_tag(self, key: str, value: object) -> None:
@@ -468,6 +473,13 @@ class Run:
                 "created_at": time.time(),
             }
         )
+
+    def latest_points(self) -> dict[str, tuple[int, float | None]]:
+        """Each metric's last logged ``(step, value)`` (None: NaN), written or not, in the order
+        the keys were first logged; kept per call (O(1)) so that the live progress line
+        (:mod:`nbmlops.capture.progress`) never scans the buffer. Safe to call from another
+        thread: the copy is one C call, done under the GIL."""
+        return dict(self._latest)
 
     def unwritten(self) -> Logged:
         """What has been logged and not written yet: a tracked cell's summary line reads this

@@ -6,7 +6,9 @@ bound each variable, and the latest version each cell ran. What it writes per ce
 ``cell_executions`` row (the cell history): for a ``%%track`` cell together with the run's
 outcome, in the run's last transaction; for any other cell on its own. The cell's outcome is
 read once, as a :class:`~nbmlops.capture.run.Status`, and the execution's ``ok``/``error``
-word derives from it there.
+word derives from it there. While a tracked cell runs, its live progress line
+(:mod:`nbmlops.capture.progress`) is kept on the board the interface gives, if any; it is
+stopped first thing in :meth:`finish`, whatever the cell or its capture did.
 
 Nothing here raises into the user's cell: what goes wrong becomes a note, and the notes of one
 cell come back together in :class:`CellReport` for the interface to show as one warning.
@@ -33,6 +35,7 @@ from nbmlops.capture.cell import (
 )
 from nbmlops.capture.liveness import hostname
 from nbmlops.capture.notebook import NotebookSnapshot
+from nbmlops.capture.progress import Board, LiveLine
 from nbmlops.capture.run import Status
 from nbmlops.store import open_store
 from nbmlops.store.cells import CellExecution, record_execution
@@ -49,6 +52,7 @@ class CellStart:
     options: TrackOptions | None  # None: not a %%track cell
     experiment: str  # the default experiment of tracked cells
     snapshot: NotebookSnapshot | None = None  # the notebook as the front end holds it
+    board: Board | None = None  # where a long tracked cell shows its live line; None: nowhere
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class CaptureSession:
         self.named_cells: dict[str, str] = {}  # run name -> the notebook's id of its cell
         self._context: CellContext | None = None
         self._tracked: TrackedCell | None = None
+        self._live: LiveLine | None = None
         self._started = 0.0
         self._started_perf = 0.0
         self._notes: list[str] = []
@@ -127,7 +132,9 @@ class CaptureSession:
         self._notes.append(text)
 
     def begin(self, cell: CellStart, namespace: dict[str, Any]) -> None:
-        """Before the cell runs: identify it and, for a ``%%track`` cell, start its run."""
+        """Before the cell runs: identify it and, for a ``%%track`` cell, start its run (and its
+        live line, when the cell has a board)."""
+        self._stop_live()  # a cell that never finished (an extension's hook failed between)
         self._started, self._started_perf = time.time(), time.perf_counter()
         self._context = self._tracked = None
         run_name = cell.options.name if cell.options else None
@@ -169,6 +176,21 @@ class CaptureSession:
             self._tracked = tracked
         except Exception as exc:
             self.note(f"this run is not tracked: {_sentence(exc)}. The cell ran as usual")
+            return
+        if cell.board is not None:
+            try:
+                self._live = LiveLine(tracked, cell.board, self._started_perf)
+                self._live.start()
+            except Exception as exc:  # e.g. no thread can be started: the run goes on without
+                self._live = None
+                self.note(f"no live progress line: {_sentence(exc)}")
+
+    def _stop_live(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            problem = live.stop()
+            if problem:
+                self.note(problem)
 
     @property
     def tracking(self) -> bool:
@@ -185,6 +207,7 @@ class CaptureSession:
 
     def finish(self, error: BaseException | None) -> CellReport:
         """After the cell ran (``error``: what it raised, if anything): record it."""
+        self._stop_live()
         context, tracked = self._context, self._tracked
         self._context = self._tracked = None
         summary = None
