@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,36 @@ def shell(home: Path) -> Iterator[InteractiveShell]:
     yield ip
     ip.run_line_magic("unload_ext", "nbmlops")
     InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """Copies a store folder into a place this process cannot write, and returns the copy.
+
+    As root, permissions stop nothing, so the copy goes on a tmpfs remounted read-only (a real
+    EROFS, as on a read-only volume); as any other user, the folder and files lose write bits.
+    """
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    mounted = os.geteuid() == 0
+    if mounted:
+        # As root nothing else makes a real read-only store; this machine and CI may mount.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+
+    def make(store: Path) -> Path:
+        copy = mount / ".nbmlops"
+        shutil.copytree(store, copy)
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        else:
+            for path in [copy, *copy.rglob("*")]:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+        return copy
+
+    yield make
+    close_stores()
+    if mounted:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+    else:
+        for path in [mount, *mount.rglob("*")]:
+            path.chmod(0o755)

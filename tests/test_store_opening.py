@@ -4,11 +4,8 @@ can be read and refuses writes as read-only."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -127,39 +124,6 @@ def test_a_foreign_sqlite_database_is_refused_byte_for_byte_untouched(tmp_path: 
 
 
 # -- a read-only store -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def read_only(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
-    """Copies a store folder into a place this process cannot write, and returns the copy.
-
-    As root, permissions stop nothing, so the copy goes on a tmpfs remounted read-only (a real
-    EROFS, as on a read-only volume); as any other user, the folder and files lose write bits.
-    """
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    mounted = os.geteuid() == 0
-    if mounted:
-        # As root nothing else makes a real read-only store; this machine and CI may mount.
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
-
-    def make(store: Path) -> Path:
-        copy = mount / ".nbmlops"
-        shutil.copytree(store, copy)
-        if mounted:
-            subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
-        else:
-            for path in [copy, *copy.rglob("*")]:
-                path.chmod(0o555 if path.is_dir() else 0o444)
-        return copy
-
-    yield make
-    close_stores()
-    if mounted:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-    else:
-        for path in [mount, *mount.rglob("*")]:
-            path.chmod(0o755)
 
 
 @pytest.fixture

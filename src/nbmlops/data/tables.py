@@ -180,7 +180,7 @@ def restore_table(store: Store, name: str, number: int) -> DatasetVersion:
             "restored_from": row["version"],
         },
         files,
-        _manifest(store, latest),
+        files,  # nothing written: the files are the old version's
     )
 
 

@@ -150,20 +150,18 @@ class ModelVersion:
 
     @property
     def training_data(self) -> dict[str, str]:
-        """The saved dataset versions this version was trained on, as references for
-        ``nbm.load_dataset``: each training input whose content is a saved version, by the
-        input's variable name (``{"X_train": "customers@3"}``), and each version the training
-        run loaded by name (``{"customers": "customers@3"}``)."""
+        """The saved dataset versions the training run used, as references for
+        ``nbm.load_dataset``: each DataFrame it read whose content is a saved version, by the
+        variable's name (``{"X_train": "customers@3"}``), and each version it loaded by name
+        (``{"customers": "customers@3"}``)."""
         if self.run_id is None:
             return {}
         found: dict[str, str] = {}
-        inputs = {d["name"] for d in self.training_datasets}
         for use in dataset_sql.versions_used_by(self.store, self.run_id):
-            ref = f"{use['name']}@{use['version']}"
-            if use["how"] == "read" and use["variable"] in inputs:
-                found.setdefault(use["variable"], ref)
+            if use["how"] == "read":
+                found.setdefault(use["variable"], f"{use['name']}@{use['version']}")
             elif use["how"] == "loaded":
-                found.setdefault(use["name"], ref)
+                found.setdefault(use["name"], f"{use['name']}@{use['version']}")
         return found
 
     @property
