@@ -75,6 +75,14 @@ def duration(seconds: float | None) -> str:
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def size(n: int) -> str:
+    """A byte count as people read it: ``812 B``, ``16.2 kB``, ``1.1 GB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def parse_duration(text: str | float | dt.timedelta, *, what: str = "duration") -> float:
     """Seconds in ``text``: a number of seconds, a timedelta, or units summed from the largest:
     ``"90s"``, ``"5m"`` (or ``"5min"``), ``"1h30m"``, ``"6h"``, ``"7d"``, ``"2w"``. ``what``

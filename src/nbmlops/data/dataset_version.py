@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbmlops._display import size
 from nbmlops.store.db import Store
 
 
@@ -53,7 +54,18 @@ class DatasetVersion:
 
     def __str__(self) -> str:
         what = f"{self.n_rows:,} rows" if self.kind == "table" else f"{self.n_rows:,} files"
-        return f"{self.ref} ({what}, {self.n_bytes:,} bytes, {self.mode})"
+        return f"{self.ref} ({what}, {size(self.n_bytes)}, {self.mode})"
+
+    def __repr__(self) -> str:
+        what = f"{self.n_rows:,} rows" if self.kind == "table" else f"{self.n_rows:,} files"
+        added = "" if self.added_bytes == self.n_bytes else f" (+{size(self.added_bytes)})"
+        origin = f" from @{self.restored_from}" if self.restored_from else ""
+        digest = f" fingerprint={self.fingerprint[:12]}" if self.fingerprint else ""
+        run = f" run={self.run_id}" if self.run_id else ""
+        return (
+            f"<DatasetVersion {self.ref} {what} {size(self.n_bytes)}{added} {self.mode}{origin}"
+            f"{digest}{run}>"
+        )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], location: str, store: Store) -> DatasetVersion:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbmlops._display import value, when
+from nbmlops._display import size, value, when
 from nbmlops.capture.run import Run
 from nbmlops.errors import ModelNotFoundError, RegistryError
 from nbmlops.store import Store
@@ -214,7 +214,7 @@ class ModelVersion:
             extra = ""
         run = f" run={self.run_id}" if self.run_id else ""
         return (
-            f"<ModelVersion {self.ref} {cls} {self.format} {_size(self.size)} "
+            f"<ModelVersion {self.ref} {cls} {self.format} {size(self.size)} "
             f"sha256={self.sha256[:12]}{run}{extra}>"
         )
 
@@ -232,7 +232,7 @@ class ModelVersion:
             row("aliases", ", ".join(self.aliases) or "-"),
             row("status", self.status),
             row("class", self.model_class),
-            row("format", f"{self.format}, {_size(self.size)}"),
+            row("format", f"{self.format}, {size(self.size)}"),
             row("sha256", self.sha256),
             row("blake3", self.blake3 or "- (sha256 checked)"),
             row("run", self.run_id or "-"),
@@ -251,14 +251,6 @@ def _chunks(row: sql.VersionRow) -> ChunkDigests | None:
     if row.chunk_size is None or row.chunked_size is None or row.chunk_digests is None:
         return None  # registered before chunk digests were recorded, and not loaded since
     return ChunkDigests(int(row.chunk_size), int(row.chunked_size), bytes(row.chunk_digests))
-
-
-def _size(n: int) -> str:
-    if n < 1000:
-        return f"{n} B"
-    if n < 1_000_000:
-        return f"{n / 1e3:.1f} kB"
-    return f"{n / 1e6:.1f} MB"
 
 
 def training_datasets(
