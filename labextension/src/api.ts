@@ -45,6 +45,14 @@ export interface IRunDetail {
     n_columns?: number | null;
     [key: string]: unknown;
   }>;
+  /** The named dataset versions the run used: loaded, saved, or read (an input with their content). */
+  dataset_versions: Array<{
+    ref: string;
+    name: string;
+    version: number;
+    how: string;
+    variable: string | null;
+  }>;
   artifacts: Array<{ name: string; kind: string; size: number; [key: string]: unknown }>;
   cell_source: string | null;
 }

@@ -200,6 +200,17 @@ export class RunsSidebar extends Widget {
           ])
         )
       );
+      if (run.dataset_versions.length) {
+        const used = el('ul', 'nbmlops-dataset-versions');
+        for (const d of run.dataset_versions) {
+          const how = d.variable ? `${d.how} as ${d.variable}` : d.how;
+          const item = el('li', 'nbmlops-dataset-version', `${d.ref} (${how})`);
+          item.dataset.ref = d.ref;
+          item.title = `nbm.load_dataset("${d.ref}") reads it back`;
+          used.append(item);
+        }
+        section('Dataset versions', used);
+      }
       section(
         'Artifacts',
         table(['kind', 'name', 'size'], run.artifacts.map(a => [a.kind, a.name, `${a.size} B`]))

@@ -737,6 +737,111 @@ def monitor_cmd(
         sys.exit(2)
 
 
+@main.group("data")
+def data_group() -> None:
+    """Named datasets (issue #16): list, show, diff, checkout, add."""
+
+
+_SIZES = {"n_rows": "rows", "n_bytes": "bytes"}  # of a table; n_rows counts files of files
+_DATASETS = _Layout(
+    first=("name", "kind", "versions", "n_rows", "n_bytes", "stored_bytes", "updated_at"),
+    hidden=("key", "latest", "uri"),
+    headers={**_SIZES, "stored_bytes": "on disk", "updated_at": "updated"},
+    noun="datasets",
+)
+_DATASET_VERSIONS = _Layout(
+    first=("version", "mode", "n_rows", "n_bytes", "added_bytes", "actor", "created_at", "run_id"),
+    hidden=("fingerprint", "delta_version", "host"),
+    headers={
+        **_SIZES,
+        "added_bytes": "added",
+        "actor": "who",
+        "created_at": "when",
+        "run_id": "run",
+    },
+    noun="versions",
+    once=("actor",),
+    short={"run_id": 8},
+)
+_DATASET_USAGE = _Layout(
+    first=("run_id", "how", "at", "models"),
+    headers={"run_id": "run", "variable": "as"},
+    noun="runs",
+    short={"run_id": 8},
+)
+
+
+@data_group.command("list")
+@_FORMAT
+@_COLUMNS
+@_WIDE
+@click.pass_obj
+@_clean_errors
+def data_list_cmd(store: str | None, fmt: str, columns: str | None, wide: bool) -> None:
+    """List named datasets: kind, versions, rows and bytes of the latest, bytes on disk for all
+    versions, last update."""
+    frame = api.datasets(store=store)
+    empty = "No datasets; save one with nbmlops.save_dataset(df, NAME) or `nbmlops data add`."
+    _echo_frame(frame, fmt, empty, columns=columns, wide=wide, layout=_DATASETS)
+
+
+@data_group.command("show")
+@click.argument("ref")
+@_FORMAT
+@_WIDE
+@click.pass_obj
+@_clean_errors
+def data_show_cmd(store: str | None, ref: str, fmt: str, wide: bool) -> None:
+    """NAME: its versions, oldest first (rows, bytes, what each added on disk, mode, who, when,
+    the run that saved it). NAME@V (or NAME@latest, NAME@2026-11-30T12:00): that version and
+    the runs and models that used it."""
+    import pandas as pd
+
+    if "@" not in ref:
+        versions = api.dataset_versions(ref, store=store)
+        frame = pd.DataFrame([vars(v) for v in versions]).drop(columns=["store", "schema"])
+        frame["mode"] = [
+            v.mode if v.restored_from is None else f"{v.mode} of @{v.restored_from}"
+            for v in versions
+        ]
+        frame["created_at"] = pd.to_datetime(frame["created_at"], unit="s", utc=True)
+        frame = frame.drop(columns=["name", "kind", "key", "location", "restored_from"])
+        _echo_frame(frame, fmt, "", wide=wide, layout=_DATASET_VERSIONS)
+        return
+    version = api.get_dataset(ref, store=store)
+    usage = api.dataset_usage(version.ref, store=store)
+    if fmt == "json":
+        record = {k: v for k, v in vars(version).items() if k != "store"}
+        record["used_by"] = json.loads(usage.to_json(orient="records", date_format="iso"))
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False, default=str))
+        return
+    for line in _display.block(_version_facts(version)):
+        click.echo(line)
+    click.echo("\nused by")
+    usage["models"] = usage["models"].map(", ".join)
+    _echo_frame(usage, fmt, "  no run used it yet", wide=wide, layout=_DATASET_USAGE)
+
+
+def _version_facts(version: Any) -> dict[str, Any]:
+    """What ``data show NAME@V`` says about a version, in the order people ask."""
+    what = "rows" if version.kind == "table" else "files"
+    facts = {
+        "dataset": f"{version.ref} ({version.kind})",
+        what: f"{version.n_rows:,}" if version.n_rows is not None else None,
+        "bytes": f"{version.n_bytes:,} ({version.added_bytes:,} added on disk)",
+        "mode": version.mode
+        + (f" of @{version.restored_from}" if version.restored_from is not None else ""),
+        "key": version.key,
+        "columns": version.columns,
+        "saved": f"{_display.when(version.created_at)} by {version.actor} on {version.host}",
+        "run": version.run_id,
+        "fingerprint": version.fingerprint,
+        "location": version.location,
+        "delta version": version.delta_version,
+    }
+    return {k: v for k, v in facts.items() if v not in (None, [])}
+
+
 def _shape(dataset: dict[str, Any]) -> str:
     if dataset.get("n_rows") is None:
         return str(dataset["kind"])

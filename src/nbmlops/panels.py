@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         MonitorPanel,
         RunsPanel,
     )
+    from nbmlops.widgets.datasets_panel import DatasetsPanel
 
 
 def runs_panel(
@@ -67,6 +68,15 @@ def models_panel(name: str | None = None, *, store: StoreLike = None) -> ModelsP
     from nbmlops.widgets import ModelsPanel  # ipywidgets loads here, not with nbmlops
 
     return ModelsPanel(name, store=store)
+
+
+def datasets_panel(name: str | None = None, *, store: StoreLike = None) -> DatasetsPanel:
+    """Named datasets; with ``name``, its versions (rows, size, what each added on disk, who,
+    when, which run saved it), the runs and models that used a version, and the diff of any
+    two versions."""
+    from nbmlops.widgets.datasets_panel import DatasetsPanel  # ipywidgets loads here
+
+    return DatasetsPanel(name, store=store)
 
 
 def monitor_panel(

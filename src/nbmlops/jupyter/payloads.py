@@ -23,6 +23,7 @@ from nbmlops import api, config, listings
 from nbmlops._version import __version__
 from nbmlops.compare import lower_is_better
 from nbmlops.errors import NotFoundError
+from nbmlops.store import datasets as dataset_sql
 from nbmlops.store import find_home, resolve_home
 
 if TYPE_CHECKING:
@@ -257,10 +258,13 @@ def runs(
 
 
 def run(location: Location, run_id: str) -> dict[str, JSON]:
-    """One run: its attributes, params, metrics, tags, datasets, artifacts, cell source and
-    environment."""
-    found = api.get_run(run_id, store=location.require())
+    """One run: its attributes, params, metrics, tags, datasets, the named dataset versions it
+    used (``customers@3``: loaded, saved, or read as an input with that content), artifacts,
+    cell source and environment."""
+    home = location.require()
+    found = api.get_run(run_id, store=home)
     info = found.info
+    used = dataset_sql.versions_used_by(api.get_store(home), found.run_id)
     return {
         "run_id": found.run_id,
         "info": _with_times(info),
@@ -268,6 +272,7 @@ def run(location: Location, run_id: str) -> dict[str, JSON]:
         "metrics": json_value(found.metrics),
         "tags": json_value(found.tags),
         "datasets": json_value(found.datasets),
+        "dataset_versions": [{"ref": f"{u['name']}@{u['version']}", **u} for u in used],
         "artifacts": [_with_times(a) for a in found.artifacts],
         "cell_source": found.cell_source,
         "environment": None if found.environment is None else _with_times(found.environment),

@@ -1,0 +1,127 @@
+"""Datasets in the notebook panel, the ``nbmlops data`` commands and the JupyterLab sidebar's
+run details (issue #16 item 7), over real stores with real saved versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import nbmlops as nbm
+from nbmlops.cli import main
+from nbmlops.errors import DatasetNotFoundError
+from nbmlops.jupyter import payloads
+from nbmlops.panels import datasets_panel
+
+
+@pytest.fixture
+def customers(home: Path) -> str:
+    """customers@1 (3 rows), @2 (one row appended), @3 (a restore of @1); a run that loaded
+    @2 and registered a model."""
+    from sklearn.dummy import DummyRegressor
+
+    nbm.save_dataset(pd.DataFrame({"id": [1, 2, 3], "x": [0.1, 0.2, 0.3]}), "customers", key="id")
+    nbm.save_dataset(pd.DataFrame({"id": [4], "x": [0.4]}), "customers", mode="append")
+    with nbm.start_run("train") as run:
+        frame = nbm.load_dataset("customers@2")
+        run.log_model(DummyRegressor().fit(frame[["x"]], frame["id"]), "m")
+    nbm.register_model(run.run_id, "churn")
+    nbm.restore_dataset("customers", 1)
+    return run.run_id
+
+
+def invoke(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(main, list(args), env={"COLUMNS": "80"})
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_panel_lists_every_dataset_and_renders_without_a_kernel(customers):
+    panel = datasets_panel()
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    static = bundle["text/html"]
+    assert ">customers<" in static and ">table<" in static and ">on disk (all versions)<" in static
+    assert ">3<" in static  # versions
+    assert repr(panel) == "<DatasetsPanel: 1 datasets>"
+
+
+def test_panel_shows_versions_with_cost_and_the_runs_and_models_that_used_one(customers):
+    panel = datasets_panel("customers")
+    versions = panel.versions_html.value
+    assert "customers: 3 versions" in versions and ">added on disk<" in versions
+    assert ">append<" in versions and ">restore of @1<" in versions
+    assert panel.version.value == "customers@3" and "no run used it yet" in panel.usage_html.value
+    panel.version.value = "customers@2"
+    assert f">{customers}<" in panel.usage_html.value and ">churn/1<" in panel.usage_html.value
+    assert ">loaded<" in panel.to_html()
+
+
+def test_panel_on_an_empty_folder_creates_no_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBMLOPS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    nbm.set_store(None)
+    panel = datasets_panel()
+    assert "no datasets yet" in panel.to_html() and list(tmp_path.iterdir()) == []
+
+
+def test_panel_for_an_unknown_dataset_lists_the_known(customers):
+    with pytest.raises(DatasetNotFoundError, match="No dataset 'custmers'; known: customers"):
+        datasets_panel("custmers")
+
+
+def test_data_list_and_show_fit_80_columns(customers):
+    listing = invoke("data", "list")
+    assert listing.splitlines()[0].split() == [
+        "name", "kind", "versions", "rows", "bytes", "on", "disk", "updated"
+    ]  # fmt: skip
+    shown = invoke("data", "show", "customers")
+    assert "all 3 versions: actor" in shown and "restore of @1" in shown
+    assert max(len(line) for line in (listing + shown).splitlines()) <= 80
+
+
+def test_data_show_a_version_says_who_used_it(customers):
+    out = invoke("data", "show", "customers@2")
+    assert "dataset        customers@2 (table)" in out and "rows           4" in out
+    assert "key            id" in out and "added on disk" in out
+    used_by = out.split("used by\n", 1)[1]
+    assert customers[:8] in used_by and "loaded" in used_by and "churn/1" in used_by
+    lines = [line for line in out.splitlines() if not line.startswith("location")]  # copyable
+    assert max(len(line) for line in lines) <= 80
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("customers@9", "No dataset version 'customers@9'; known: customers@1, customers@2"),
+        ("nope", "No dataset 'nope'; known: customers."),
+        ("customers@yesterday", "after '@' put a version number, 'latest' or an ISO time"),
+    ],
+)
+def test_data_show_bad_reference_is_one_clean_line(customers, ref, message):
+    out = invoke("data", "show", ref, code=1)
+    assert out.startswith("Error: ") and message in out and "Traceback" not in out
+
+
+def test_data_list_without_a_store_says_so(home):
+    out = invoke("data", "list", code=1)
+    assert "Error: " in out and "Traceback" not in out
+
+
+def test_sidebar_run_details_name_the_dataset_versions_the_run_used(customers, home, tmp_path):
+    with nbm.start_run("score"):
+        nbm.log_dataset(nbm.load_dataset("customers@1"), name="scored")
+    newest = nbm.runs()["run_id"][0]
+    location = payloads.Location(home, tmp_path)
+    assert payloads.run(location, customers)["dataset_versions"] == [
+        {"ref": "customers@2", "name": "customers", "version": 2, "how": "loaded", "variable": None}
+    ]
+    used = payloads.run(location, newest)["dataset_versions"]
+    # @3 restored @1: the frame the run read has the content of both.
+    assert [(u["ref"], u["how"], u["variable"]) for u in used] == [
+        ("customers@1", "loaded", None),
+        ("customers@1", "read", "scored"),
+        ("customers@3", "read", "scored"),
+    ]
