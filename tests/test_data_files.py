@@ -94,6 +94,15 @@ def test_diff_lists_added_removed_changed_files(three: list) -> None:
     assert "1 added" in diff._repr_html_()
 
 
+def test_restore_makes_a_new_version_equal_to_an_old_one(three: list, tmp_path: Path) -> None:
+    store = three[0][0].store
+    restored = F.restore_files(store, "raw", 1)
+    assert (restored.version, restored.mode, restored.restored_from) == (4, "restore", 1)
+    assert (restored.fingerprint, restored.added_bytes) == (three[0][0].fingerprint, 0)
+    out = F.checkout_files(store, resolve_row(store, "raw@4"), tmp_path / "out")
+    assert tree(out) == three[0][1]
+
+
 def test_identical_content_returns_the_latest_version(empty_store: Store, raw: Path) -> None:
     first = F.save_files(empty_store, raw, "raw")
     os.utime(raw / "a.csv", ns=(1, 1))  # touched, not changed

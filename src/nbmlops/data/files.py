@@ -128,6 +128,41 @@ def save_files(
     return _version(store, name, number)
 
 
+def restore_files(store: Store, name: str, number: int) -> DatasetVersion:
+    """A new version of files dataset ``name`` equal to version ``number`` (its manifest again:
+    nothing copied, history never rewritten); the objects are checked to be all there."""
+    row = resolve_row(store, Reference(check_name(name), version=int(number)))
+    if row["kind"] != "files":
+        raise DatasetError(
+            f"Dataset {name!r} is a table; restore it with nbm.restore_dataset.", name
+        )
+    missing = [
+        f["path"] for f in _manifest(store, row) if not store.objects.path_of(f["sha256"]).is_file()
+    ]
+    if missing:
+        raise DatasetError(
+            f"Dataset {name!r} version {number}: the stored content of {len(missing)} file(s) "
+            f"({', '.join(missing[:5])}) is missing from {store.objects.root}; nothing restored.",
+            name,
+        )
+    fields = ("fingerprint", "schema", "n_rows", "n_bytes", "manifest")
+    restored = sql.add_version(
+        store,
+        {
+            **{k: row[k] for k in fields},
+            "name": name,
+            "added_bytes": 0,
+            "mode": "restore",
+            "restored_from": int(row["version"]),
+            "run_id": _run_here(store),
+            "actor": current_user(),
+            "host": hostname(),
+            "created_at": time.time(),
+        },
+    )
+    return _version(store, name, restored)
+
+
 def _walk(source: Path, name: str) -> list[tuple[str, Path, os.stat_result]]:
     """Each file under ``source`` (or ``source`` itself): its relative POSIX path, its path, and
     its stat (through symlinks), sorted by relative path."""
