@@ -36,6 +36,13 @@ Cases (targets from the performance issue; ratio = MLflow time / nbmlops time):
    the optimizer's settings, the 1,000-step ``losses`` curve), measured as the time inside
    nbmlops' callbacks over the untracked cell's median, as case 5. No peer: MLflow's
    ``pytorch.autolog`` covers Lightning only.
+7. The same cell with 10,000 steps in a real Jupyter kernel (issue #20 item 2), where a tracked
+   cell longer than 2 s shows a live progress line, rewritten about once a second from a thread:
+   tracked vs untracked adds <= 1% (median over alternating runs of the per-round overhead of
+   the cell as the client sees it, execute request to reply), and the same for a tracked cell
+   with the progress thread held back (its grace period set to 10^6 s), to show what the thread
+   costs by itself; the loop's own time (measured inside the cell) and the thread's CPU time
+   per cell beside it. ``--only-case7`` runs this case alone (no MLflow needed).
 
 nbmlops, MLflow and the fingerprint cases each run in a child process with a fresh temporary
 directory as working directory, store and IPYTHONDIR, so no side pays for the other's imports,
@@ -46,6 +53,7 @@ a smoke run; the targets are meant for the default (full) sizes.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime as dt
 import gc
@@ -54,12 +62,13 @@ import os
 import pickle
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +157,8 @@ class Sizes:
     mlflow_xgb_fits: int = 4  # case 5 peer: per mode (plain, autolog, autolog without models)
     torch_steps: int = 1_000  # case 6
     torch_pairs: int = 10  # case 6: tracked/untracked pairs
+    kernel_steps: int = 10_000  # case 7
+    kernel_rounds: int = 5  # case 7: rounds of the three variants, after one untimed round
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -168,6 +179,8 @@ class Sizes:
             xgb_pairs=3,
             mlflow_xgb_fits=1,
             torch_pairs=3,
+            kernel_steps=2_000,
+            kernel_rounds=2,
         )
 
 
@@ -230,6 +243,12 @@ class Shell:
         self.out.truncate()
         return elapsed
 
+    def push(self, values: dict[str, Any]) -> None:
+        self.ip.user_ns.update(values)
+
+    def seed(self) -> int:
+        return int(self.ip.user_ns.get("seed", 0))
+
     def set_loaded(self, loaded: bool) -> None:
         if loaded == self.loaded:
             return
@@ -249,6 +268,71 @@ class Shell:
 
     def warnings(self) -> list[str]:
         return [line for line in self.err.getvalue().splitlines() if line.strip()]
+
+
+class KernelShell:
+    """A real Jupyter kernel (ipykernel, started by jupyter_client) running cells as a front end
+    does: :meth:`run` times a cell from the execute request to its reply, after the untimed
+    code ``prepare`` holds for that cell id, and keeps the cell's ``_loop_s`` (the loop's own
+    time and its CPU time, measured inside the cell) and the number of display messages it
+    sent."""
+
+    def __init__(self, workdir: Path) -> None:
+        from nbmlops.headless import _this_python_kernel_manager
+
+        self.km = _this_python_kernel_manager()
+        self.km.start_kernel(cwd=str(workdir), env=dict(os.environ))
+        self.client = self.km.blocking_client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+        self.prepare: dict[str, str] = {}
+        self.pushed: dict[str, Any] = {}
+        self.loops: dict[str, list[float]] = {}
+        self.loop_cpu: dict[str, list[float]] = {}
+        self.displays: dict[str, list[int]] = {}
+
+    def execute(self, code: str, expressions: dict[str, str] | None = None) -> dict[str, Any]:
+        """Run ``code``; its reply's content, once the kernel is idle again (iopub drained)."""
+        msg_id = self.client.execute(code, user_expressions=expressions or {})
+        reply = self.client.get_shell_msg(timeout=600)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.client.get_shell_msg(timeout=600)
+        content: dict[str, Any] = reply["content"]
+        content["displays"] = 0
+        while True:
+            message = self.client.get_iopub_msg(timeout=60)
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = message["msg_type"]
+            content["displays"] += kind in ("display_data", "update_display_data")
+            if kind == "status" and message["content"]["execution_state"] == "idle":
+                break
+        if content["status"] != "ok":
+            raise RuntimeError(f"cell failed: {code!r}: {content.get('evalue')}")
+        return content
+
+    def push(self, values: dict[str, Any]) -> None:
+        self.execute("\n".join(f"{name} = {value!r}" for name, value in values.items()))
+        self.pushed.update(values)
+
+    def seed(self) -> int:
+        return int(self.pushed.get("seed", 0))
+
+    def run(self, source: str, cell_id: str) -> float:
+        if cell_id in self.prepare:
+            self.execute(self.prepare[cell_id])
+        start = time.perf_counter()
+        content = self.execute(source, {"loop": "_loop_s", "cpu": "_loop_cpu"})
+        elapsed = time.perf_counter() - start
+        for key, kept in (("loop", self.loops), ("cpu", self.loop_cpu)):
+            value = content["user_expressions"][key]["data"]["text/plain"]
+            kept.setdefault(cell_id, []).append(float(value))
+        self.displays.setdefault(cell_id, []).append(content["displays"])
+        return elapsed
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.km.shutdown_kernel(now=True)
 
 
 TRIVIAL = {
@@ -363,21 +447,28 @@ def bench_xgboost_cells(shell: Shell, sizes: Sizes) -> Timings:
 
 
 def alternate(
-    shell: Shell, variants: dict[str, tuple[str, str]], pairs: int, *, warmup: int
+    shell: Shell | KernelShell,
+    variants: dict[str, tuple[str, str]],
+    pairs: int,
+    *,
+    warmup: int,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Cases 5 and 6: the ``tracked`` and ``untracked`` cells alternating (the order swapped
-    every pair, ``warmup`` untimed pairs first, a new ``seed`` before every run), then the same
-    cost measured from within: the time inside nbmlops' callbacks, which the cell's own noise
-    (tens of ms on a shared machine) does not blur. Wall-clock times and hook times per kind."""
+    """Cases 5, 6 and 7: the ``tracked`` and ``untracked`` cells (and any other variant)
+    alternating (the order reversed every round, ``warmup`` untimed rounds first, a new ``seed``
+    before every run), then, in an IPython shell of this process, the same cost measured from
+    within: the time inside nbmlops' callbacks, which the cell's own noise (tens of ms on a
+    shared machine) does not blur. Wall-clock times and hook times per kind."""
     times: dict[str, list[float]] = {k: [] for k in variants}
-    seed = int(shell.ip.user_ns.get("seed", 0))
+    seed = shell.seed()
     for i in range(warmup + pairs):
         for kind in list(variants) if i % 2 == 0 else list(variants)[::-1]:
             seed += 1
-            shell.ip.user_ns["seed"] = seed
+            shell.push({"seed": seed})
             elapsed = shell.run(*variants[kind])
             if i >= warmup:
                 times[kind].append(elapsed)
+    if isinstance(shell, KernelShell):
+        return times, {}
     runs = []
     for _ in range(max(3, pairs // 2)):
         seed += 1
@@ -401,6 +492,80 @@ def bench_torch_cells(shell: Shell, sizes: Sizes) -> Timings:
     variants = {"tracked": (TRACK + TORCH_BODY, "torch-track"), "untracked": (TORCH_BODY, "t")}
     times, hooks = alternate(shell, variants, sizes.torch_pairs, warmup=1)
     return {"cells": times, "hooks": hooks, "captured": last_tracked("torch-track")}
+
+
+# Case 7, run in the kernel before the cells: the data of case 6, and the progress thread's CPU
+# time per tracked cell (time.thread_time() in the thread, around its whole life), with the grace
+# period it had (the held-back variant's is 1e6).
+KERNEL_SETUP = """
+import time, torch
+from torch import nn
+import nbmlops.capture.progress as _progress
+torch.set_num_threads(1)
+_g = torch.Generator().manual_seed(0)
+TX = torch.randn({rows}, {features}, generator=_g)
+TY = TX[:, :1] * 2 + 0.1 * torch.randn(len(TX), 1, generator=_g)
+STEPS = {steps}
+_thread_cpu = []
+_loop = _progress.LiveLine._loop
+def _timed_loop(self):
+    start = time.thread_time()
+    try:
+        _loop(self)
+    finally:
+        _thread_cpu.append((_progress.GRACE_S, time.thread_time() - start))
+_progress.LiveLine._loop = _timed_loop
+"""
+# The loop's own wall time, and its thread's CPU time: a loop slowed by waiting for the GIL shows
+# in the first and not the second; one slowed by other processes on a shared machine, in both.
+KERNEL_BODY = (
+    "_start, _start_cpu = time.perf_counter(), time.thread_time()\n"
+    f"{TORCH_BODY}\n"
+    "_loop_s, _loop_cpu = time.perf_counter() - _start, time.thread_time() - _start_cpu"
+)
+
+
+def bench_kernel_loop(sizes: Sizes, workdir: Path) -> Timings:
+    """Case 7: the 10,000-step loop in a real kernel, three variants alternating: untracked,
+    tracked (live line), tracked with the progress thread held back."""
+    os.environ["NBMLOPS_HOME"] = str(workdir / ".nbmlops")
+    shell = KernelShell(workdir)
+    try:
+        rows, features = sizes.fit_rows // 10, sizes.fit_features
+        shell.execute(KERNEL_SETUP.format(rows=rows, features=features, steps=sizes.kernel_steps))
+        shell.execute("%load_ext nbmlops")
+        shell.prepare = {
+            "live": f"_progress.GRACE_S = {progress_grace()!r}",
+            "held": "_progress.GRACE_S = 1e6",
+        }
+        variants = {
+            "tracked": (TRACK.replace(" --quiet", "") + KERNEL_BODY, "live"),
+            "untracked": (KERNEL_BODY, "plain"),
+            "held": (TRACK.replace(" --quiet", "") + KERNEL_BODY, "held"),
+        }
+        times, _ = alternate(shell, variants, sizes.kernel_rounds, warmup=1)
+        cpu = shell.execute("", {"cpu": "_thread_cpu"})["user_expressions"]["cpu"]
+        thread_cpu = ast.literal_eval(cpu["data"]["text/plain"])  # [(grace, seconds), ...]
+    finally:
+        shell.close()
+    kinds = {"tracked": "live", "untracked": "plain", "held": "held"}
+    return {
+        "cells": times,
+        "loops": {kind: shell.loops[cell][1:] for kind, cell in kinds.items()},  # no warm-up
+        "loop_cpu": {kind: shell.loop_cpu[cell][1:] for kind, cell in kinds.items()},
+        "displays": {kind: shell.displays[cell][1:] for kind, cell in kinds.items()},
+        "thread_cpu": {
+            "tracked": [cpu for grace, cpu in thread_cpu if grace < 1e6],
+            "held": [cpu for grace, cpu in thread_cpu if grace >= 1e6],
+        },
+        "steps": sizes.kernel_steps,
+    }
+
+
+def progress_grace() -> float:
+    from nbmlops.capture.progress import GRACE_S
+
+    return GRACE_S
 
 
 def last_tracked(cell_id: str) -> dict[str, Any]:
@@ -663,15 +828,24 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
     "nbmlops-no-history": bench_nbmlops_no_history,
     "mlflow": bench_mlflow,
     "fingerprint": bench_fingerprint,
+    "nbmlops-kernel": bench_kernel_loop,
 }
 
 
 # -- parent: orchestration and report ---------------------------------------------------------
 
 
+def installed(dist: str) -> str:
+    """``dist``'s version; MLflow is missing where ``--only-case7`` runs."""
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def header(quick: bool) -> list[str]:
     versions = "  ".join(
-        f"{name} {version(dist)}"
+        f"{name} {installed(dist)}"
         for name, dist in (
             ("nbmlops", "nbmlops"),
             ("mlflow", "mlflow"),
@@ -829,6 +1003,61 @@ def torch_rows(nbm: Timings) -> list[Row]:
         ),
         Row("     wall clock: tracked - untracked cell (noisy)", fmt_time(wall), "-"),
     ]
+
+
+def overheads(cells: dict[str, list[float]], kind: str) -> list[float]:
+    """Per round: ``kind``'s cell over the untracked one of the same round, minus 1."""
+    return [t / u - 1 for t, u in zip(cells[kind], cells["untracked"], strict=True)]
+
+
+def kernel_rows(kernel: Timings) -> list[Row]:
+    """Case 7: the median per-round overhead of the whole cell (request to reply) in a kernel,
+    with the live line and with the progress thread held back; the loop's own time beside."""
+    med = statistics.median
+    cells, loops = kernel["cells"], kernel["loops"]
+    live, held = med(overheads(cells, "tracked")), med(overheads(cells, "held"))
+    loop_live, loop_held = med(overheads(loops, "tracked")), med(overheads(loops, "held"))
+    cpu = kernel["loop_cpu"]
+    cpu_live, cpu_held = med(overheads(cpu, "tracked")), med(overheads(cpu, "held"))
+    return [
+        Row(
+            f"7. {kernel['steps']:,}-step torch MLP loop in a kernel, live line / untracked",
+            f"{live:+.2%}",
+            fmt_time(med(cells["untracked"])),
+            "-",
+            "<= 1%",
+            live <= 0.01,
+        ),
+        Row("   same, progress thread held back / untracked", f"{held:+.2%}", "-"),
+        Row("   the loop alone (inside the cell), live line / untracked", f"{loop_live:+.2%}", "-"),
+        Row("   the loop alone, progress thread held back / untracked", f"{loop_held:+.2%}", "-"),
+        Row(
+            "   the loop's CPU time, live line / held back (vs untracked)",
+            f"{cpu_live:+.2%}",
+            f"{cpu_held:+.2%}",
+        ),
+        Row(
+            "   progress thread CPU per tracked cell (median)",
+            fmt_time(med(kernel["thread_cpu"]["tracked"])),
+            "-",
+        ),
+    ]
+
+
+def kernel_details(kernel: Timings) -> list[str]:
+    med = statistics.median
+    lines = [spread(f"case 7 {kind} cell", values) for kind, values in kernel["cells"].items()]
+    lines += [spread(f"case 7 {kind} loop", values) for kind, values in kernel["loops"].items()]
+    lines += [
+        f"  case 7 per-round overhead, live line: "
+        f"{', '.join(f'{v:+.2%}' for v in overheads(kernel['cells'], 'tracked'))}; held back: "
+        f"{', '.join(f'{v:+.2%}' for v in overheads(kernel['cells'], 'held'))}",
+        f"  case 7 display messages per cell: {kernel['displays']}; progress thread CPU per "
+        f"cell: live median {fmt_time(med(kernel['thread_cpu']['tracked']))}, max "
+        f"{fmt_time(max(kernel['thread_cpu']['tracked']))}; held back median "
+        f"{fmt_time(med(kernel['thread_cpu']['held']))}",
+    ]
+    return lines
 
 
 def xgboost_rows(nbm: Timings, mlf: Timings) -> list[Row]:
@@ -999,7 +1228,9 @@ def details(sizes: Sizes, nbm: Timings, quiet: Timings, mlf: Timings, fp: Timing
 
 
 def main(argv: list[str] | None = None) -> None:
-    chosen = sizes_or_child(argv, __doc__, Sizes, SIDES)
+    argv = sys.argv[1:] if argv is None else argv
+    only_case7 = "--only-case7" in argv
+    chosen = sizes_or_child([a for a in argv if a != "--only-case7"], __doc__, Sizes, SIDES)
     if chosen is None:  # a child process: one side's cases ran
         return
     sizes, quick = chosen
@@ -1007,13 +1238,20 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(header(quick)), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-track-pycache-") as pycache:
         env = child_env(Path(pycache))
+        kernel = run_side(SCRIPT, "nbmlops-kernel", asdict(sizes), env)
+        if only_case7:
+            print()
+            print("\n".join(table(kernel_rows(kernel))))
+            print("\n".join(["", *kernel_details(kernel)]))
+            print(f"total {time.perf_counter() - started:.0f} s; {machine_load()} at end")
+            return
         nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
         quiet = run_side(SCRIPT, "nbmlops-no-history", asdict(sizes), env)
         mlf = run_side(SCRIPT, "mlflow", asdict(sizes), env)
         fp = run_side(SCRIPT, "fingerprint", asdict(sizes), env)
     print()
-    print("\n".join(table(rows(nbm, quiet, mlf, fp))))
-    print("\n".join(details(sizes, nbm, quiet, mlf, fp)))
+    print("\n".join(table([*rows(nbm, quiet, mlf, fp), *kernel_rows(kernel)])))
+    print("\n".join(details(sizes, nbm, quiet, mlf, fp) + kernel_details(kernel)))
     print(
         "\nmedians unless stated; ratio = peer / nbmlops (case 4: nbmlops / ceiling). Case 1: "
         f"{sizes.cell_runs} runs per variant in rotating blocks of {sizes.cell_block}, the "
