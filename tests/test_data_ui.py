@@ -3,13 +3,17 @@ run details (issue #16 item 7), over real stores with real saved versions."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from nbformat.v4 import new_code_cell, new_notebook
 
 import nbmlops as nbm
+from jupyterlab_browser import chromium_page, lab_server, open_notebook, wait_for_execution
 from nbmlops.cli import main
 from nbmlops.errors import DatasetNotFoundError
 from nbmlops.jupyter import payloads
@@ -125,3 +129,47 @@ def test_sidebar_run_details_name_the_dataset_versions_the_run_used(customers, h
         ("customers@1", "read", "scored"),
         ("customers@3", "read", "scored"),
     ]
+
+
+SAVE = (
+    "import nbmlops as nbm, pandas as pd\n"
+    "nbm.save_dataset(pd.DataFrame({'id': [1, 2, 3], 'x': [0.1, 0.2, 0.3]}), 'customers', "
+    "key='id')\n"
+    "nbm.save_dataset(pd.DataFrame({'id': [4], 'x': [0.4]}), 'customers', mode='append')"
+)
+FIT = "%%track fit --metrics n\ndf = nbm.load_dataset('customers@2')\nn = len(df)"
+PANEL = "from nbmlops.panels import datasets_panel\ndatasets_panel('customers')"
+
+
+@pytest.mark.browser
+def test_sidebar_shows_the_dataset_versions_a_run_used_in_jupyterlab(tmp_path, monkeypatch):
+    """In a real JupyterLab: the run's details in the sidebar name customers@2 (loaded), and
+    the panel renders as a widget (pictures: NBMLOPS_SCREENSHOTS=1)."""
+    monkeypatch.delenv("NBMLOPS_HOME", raising=False)
+    cells = [new_code_cell(s) for s in ("%load_ext nbmlops", SAVE, FIT, PANEL)]
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(
+        new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), tmp_path / "d.ipynb"
+    )
+    with lab_server(tmp_path) as lab, chromium_page() as page:
+        open_notebook(page, lab, "d.ipynb")
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        code_cells = page.locator(".jp-Notebook .jp-CodeCell")
+        wait_for_execution(page, code_cells.nth(3), 4)
+        panel = code_cells.nth(3).locator(".jp-OutputArea-output")
+        panel.locator("text=customers: 2 versions").wait_for(timeout=20_000)
+        _screenshot(panel, "datasets_panel.png")
+        page.locator(".lm-TabBar-tab[data-id='nbmlops-runs']").click()
+        sidebar = page.locator("#nbmlops-runs")
+        sidebar.locator(".nbmlops-run").first.click()
+        used = sidebar.locator(".nbmlops-detail .nbmlops-dataset-version")
+        used.first.wait_for(timeout=20_000)
+        assert used.all_text_contents() == ["customers@2 (loaded)"]
+        _screenshot(sidebar, "datasets_sidebar.png")
+
+
+def _screenshot(locator, name: str) -> None:
+    """Keep the picture for the docs when asked (NBMLOPS_SCREENSHOTS=1), as the lab tests do."""
+    if os.environ.get("NBMLOPS_SCREENSHOTS") == "1":
+        locator.screenshot(path=str(Path(__file__).parents[1] / "docs" / "img" / name))
