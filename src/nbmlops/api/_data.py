@@ -12,11 +12,13 @@ Every function takes ``store=`` like the rest of the API.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.data import lineage, tables
-from nbmlops.data.dataset_version import DatasetVersion, table_location
-from nbmlops.data.references import check_name, resolve_row
+from nbmlops.data import files, lineage, tables
+from nbmlops.data.dataset_version import DatasetVersion, location_of
+from nbmlops.data.references import check_name, get_version, resolve_row
 from nbmlops.errors import DatasetError
 from nbmlops.store import StoreLike, open_store
 from nbmlops.store import datasets as sql
@@ -34,11 +36,15 @@ def save_dataset(
     schema_mode: str | None = None,
     uri: str | None = None,
     storage_options: dict[str, str] | None = None,
+    dvc: bool = False,
     store: StoreLike = None,
 ) -> DatasetVersion:
     """Save ``data`` as the next version of dataset ``name``; returns the DatasetVersion.
 
-    ``data``: a pandas, polars or pyarrow table, written as a version of a Delta Lake table.
+    ``data``: a pandas, polars or pyarrow table, written as a version of a Delta Lake table; or
+    the path of a file or folder, whose files are stored content-addressed (deduplicated across
+    versions) with a manifest, restored by :func:`checkout_dataset`; ``dvc=True`` also writes a
+    DVC 3 ``.dvc`` pointer beside the path (``dvc status`` accepts it).
     Content identical to the latest version writes nothing and returns that version.
     ``key``: the column(s) identifying a row (checked unique; kept for later versions; what
     ``dataset_diff`` matches rows by). ``mode="append"`` adds the rows to the latest version,
@@ -47,6 +53,26 @@ def save_dataset(
     (a path, ``file:///...``, ``s3://bucket/path`` with ``storage_options`` as delta-rs takes
     them); by default a folder in the store. Inside a tracked cell the run is linked to it.
     """
+    if isinstance(data, str | os.PathLike):
+        given = (
+            ("key", key),
+            ("mode", None if mode == "overwrite" else mode),
+            ("schema_mode", schema_mode),
+            ("uri", uri),
+            ("storage_options", storage_options),
+        )
+        wrong = [k for k, v in given if v is not None]
+        if wrong:
+            raise DatasetError(
+                f"Dataset {name!r}: {os.fspath(data)} is a path to files; "
+                f"{', '.join(wrong)} are for tables (DataFrames).",
+                name,
+            )
+        return files.save_files(open_store(store), data, name, dvc=dvc)
+    if dvc:
+        raise DatasetError(
+            f"Dataset {name!r}: dvc=True writes a .dvc pointer for files; pass a path.", name
+        )
     return tables.save_table(
         open_store(store),
         data,
@@ -78,18 +104,34 @@ def load_dataset(ref: str, *, output: str = "pandas", store: StoreLike = None) -
     return data
 
 
-def get_dataset(ref: str, *, store: StoreLike = None) -> DatasetVersion:
-    """The DatasetVersion ``ref`` names (what was recorded; the data is not read)."""
+def checkout_dataset(
+    ref: str, to: str | os.PathLike[str], *, force: bool = False, store: StoreLike = None
+) -> Path:
+    """Write the files of files-dataset version ``ref`` under folder ``to``, byte-identical
+    (each checked before it takes its name), modes restored; a file there with other content is
+    refused unless ``force``. Returns the folder. Inside a tracked cell the run is linked."""
     opened = open_store(store, create=False)
     row = resolve_row(opened, ref)
-    return DatasetVersion.from_row(row, table_location(opened, row["name"], row["uri"]), opened)
+    if row["kind"] != "files":
+        raise DatasetError(
+            f"Dataset {row['name']!r} is a table; read it with nbm.load_dataset({ref!r}).",
+            row["name"],
+        )
+    folder = files.checkout_files(opened, row, Path(to), force=force)
+    tables.link_loaded(opened, row["name"], int(row["version"]))
+    return folder
+
+
+def get_dataset(ref: str, *, store: StoreLike = None) -> DatasetVersion:
+    """The DatasetVersion ``ref`` names (what was recorded; the data is not read)."""
+    return get_version(open_store(store, create=False), ref)
 
 
 def dataset_versions(name: str, *, store: StoreLike = None) -> list[DatasetVersion]:
     """Every version of dataset ``name``, oldest first."""
     opened = open_store(store, create=False)
     latest = resolve_row(opened, check_name(name))
-    location = table_location(opened, name, latest["uri"])
+    location = location_of(opened, latest)
     extra = {"kind": latest["kind"], "uri": latest["uri"], "key": latest["key"]}
     return [
         DatasetVersion.from_row({**row, **extra}, location, opened)
@@ -124,7 +166,10 @@ def datasets(*, store: StoreLike = None) -> pd.DataFrame:
 
 def restore_dataset(name: str, version: int, *, store: StoreLike = None) -> DatasetVersion:
     """A new version of ``name`` equal to ``version`` (history is never rewritten)."""
-    return tables.restore_table(open_store(store), name, version)
+    opened = open_store(store)
+    if resolve_row(opened, check_name(name))["kind"] == "files":
+        return files.restore_files(opened, name, version)
+    return tables.restore_table(opened, name, version)
 
 
 def data_lineage(model: str, *, store: StoreLike = None) -> pd.DataFrame:

@@ -94,3 +94,10 @@ class DatasetVersion:
 def table_location(store: Store, name: str, uri: str) -> str:
     """Where a table dataset's Delta table lives: its own URI, else a folder in the store."""
     return uri or str(Path(store.home) / "datasets" / name)
+
+
+def location_of(store: Store, row: Mapping[str, Any]) -> str:
+    """Where a version's data lives: its Delta table, or the store's objects for files."""
+    if row["kind"] == "files":
+        return str(store.objects.root)
+    return table_location(store, row["name"], row["uri"])

@@ -45,7 +45,7 @@ import xxhash
 from nbmlops.capture.environment import current_user
 from nbmlops.capture.liveness import hostname
 from nbmlops.data.dataset_version import DatasetVersion
-from nbmlops.data.references import Reference, check_name, resolve_row
+from nbmlops.data.references import Reference, check_name, get_version, resolve_row
 from nbmlops.data.tables import _manifest, _run_here
 from nbmlops.errors import ArtifactIntegrityError, DatasetError
 from nbmlops.fingerprint import fingerprint
@@ -102,7 +102,7 @@ def save_files(
     if dvc:
         write_dvc_pointer(source, files)
     if latest is not None and digest == latest["fingerprint"]:
-        return _version(store, name, int(latest["version"]))
+        return get_version(store, Reference(name, version=int(latest["version"])))
     if existing is None:
         sql.create_dataset(store, name, "files", "", None, time.time())
     manifest = {"source": str(source), "hashed_at_ns": started_ns, "files": files}
@@ -125,7 +125,7 @@ def save_files(
             "created_at": time.time(),
         },
     )
-    return _version(store, name, number)
+    return get_version(store, Reference(name, version=number))
 
 
 def restore_files(store: Store, name: str, number: int) -> DatasetVersion:
@@ -160,7 +160,7 @@ def restore_files(store: Store, name: str, number: int) -> DatasetVersion:
             "created_at": time.time(),
         },
     )
-    return _version(store, name, restored)
+    return get_version(store, Reference(name, version=restored))
 
 
 def _walk(source: Path, name: str) -> list[tuple[str, Path, os.stat_result]]:
@@ -312,11 +312,6 @@ def _store_file(
 def _listing_digest(files: Iterable[Row]) -> str:
     listing = json.dumps([[f["path"], f["sha256"]] for f in files], separators=(",", ":"))
     return fingerprint(listing.encode()).digest
-
-
-def _version(store: Store, name: str, number: int) -> DatasetVersion:
-    row = resolve_row(store, Reference(name, version=number))
-    return DatasetVersion.from_row(row, str(store.objects.root), store)
 
 
 # -- checkout ---------------------------------------------------------------------------------

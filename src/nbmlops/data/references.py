@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nbmlops.data.dataset_version import DatasetVersion, location_of
 from nbmlops.errors import DatasetError, DatasetNotFoundError
 from nbmlops.registry.events import to_seconds
 from nbmlops.store import datasets as sql
@@ -74,3 +75,9 @@ def resolve_row(store: Store, reference: str | Reference) -> Row:
         known = [f"{ref.name}@{v['version']}" for v in sql.versions(store, ref.name)]
         raise DatasetNotFoundError(text, known, what="dataset version")
     return {**row, "kind": dataset["kind"], "uri": dataset["uri"], "key": dataset["key"]}
+
+
+def get_version(store: Store, reference: str | Reference) -> DatasetVersion:
+    """The DatasetVersion a reference names (what was recorded; no data is read)."""
+    row = resolve_row(store, reference)
+    return DatasetVersion.from_row(row, location_of(store, row), store)

@@ -31,7 +31,7 @@ from nbmlops.capture.environment import current_user
 from nbmlops.capture.liveness import hostname
 from nbmlops.capture.run import active_run
 from nbmlops.data.dataset_version import DatasetVersion, table_location
-from nbmlops.data.references import Reference, check_name, resolve_row
+from nbmlops.data.references import Reference, check_name, get_version, resolve_row
 from nbmlops.errors import DatasetError, DatasetTamperedError, StoreError, StoreReadOnlyError
 from nbmlops.fingerprint import fingerprint
 from nbmlops.store import datasets as sql
@@ -88,7 +88,7 @@ def save_table(
 
     if mode == "append" and latest is not None:
         if len(frame) == 0:
-            return _version(store, name, latest["version"])
+            return get_version(store, Reference(name, version=latest["version"]))
         if not latest["schema"].get("index"):  # rows join a default index: theirs is dropped
             frame = frame.reset_index(drop=True)
         _check_append_schema(name, latest["schema"], frame, schema_mode)
@@ -97,8 +97,8 @@ def save_table(
         digest, n_rows = None, int(latest["n_rows"] or 0) + len(frame)
     else:
         digest, n_rows = fingerprint(frame).digest, len(frame)
-        if latest is not None and digest == latest["fingerprint"]:
-            return _version(store, name, latest["version"])  # same content: nothing written
+        if latest is not None and digest == latest["fingerprint"]:  # same: nothing written
+            return get_version(store, Reference(name, version=latest["version"]))
     table, schema = to_arrow(frame)
     if latest is not None and mode == "append":
         schema = _merged_schema(latest["schema"], schema)
@@ -203,12 +203,7 @@ def _record(
             "created_at": time.time(),
         },
     )
-    return _version(store, name, number)
-
-
-def _version(store: Store, name: str, number: int) -> DatasetVersion:
-    row = resolve_row(store, Reference(name, version=number))
-    return DatasetVersion.from_row(row, table_location(store, name, row["uri"]), store)
+    return get_version(store, Reference(name, version=number))
 
 
 # -- loading ----------------------------------------------------------------------------------
