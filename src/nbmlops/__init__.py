@@ -77,6 +77,9 @@ if _typing.TYPE_CHECKING:
         check_rules as check_rules,
     )
     from nbmlops.api import (
+        checkout_dataset as checkout_dataset,
+    )
+    from nbmlops.api import (
         compare_runs as compare_runs,
     )
     from nbmlops.api import (
@@ -319,6 +322,7 @@ _LAZY = {
     "check_alerts": "nbmlops.api",
     "check_drift": "nbmlops.api",
     "check_rules": "nbmlops.api",
+    "checkout_dataset": "nbmlops.api",
     "compare_panel": "nbmlops.panels",
     "compare_runs": "nbmlops.api",
     "consumers": "nbmlops.api",
@@ -436,6 +440,7 @@ __all__ = [
     "check_alerts",
     "check_drift",
     "check_rules",
+    "checkout_dataset",
     "compare_panel",
     "compare_runs",
     "consumers",

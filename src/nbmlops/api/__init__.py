@@ -42,6 +42,9 @@ if typing.TYPE_CHECKING:
         lineage as lineage,
     )
     from nbmlops.api._data import (
+        checkout_dataset as checkout_dataset,
+    )
+    from nbmlops.api._data import (
         data_lineage as data_lineage,
     )
     from nbmlops.api._data import (
@@ -202,6 +205,7 @@ _MODULES = {
     "check_alerts": "_alerts",
     "check_drift": "_drift",
     "check_rules": "_registry",
+    "checkout_dataset": "_data",
     "compare_runs": "_cells",
     "consumers": "_registry",
     "data_lineage": "_data",
