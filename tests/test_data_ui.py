@@ -131,6 +131,45 @@ def test_sidebar_run_details_name_the_dataset_versions_the_run_used(customers, h
     ]
 
 
+def test_data_add_checkout_files_with_a_dvc_pointer(home, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.csv").write_text("id\n1\n")
+    (raw / "b.csv").write_text("id\n2\n")
+    assert invoke("data", "add", str(raw), "raw", "--dvc").startswith("raw@1 (2 files")
+    assert (tmp_path / "raw.dvc").read_text().startswith("outs:\n- md5: ")
+    (raw / "a.csv").write_text("id\n3\n")
+    assert invoke("data", "add", str(raw), "raw").startswith("raw@2 (2 files")
+    out = tmp_path / "out"
+    assert "raw@1: 2 files" in invoke("data", "checkout", "raw@1", "--to", str(out))
+    assert (out / "a.csv").read_text() == "id\n1\n"
+    refused = invoke("data", "checkout", "raw@2", "--to", str(out), code=1)
+    assert "exist with other content" in refused and "Traceback" not in refused
+    invoke("data", "checkout", "raw@2", "--to", str(out), "--force")
+    assert (out / "a.csv").read_text() == "id\n3\n"
+
+
+def test_data_add_table_reads_csv_with_its_key(home, tmp_path):
+    (tmp_path / "c.csv").write_text("id,x\n1,0.5\n2,0.7\n")
+    assert invoke("data", "add", "c.csv", "c", "--table", "--key", "id").startswith("c@1 (2 rows")
+    assert "key            id" in invoke("data", "show", "c@1")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["notes.txt", "t", "--table"], 1, "notes.txt is not a .parquet or .csv file"),
+        (["notes.txt", "t", "--key", "id"], 2, "--key is for --table datasets"),
+        (["notes.txt", "t", "--table", "--dvc"], 2, "--dvc is for files"),
+        (["missing.csv", "t"], 2, "'missing.csv' does not exist"),
+    ],
+)
+def test_data_add_bad_input(home, tmp_path, args, code, message):
+    (tmp_path / "notes.txt").write_text("hello")
+    out = invoke("data", "add", *args, code=code)
+    assert message in out and "Traceback" not in out
+
+
 SAVE = (
     "import nbmlops as nbm, pandas as pd\n"
     "nbm.save_dataset(pd.DataFrame({'id': [1, 2, 3], 'x': [0.1, 0.2, 0.3]}), 'customers', "

@@ -822,6 +822,74 @@ def data_show_cmd(store: str | None, ref: str, fmt: str, wide: bool) -> None:
     _echo_frame(usage, fmt, "  no run used it yet", wide=wide, layout=_DATASET_USAGE)
 
 
+@data_group.command("checkout")
+@click.argument("ref")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The folder to write the files into (created if missing).",
+)
+@click.option("--force", is_flag=True, help="Overwrite files there that have other content.")
+@click.pass_obj
+@_clean_errors
+def data_checkout_cmd(store: str | None, ref: str, to: Path, force: bool) -> None:
+    """Write the files of version REF (raw@3, raw@latest) into a folder, byte-identical to what
+    was saved; files already there with other content are refused unless --force."""
+    version = api.get_dataset(ref, store=store)
+    target = api.checkout_dataset(version.ref, to, force=force, store=store)
+    click.echo(f"{version.ref}: {version.n_rows:,} files, {version.n_bytes:,} bytes in {target}")
+
+
+@data_group.command("add")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("name")
+@click.option(
+    "--table",
+    is_flag=True,
+    help="Read PATH (.parquet or .csv) into a table dataset, versioned by rows, instead of "
+    "storing its files.",
+)
+@click.option("--key", "key", multiple=True, help="With --table: the key column (repeatable).")
+@click.option("--dvc", is_flag=True, help="Also write a DVC pointer PATH.dvc next to PATH.")
+@click.pass_obj
+@_clean_errors
+def data_add_cmd(
+    store: str | None, path: Path, name: str, table: bool, key: tuple[str, ...], dvc: bool
+) -> None:
+    """Save the file or folder PATH as the next version of dataset NAME: its files stored once
+    by content (unchanged files are not stored again); with --table, a .parquet or .csv file
+    read as the next version of a table dataset."""
+    if table and dvc:
+        raise click.UsageError("--dvc is for files; a --table dataset has no DVC pointer.")
+    if key and not table:
+        raise click.UsageError("--key is for --table datasets: files are matched by path.")
+    if table:
+        version = api.save_dataset(_read_table(path), name, key=list(key) or None, store=store)
+    else:
+        version = api.save_dataset(path, name, dvc=dvc, store=store)
+    click.echo(f"{version} ({version.added_bytes:,} bytes added on disk)")
+    if dvc:
+        click.echo(f"wrote {path.absolute()}.dvc")
+
+
+def _read_table(path: Path) -> Any:
+    """The DataFrame of a .parquet or .csv file, for ``data add --table``."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv") or not path.is_file():
+        raise NbmlopsError(
+            f"{path} is not a .parquet or .csv file; --table reads one of those (without "
+            "--table, a file or folder is saved as files)."
+        )
+    try:
+        return pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError) as exc:  # pandas' ParserError, pyarrow's ArrowInvalid
+        raise NbmlopsError(f"Could not read {path} as a table: {exc}") from exc
+
+
 def _version_facts(version: Any) -> dict[str, Any]:
     """What ``data show NAME@V`` says about a version, in the order people ask."""
     what = "rows" if version.kind == "table" else "files"
