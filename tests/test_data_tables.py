@@ -116,6 +116,16 @@ def test_appends_write_only_the_new_rows_and_read_back_whole(home: Path):
     assert fingerprint(nbm.load_dataset("c@1")).digest == v1.fingerprint
 
 
+def test_an_append_of_text_in_object_columns_keeps_the_schema(home: Path):
+    """Found by the diff benchmark: the schema was taken from no rows, where an object column
+    of text has no type (Arrow null), and every such append was refused."""
+    first = pd.DataFrame({"id": [1], "city": pd.Series(["a"], dtype=object)})
+    nbm.save_dataset(first, "t", key="id")
+    more = pd.DataFrame({"id": [2], "city": pd.Series(["b"], dtype=object)})
+    v2 = nbm.save_dataset(more, "t", mode="append")
+    assert nbm.load_dataset(v2.ref)["city"].tolist() == ["a", "b"]
+
+
 def test_restore_makes_a_new_version_equal_to_an_old_one(home: Path):
     v1 = nbm.save_dataset(customers(300), "c", key="customer_id")
     nbm.save_dataset(customers(300, seed=9), "c")

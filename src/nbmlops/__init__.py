@@ -89,6 +89,9 @@ if _typing.TYPE_CHECKING:
         data_lineage as data_lineage,
     )
     from nbmlops.api import (
+        dataset_diff as dataset_diff,
+    )
+    from nbmlops.api import (
         dataset_usage as dataset_usage,
     )
     from nbmlops.api import (
@@ -238,6 +241,15 @@ if _typing.TYPE_CHECKING:
     from nbmlops.data.dataset_version import (
         DatasetVersion as DatasetVersion,
     )
+    from nbmlops.data.diff import (
+        DatasetDiff as DatasetDiff,
+    )
+    from nbmlops.data.diff import (
+        SchemaChange as SchemaChange,
+    )
+    from nbmlops.data.files import (
+        FileDiff as FileDiff,
+    )
     from nbmlops.drift.report import (
         DriftReport as DriftReport,
     )
@@ -296,8 +308,10 @@ _LAZY = {
     "AlertsFile": "nbmlops.monitoring.alerts",
     "CellDiff": "nbmlops.capture.history",
     "Comparison": "nbmlops.compare",
+    "DatasetDiff": "nbmlops.data.diff",
     "DatasetVersion": "nbmlops.data.dataset_version",
     "DriftReport": "nbmlops.drift.report",
+    "FileDiff": "nbmlops.data.files",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
     "ModelVersion": "nbmlops.registry.model_version",
@@ -308,6 +322,7 @@ _LAZY = {
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
     "Run": "nbmlops.capture.run",
+    "SchemaChange": "nbmlops.data.diff",
     "ServedDrift": "nbmlops.monitoring.drift_windows",
     "ServerHandle": "nbmlops.serving.server",
     "Store": "nbmlops.store",
@@ -327,6 +342,7 @@ _LAZY = {
     "compare_runs": "nbmlops.api",
     "consumers": "nbmlops.api",
     "data_lineage": "nbmlops.api",
+    "dataset_diff": "nbmlops.api",
     "dataset_usage": "nbmlops.api",
     "dataset_versions": "nbmlops.api",
     "datasets": "nbmlops.api",
@@ -387,6 +403,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "CellDiff",
     "Comparison",
+    "DatasetDiff",
     "DatasetError",
     "DatasetNotFoundError",
     "DatasetTamperedError",
@@ -394,6 +411,7 @@ __all__ = [
     "DeprecatedModelWarning",
     "DriftInputError",
     "DriftReport",
+    "FileDiff",
     "FilterSyntaxError",
     "InvalidValueError",
     "LabelsLogged",
@@ -418,6 +436,7 @@ __all__ = [
     "RulesFileError",
     "Run",
     "RunNotFoundError",
+    "SchemaChange",
     "ServedDrift",
     "ServerHandle",
     "ServingError",
@@ -445,6 +464,7 @@ __all__ = [
     "compare_runs",
     "consumers",
     "data_lineage",
+    "dataset_diff",
     "dataset_usage",
     "dataset_versions",
     "datasets",

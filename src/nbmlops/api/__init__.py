@@ -48,6 +48,9 @@ if typing.TYPE_CHECKING:
         data_lineage as data_lineage,
     )
     from nbmlops.api._data import (
+        dataset_diff as dataset_diff,
+    )
+    from nbmlops.api._data import (
         dataset_usage as dataset_usage,
     )
     from nbmlops.api._data import (
@@ -209,6 +212,7 @@ _MODULES = {
     "compare_runs": "_cells",
     "consumers": "_registry",
     "data_lineage": "_data",
+    "dataset_diff": "_data",
     "dataset_usage": "_data",
     "dataset_versions": "_data",
     "datasets": "_data",

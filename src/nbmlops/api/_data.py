@@ -3,6 +3,7 @@
     v = nbm.save_dataset(df, "customers", key="customer_id")   # DatasetVersion customers@1
     nbm.save_dataset(new_rows, "customers", mode="append")      # customers@2, new files only
     df = nbm.load_dataset("customers@1")                        # the same fingerprint as saved
+    nbm.dataset_diff("customers@1", "customers@2")              # rows added, removed, changed
     nbm.restore_dataset("customers", 1)                         # customers@3 equal to @1
     nbm.data_lineage("diabetes@champion")                       # which versions trained it
     nbm.dataset_usage("customers@1")                            # which runs and models used it
@@ -16,8 +17,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.data import files, lineage, tables
+from nbmlops.data import diff, files, lineage, tables
 from nbmlops.data.dataset_version import DatasetVersion, location_of
+from nbmlops.data.diff import DatasetDiff
+from nbmlops.data.files import FileDiff
 from nbmlops.data.references import check_name, get_version, resolve_row
 from nbmlops.errors import DatasetError
 from nbmlops.store import StoreLike, open_store
@@ -170,6 +173,26 @@ def restore_dataset(name: str, version: int, *, store: StoreLike = None) -> Data
     if resolve_row(opened, check_name(name))["kind"] == "files":
         return files.restore_files(opened, name, version)
     return tables.restore_table(opened, name, version)
+
+
+def dataset_diff(
+    old_ref: str, new_ref: str, *, limit: int = 10_000, store: StoreLike = None
+) -> DatasetDiff | FileDiff:
+    """What changed from ``old_ref`` to ``new_ref``: for a table, rows added, removed and
+    changed (matched by the dataset's key, with the changed columns' old and new values) and
+    schema changes, counted in full, the first ``limit`` lines in ``.rows``; for files, the
+    files added, removed and changed. ``print(diff)`` is the summary."""
+    opened = open_store(store, create=False)
+    old, new = resolve_row(opened, old_ref), resolve_row(opened, new_ref)
+    if old["kind"] != new["kind"]:
+        raise DatasetError(
+            f"{old_ref} holds {old['kind']} and {new_ref} {new['kind']}: "
+            "diff two versions of one kind.",
+            new["name"],
+        )
+    if old["kind"] == "files":
+        return files.diff_files(opened, old, new)
+    return diff.diff_tables(opened, old, new, limit=limit)
 
 
 def data_lineage(model: str, *, store: StoreLike = None) -> pd.DataFrame:

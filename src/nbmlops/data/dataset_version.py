@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nbmlops._display import size
+from nbmlops.capture.run import active_run
 from nbmlops.store.db import Store
 
 
@@ -101,3 +103,17 @@ def location_of(store: Store, row: Mapping[str, Any]) -> str:
     if row["kind"] == "files":
         return str(store.objects.root)
     return table_location(store, row["name"], row["uri"])
+
+
+def manifest_files(store: Store, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a version's manifest (its files, in row order for a table), the manifest
+    object checked against its sha256 first."""
+    return list(json.loads(store.objects.read_verified(row["manifest"]))["files"])
+
+
+def run_here(store: Store) -> str | None:
+    """The active run, if it records into ``store`` (a run in another store cannot be linked)."""
+    run = active_run()
+    if run is None or Path(run.store.home).resolve() != Path(store.home).resolve():
+        return None
+    return run.run_id

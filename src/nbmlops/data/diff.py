@@ -31,8 +31,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.data.dataset_version import table_location
-from nbmlops.data.tables import _local_path, _manifest, _verify
+from nbmlops.data.dataset_version import manifest_files, table_location
+from nbmlops.data.tables import local_path, verify_files
 from nbmlops.errors import DatasetError
 from nbmlops.store.db import Row, Store
 
@@ -247,20 +247,20 @@ def _files_to_read(store: Store, old_row: Row, new_row: Row) -> tuple[list[str],
     sides = []
     for row in (old_row, new_row):
         location = table_location(store, row["name"], row["uri"])
-        local = _local_path(location)
+        local = local_path(location)
         if local is None:
             raise DatasetError(
                 f"Dataset {row['name']!r} lives at {location}: dataset_diff reads tables on "
                 "this machine's file system; load both versions (nbm.load_dataset) to compare.",
                 row["name"],
             )
-        files = {str(local / f["path"]): f for f in _manifest(store, row)}
+        files = {str(local / f["path"]): f for f in manifest_files(store, row)}
         sides.append((row, location, files))
     (old_row, old_location, old), (new_row, new_location, new) = sides
     shared = {p for p, f in old.items() if p in new and new[p]["blake3"] == f["blake3"]}
-    _verify(old_row["name"], int(old_row["version"]), old_location, list(old.values()))
+    verify_files(old_row["name"], int(old_row["version"]), old_location, list(old.values()))
     fresh = [f for p, f in new.items() if p not in shared]
-    _verify(new_row["name"], int(new_row["version"]), new_location, fresh)
+    verify_files(new_row["name"], int(new_row["version"]), new_location, fresh)
     return [p for p in old if p not in shared], [p for p in new if p not in shared]
 
 

@@ -44,9 +44,8 @@ import xxhash
 
 from nbmlops.capture.environment import current_user
 from nbmlops.capture.liveness import hostname
-from nbmlops.data.dataset_version import DatasetVersion
+from nbmlops.data.dataset_version import DatasetVersion, manifest_files, run_here
 from nbmlops.data.references import Reference, check_name, get_version, resolve_row
-from nbmlops.data.tables import _manifest, _run_here
 from nbmlops.errors import ArtifactIntegrityError, DatasetError
 from nbmlops.fingerprint import fingerprint
 from nbmlops.store import datasets as sql
@@ -119,7 +118,7 @@ def save_files(
             "added_bytes": sum(sizes[d] for d in new_objects),
             "manifest": address,
             "mode": "files",
-            "run_id": _run_here(store),
+            "run_id": run_here(store),
             "actor": current_user(),
             "host": hostname(),
             "created_at": time.time(),
@@ -137,7 +136,9 @@ def restore_files(store: Store, name: str, number: int) -> DatasetVersion:
             f"Dataset {name!r} is a table; restore it with nbm.restore_dataset.", name
         )
     missing = [
-        f["path"] for f in _manifest(store, row) if not store.objects.path_of(f["sha256"]).is_file()
+        f["path"]
+        for f in manifest_files(store, row)
+        if not store.objects.path_of(f["sha256"]).is_file()
     ]
     if missing:
         raise DatasetError(
@@ -154,7 +155,7 @@ def restore_files(store: Store, name: str, number: int) -> DatasetVersion:
             "added_bytes": 0,
             "mode": "restore",
             "restored_from": int(row["version"]),
-            "run_id": _run_here(store),
+            "run_id": run_here(store),
             "actor": current_user(),
             "host": hostname(),
             "created_at": time.time(),
@@ -336,7 +337,7 @@ def checkout_files(
             "created if it does not exist).",
             row["name"],
         )
-    files = _manifest(store, row)
+    files = manifest_files(store, row)
     places = [(entry, _inside(target, entry["path"], ref, row["name"])) for entry in files]
     with ThreadPoolExecutor(max_workers=min(_WORKERS, len(places))) as pool:
         states = list(pool.map(lambda p: _state(p[1], p[0]), places))
@@ -435,8 +436,8 @@ class FileDiff:
     """What changed between two versions of a files dataset, file by file (by content: a file
     whose bytes are the same is unchanged whatever its mtime)."""
 
-    old: str
-    new: str
+    old_ref: str
+    new_ref: str
     added: list[tuple[str, int]] = field(default_factory=list)
     removed: list[tuple[str, int]] = field(default_factory=list)
     changed: list[tuple[str, int, int]] = field(default_factory=list)
@@ -450,8 +451,9 @@ class FileDiff:
             + sum(n - o for _, o, n in self.changed)
         )
         return (
-            f"{self.old} -> {self.new}: {len(self.added)} added, {len(self.removed)} removed, "
-            f"{len(self.changed)} changed, {self.unchanged} unchanged ({grown:+,} bytes)"
+            f"{self.old_ref} -> {self.new_ref}: {len(self.added)} added, "
+            f"{len(self.removed)} removed, {len(self.changed)} changed, "
+            f"{self.unchanged} unchanged ({grown:+,} bytes)"
         )
 
     def __str__(self) -> str:
@@ -478,15 +480,15 @@ class FileDiff:
 
 def diff_files(store: Store, old_row: Row, new_row: Row) -> FileDiff:
     """The files added, removed and changed from version ``old_row`` to ``new_row``."""
-    old = {f["path"]: f for f in _manifest(store, old_row)}
-    new = {f["path"]: f for f in _manifest(store, new_row)}
+    old = {f["path"]: f for f in manifest_files(store, old_row)}
+    new = {f["path"]: f for f in manifest_files(store, new_row)}
     common = old.keys() & new.keys()
     changed = sorted(
         (p, old[p]["size"], new[p]["size"]) for p in common if old[p]["sha256"] != new[p]["sha256"]
     )
     return FileDiff(
-        old=f"{old_row['name']}@{old_row['version']}",
-        new=f"{new_row['name']}@{new_row['version']}",
+        old_ref=f"{old_row['name']}@{old_row['version']}",
+        new_ref=f"{new_row['name']}@{new_row['version']}",
         added=sorted((p, new[p]["size"]) for p in new.keys() - old.keys()),
         removed=sorted((p, old[p]["size"]) for p in old.keys() - new.keys()),
         changed=changed,

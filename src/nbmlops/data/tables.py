@@ -29,8 +29,7 @@ from urllib.parse import urlparse
 
 from nbmlops.capture.environment import current_user
 from nbmlops.capture.liveness import hostname
-from nbmlops.capture.run import active_run
-from nbmlops.data.dataset_version import DatasetVersion, table_location
+from nbmlops.data.dataset_version import DatasetVersion, manifest_files, run_here, table_location
 from nbmlops.data.references import Reference, check_name, get_version, resolve_row
 from nbmlops.errors import DatasetError, DatasetTamperedError, StoreError, StoreReadOnlyError
 from nbmlops.fingerprint import fingerprint
@@ -91,17 +90,17 @@ def save_table(
             return get_version(store, Reference(name, version=latest["version"]))
         if not latest["schema"].get("index"):  # rows join a default index: theirs is dropped
             frame = frame.reset_index(drop=True)
-        _check_append_schema(name, latest["schema"], frame, schema_mode)
+        table, schema = to_arrow(frame)
+        _check_append_schema(name, latest["schema"], schema, schema_mode)
         if keys:
             _check_new_keys(store, name, location, latest, frame, keys)
         digest, n_rows = None, int(latest["n_rows"] or 0) + len(frame)
+        schema = _merged_schema(latest["schema"], schema)
     else:
         digest, n_rows = fingerprint(frame).digest, len(frame)
         if latest is not None and digest == latest["fingerprint"]:  # same: nothing written
             return get_version(store, Reference(name, version=latest["version"]))
-    table, schema = to_arrow(frame)
-    if latest is not None and mode == "append":
-        schema = _merged_schema(latest["schema"], schema)
+        table, schema = to_arrow(frame)
     if existing is None:
         sql.create_dataset(store, name, "table", location_uri, keys, time.time())
     elif keys and not existing["key"]:
@@ -109,7 +108,7 @@ def save_table(
 
     from deltalake import write_deltalake  # heavy: kept out of `import nbmlops`
 
-    previous = _manifest(store, latest) if latest is not None else []
+    previous = manifest_files(store, latest) if latest is not None else []
     try:
         _writable_home(store, location)
         if mode == "append" and latest is not None:
@@ -161,8 +160,8 @@ def restore_table(store: Store, name: str, number: int) -> DatasetVersion:
     assert latest is not None
     location = table_location(store, name, row["uri"])
     _check_untouched(store, name, location, latest, None)
-    files = _manifest(store, row)
-    _verify(name, int(row["version"]), location, files)
+    files = manifest_files(store, row)
+    verify_files(name, int(row["version"]), location, files)
 
     from deltalake import DeltaTable
 
@@ -197,7 +196,7 @@ def _record(
             "n_bytes": sum(f["size"] for f in files),
             "added_bytes": sum(f["size"] for f in files if f["path"] not in known),
             "manifest": manifest,
-            "run_id": _run_here(store),
+            "run_id": run_here(store),
             "actor": current_user(),
             "host": hostname(),
             "created_at": time.time(),
@@ -217,8 +216,8 @@ def load_table(store: Store, row: Row, output: Output = "pandas") -> Any:
     if output not in ("pandas", "polars", "arrow"):
         raise DatasetError(f"output={output!r}: use 'pandas', 'polars' or 'arrow'.", row["name"])
     location = table_location(store, row["name"], row["uri"])
-    files = _manifest(store, row)
-    local = _local_path(location)
+    files = manifest_files(store, row)
+    local = local_path(location)
     if local is None:  # object storage: delta-rs reads it; the Delta log stands for the check
         table = _read_remote(location, int(row["delta_version"]))
     else:
@@ -252,17 +251,9 @@ def load_table(store: Store, row: Row, output: Output = "pandas") -> Any:
 
 def link_loaded(store: Store, name: str, number: int) -> None:
     """Inside a tracked cell: record that its run loaded this version."""
-    run_id = _run_here(store)
+    run_id = run_here(store)
     if run_id is not None:
         sql.link_run(store, run_id, name, number, "loaded", time.time())
-
-
-def _run_here(store: Store) -> str | None:
-    """The active run, if it records into ``store`` (a run in another store cannot be linked)."""
-    run = active_run()
-    if run is None or Path(run.store.home).resolve() != Path(store.home).resolve():
-        return None
-    return run.run_id
 
 
 def _read_remote(location: str, delta_version: int) -> pa.Table:
@@ -462,9 +453,9 @@ def _check_key(
 
 
 def _check_append_schema(
-    name: str, schema: dict[str, Any], frame: pd.DataFrame, schema_mode: str | None
+    name: str, schema: dict[str, Any], new: dict[str, Any], schema_mode: str | None
 ) -> None:
-    _, new = to_arrow(frame.head(0))
+    """Appended rows (their schema ``new``) fit the table's ``schema``, or say what changed."""
     old_types = {c["name"]: c["arrow"] for c in schema["columns"]}
     new_types = {c["name"]: c["arrow"] for c in new["columns"]}
     if schema.get("index") != new.get("index"):
@@ -509,10 +500,10 @@ def _check_new_keys(
 ) -> None:
     import pyarrow.parquet as pq
 
-    local = _local_path(location)
+    local = local_path(location)
     if local is None:
         return  # not read back from object storage: Delta's own constraints are the user's
-    files = [str(local / f["path"]) for f in _manifest(store, latest)]
+    files = [str(local / f["path"]) for f in manifest_files(store, latest)]
     existing = pq.read_table(files, columns=keys).to_pandas() if files else None
     if existing is None or existing.empty:
         return
@@ -545,13 +536,15 @@ def _check_untouched(
             "under a new name, or restore the table's files.",
             name,
         )
-    local = _local_path(location)
+    local = local_path(location)
     if local is not None:
-        _verify_present(latest, location, local, _manifest(store, latest))
+        _verify_present(latest, location, local, manifest_files(store, latest))
 
 
-def _verify(name: str, number: int, location: str, files: list[Row]) -> None:
-    local = _local_path(location)
+def verify_files(name: str, number: int, location: str, files: list[Row]) -> None:
+    """Each of ``files`` (a manifest's entries) is there with its recorded BLAKE3; else
+    DatasetTamperedError naming the ones that are not."""
+    local = local_path(location)
     if local is None:
         return
     _verify_present({"name": name, "version": number}, location, local, files)
@@ -581,7 +574,7 @@ def _tampered(row: Row, location: str, files: list[str]) -> DatasetTamperedError
 
 def _writable_home(store: Store, location: str) -> None:
     """A store on a read-only file system: the store's error, before Delta writes anything."""
-    if _local_path(location) is not None and store.read_only:
+    if local_path(location) is not None and store.read_only:
         raise StoreReadOnlyError(
             f"The store {store.home} is read-only: nothing can be saved in it. Make it "
             "writable, or save into another store (store=, --store or NBMLOPS_HOME).",
@@ -590,11 +583,6 @@ def _writable_home(store: Store, location: str) -> None:
 
 
 # -- files ------------------------------------------------------------------------------------
-
-
-def _manifest(store: Store, row: Row) -> list[Row]:
-    data = store.objects.read_verified(row["manifest"])
-    return list(json.loads(data)["files"])
 
 
 def _current_files(
@@ -611,7 +599,7 @@ def _current_files(
     sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True))
     kept = [f for f in previous if f["path"] in sizes]
     new = sorted(set(sizes) - {f["path"] for f in kept}, key=_part_number)
-    local = _local_path(location)
+    local = local_path(location)
     added = [
         {
             "path": path,
@@ -628,7 +616,7 @@ def _part_number(path: str) -> tuple[int, str]:
     return (int(found.group(1)) if found else 0, path)
 
 
-def _local_path(location: str) -> Path | None:
+def local_path(location: str) -> Path | None:
     """The folder of a table on this machine's file system, None for object storage."""
     parsed = urlparse(location)
     if parsed.scheme == "file":
