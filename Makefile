@@ -30,6 +30,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/03_serving.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/04_monitoring.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/05_beyond_sklearn.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/06_data_versions.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs
 	$(BIN)/nbmlops --store $(DEMO_STORE) show
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
@@ -41,6 +42,10 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --check
 	$(BIN)/nbmlops --store $(DEMO_STORE) monitor --once
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs --experiment 05_beyond_sklearn --columns name,metrics.mae,params.XGBRegressor.max_depth,params.Adam.lr
+	$(BIN)/nbmlops --store $(DEMO_STORE) data list
+	$(BIN)/nbmlops --store $(DEMO_STORE) data show patients
+	$(BIN)/nbmlops --store $(DEMO_STORE) data show patients@1
+	$(BIN)/nbmlops --store $(DEMO_STORE) data diff patients@1 patients@3 --limit 8
 
 test: $(STAMP) lint imports typecheck pytest
 

@@ -265,3 +265,25 @@ def test_beyond_sklearn_notebook_tracks_three_libraries_and_serves_the_best(
     assert len(xgb_curve) > 30
     served = nbm.endpoints("progression")
     assert len(served) == 1 and served["state"].tolist() == ["stopped"]
+
+
+def test_data_versions_notebook_finds_restores_and_reads_the_champions_data(
+    home: Path, tmp_path: Path
+):
+    """Issue #16's "done when", as `make demo` runs it."""
+    shutil.copy(EXAMPLES / "06_data_versions.ipynb", tmp_path / "06_data_versions.ipynb")
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data")
+    execute_notebook(tmp_path / "06_data_versions.ipynb", store=home)
+    assert [v.mode for v in nbm.dataset_versions("patients")] == [
+        "overwrite",
+        "append",
+        "overwrite",
+        "restore",
+    ]
+    assert nbm.data_lineage("patients_model@champion")["ref"].tolist() == ["patients@1"]
+    trained = {m: nbm.get_model_version(f"patients_model/{m}").training_data for m in (1, 2, 3)}
+    assert trained == {m: {"patients": f"patients@{m}"} for m in (1, 2, 3)}
+    diff = nbm.dataset_diff("patients@1", "patients@3")
+    assert (diff.added, diff.removed, diff.changed) == (100, 0, 5)
+    assert nbm.get_dataset("patients@4").fingerprint == nbm.get_dataset("patients@1").fingerprint
+    assert nbm.get_dataset("raw_files").n_rows == len(list((EXAMPLES / "data").iterdir()))
