@@ -4,6 +4,8 @@ run details (issue #16 item 7), over real stores with real saved versions."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -131,6 +133,50 @@ def test_sidebar_run_details_name_the_dataset_versions_the_run_used(customers, h
     ]
 
 
+def test_panel_diffs_two_chosen_versions(customers):
+    panel = datasets_panel("customers")
+    panel.old.value, panel.new.value = "customers@1", "customers@2"
+    panel.diff_button.click()
+    assert "customers@1 &rarr; customers@2" in panel.diff_html.value
+    assert "<h4 style='margin:10px 0 4px'>Diff</h4>" in panel.to_html()
+    assert ">added<" in panel.diff_html.value and ">1<" in panel.diff_html.value
+
+
+def _saves_with_appends(count: int) -> None:
+    """customers@4..: appends of one row each to @3 (a restore of @1), so the newest version
+    spans several files."""
+    for i in range(count):
+        frame = pd.DataFrame({"id": [10 + i], "x": [float(i)]})
+        nbm.save_dataset(frame, "customers", mode="append")
+
+
+def test_data_diff_of_a_multi_file_table_exits_0_in_a_subprocess(customers, home):
+    """Issue #16 item 8: deltalake 1.6.6 aborted at exit (status 134) after reading a
+    multi-file table one way; the command reads one, in a process of its own."""
+    _saves_with_appends(3)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbmlops.cli", "data", "diff", "customers@1", "customers@6"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NBMLOPS_HOME": str(home), "COLUMNS": "80"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "terminate called" not in done.stderr and done.stderr == ""
+    assert done.stdout.startswith("customers@1 -> customers@6: +3 rows, -0 rows, 0 changed")
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+
+
+def test_data_diff_lists_changed_values_in_80_columns(customers):
+    changed = pd.DataFrame({"id": [1, 2, 3, 4], "x": [0.1, 0.25, 0.3, 0.4]})
+    nbm.save_dataset(changed, "customers")
+    out = invoke("data", "diff", "customers@2", "customers@4")
+    assert out.startswith("customers@2 -> customers@4: +0 rows, -0 rows, 1 changed (x 1)")
+    assert out.splitlines()[2].split() == ["id", "change", "column", "old", "new"]
+    assert out.splitlines()[3].split() == ["2", "changed", "x", "0.2", "0.25"]
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
 def test_data_add_checkout_files_with_a_dvc_pointer(home, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -140,6 +186,9 @@ def test_data_add_checkout_files_with_a_dvc_pointer(home, tmp_path):
     assert (tmp_path / "raw.dvc").read_text().startswith("outs:\n- md5: ")
     (raw / "a.csv").write_text("id\n3\n")
     assert invoke("data", "add", str(raw), "raw").startswith("raw@2 (2 files")
+    changed = invoke("data", "diff", "raw@1", "raw@2")
+    assert changed.startswith("raw@1 -> raw@2: 0 added, 0 removed, 1 changed, 1 unchanged")
+    assert changed.splitlines()[3].split() == ["a.csv", "changed", "5", "5"]
     out = tmp_path / "out"
     assert "raw@1: 2 files" in invoke("data", "checkout", "raw@1", "--to", str(out))
     assert (out / "a.csv").read_text() == "id\n1\n"

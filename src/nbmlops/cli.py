@@ -822,6 +822,36 @@ def data_show_cmd(store: str | None, ref: str, fmt: str, wide: bool) -> None:
     _echo_frame(usage, fmt, "  no run used it yet", wide=wide, layout=_DATASET_USAGE)
 
 
+_DIFF = _Layout(noun="changes")
+
+
+@data_group.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--limit",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="Changed rows to list (the counts cover all of them).",
+)
+@_FORMAT
+@_WIDE
+@click.pass_obj
+@_clean_errors
+def data_diff_cmd(store: str | None, old: str, new: str, limit: int, fmt: str, wide: bool) -> None:
+    """What changed from version OLD to NEW (customers@2 customers@3): for a table, rows added,
+    removed and changed by its key, with the changed columns' old and new values, and schema
+    changes; for files, the files added, removed and changed. The summary comes first, then
+    one line per change (--format csv or json: the changes only)."""
+    diff = api.dataset_diff(old, new, limit=limit, store=store)
+    if fmt == "table":
+        for line in textwrap.wrap(str(diff), shutil.get_terminal_size((100, 24)).columns):
+            click.echo(line)
+        click.echo("")
+    _echo_frame(diff.to_frame(), fmt, "No changes.", wide=wide, layout=_DIFF)
+
+
 @data_group.command("checkout")
 @click.argument("ref")
 @click.option(

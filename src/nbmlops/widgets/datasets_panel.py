@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from nbmlops import api
-from nbmlops.errors import StoreNotFoundError
+from nbmlops.errors import NbmlopsError, StoreNotFoundError
 from nbmlops.widgets import _html
 from nbmlops.widgets._panel import Panel
 
@@ -43,16 +43,23 @@ class DatasetsPanel(Panel):
         self.versions_html = widgets.HTML()
         self.version = widgets.Dropdown(description="used by")
         self.usage_html = widgets.HTML()
+        self.old = widgets.Dropdown(description="diff", layout=widgets.Layout(width="220px"))
+        self.new = widgets.Dropdown(description="against", layout=widgets.Layout(width="220px"))
+        self.diff_button = widgets.Button(description="diff", icon="exchange")
+        self.diff_html = widgets.HTML()
         self.message = widgets.HTML()
 
         self.dataset.observe(lambda _: self._draw_dataset(), "value")
         self.version.observe(lambda _: self._draw_usage(), "value")
+        self.diff_button.on_click(lambda _: self.diff())
 
         self.details = widgets.VBox(
             [
                 self.versions_html,
                 self.version,
                 self.usage_html,
+                widgets.HBox([self.old, self.new, self.diff_button]),
+                self.diff_html,
             ]
         )
         self.widget = widgets.VBox(
@@ -83,18 +90,21 @@ class DatasetsPanel(Panel):
 
     def _draw_dataset(self) -> None:
         name = self.dataset.value
+        self.diff_html.value = ""
         self.overview_html.layout.display = None if name == ALL else "none"
         self.details.layout.display = "none" if name == ALL else None
         if name == ALL:
             self.versions_html.value = ""
-            self.version.options = []
+            self.version.options = self.old.options = self.new.options = []
             return
         versions = api.dataset_versions(name, store=self.store)
         self.versions_html.value = _html.section(
             f"{name}: {len(versions)} versions", _html.table(_versions_table(versions), index=False)
         )
         refs = [v.ref for v in versions]
-        self.version.options = refs
+        self.version.options = self.old.options = self.new.options = refs
+        self.old.value = refs[-2] if len(refs) > 1 else refs[-1]
+        self.new.value = refs[-1]
         self.version.value = refs[-1]
         self._draw_usage()
 
@@ -115,10 +125,21 @@ class DatasetsPanel(Panel):
             )
         self.usage_html.value = _html.section(f"Runs and models that used {ref}", body)
 
+    def diff(self) -> None:
+        """The diff of the two chosen versions: its summary and changed rows (or files)."""
+        old, new = self.old.value, self.new.value
+        try:
+            result = api.dataset_diff(old, new, store=self.store)
+        except NbmlopsError as exc:
+            self.message.value = _html.message(str(exc), ok=False)
+            return
+        self.message.value = ""
+        self.diff_html.value = _html.section("Diff", result._repr_html_())
+
     def to_html(self) -> str:
         if self.dataset.value == ALL:
             return str(self.overview_html.value)
-        return "".join([self.versions_html.value, self.usage_html.value])
+        return "".join([self.versions_html.value, self.usage_html.value, self.diff_html.value])
 
     def __repr__(self) -> str:
         shown = self.dataset.value or f"{len(self.dataset.options) - 1} datasets"
