@@ -822,7 +822,8 @@ def data_show_cmd(store: str | None, ref: str, fmt: str, wide: bool) -> None:
     _echo_frame(usage, fmt, "  no run used it yet", wide=wide, layout=_DATASET_USAGE)
 
 
-_DIFF = _Layout(noun="changes")
+# A removed or added row's values are one JSON dict in old or new: cut to fit 80 columns.
+_DIFF = _Layout(noun="changes", short={"old": 20, "new": 20})
 
 
 @data_group.command("diff")
