@@ -207,7 +207,8 @@ def bench_diff(sizes: Sizes) -> Timings:
     del old, new
     result: list[Any] = []
     times = [timed(lambda: result.append(diff("diff@1", "diff@2"))) for _ in range(3)]
-    return {"available": True, "times": times, "summary": repr(result[-1])[:300]}
+    summary = " | ".join(str(result[-1]).splitlines()[:4])
+    return {"available": True, "times": times, "summary": summary[:400]}
 
 
 # -- DVC side (child process) -----------------------------------------------------------------
