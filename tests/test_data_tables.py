@@ -83,6 +83,30 @@ def test_an_index_is_kept_and_identical_content_writes_nothing(home: Path):
     assert fingerprint(back).digest == v1.fingerprint
 
 
+def test_an_integer_index_of_0_to_n_is_no_index(home: Path):
+    """pd.concat's index 0..n-1 is not stored as a column (the diff showed it as one)."""
+    df = pd.concat([customers(5), customers(5, seed=1)])
+    df.index = pd.Index(range(10), dtype="int64")
+    v = nbm.save_dataset(df, "c")
+    assert v.schema["index"] is None and "__index_level_0__" not in v.columns
+    assert fingerprint(nbm.load_dataset("c@1")).digest == v.fingerprint == fingerprint(df).digest
+
+
+def test_row_order_is_kept_whatever_the_record_batches(home: Path):
+    """write_deltalake put the second of two record batches first in about one write in four
+    (deltalake 1.6.6); row order is content, so nbmlops writes the Parquet files itself."""
+    chunks = [
+        pa.table({"i": pa.array(range(k * 100, (k + 1) * 100), pa.int64())}) for k in range(8)
+    ]
+    table = pa.concat_tables(chunks)
+    assert table.column("i").num_chunks == 8
+    for attempt in range(6):
+        v = nbm.save_dataset(table, f"ordered{attempt}")
+        assert nbm.load_dataset(v.ref, output="arrow").column("i").to_pylist() == list(range(800))
+        # And as any Delta reader sees it:
+        assert DeltaTable(v.location).to_pandas()["i"].tolist() == list(range(800))
+
+
 def test_a_version_as_of_a_time(home: Path):
     v1 = nbm.save_dataset(customers(10), "t")
     v2 = nbm.save_dataset(customers(12), "t")
