@@ -261,3 +261,10 @@ def _screenshot(locator, name: str) -> None:
     """Keep the picture for the docs when asked (NBMLOPS_SCREENSHOTS=1), as the lab tests do."""
     if os.environ.get("NBMLOPS_SCREENSHOTS") == "1":
         locator.screenshot(path=str(Path(__file__).parents[1] / "docs" / "img" / name))
+
+
+def test_the_datasets_magic_shows_the_panel(customers, shell):
+    every = shell.run_line_magic("datasets", "")
+    assert repr(every) == "<DatasetsPanel: 1 datasets>"
+    one = shell.run_line_magic("datasets", "customers")
+    assert "customers: 3 versions" in one.versions_html.value

@@ -268,6 +268,9 @@ if _typing.TYPE_CHECKING:
         compare_panel as compare_panel,
     )
     from nbmlops.panels import (
+        datasets_panel as datasets_panel,
+    )
+    from nbmlops.panels import (
         drift_panel as drift_panel,
     )
     from nbmlops.panels import (
@@ -346,6 +349,7 @@ _LAZY = {
     "dataset_usage": "nbmlops.api",
     "dataset_versions": "nbmlops.api",
     "datasets": "nbmlops.api",
+    "datasets_panel": "nbmlops.panels",
     "delete_model_version": "nbmlops.api",
     "deprecate_model_version": "nbmlops.api",
     "drift_panel": "nbmlops.panels",
@@ -468,6 +472,7 @@ __all__ = [
     "dataset_usage",
     "dataset_versions",
     "datasets",
+    "datasets_panel",
     "delete_model_version",
     "deprecate_model_version",
     "drift_panel",

@@ -115,6 +115,11 @@ class NbmlopsMagics(Magics):
         """%models [NAME]: the registry panel."""
         return panels.models_panel(line.strip() or None)
 
+    @line_magic
+    def datasets(self, line: str) -> Any:
+        """%datasets [NAME]: named datasets; with NAME its versions, who used each, diffs."""
+        return panels.datasets_panel(line.strip() or None)
+
     @magic_arguments()
     @argument("name", nargs="?", help="The registered model (default: the first one).")
     @argument("--window", "-w", help="Window of each point: '5m', '1h', '1d' (default: to fit).")
