@@ -181,6 +181,37 @@ def fingerprint_file(path: str | os.PathLike[str]) -> Fingerprint:
     return Fingerprint(hasher.hexdigest(), "file")
 
 
+def row_hashes(obj: object) -> NDArray:
+    """A 64-bit hash of each row of a DataFrame, Series or 2-D array, in row order (uint64).
+
+    Rows with equal values hash equal whatever their position, index or column order (columns
+    are taken in the order of their names), so a test row copied from the training set is found
+    by its hash alone (the evaluation's unseen check). Values are compared as pandas does
+    (``pd.util.hash_pandas_object``: NaN equals NaN; ``1`` and ``1.0`` differ, as their dtypes
+    do). Not a content fingerprint: 64 bits, made to compare rows, not to name data.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(obj, np.ndarray):
+        obj = pd.DataFrame(obj.reshape(len(obj), -1))
+    if isinstance(obj, pd.Series):
+        obj = obj.to_frame()
+    if not isinstance(obj, pd.DataFrame):
+        raise TypeError(f"row_hashes takes a DataFrame, Series or array, not {type(obj).__name__}")
+    frame = obj[sorted(obj.columns, key=str)] if obj.shape[1] > 1 else obj
+    hashes = pd.util.hash_pandas_object(frame, index=False, categorize=True)
+    return np.ascontiguousarray(hashes.to_numpy(dtype=np.uint64))
+
+
+def combine_row_hashes(first: NDArray, second: NDArray) -> NDArray:
+    """The row hashes of two aligned tables side by side (features and target), from theirs."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return (first * np.uint64(0x9E3779B97F4A7C15)) ^ second
+
+
 def is_fingerprintable(obj: object) -> bool:
     """Whether ``fingerprint(obj)`` accepts this type; cheap, imports nothing heavy.
 

@@ -524,6 +524,50 @@ CREATE INDEX dataset_runs_version ON dataset_runs(name, version);
 """
 
 
+# Evaluation on unseen data (issue #21). ``row_hashes``: a 64-bit hash of each row of a dataset
+# (nbmlops.fingerprint.row_hashes), in row order, kept in objects/ for the data a training cell
+# read, so that an evaluation set is checked against the rows a model was trained on without the
+# training data. ``evaluations``: each evaluation of a model on a dataset, append-only: its
+# metrics, whether the set was unseen (no row of it in the training data) and comparable (same
+# columns and dtypes, no feature or label drift), and the report that says why. A version's
+# evaluations are those naming it and those of the run that trained it (recorded before it was
+# registered).
+V13_EVALUATIONS = """
+CREATE TABLE row_hashes (
+    dataset_id  TEXT PRIMARY KEY REFERENCES datasets(dataset_id),
+    n_rows      INTEGER NOT NULL,
+    object      TEXT NOT NULL,                 -- sha256 of the uint64 array (little-endian)
+    created_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE evaluations (
+    evaluation_id INTEGER PRIMARY KEY,
+    run_id        TEXT REFERENCES runs(run_id),     -- the run it was recorded on
+    name          TEXT,                             -- the model version evaluated, if registered
+    version       INTEGER,
+    model_run_id  TEXT REFERENCES runs(run_id),     -- the run that trained the model
+    task          TEXT NOT NULL CHECK (task IN ('classification', 'regression')),
+    dataset_id    TEXT NOT NULL,                    -- fingerprint of the features (X)
+    target_id     TEXT,                             -- fingerprint of the target (y)
+    dataset_ref   TEXT,                             -- 'name@version' of a saved dataset version
+    n_rows        INTEGER NOT NULL,
+    metrics       TEXT NOT NULL,                    -- JSON {metric: value}
+    status        TEXT NOT NULL CHECK (status IN ('unseen', 'leaky', 'not_comparable',
+                      'unchecked')),
+    unseen        INTEGER,                          -- 1, 0, NULL: training data unknown
+    comparable    INTEGER,                          -- 1, 0, NULL: no training profile
+    report        TEXT NOT NULL,                    -- JSON: overlap, columns, drift (schema.md)
+    created_at    REAL NOT NULL
+);
+CREATE INDEX evaluations_version ON evaluations(name, version, created_at);
+CREATE INDEX evaluations_model_run ON evaluations(model_run_id, created_at);
+CREATE INDEX evaluations_run ON evaluations(run_id);
+CREATE TRIGGER evaluations_append_only_update BEFORE UPDATE ON evaluations
+BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
+CREATE TRIGGER evaluations_append_only_delete BEFORE DELETE ON evaluations
+BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -591,6 +635,10 @@ def _datasets(db: Database) -> None:
     _run_script(db, V12_DATASETS)
 
 
+def _evaluations(db: Database) -> None:
+    _run_script(db, V13_EVALUATIONS)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -605,6 +653,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0010_labels", _labels),
     ("0011_monitoring", _monitoring),
     ("0012_datasets", _datasets),
+    ("0013_evaluations", _evaluations),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 
