@@ -1,11 +1,11 @@
 """Promotion: evaluate a model's rules for a version and move the alias only if every rule passes.
 
-Each decision (not dry runs) is a ``promotion`` event holding the inputs (both versions' metrics
-and dataset fingerprints, the params the rules used), the outcome, every rule's result and reason,
-and the rules file (path, sha256 of its content, which is also stored in ``objects/``, the git
-commit, and whether the file differs from that commit). A passing decision and its ``alias_set``
-event are written in one transaction, after checking the alias still points where the rules saw
-it, so two concurrent promotions cannot both win against a stale champion.
+Each decision (not dry runs) is a ``promotion`` event holding the inputs (both versions' metrics,
+dataset fingerprints and evaluations, the params the rules used), the outcome, every rule's result
+and reason, and the rules file (path, sha256 of its content, which is also stored in ``objects/``,
+the git commit, and whether the file differs from that commit). A passing decision and its
+``alias_set`` event are written in one transaction, after checking the alias still points where
+the rules saw it, so two concurrent promotions cannot both win against a stale champion.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from nbmlops.registry.rules_file import (
     rules_source,
 )
 from nbmlops.store import Store
+from nbmlops.store import evaluations as evaluation_sql
 from nbmlops.store import registry as sql
+from nbmlops.store.db import Row
 
 OUTCOMES = ("promoted", "rejected", "unchanged")
 
@@ -170,6 +172,7 @@ def promote(
     alias = model_rules.promote_to
     champion = current_champion(store, mv.name, alias)
     champion_version = None if champion is None else champion.version
+    evaluations = {v: _evaluations(store, v) for v in (mv, champion) if v is not None}
     results: list[RuleResult] = []
     if champion_version == mv.version:
         outcome = "unchanged"
@@ -186,12 +189,12 @@ def promote(
                 )
             )
         uses_params = any(
-            r.ref is not None and r.ref[1] == "params"
-            for rule in model_rules.require
-            for r in (*rule.lhs.refs(), *rule.rhs.refs())
+            kind == "params" for rule in model_rules.require for _, kind, _ in rule.operands()
         )
-        candidate = _subject(mv, uses_params)
-        baseline = None if champion is None else _subject(champion, uses_params)
+        candidate = _subject(mv, uses_params, evaluations[mv])
+        baseline = (
+            None if champion is None else _subject(champion, uses_params, evaluations[champion])
+        )
         results += [
             evaluate(
                 rule,
@@ -211,7 +214,7 @@ def promote(
         outcome=outcome,
         results=tuple(results),
         rules_file=source,
-        inputs=_inputs(mv, champion, results),
+        inputs=_inputs(mv, champion, results, evaluations),
         dry_run=dry_run,
         at=time.time(),
     )
@@ -244,23 +247,59 @@ def _rules_path(store: Store, given: str | Path | None) -> Path:
     )
 
 
-def _subject(mv: ModelVersion, with_params: bool) -> Subject:
+_Evaluations = tuple[Row | None, Row | None]
+
+
+def _subject(mv: ModelVersion, with_params: bool, evaluations: _Evaluations) -> Subject:
     datasets: dict[str, str] = {}
     for d in sorted(mv.datasets, key=lambda d: d.get("role") != "input"):
         datasets.setdefault(str(d["name"]), str(d["fingerprint"]))
-    return Subject(mv.ref, mv.metrics, mv.params if with_params else {}, datasets)
+    latest, on_run = evaluations
+    params = mv.params if with_params else {}
+    return Subject(mv.ref, mv.metrics, params, datasets, latest, on_run)
+
+
+def _evaluations(store: Store, mv: ModelVersion) -> _Evaluations:
+    """The version's latest evaluation, and the latest recorded on its training run (whose
+    metrics it logged there: the data ``metrics.<key>`` were measured on)."""
+    rows = evaluation_sql.evaluations_of_version(store, mv.name, mv.version, mv.run_id)
+    on_run = [r for r in rows if mv.run_id is not None and r["run_id"] == mv.run_id]
+    return (rows[-1] if rows else None), (on_run[-1] if on_run else None)
+
+
+def _evaluation_input(row: Row | None) -> dict[str, Any] | None:
+    """An evaluation as a promotion event records it: enough to find the row and to read the
+    decision without it."""
+    if row is None:
+        return None
+    keys = ("evaluation_id", "status", "unseen", "comparable", "dataset_id", "target_id")
+    metrics = row["metrics"]
+    return {
+        **{k: row[k] for k in keys},
+        "dataset_ref": row["dataset_ref"],
+        "n_rows": row["n_rows"],
+        "metrics": {
+            k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))
+        },
+    }
 
 
 def _inputs(
-    candidate: ModelVersion, champion: ModelVersion | None, results: list[RuleResult]
+    candidate: ModelVersion,
+    champion: ModelVersion | None,
+    results: list[RuleResult],
+    evaluations: dict[ModelVersion, _Evaluations],
 ) -> dict[str, Any]:
     def describe(mv: ModelVersion) -> dict[str, Any]:
+        latest, on_run = evaluations[mv]
         return {
             "version": mv.version,
             "sha256": mv.sha256,
             "run_id": mv.run_id,
             "metrics": {k: None if math.isnan(v) else v for k, v in mv.metrics.items()},
             "datasets": {d["name"]: d["fingerprint"] for d in mv.datasets},
+            "evaluation": _evaluation_input(latest),
+            "metrics_evaluation": _evaluation_input(on_run),
         }
 
     used: dict[str, Any] = {}

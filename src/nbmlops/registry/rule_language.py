@@ -1,6 +1,7 @@
 """The promotion rules' expression language: parsing one rule and evaluating it.
 
-Rule grammar: ``<expression> <op> <expression>`` with ``op`` one of ``< <= > >= == !=``. An
+Rule grammar: ``<expression> <op> <expression>`` with ``op`` one of ``< <= > >= == !=``, or a
+true/false operand alone (``evaluation.unseen`` means ``evaluation.unseen == true``). An
 expression is built from numbers (``0.5``, ``1e-3``, ``5%`` = 0.05), strings (``'rf'``),
 ``true``/``false``, operands, ``+ - * /``, parentheses and ``abs(x)``, ``min(x, y)``,
 ``max(x, y)``. Operands:
@@ -10,8 +11,23 @@ expression is built from numbers (``0.5``, ``1e-3``, ``5%`` = 0.05), strings (``
 * ``dataset.<name>``: the fingerprint of the training run's dataset with that name (compare
   with ``==``/``!=`` only); a name that is not a plain identifier goes in backticks:
   ``dataset.`data/eval.csv```, and so can any key;
+* ``evaluation.<field>``: the version's latest evaluation (``nbm.evaluate``; table
+  ``evaluations``): ``evaluation.unseen`` and ``evaluation.comparable`` (true/false: none of its
+  rows is in the training data; same columns and types, no drift), ``evaluation.status``
+  (``'unseen'``, ``'leaky'``, ``'not_comparable'`` or ``'unchecked'``), ``evaluation.dataset``
+  (the fingerprint of the data it was evaluated on) and ``evaluation.metrics.<key>``;
 * ``champion.<one of the above>``: the same thing on the version ``promote_to`` points at now,
   whatever that alias is called.
+
+A version with no evaluation, or whose evaluation could not check what the rule names
+(``unchecked``: its training data is not known), does not pass a rule naming it (status
+"missing", the reason says so). A rule that fails on ``evaluation.unseen`` or
+``evaluation.comparable`` gives what the evaluation found (rows in the training data, failing
+columns). A rule comparing metrics of the candidate with the champion's (``metrics.<key>``, whose
+data is the latest evaluation recorded on the training run, or ``evaluation.metrics.<key>``)
+warns in its reason when the two were evaluated on different data: the comparison is then of two
+test sets as much as of two models. ``dataset.X_test == champion.dataset.X_test`` turns that
+warning into a requirement.
 
 Every rule must pass. A missing or NaN value fails its rule with a reason naming it. When the
 alias points at no version yet, rules that name ``champion`` pass with the reason
@@ -70,8 +86,15 @@ _FUNCTIONS: dict[str, tuple[int, Callable[..., float]]] = {
     "min": (2, min),
     "max": (2, max),
 }
-_KINDS = {"metrics": "number", "params": "any", "dataset": "text"}
-_PLACEHOLDERS = {"metrics": "<key>", "params": "<key>", "dataset": "<name>"}
+_KINDS = {"metrics": "number", "params": "any", "dataset": "text", "evaluation": "any"}
+_PLACEHOLDERS = {
+    "metrics": "<key>",
+    "params": "<key>",
+    "dataset": "<name>",
+    "evaluation": "<field>",
+}
+_EVALUATION_FIELDS = {"unseen": "bool", "comparable": "bool", "status": "text", "dataset": "text"}
+_UNORDERED = ("text", "bool")  # value types only == and != compare
 
 Ref = tuple[bool, str, str]
 """What an operand refers to: (on the champion?, kind, key), e.g. (False, "metrics", "mae")."""
@@ -85,7 +108,8 @@ class Vocabulary:
     :data:`Ref` and value type (number, text or any: what the parser can know), and raises
     ValueError saying what exists for an operand the language does not have. ``subjects`` names
     the operands in "the rule compares two constants; name ..."; ``unordered``, the values only
-    ``==`` and ``!=`` compare."""
+    ``==`` and ``!=`` compare. Value type "bool" is true/false: compared with ``==``/``!=`` only,
+    and an operand of that type may stand alone as a rule."""
 
     operand: Callable[[list[str], str], tuple[Ref, str]]
     subjects: str
@@ -104,7 +128,24 @@ def _promotion_operand(parts: list[str], text: str) -> tuple[Ref, str]:
         )
     if len(parts) < 2:
         raise ValueError(f"{text!r} needs a key after {parts[0]!r}")
-    return (champion, parts[0], ".".join(parts[1:])), _KINDS[parts[0]]
+    key = ".".join(parts[1:])
+    if parts[0] == "evaluation":
+        prefix = "champion.evaluation" if champion else "evaluation"
+        return (champion, "evaluation", key), _evaluation_field(parts[1:], text, prefix)
+    return (champion, parts[0], key), _KINDS[parts[0]]
+
+
+def _evaluation_field(parts: list[str], text: str, prefix: str) -> str:
+    """The value type of ``evaluation.<parts>``."""
+    if parts[0] == "metrics":
+        if len(parts) < 2:
+            raise ValueError(f"{text!r} needs a key after 'metrics'")
+        return "number"
+    field = ".".join(parts)
+    if field not in _EVALUATION_FIELDS:
+        names = ", ".join(f"{prefix}.{f}" for f in _EVALUATION_FIELDS)
+        raise ValueError(f"unknown operand {text!r}: use {names} or {prefix}.metrics.<key>")
+    return _EVALUATION_FIELDS[field]
 
 
 PROMOTION = Vocabulary(_promotion_operand, "a metric, param or dataset", "text and datasets")
@@ -128,11 +169,13 @@ class Expr:
 
     @property
     def value_type(self) -> str:
-        """number, text or any (params can be either): what the parser can know."""
+        """number, text, bool or any (params can be either): what the parser can know."""
         if self.kind in ("num", "neg", "binop", "call"):
             return "number"
-        if self.kind in ("str", "bool"):
+        if self.kind == "str":
             return "text"
+        if self.kind == "bool":
+            return "bool"
         return self.ref_type
 
     def refs(self) -> list[Expr]:
@@ -153,6 +196,15 @@ class Rule:
 
     def operand_text(self, expr: Expr) -> str:
         return self.text[expr.start : expr.end].strip()
+
+    def operands(self) -> list[Ref]:
+        """What the rule's operands refer to, left to right."""
+        return [r.ref for r in (*self.lhs.refs(), *self.rhs.refs()) if r.ref is not None]
+
+    @property
+    def alone(self) -> bool:
+        """A true/false operand written alone: its ``== true`` is implied, not in the text."""
+        return self.rhs.start == self.rhs.end
 
 
 class _Parser:
@@ -196,6 +248,8 @@ class _Parser:
             raise ValueError("empty rule")
         lhs = self.sum()
         token = self.peek()
+        if token is None and lhs.kind == "ref" and lhs.value_type == "bool":
+            return "==", lhs, Expr("bool", lhs.end, lhs.end, True)
         if token is None or token[1] not in _COMPARISONS:
             found = "the end of the rule" if token is None else repr(token[1])
             raise self.error(f"expected a comparison (< <= > >= == !=), found {found}")
@@ -225,7 +279,7 @@ class _Parser:
 
     def _binop(self, op: str, left: Expr, right: Expr) -> Expr:
         for side in (left, right):
-            if side.value_type == "text":
+            if side.value_type in _UNORDERED:
                 what = self.text[side.start : side.end].strip()
                 raise self.error(f"{what!r} is not a number and cannot be used with {op!r}")
         return Expr("binop", left.start, right.end, op, args=(left, right))
@@ -235,8 +289,8 @@ class _Parser:
         if token is not None and token[1] == "-":
             self.take()
             inner = self.unary()
-            if inner.value_type == "text":
-                raise self.error("a text value cannot be negated", token[2])
+            if inner.value_type in _UNORDERED:
+                raise self.error("a text or true/false value cannot be negated", token[2])
             return Expr("neg", token[2], inner.end, args=(inner,))
         return self.primary()
 
@@ -270,7 +324,7 @@ class _Parser:
             if len(args) != arity:
                 raise self.error(f"{text}() takes {arity} argument(s), got {len(args)}", start)
             for arg in args:
-                if arg.value_type == "text":
+                if arg.value_type in _UNORDERED:
                     raise self.error(f"{text}() needs numbers", arg.start)
             return Expr("call", start, close[3], text, args=tuple(args))
         parts = [_unquote(text)]
@@ -304,7 +358,7 @@ def parse_rule(
     try:
         parser = _Parser(text, vocabulary)
         op, lhs, rhs = parser.rule()
-        if op not in ("==", "!=") and "text" in (lhs.value_type, rhs.value_type):
+        if op not in ("==", "!=") and {lhs.value_type, rhs.value_type} & set(_UNORDERED):
             raise ValueError(f"{op!r} orders numbers; compare {vocabulary.unordered} with == or !=")
         if not lhs.refs() and not rhs.refs():
             raise ValueError(f"the rule compares two constants; name {vocabulary.subjects}")
@@ -329,12 +383,16 @@ def _token() -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class Subject:
-    """What rules can see of one version."""
+    """What rules can see of one version. ``evaluation`` is its latest evaluation and
+    ``metrics_evaluation`` the latest one recorded on its training run (the data its
+    ``metrics`` were measured on, as far as nbmlops knows): rows of table ``evaluations``."""
 
     ref: str
     metrics: Mapping[str, float]
     params: Mapping[str, object]
     datasets: Mapping[str, str]  # name -> fingerprint (inputs win over outputs)
+    evaluation: Mapping[str, Any] | None = None
+    metrics_evaluation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -383,7 +441,14 @@ def evaluate(
         return _lookup(ref, text, candidate, champion, alias)
 
     result = evaluate_with(rule, lookup)
+    if result.status == "failed":
+        found = _findings(rule, candidate, champion)
+        if found:
+            result = replace(result, reason=f"{result.reason}: {found}")
     if result.status != "no champion":
+        warning = _different_data(rule, candidate, champion)
+        if warning:
+            result = replace(result, reason=f"{result.reason}; warning: {warning}")
         return result
     passed = if_no_champion == "pass"
     then = "passes" if passed else 'fails (if_no_champion = "fail")'
@@ -437,7 +502,10 @@ def evaluate_with(rule: Rule, lookup: Callable[[Ref, str], Any]) -> RuleResult:
     passed = bool(_COMPARE[rule.op](lhs, rhs))
     left = _describe(rule, rule.lhs, lhs)
     right = _describe(rule, rule.rhs, rhs)
-    reason = f"{left} {rule.op} {right}" if passed else f"{left} is not {rule.op} {right}"
+    if rule.alone:
+        reason = f"{rule.operand_text(rule.lhs)} is {_fmt(lhs)}"
+    else:
+        reason = f"{left} {rule.op} {right}" if passed else f"{left} is not {rule.op} {right}"
     return RuleResult(
         rule.text, rule.line, passed, "passed" if passed else "failed", reason, values
     )
@@ -481,6 +549,8 @@ def _lookup(
         if math.isnan(number):
             raise Unavailable(f"{text} is NaN for {subject.ref}")
         return number
+    if kind == "evaluation":
+        return _evaluation_value(subject, key, text)
     if kind == "params":
         if key not in subject.params:
             raise Unavailable(f"{text}: the training run of {subject.ref} has no param {key!r}")
@@ -489,6 +559,121 @@ def _lookup(
         known = ", ".join(sorted(subject.datasets)) or "none"
         raise Unavailable(f"{text}: {subject.ref} has no dataset named {key!r} (datasets: {known})")
     return subject.datasets[key]
+
+
+def _evaluation_value(subject: Subject, key: str, text: str) -> Any:
+    row = subject.evaluation
+    if row is None:
+        raise Unavailable(
+            f"{text}: {subject.ref} has no evaluation; evaluate it on data it was not trained "
+            f"on with nbmlops.evaluate({subject.ref!r}, X_test, y_test)"
+        )
+    if key.startswith("metrics."):
+        metric, metrics = key.removeprefix("metrics."), row["metrics"]
+        if metric not in metrics:
+            known = ", ".join(sorted(metrics)) or "none"
+            raise Unavailable(
+                f"{text}: {_evaluation_text(subject.ref, row)} has no metric "
+                f"{metric!r} (metrics: {known})"
+            )
+        number = metrics[metric]
+        if number is None or (isinstance(number, float) and math.isnan(number)):
+            raise Unavailable(f"{text} is NaN for {_evaluation_text(subject.ref, row)}")
+        return number
+    if key == "status":
+        return row["status"]
+    if key == "dataset":
+        return row["dataset_id"]
+    value = row[key]
+    if value is None:
+        why = (
+            "the model's training data is not known"
+            if row["status"] == "unchecked"
+            else f"status {row['status']}"
+        )
+        raise Unavailable(f"{text}: {_evaluation_text(subject.ref, row)} was not checked ({why})")
+    return bool(value)
+
+
+def _evaluation_text(ref: str, row: Mapping[str, Any]) -> str:
+    """``evaluation 7 of wine/2 on wine-test@3 (200 rows)``: which evaluation, on what data."""
+    return f"evaluation {row['evaluation_id']} of {ref} on {_data_text(row)} ({row['n_rows']} rows)"
+
+
+def _data_text(row: Mapping[str, Any]) -> str:
+    return str(row.get("dataset_ref") or _fmt(row["dataset_id"]))
+
+
+def _findings(rule: Rule, candidate: Subject, champion: Subject | None) -> str:
+    """What the evaluations behind a failed rule's ``unseen``/``comparable``/``status`` found."""
+    found = []
+    for is_champion, kind, key in dict.fromkeys(rule.operands()):
+        if kind != "evaluation" or key not in ("unseen", "comparable", "status"):
+            continue
+        subject = champion if is_champion else candidate
+        row = None if subject is None else subject.evaluation
+        if subject is not None and row is not None:
+            found.append(f"{_evaluation_text(subject.ref, row)} is {_status_text(row)}")
+    return "; ".join(dict.fromkeys(found))
+
+
+def _status_text(row: Mapping[str, Any]) -> str:
+    """``leaky: 10 of its 200 rows are in the training data (8 with the same target)``."""
+    status = str(row["status"]).replace("_", " ")
+    report = row.get("report") or {}
+    details = []
+    overlap = report.get("overlap") or {}
+    seen = overlap.get("rows_without_target")
+    if row.get("unseen") is False and seen is not None:
+        same = overlap.get("rows")
+        target = "" if same is None else f" ({same} with the same target)"
+        details.append(f"{seen} of its {row['n_rows']} rows are in the training data{target}")
+    failing = _failing_columns(report)
+    if row.get("comparable") is False and failing:
+        details.append(f"columns that differ from the training data: {', '.join(failing)}")
+    return f"{status}: {'; '.join(details)}" if details else status
+
+
+def _failing_columns(report: Mapping[str, Any]) -> list[str]:
+    """The columns an evaluation report finds not comparable: missing, extra or retyped, and
+    drifted (``report`` as docs/schema.md describes table ``evaluations``)."""
+    if report.get("failing_columns"):
+        return [str(c) for c in report["failing_columns"]]
+    names: list[str] = []
+    columns = report.get("columns") or {}
+    for part in ("missing", "extra", "retyped"):
+        names += [str(c) for c in columns.get(part) or ()]
+    names += [str(c) for c in report.get("drift") or ()]
+    label = report.get("label_drift")
+    if isinstance(label, Mapping) and label.get("drifted"):
+        names.append(str(label.get("column") or "the target"))
+    return list(dict.fromkeys(names))
+
+
+def _different_data(rule: Rule, candidate: Subject, champion: Subject | None) -> str:
+    """A warning when a rule compares the candidate's metrics with the champion's and the two
+    were measured on different data (features or target); empty when the same or not known."""
+    if champion is None:
+        return ""
+    sides: dict[bool, list[Mapping[str, Any] | None]] = {False: [], True: []}
+    for is_champion, kind, key in rule.operands():
+        subject = champion if is_champion else candidate
+        if kind == "metrics":
+            sides[is_champion].append(subject.metrics_evaluation)
+        elif kind == "evaluation" and key.startswith("metrics."):
+            sides[is_champion].append(subject.evaluation)
+    rows = [*sides[False], *sides[True]]
+    if not sides[False] or not sides[True] or None in rows:
+        return ""
+    if len({(r["dataset_id"], r.get("target_id")) for r in rows if r is not None}) == 1:
+        return ""
+    shown = dict.fromkeys(
+        f"{subject.ref} on {_data_text(r)} ({r['n_rows']} rows)"
+        for is_champion, subject in ((False, candidate), (True, champion))
+        for r in sides[is_champion]
+        if r is not None
+    )
+    return f"evaluated on different data: {', '.join(shown)}"
 
 
 def _describe(rule: Rule, expr: Expr, value: Any) -> str:
