@@ -76,7 +76,7 @@ def test_a_clean_evaluation_passes_and_the_decision_records_it(home: Path, tmp_p
 def test_columns_that_are_not_comparable_are_named(home: Path, tmp_path: Path):
     rules(tmp_path, "evaluation.status == 'unseen'")
     mv = version()
-    evaluated(mv, "not_comparable", columns={"missing": ["ph"]}, drift={"alcohol": {"p": 0.0}})
+    evaluated(mv, "not_comparable", failing_columns=["ph", "alcohol"])
     result = nbm.promote("wine", mv.version, dry_run=True).results[0]
     assert not result.passed
     assert result.reason.endswith(

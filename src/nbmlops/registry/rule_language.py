@@ -586,11 +586,7 @@ def _evaluation_value(subject: Subject, key: str, text: str) -> Any:
         return row["dataset_id"]
     value = row[key]
     if value is None:
-        why = (
-            "the model's training data is not known"
-            if row["status"] == "unchecked"
-            else f"status {row['status']}"
-        )
+        why = (row.get("report") or {}).get("note") or "the model's training data is not known"
         raise Unavailable(f"{text}: {_evaluation_text(subject.ref, row)} was not checked ({why})")
     return bool(value)
 
@@ -628,26 +624,10 @@ def _status_text(row: Mapping[str, Any]) -> str:
         same = overlap.get("rows")
         target = "" if same is None else f" ({same} with the same target)"
         details.append(f"{seen} of its {row['n_rows']} rows are in the training data{target}")
-    failing = _failing_columns(report)
+    failing = [str(c) for c in report.get("failing_columns") or ()]
     if row.get("comparable") is False and failing:
         details.append(f"columns that differ from the training data: {', '.join(failing)}")
     return f"{status}: {'; '.join(details)}" if details else status
-
-
-def _failing_columns(report: Mapping[str, Any]) -> list[str]:
-    """The columns an evaluation report finds not comparable: missing, extra or retyped, and
-    drifted (``report`` as docs/schema.md describes table ``evaluations``)."""
-    if report.get("failing_columns"):
-        return [str(c) for c in report["failing_columns"]]
-    names: list[str] = []
-    columns = report.get("columns") or {}
-    for part in ("missing", "extra", "retyped"):
-        names += [str(c) for c in columns.get(part) or ()]
-    names += [str(c) for c in report.get("drift") or ()]
-    label = report.get("label_drift")
-    if isinstance(label, Mapping) and label.get("drifted"):
-        names.append(str(label.get("column") or "the target"))
-    return list(dict.fromkeys(names))
 
 
 def _different_data(rule: Rule, candidate: Subject, champion: Subject | None) -> str:
