@@ -1,0 +1,509 @@
+"""Before a metric counts: is the evaluation set unseen, and is it comparable with the training
+data?
+
+**The training data of a model** is what its records say, never a guess:
+
+- a registered version: the input DataFrame its signature was matched to
+  (``ModelVersion.training_datasets``) among its training run's inputs, and the drift reference
+  pinned at registration (``ModelVersion.reference_profile_id``);
+- a live model object: the run that logged *this* object, found by the sha256 of the bytes
+  ``Run.log_model`` stores for it (a pickle, or the library's portable format), among the
+  active run's models and the registered versions' source artifacts. Nothing weaker counts: a
+  model of the same class and parameters fitted elsewhere may have seen other rows, so a model no
+  record names has unknown training data and its evaluation is ``unchecked``;
+- ``train=(X_train, y_train)`` given explicitly: that data, hashed and profiled in memory.
+
+The target is the input Series (or one-column DataFrame) of the training run with as many rows
+as the features, a name saying "train" first.
+
+**Unseen.** Each row of X (its columns aligned to the training columns, cast to their dtypes)
+is hashed with :func:`nbmlops.fingerprint.row_hashes` and looked up in the training rows' hashes
+(stored at training time in ``row_hashes``, or computed from ``train=``) by ``np.searchsorted``
+on the sorted training hashes: ``overlap.rows_without_target`` counts the evaluation rows whose
+features are a training row's; ``overlap.rows`` those whose features *and* target are (hashes
+combined by :func:`~nbmlops.fingerprint.combine_row_hashes`, training features and target
+combined by position). More feature matches than ``max_overlap`` (default 0) and the set is not
+unseen: a training row with another label was still seen by the model. ``positions`` lists the
+first 20 matching rows of X (0-based).
+
+**Comparable.** Against the model's input columns (its signature, else the training
+DataFrame's schema): no column missing, none extra, no dtype changed; no feature drift against
+the training data's drift profile: KS for continuous columns (more than five distinct values),
+the detectors' default choice (chi-square, z, Jensen-Shannon; see :mod:`nbmlops.drift`) for
+the others, the tests' thresholds Bonferroni-corrected over the columns checked (a clean split of
+twenty columns is not failed by chance), and a column fails only when its effect size (KS D,
+Cramér's V, Cohen's h, the distance) is also at least 0.1 (a 200,000-row set makes negligible
+differences significant). Evidently's default for references above 1,000 rows, Wasserstein
+>= 0.1, is not used: on a 400-row split of 1,600 rows it failed a clean column (0.116). No label
+drift of y, by the same rule, against the training target's profile (else the training target
+in memory; else not checked, and the report says so). Every failing column is listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import pickle
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.capture import model_formats
+from nbmlops.capture.run import Run, active_run
+from nbmlops.evaluation._error import EvaluationError
+from nbmlops.fingerprint import combine_row_hashes, fingerprint, row_hashes
+from nbmlops.registry.model_version import ModelVersion, latest_profile, training_datasets
+from nbmlops.registry.registering import signature_of
+from nbmlops.store import Store
+from nbmlops.store import evaluations as evaluation_sql
+from nbmlops.store import registry as registry_sql
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from nbmlops.drift import ColumnProfile, Profile
+
+POSITIONS = 20
+"""How many matching rows of X the report lists."""
+MULTIPLE_TESTING = "bonferroni"
+"""The correction of the drift tests' thresholds over the feature columns checked."""
+MIN_EFFECT = 0.1
+"""A drifted column fails only with at least this effect size (KS D, Cramér's V, Cohen's h, or
+the distance): a large evaluation set makes a negligible difference significant."""
+FEW_VALUES = 5
+"""Numeric columns with more distinct values than this are tested with KS (Evidently's limit)."""
+
+
+@dataclass(frozen=True)
+class Training:
+    """What the records say about a model's training data (see the module docstring)."""
+
+    source: str
+    """Where it was found: ``model version wine/3``, ``run ab12cd (logged this model)``,
+    ``train=``."""
+    features: Mapping[str, Any] | None = None
+    """The training features as recorded: name, dataset_id, schema ({column: dtype}), n_rows."""
+    target: Mapping[str, Any] | None = None
+    columns: Mapping[str, str | None] | None = None
+    """The model's input columns and their training dtypes (None: unknown)."""
+    profile_id: str | None = None
+    target_profile_id: str | None = None
+    X: Any = field(default=None, repr=False)
+    y: Any = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        def dataset(d: Mapping[str, Any] | None) -> dict[str, Any] | None:
+            if d is None:
+                return None
+            return {k: d.get(k) for k in ("name", "dataset_id", "n_rows")}
+
+        return {
+            "source": self.source,
+            "features": dataset(self.features),
+            "target": dataset(self.target),
+            "profile_id": self.profile_id,
+            "target_profile_id": self.target_profile_id,
+        }
+
+
+# -- which model, which training data ------------------------------------------------------------
+
+
+def model_run(store: Store, model: object) -> tuple[str | None, ModelVersion | None]:
+    """The run that logged ``model`` (this object's bytes, as ``log_model`` stores them) and the
+    version registered from that artifact, if any: (None, None) when no record names it."""
+    digest = artifact_sha256(model)
+    run = active_run()
+    if (
+        run is not None
+        and run.store.home == store.home
+        and any(a["kind"] == "model" and a["sha256"] == digest for a in run.artifacts)
+    ):
+        return run.run_id, None
+    for summary in registry_sql.models_overview(store):
+        for row in registry_sql.versions_of(store, summary.name):
+            source = registry_sql.registration_payload(store, row.name, row.version).get("source")
+            if row.run_id and isinstance(source, dict) and source.get("sha256") == digest:
+                return row.run_id, ModelVersion.from_row(store, row)
+    return None, None
+
+
+def artifact_sha256(model: object) -> str:
+    """The sha256 of what ``Run.log_model`` would store for ``model``."""
+    format = model_formats.portable_format(model)
+    if format is None:
+        data = pickle.dumps(model, protocol=5)
+    else:
+        data = model_formats.dump_portable(model, format)
+    return hashlib.sha256(data).hexdigest()
+
+
+def training_of(
+    store: Store,
+    model: object,
+    version: ModelVersion | None,
+    run_id: str | None,
+    train: object = None,
+) -> Training | None:
+    """The training data of the model, from ``train=``, the version or the run; None: unknown."""
+    if train is not None:
+        return _in_memory(train)
+    if version is not None:
+        run_id = version.run_id
+    if run_id is None:
+        return None
+    inputs = [d for d in Run(store, run_id).datasets if d["role"] == "input"]
+    recorded = [
+        {**d, "fingerprint": d["dataset_id"]}
+        for d in inputs
+        if d.get("kind") in ("dataframe", "series")
+    ]
+    if version is not None:
+        chosen = version.training_datasets
+        signature = version.signature
+    else:
+        signature = signature_of(model, inputs)
+        chosen = training_datasets(signature, recorded)
+    if not chosen:
+        return None
+    features = next(d for d in recorded if d["dataset_id"] == chosen[0]["fingerprint"])
+    target = _target_of(recorded, features)
+    columns = _signature_columns(signature) or features.get("schema")
+    if version is not None:
+        profile_id, where = version.reference_profile_id, f"model version {version.ref}"
+    else:
+        found = latest_profile(store, [features])
+        profile_id = None if found is None else str(found["profile_id"])
+        where = f"run {run_id} (logged this model)"
+    target_profile = None if target is None else latest_profile(store, [target])
+    return Training(
+        source=where,
+        features=features,
+        target=target,
+        columns=columns,
+        profile_id=profile_id,
+        target_profile_id=None if target_profile is None else str(target_profile["profile_id"]),
+    )
+
+
+def _in_memory(train: Any) -> Training:
+    X, y = train if isinstance(train, tuple | list) and len(train) == 2 else (train, None)
+    if y is not None and len(X) != len(y):
+        raise EvaluationError(
+            f"train= holds {len(X)} feature rows and {len(y)} targets; give "
+            "train=(X_train, y_train) of the same length.",
+            value=train,
+        )
+    return Training(
+        source="train=",
+        features={"name": "train=", "dataset_id": fingerprint(X).digest, "n_rows": len(X)},
+        target=None if y is None else {"name": "train=", "dataset_id": fingerprint(y).digest},
+        columns=_schema(X),
+        X=X,
+        y=y,
+    )
+
+
+def _schema(data: Any) -> dict[str, str | None] | None:
+    columns = getattr(data, "columns", None)
+    if columns is None:
+        return None
+    return {str(c): str(data[c].dtype) for c in columns}
+
+
+def _signature_columns(signature: Mapping[str, Any] | None) -> dict[str, str | None] | None:
+    columns = (signature or {}).get("columns")
+    if not columns:
+        return None
+    return {str(c["name"]): c.get("dtype") for c in columns}
+
+
+def _target_of(
+    recorded: list[dict[str, Any]], features: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    candidates = [
+        d
+        for d in recorded
+        if d["dataset_id"] != features["dataset_id"]
+        and d.get("n_rows") == features.get("n_rows")
+        and (d.get("kind") == "series" or d.get("n_columns") == 1)
+    ]
+    candidates.sort(key=lambda d: ("train" not in str(d.get("name", "")).lower(), d["name"]))
+    return candidates[0] if candidates else None
+
+
+# -- unseen --------------------------------------------------------------------------------------
+
+
+def unseen_check(
+    store: Store, training: Training, X: Any, y: Any, max_overlap: int
+) -> dict[str, Any]:
+    """``{"unseen": bool | None, "overlap": {...}, "note": str}`` (see the module docstring)."""
+    import numpy as np
+
+    note = ""
+    train_x, train_y = _training_hashes(store, training)
+    if train_x is None:
+        return {"unseen": None, "overlap": None, "note": "no row hashes of the training data"}
+    aligned = _aligned(X, training.features.get("schema") if training.features else None)
+    if aligned is None:
+        schema = (training.features or {}).get("schema") or {}
+        missing = [c for c in schema if c not in set(map(str, getattr(X, "columns", [])))]
+        return {
+            "unseen": None,
+            "overlap": None,
+            "note": "X lacks training columns the rows were hashed with: " + ", ".join(missing),
+        }
+    x_hashes = row_hashes(aligned)
+    matched = _matches(train_x, x_hashes)
+    rows: int | None = None
+    if train_y is not None and len(train_y) == len(train_x):
+        target = _aligned_target(y, training)
+        both = combine_row_hashes(x_hashes, row_hashes(target))
+        rows = int(_matches(combine_row_hashes(train_x, train_y), both).sum())
+    else:
+        note = "no row hashes of the training target: only feature rows compared"
+    found = int(matched.sum())
+    overlap = {
+        "rows": rows,
+        "rows_without_target": found,
+        "positions": np.flatnonzero(matched)[:POSITIONS].tolist(),
+        "n_rows": len(x_hashes),
+        "training_rows": len(train_x),
+    }
+    return {"unseen": found <= max_overlap, "overlap": overlap, "note": note}
+
+
+def _training_hashes(
+    store: Store, training: Training
+) -> tuple[np.ndarray[Any, Any] | None, np.ndarray[Any, Any] | None]:
+    if training.X is not None:
+        y = None if training.y is None else row_hashes(training.y)
+        return row_hashes(training.X), y
+    ids = [d["dataset_id"] for d in (training.features, training.target) if d is not None]
+    stored = evaluation_sql.row_hash_objects(store, ids)
+
+    def load(d: Mapping[str, Any] | None) -> np.ndarray[Any, Any] | None:
+        row = None if d is None else stored.get(d["dataset_id"])
+        return None if row is None else _stored_hashes(store, str(row["object"]))
+
+    return load(training.features), load(training.target)
+
+
+def _stored_hashes(store: Store, digest: str) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    return np.frombuffer(store.objects.read_verified(digest), dtype="<u8")
+
+
+def _matches(training: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Which of ``rows`` occur in ``training`` (both uint64 hashes): a sort and a binary search,
+    O((n + m) log n) in numpy. The sorted training hashes are kept for the next evaluation."""
+    import numpy as np
+
+    if len(training) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    ordered = _sorted(training.tobytes())
+    at = np.searchsorted(ordered, rows)
+    at[at == len(ordered)] = 0
+    found: np.ndarray[Any, Any] = ordered[at] == rows
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _sorted(hashes: bytes) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    return np.sort(np.frombuffer(hashes, dtype=np.uint64))
+
+
+def _aligned(X: Any, schema: Mapping[str, str | None] | None) -> Any:
+    """X with the training columns in their training dtypes, so that a row copied from the
+    training data hashes as it did there; None when X lacks one of them."""
+    import pandas as pd
+
+    if schema is None:
+        return X
+    names = list(schema)
+    if not isinstance(X, pd.DataFrame):
+        frame = pd.DataFrame(X.reshape(len(X), -1) if hasattr(X, "reshape") else X)
+        if frame.shape[1] != len(names):
+            return None
+        frame.columns = names
+    else:
+        by_name = {str(c): c for c in X.columns}
+        if any(n not in by_name for n in names):
+            return None
+        frame = X[[by_name[n] for n in names]]
+        frame.columns = names
+    return _cast(frame, schema)
+
+
+def _cast(frame: pd.DataFrame, schema: Mapping[str, str | None]) -> pd.DataFrame:
+    import pandas as pd
+
+    changed = {
+        name: dtype
+        for name, dtype in schema.items()
+        if dtype is not None and str(frame[name].dtype) != dtype
+    }
+    for name, dtype in changed.items():
+        # A value that cannot take the training type cannot be a training row: left as it is.
+        with contextlib.suppress(TypeError, ValueError):
+            frame = frame.assign(**{name: frame[name].astype(pd.api.types.pandas_dtype(dtype))})
+    return frame
+
+
+def _series(data: Any) -> pd.Series[Any]:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(data, pd.Series):
+        return data
+    if isinstance(data, pd.DataFrame) and data.shape[1] == 1:
+        return data.iloc[:, 0]
+    return pd.Series(np.asarray(data).ravel())
+
+
+def _aligned_target(y: Any, training: Training) -> Any:
+    import pandas as pd
+
+    series = _series(y)
+    schema = (training.target or {}).get("schema") or {}
+    dtype = next(iter(schema.values()), None) if len(schema) == 1 else None
+    if training.y is not None:
+        dtype = str(getattr(training.y, "dtype", "")) or None
+    if dtype is not None and str(series.dtype) != dtype:
+        with contextlib.suppress(TypeError, ValueError):  # then no training target matches
+            series = series.astype(pd.api.types.pandas_dtype(dtype))
+    return series.reset_index(drop=True)
+
+
+# -- comparable ----------------------------------------------------------------------------------
+
+
+def comparable_check(store: Store, training: Training, X: Any, y: Any) -> dict[str, Any]:
+    """``{"comparable": bool | None, "failing": [...], "columns": {...}, "drift": {...},
+    "label_drift": {...}}`` (see the module docstring)."""
+    import pandas as pd
+
+    expected = training.columns
+    columns = _column_changes(expected, X)
+    failing = [*columns["missing"], *columns["extra"], *(c["column"] for c in columns["retyped"])]
+    shared = [
+        c
+        for c in (expected or _schema(X) or {})
+        if isinstance(X, pd.DataFrame) and c in set(map(str, X.columns))
+    ]
+    drift = _feature_drift(store, training, X, shared)
+    failing += [c for c in drift.get("drifted", []) if c not in failing]
+    label = _label_drift(store, training, y)
+    if label.get("drifted"):
+        failing.append(str(label["column"]))
+    checked = expected is not None or drift["checked"]
+    return {
+        "comparable": (not failing) if checked else None,
+        "failing": failing,
+        "columns": columns,
+        "drift": drift,
+        "label_drift": label,
+    }
+
+
+def _column_changes(expected: Mapping[str, str | None] | None, X: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    if expected is None:
+        return {"missing": [], "extra": [], "retyped": [], "note": "training columns unknown"}
+    if not isinstance(X, pd.DataFrame):
+        width = X.shape[1] if getattr(X, "ndim", 1) == 2 else 1
+        wrong = width != len(expected)
+        return {
+            "missing": [f"{len(expected)} columns"] if wrong else [],
+            "extra": [],
+            "retyped": [],
+            "note": f"X is a {type(X).__name__} of {width} columns: compared by count only",
+        }
+    given = {str(c): str(X[c].dtype) for c in X.columns}
+    retyped = [
+        {"column": name, "training": dtype, "evaluation": given[name]}
+        for name, dtype in expected.items()
+        if name in given and dtype is not None and given[name] != dtype
+    ]
+    return {
+        "missing": [c for c in expected if c not in given],
+        "extra": [c for c in given if c not in expected],
+        "retyped": retyped,
+    }
+
+
+def _feature_drift(store: Store, training: Training, X: Any, columns: list[str]) -> dict[str, Any]:
+    from nbmlops.drift import build_profile, load_profile
+
+    if not columns:
+        return {"checked": False, "note": "no column of X to compare with the training data"}
+    if training.profile_id is not None:
+        profile = load_profile(store, training.profile_id)
+    elif training.X is not None and hasattr(training.X, "columns"):
+        wanted = [c for c in training.X.columns if str(c) in set(columns)]
+        profile = build_profile(training.X, wanted, fingerprint=False)
+    else:
+        return {"checked": False, "note": "no drift profile of the training data"}
+    usable = [c for c in profile.columns if str(c) in set(columns)]
+    if not usable:
+        return {"checked": False, "note": "the training profile has none of X's columns"}
+    by_name = {str(c): c for c in X.columns}
+    current = X[[by_name[str(c)] for c in usable]].set_axis(usable, axis=1)
+    return _drift(profile, current, usable, MULTIPLE_TESTING)
+
+
+def _label_drift(store: Store, training: Training, y: Any) -> dict[str, Any]:
+    from nbmlops.drift import build_profile, load_profile
+
+    series = _series(y).reset_index(drop=True)
+    if training.target_profile_id is not None:
+        profile = load_profile(store, training.target_profile_id)
+    elif training.y is not None:
+        profile = build_profile(_series(training.y).rename("target"), fingerprint=False)
+    else:
+        return {
+            "checked": False,
+            "note": "no profile of the training target and no training target in memory: "
+            "label drift not checked",
+        }
+    name = next(iter(profile.columns))
+    result = _drift(profile, series.to_frame(name=name), [name], None)
+    column = result["columns"][0]
+    return {**column, "checked": True, "drifted": bool(result["drifted"]), "column": str(name)}
+
+
+def _drift(
+    profile: Profile, current: pd.DataFrame, columns: list[Hashable], correction: str | None
+) -> dict[str, Any]:
+    """Check ``current`` against ``profile``: KS for continuous columns, the default choice
+    (chi-square, z, Jensen-Shannon) for the others; a column fails when its test or distance says
+    drift *and* its effect size is at least :data:`MIN_EFFECT`."""
+    from nbmlops.drift import check_drift
+
+    methods: dict[Hashable, str] = {c: "ks" for c in columns if _continuous(profile.columns[c])}
+    report = check_drift(
+        profile, current, columns, method=methods or None, multiple_testing=correction
+    )
+    drifted = [str(c.column) for c in report.columns if c.drifted and c.effect_size >= MIN_EFFECT]
+    return {
+        "checked": True,
+        "profile_id": report.profile_id,
+        "drifted": drifted,
+        "columns": [c.to_dict() for c in report.columns],
+        "multiple_testing": correction,
+        "min_effect": MIN_EFFECT,
+    }
+
+
+def _continuous(column: ColumnProfile) -> bool:
+    numeric = column.numeric
+    if column.kind != "numeric" or numeric is None:
+        return False
+    return numeric.n_distinct is None or numeric.n_distinct > FEW_VALUES
