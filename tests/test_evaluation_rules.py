@@ -6,13 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from sklearn.dummy import DummyRegressor
+from sklearn.linear_model import LinearRegression
 
 import nbmlops as nbm
+from nbmlops.drift import profile_dataset
 from nbmlops.errors import RulesFileError
+from nbmlops.evaluation.evaluate import evaluate
+from nbmlops.fingerprint import fingerprint, row_hashes
 from nbmlops.registry.rule_language import parse_rule
-from nbmlops.store.evaluations import add_evaluation
+from nbmlops.store.evaluations import add_evaluation, save_row_hashes
 
 CLEAN, OTHER = "a" * 32, "b" * 32
 FLAGS = {
@@ -161,3 +167,32 @@ def test_the_champion_without_an_evaluation_fails_a_comparison(home: Path, tmp_p
 def test_malformed_evaluation_rules_explain_the_problem(rule: str, message: str):
     with pytest.raises(RulesFileError, match=message.replace("+", r"\+")):
         parse_rule(rule, path="nbmlops.toml", line=3)
+
+
+def test_through_evaluate_a_leaky_split_is_refused_and_a_clean_one_promoted(
+    home: Path, tmp_path: Path
+):
+    rules(tmp_path, "evaluation.unseen", "evaluation.comparable", "evaluation.metrics.mae < 1")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({c: rng.normal(size=1200) for c in "abc"})
+    y = (2 * X["a"] - X["b"] + rng.normal(scale=0.1, size=1200)).rename("target")
+    X_train, y_train, X_test, y_test = X[:1000], y[:1000], X[1000:], y[1000:]
+    with nbm.start_run() as run:
+        nbm.log_dataset(X_train, "X_train")
+        nbm.log_dataset(y_train, "y_train")
+        nbm.log_model(LinearRegression().fit(X_train, y_train), "model")
+    for data in (X_train, y_train):  # what %%track keeps of a training cell's inputs
+        profile_dataset(nbm.get_store(), data)
+        digest = fingerprint(data).digest
+        save_row_hashes(nbm.get_store(), digest, row_hashes(data).tobytes(), len(data))
+    nbm.register_model(run.run_id, "wine")
+    leaky_X = pd.concat([X_test[:190], X_train[:10]])
+    leaky_y = pd.concat([y_test[:190], y_train[:10]])
+    assert evaluate(nbm.get_store(), "wine/1", leaky_X, leaky_y).status == "leaky"
+    refused = nbm.promote("wine", 1)
+    assert refused.outcome == "rejected" and [r.passed for r in refused.results] == [
+        False, True, True,
+    ]  # fmt: skip
+    assert "is leaky: 10 of its 200 rows are in the training data" in refused.results[0].reason
+    assert evaluate(nbm.get_store(), "wine/1", X_test, y_test).status == "unseen"
+    assert nbm.promote("wine", 1).outcome == "promoted"

@@ -1,5 +1,6 @@
-"""Runs as the interfaces list them: one page of runs with the total, and a notebook's cells
-each with its newest run, that run's headline metric and the cell's version counts.
+"""Runs as the interfaces list them: one page of runs with the total, a notebook's cells each
+with its newest run, that run's headline metric and the cell's version counts, and each run's
+newest evaluation (the badge the panels show next to metrics).
 
 The JupyterLab sidebar and badges (through the REST API), the panels and the CLI ask these
 questions; the answers are decided here and read by a fixed number of queries
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 
 from nbmlops.capture.run import reap
 from nbmlops.compare import headline_metrics
+from nbmlops.evaluation.result import Evaluation
 from nbmlops.filter import parse_filter
 from nbmlops.store import Store
+from nbmlops.store import evaluations as evaluation_sql
 from nbmlops.store import listings as sql
 from nbmlops.store.listings import LatestCellRun, RunsPage
 
@@ -62,3 +65,10 @@ def latest_cells(store: Store, notebooks: Sequence[str]) -> list[LatestCell]:
         LatestCell(run, {k: v for k, v in metrics[run.run_id].items() if not math.isnan(v)})
         for run in runs
     ]
+
+
+def latest_evaluations(store: Store, run_ids: Sequence[str]) -> dict[str, Evaluation]:
+    """The newest evaluation of each of ``run_ids`` that has one: recorded on the run, or of a
+    model the run trained (evaluated later, elsewhere). One query per 400 runs."""
+    found = evaluation_sql.evaluations_of_runs(store, run_ids)
+    return {run_id: Evaluation.from_row(rows[-1]) for run_id, rows in found.items()}

@@ -1,4 +1,5 @@
-"""The registry panel: models, versions, aliases and metrics; where the model is served, with each
+"""The registry panel: models, versions, aliases, metrics and each version's latest evaluation
+(its badge, and the data it was evaluated on); where the model is served, with each
 endpoint's traffic from the prediction log; register from a run; promote with every rule's
 evaluation shown before confirming; deprecate; the event timeline (servers' swaps included)."""
 
@@ -10,7 +11,11 @@ import ipywidgets as widgets
 
 from nbmlops import api
 from nbmlops.errors import NbmlopsError, StoreNotFoundError
+from nbmlops.evaluation.evaluate import evaluations_of
+from nbmlops.evaluation.result import Evaluation
+from nbmlops.store import open_store
 from nbmlops.widgets import _html
+from nbmlops.widgets._badges import badge_text, colour_of, data_of
 from nbmlops.widgets._panel import Panel
 
 
@@ -82,12 +87,25 @@ class ModelsPanel(Panel):
             self.version.options = []
             return
         versions = api.model_versions(name, store=self.store)
+        store = open_store(self.store, create=False)
+        evaluated = [_latest(evaluations_of(store, f"{name}/{v}")) for v in versions["version"]]
         columns = ["version", "aliases", "status", "model_class", "format", "run_id"]
-        columns += [c for c in versions.columns if c.startswith("metrics.")]
         shown = versions[columns].assign(
             model_class=versions["model_class"].map(lambda c: str(c).rsplit(".", 1)[-1])
         )
-        self.versions_html.value = _html.table(shown, index=False)
+        if any(evaluated):
+            shown = shown.assign(
+                evaluation=["" if e is None else badge_text(e) for e in evaluated],
+                evaluated_on=["" if e is None else data_of(e) for e in evaluated],
+            )
+        metrics = versions[[c for c in versions.columns if c.startswith("metrics.")]]
+        shown = shown.join(metrics)
+
+        def style(row: Any, column: str) -> str:
+            evaluation = evaluated[row] if column == "evaluation" else None
+            return "" if evaluation is None else f"color:{colour_of(evaluation)};font-weight:bold"
+
+        self.versions_html.value = _html.table(shown, index=False, cell_style=style)
         self.version.options = [(f"{name}/{v}", int(v)) for v in versions["version"]]
         if len(versions):
             self.version.value = int(versions["version"].max())
@@ -168,6 +186,10 @@ class ModelsPanel(Panel):
 
     def __repr__(self) -> str:
         return f"<ModelsPanel: {len(self.model.options)} models>"
+
+
+def _latest(evaluations: list[Evaluation]) -> Evaluation | None:
+    return evaluations[-1] if evaluations else None
 
 
 _ENDPOINT_COLUMNS = [

@@ -1,7 +1,8 @@
 """The runs panel: a sortable, filterable, paginated table of runs with row selection, from core
 ipywidgets only. The whole table is one DataFrame from ``nbm.runs()``; the grid shows one page
 of it, and its widgets are created once per column set and refilled in place, so paging and
-sorting 10,000 runs stay quick."""
+sorting 10,000 runs stay quick. Runs with an evaluation (``nbm.evaluate``) show its badge in an
+``evaluation`` column before the metrics: unseen, leaky, not comparable or unchecked."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from ipywidgets.widgets.widget_string import HTMLStyle
 
 from nbmlops import api
 from nbmlops.errors import NbmlopsError
+from nbmlops.evaluation.result import Evaluation
+from nbmlops.listings import latest_evaluations
+from nbmlops.store import open_store
 from nbmlops.widgets import _html
+from nbmlops.widgets._badges import badge_html, colour_of
 from nbmlops.widgets._panel import Panel
 from nbmlops.widgets.compare_view import CompareView
 
@@ -52,6 +57,7 @@ class RunsPanel(Panel):
         self.ascending = False
         self.selected: set[str] = set()
         self.frame: pd.DataFrame | None = None
+        self.evaluations: dict[str, Evaluation] = {}
         self.view: pd.DataFrame | None = None
         self.compare_view: CompareView | None = None
         self._filling = False
@@ -118,10 +124,16 @@ class RunsPanel(Panel):
     def reload(self) -> None:
         """Read the runs again (after a new filter, or to see new runs)."""
         try:
-            self.frame = api.runs(self.filter_box.value or None, self.experiment, store=self.store)
+            frame = api.runs(self.filter_box.value or None, self.experiment, store=self.store)
+            store = open_store(self.store, create=False)
+            self.evaluations = latest_evaluations(store, list(frame["run_id"]))
         except NbmlopsError as exc:
             self.status.value = f"<pre style='color:#c62828;margin:0'>{html.escape(str(exc))}</pre>"
             return
+        if self.evaluations:
+            badges = {run_id: e.badge for run_id, e in self.evaluations.items()}
+            frame = frame.assign(evaluation=frame["run_id"].map(badges))
+        self.frame = frame
         optional = [c for c in self.frame.columns if c.startswith(("params.", "metrics.", "tags."))]
         wanted = self._requested_columns or self.columns_box.value or self._default_columns()
         self.columns_box.allowed_tags = optional
@@ -143,7 +155,8 @@ class RunsPanel(Panel):
 
     @property
     def columns(self) -> list[str]:
-        return ["run_id", *FIXED, *self.columns_box.value]
+        evaluation = ["evaluation"] if self.evaluations else []
+        return ["run_id", *FIXED, *evaluation, *self.columns_box.value]
 
     def _sorted(self) -> pd.DataFrame:
         assert self.frame is not None
@@ -237,7 +250,10 @@ class RunsPanel(Panel):
                 self._page_ids.append(run_id)
                 check.value = run_id in self.selected
                 for cell, name in zip(cells, columns, strict=True):
-                    cell.value = _nowrap(_short(record[name]))
+                    if name == "evaluation":
+                        cell.value = badge_html(self.evaluations.get(run_id))
+                    else:
+                        cell.value = _nowrap(_short(record[name]))
                 children += [check, *cells]
             self.grid.children = children
         finally:
@@ -290,10 +306,14 @@ class RunsPanel(Panel):
             return str(self.status.value)
         shown = self.view[self.columns].head(rows).set_index("run_id")
         shown = shown.assign(start_time=shown["start_time"].map(_short))
-        parts = [f"<div>{self.status.value}</div>", _html.table(shown)]
+        parts = [f"<div>{self.status.value}</div>", _html.table(shown, cell_style=self._style)]
         if self.compare_view is not None:
             parts.append(self.compare_view.to_html())
         return "".join(parts)
+
+    def _style(self, run_id: Any, column: str) -> str:
+        evaluation = self.evaluations.get(run_id) if column == "evaluation" else None
+        return "" if evaluation is None else f"color:{colour_of(evaluation)};font-weight:bold"
 
     def __repr__(self) -> str:
         total = 0 if self.view is None else len(self.view)
