@@ -246,3 +246,13 @@ def test_html_and_plot_show_the_badge_the_overlap_and_the_drift(wine):
         "rows of the evaluation set",
         "drifted columns: effect size | minimum",
     ]
+
+
+def test_rows_repeated_in_training_with_other_targets_are_matched_with_any_of_them(home: Path):
+    X = pd.DataFrame({"a": [1.0, 1.0, 1.0, 2.0] * 50, "b": [0.0, 0.0, 0.0, 5.0] * 50})
+    y = pd.Series([10.0, 20.0, 30.0, 40.0] * 50)
+    model = LinearRegression().fit(X, y)
+    X_test = pd.DataFrame({"a": [1.0, 1.0, 3.0], "b": [0.0, 0.0, 1.0]})
+    result = evaluate(nbm.get_store(), model, X_test, [30.0, 31.0, 1.0], train=(X, y))
+    assert (result.overlap["rows"], result.overlap["rows_without_target"]) == (1, 2)
+    assert result.overlap["positions"] == [0, 1]

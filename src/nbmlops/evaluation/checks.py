@@ -45,7 +45,7 @@ import contextlib
 import functools
 import hashlib
 import pickle
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -243,9 +243,8 @@ def unseen_check(
     """``{"unseen": bool | None, "overlap": {...}, "note": str}`` (see the module docstring)."""
     import numpy as np
 
-    note = ""
-    train_x, train_y = _training_hashes(store, training)
-    if train_x is None:
+    hashes = _training_hashes(store, training)
+    if hashes is None:
         return {"unseen": None, "overlap": None, "note": "no row hashes of the training data"}
     aligned = _aligned(X, training.features.get("schema") if training.features else None)
     if aligned is None:
@@ -257,39 +256,64 @@ def unseen_check(
             "note": "X lacks training columns the rows were hashed with: " + ", ".join(missing),
         }
     x_hashes = row_hashes(aligned)
-    matched = _matches(train_x, x_hashes)
+    matched = np.flatnonzero(_isin(x_hashes, hashes.sorted_rows))
     rows: int | None = None
-    if train_y is not None and len(train_y) == len(train_x):
-        target = _aligned_target(y, training)
-        both = combine_row_hashes(x_hashes, row_hashes(target))
-        rows = int(_matches(combine_row_hashes(train_x, train_y), both).sum())
-    else:
+    note = ""
+    if not hashes.has_target:
         note = "no row hashes of the training target: only feature rows compared"
-    found = int(matched.sum())
+    elif len(matched) == 0:
+        rows = 0
+    else:  # only the rows whose features matched can match with their target too
+        target = row_hashes(_aligned_target(y, training).iloc[matched])
+        rows = _with_target(hashes, x_hashes[matched], target)
     overlap = {
         "rows": rows,
-        "rows_without_target": found,
-        "positions": np.flatnonzero(matched)[:POSITIONS].tolist(),
+        "rows_without_target": len(matched),
+        "positions": matched[:POSITIONS].tolist(),
         "n_rows": len(x_hashes),
-        "training_rows": len(train_x),
+        "training_rows": len(hashes.rows),
     }
-    return {"unseen": found <= max_overlap, "overlap": overlap, "note": note}
+    return {"unseen": len(matched) <= max_overlap, "overlap": overlap, "note": note}
 
 
-def _training_hashes(
-    store: Store, training: Training
-) -> tuple[np.ndarray[Any, Any] | None, np.ndarray[Any, Any] | None]:
+@dataclass(frozen=True)
+class _TrainingHashes:
+    rows: np.ndarray[Any, Any]
+    """The training features' row hashes, in row order."""
+    order: np.ndarray[Any, Any]
+    """``np.argsort(rows)``; ``sorted_rows`` is ``rows[order]``."""
+    sorted_rows: np.ndarray[Any, Any]
+    target: Callable[[], np.ndarray[Any, Any]] | None
+    """Reads the training target's row hashes (in row order) when some feature row matched."""
+
+    @property
+    def has_target(self) -> bool:
+        return self.target is not None
+
+
+def _training_hashes(store: Store, training: Training) -> _TrainingHashes | None:
     if training.X is not None:
-        y = None if training.y is None else row_hashes(training.y)
-        return row_hashes(training.X), y
+        rows = row_hashes(training.X)
+        y = training.y
+        order, ordered = _sort(rows)
+        return _TrainingHashes(rows, order, ordered, None if y is None else (lambda: row_hashes(y)))
     ids = [d["dataset_id"] for d in (training.features, training.target) if d is not None]
     stored = evaluation_sql.row_hash_objects(store, ids)
-
-    def load(d: Mapping[str, Any] | None) -> np.ndarray[Any, Any] | None:
-        row = None if d is None else stored.get(d["dataset_id"])
-        return None if row is None else _stored_hashes(store, str(row["object"]))
-
-    return load(training.features), load(training.target)
+    features = stored.get(training.features["dataset_id"]) if training.features else None
+    if features is None:
+        return None
+    digest = str(features["object"])
+    rows = _stored_hashes(store, digest)
+    target = stored.get(training.target["dataset_id"]) if training.target else None
+    if target is not None and int(target["n_rows"]) != len(rows):
+        target = None  # not aligned by position with the features: cannot be combined
+    order, ordered = _sorted_hashes(digest, rows)
+    return _TrainingHashes(
+        rows,
+        order,
+        ordered,
+        None if target is None else functools.partial(_stored_hashes, store, target["object"]),
+    )
 
 
 def _stored_hashes(store: Store, digest: str) -> np.ndarray[Any, Any]:
@@ -298,25 +322,62 @@ def _stored_hashes(store: Store, digest: str) -> np.ndarray[Any, Any]:
     return np.frombuffer(store.objects.read_verified(digest), dtype="<u8")
 
 
-def _matches(training: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Which of ``rows`` occur in ``training`` (both uint64 hashes): a sort and a binary search,
-    O((n + m) log n) in numpy. The sorted training hashes are kept for the next evaluation."""
+_Sorted = tuple["np.ndarray[Any, Any]", "np.ndarray[Any, Any]"]
+_SORTED: dict[str, _Sorted] = {}
+_SORTED_KEPT = 4
+
+
+def _sort(rows: np.ndarray[Any, Any]) -> _Sorted:
     import numpy as np
 
-    if len(training) == 0:
-        return np.zeros(len(rows), dtype=bool)
-    ordered = _sorted(training.tobytes())
-    at = np.searchsorted(ordered, rows)
-    at[at == len(ordered)] = 0
-    found: np.ndarray[Any, Any] = ordered[at] == rows
+    order = np.argsort(rows)
+    return order, rows[order]
+
+
+def _sorted_hashes(digest: str, rows: np.ndarray[Any, Any]) -> _Sorted:
+    """``_sort(rows)``, kept by the object's digest for the next evaluation against the same
+    training data (a third of a cold check; the object is immutable, so the digest is a key)."""
+    found = _SORTED.pop(digest, None) or _sort(rows)
+    _SORTED[digest] = found  # newest last
+    while len(_SORTED) > _SORTED_KEPT:
+        del _SORTED[next(iter(_SORTED))]
     return found
 
 
-@functools.lru_cache(maxsize=4)
-def _sorted(hashes: bytes) -> np.ndarray[Any, Any]:
+def _isin(values: np.ndarray[Any, Any], ordered: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Which of ``values`` occur in the sorted ``ordered``: a binary search each, made in sorted
+    order (four times faster than in random order on 200,000 values: the searches then walk
+    the same cache lines)."""
     import numpy as np
 
-    return np.sort(np.frombuffer(hashes, dtype=np.uint64))
+    found = np.zeros(len(values), dtype=bool)
+    if len(ordered) == 0 or len(values) == 0:
+        return found
+    by_value = np.argsort(values)
+    queries = values[by_value]
+    at = np.searchsorted(ordered, queries)
+    at[at == len(ordered)] = 0
+    found[by_value] = ordered[at] == queries
+    return found
+
+
+def _with_target(
+    hashes: _TrainingHashes, x_matched: np.ndarray[Any, Any], y_matched: np.ndarray[Any, Any]
+) -> int:
+    """How many of the feature-matched evaluation rows match a training row with the target
+    too: the training rows with those features are the ranges of the sorted hashes that hold
+    them, and only those rows' features and target are combined."""
+    import numpy as np
+
+    assert hashes.target is not None
+    keys = np.unique(x_matched)
+    low = np.searchsorted(hashes.sorted_rows, keys, "left")
+    counts = np.searchsorted(hashes.sorted_rows, keys, "right") - low
+    starts = np.repeat(low - np.cumsum(counts) + counts, counts)
+    candidates = hashes.order[starts + np.arange(int(counts.sum()))]
+    train_y = hashes.target()
+    known = np.sort(combine_row_hashes(hashes.rows[candidates], train_y[candidates]))
+    return int(_isin(combine_row_hashes(x_matched, y_matched), known).sum())
 
 
 def _aligned(X: Any, schema: Mapping[str, str | None] | None) -> Any:
