@@ -201,44 +201,16 @@ def _record(
 
 def load_table(store: Store, row: Row, output: Output = "pandas") -> Any:
     """The content of the version ``row`` names, its files checked before they are decoded."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if output not in ("pandas", "polars", "arrow"):
         raise DatasetError(f"output={output!r}: use 'pandas', 'polars' or 'arrow'.", row["name"])
     location = table_location(store, row["name"], row["uri"])
-    files = manifest_files(store, row)
     local = local_path(location)
     if local is None:  # object storage: delta-rs reads it; the Delta log stands for the check
         table = _read_remote(location, int(row["delta_version"]))
     else:
-
-        def read(entry: Row) -> pa.Table:
-            # Mapped, not read: the hash and the decoder read the page cache in place (a copy
-            # of every byte cost a third of a load). The bytes decoded are the bytes hashed but
-            # for a writer changing the file in place between the two, which nbmlops never does
-            # (its files are written once) and which could only change values: Parquet decoding
-            # runs no code.
-            try:
-                with open(local / entry["path"], "rb") as handle:
-                    data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except (FileNotFoundError, ValueError):  # gone, or emptied
-                raise _tampered(row, location, [entry["path"]]) from None
-            if blake3_hex(memoryview(data)) != entry["blake3"]:
-                raise _tampered(row, location, [entry["path"]])
-            return pq.read_table(pa.BufferReader(pa.py_buffer(data)), use_threads=False)
-
-        _verify_present(row, location, local, files)
-        # A file a thread, two threads (the cores of a small machine): each thread decodes the
-        # bytes it checked; Arrow's own threads inside each read would only compete.
-        with ThreadPoolExecutor(max_workers=min(2, max(1, len(files)))) as pool:
-            parts = list(pool.map(read, files))
-        table = (
-            pa.concat_tables(parts, promote_options="default")
-            if parts
-            else pa.schema([]).empty_table()
-        )
-    table = _with_schema_columns(table, row["schema"])
+        table = read_files(row, location, manifest_files(store, row))
+    table = with_schema_columns(table, row["schema"])
     if output == "arrow":
         return table
     if output == "polars":
@@ -258,6 +230,41 @@ def link_loaded(store: Store, name: str, number: int) -> None:
         sql.link_run(store, run_id, name, number, "loaded", time.time())
 
 
+def read_files(row: Row, location: str, files: list[Row]) -> pa.Table:
+    """The rows of a version's Parquet ``files`` (manifest entries, in row order), each file
+    checked against its BLAKE3 before it is decoded; DatasetTamperedError naming a file that
+    is missing or changed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    local = local_path(location)
+    assert local is not None, "read_files reads this machine's file system"
+
+    def read(entry: Row) -> pa.Table:
+        # Mapped, not read: the hash and the decoder read the page cache in place (a copy of
+        # every byte cost a third of a load). The bytes decoded are the bytes hashed but for a
+        # writer changing the file in place between the two, which nbmlops never does (its
+        # files are written once) and which could only change values: Parquet decoding runs
+        # no code.
+        try:
+            with open(local / entry["path"], "rb") as handle:
+                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (FileNotFoundError, ValueError):  # gone, or emptied
+            raise _tampered(row, location, [entry["path"]]) from None
+        if blake3_hex(memoryview(data)) != entry["blake3"]:
+            raise _tampered(row, location, [entry["path"]])
+        return pq.read_table(pa.BufferReader(pa.py_buffer(data)), use_threads=False)
+
+    _verify_present(row, location, local, files)
+    # A file a thread, two threads (the cores of a small machine): each thread decodes the
+    # bytes it checked; Arrow's own threads inside each read would only compete.
+    with ThreadPoolExecutor(max_workers=min(2, max(1, len(files)))) as pool:
+        parts = list(pool.map(read, files))
+    if not parts:
+        return pa.schema([]).empty_table()
+    return pa.concat_tables(parts, promote_options="default")
+
+
 def _read_remote(location: str, delta_version: int) -> pa.Table:
     import pyarrow as pa
     from deltalake import DeltaTable
@@ -267,7 +274,7 @@ def _read_remote(location: str, delta_version: int) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _with_schema_columns(table: pa.Table, schema: dict[str, Any]) -> pa.Table:
+def with_schema_columns(table: pa.Table, schema: dict[str, Any]) -> pa.Table:
     """Columns in the version's order; a column added by a later merge is not in an earlier
     version, and one an earlier file lacks (a merged append) is null there."""
     import pyarrow as pa
@@ -574,7 +581,7 @@ def verify_files(name: str, number: int, location: str, files: list[Row]) -> Non
         with open(local / entry["path"], "rb") as handle:
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         with mapped, memoryview(mapped) as view:
-            return blake3_hex(view) == entry["blake3"]
+            return bool(blake3_hex(view) == entry["blake3"])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         changed = [
