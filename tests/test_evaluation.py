@@ -148,6 +148,7 @@ def test_inside_a_run_the_model_it_logged_is_found_and_the_metrics_logged_on_it(
         nbm.log_metric("mae", 9.0)
         result = evaluate(nbm.get_store(), model, X_test, y_test)
     assert (result.run_id, result.model_run_id, result.model) == (run.run_id, run.run_id, None)
+    assert result.report["training"]["features"]["name"] == "X_train"  # read before it is written
     metrics = nbm.get_run(run.run_id).metrics
     assert metrics["mae"] == 9.0 and metrics["eval.mae"] == result.metrics["mae"]
     assert metrics["r2"] == result.metrics["r2"]

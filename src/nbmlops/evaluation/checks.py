@@ -154,7 +154,9 @@ def training_of(
         run_id = version.run_id
     if run_id is None:
         return None
-    inputs = [d for d in Run(store, run_id).datasets if d["role"] == "input"]
+    current = active_run()  # its inputs may not be written yet: read them from it
+    run = current if current is not None and current.run_id == run_id else Run(store, run_id)
+    inputs = [d for d in run.datasets if d["role"] == "input"]
     recorded = [
         {**d, "fingerprint": d["dataset_id"]}
         for d in inputs
