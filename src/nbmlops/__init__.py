@@ -116,6 +116,12 @@ if _typing.TYPE_CHECKING:
         endpoints as endpoints,
     )
     from nbmlops.api import (
+        evaluate as evaluate,
+    )
+    from nbmlops.api import (
+        evaluations as evaluations,
+    )
+    from nbmlops.api import (
         get_dataset as get_dataset,
     )
     from nbmlops.api import (
@@ -253,6 +259,9 @@ if _typing.TYPE_CHECKING:
     from nbmlops.drift.report import (
         DriftReport as DriftReport,
     )
+    from nbmlops.evaluation.result import (
+        Evaluation as Evaluation,
+    )
     from nbmlops.monitoring.alerts import AlertsFile as AlertsFile
     from nbmlops.monitoring.drift_windows import ServedDrift as ServedDrift
     from nbmlops.monitoring.labels import LabelsLogged as LabelsLogged
@@ -314,6 +323,7 @@ _LAZY = {
     "DatasetDiff": "nbmlops.data.diff",
     "DatasetVersion": "nbmlops.data.dataset_version",
     "DriftReport": "nbmlops.drift.report",
+    "Evaluation": "nbmlops.evaluation.result",
     "FileDiff": "nbmlops.data.files",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
@@ -356,6 +366,8 @@ _LAZY = {
     "end_run": "nbmlops.api",
     "endpoint_events": "nbmlops.api",
     "endpoints": "nbmlops.api",
+    "evaluate": "nbmlops.api",
+    "evaluations": "nbmlops.api",
     "get_dataset": "nbmlops.api",
     "get_model_version": "nbmlops.api",
     "get_run": "nbmlops.api",
@@ -415,6 +427,7 @@ __all__ = [
     "DeprecatedModelWarning",
     "DriftInputError",
     "DriftReport",
+    "Evaluation",
     "FileDiff",
     "FilterSyntaxError",
     "InvalidValueError",
@@ -479,6 +492,8 @@ __all__ = [
     "end_run",
     "endpoint_events",
     "endpoints",
+    "evaluate",
+    "evaluations",
     "get_dataset",
     "get_model_version",
     "get_run",

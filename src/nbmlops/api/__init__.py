@@ -8,10 +8,11 @@ render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
 lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`,
-:mod:`._alerts`, :mod:`._timeline`, :mod:`._data`. Each is imported when one of its functions is
-first asked for (PEP 562), so ``nbm.start_run`` does not load the registry, nor ``nbm.models`` the
-capture of cells: importing them all costs more than twice what ``import nbmlops`` did before the
-API was split by domain (44 against 100 ms, min of 15 fresh interpreters).
+:mod:`._alerts`, :mod:`._timeline`, :mod:`._data`, :mod:`._evaluation`. Each is imported when
+one of its functions is first asked for (PEP 562), so ``nbm.start_run`` does not load the
+registry, nor ``nbm.models`` the capture of cells: importing them all costs more than twice what
+``import nbmlops`` did before the API was split by domain (44 against 100 ms, min of 15 fresh
+interpreters).
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ if typing.TYPE_CHECKING:
     )
     from nbmlops.api._drift import (
         save_reference as save_reference,
+    )
+    from nbmlops.api._evaluation import (
+        evaluate as evaluate,
+    )
+    from nbmlops.api._evaluation import (
+        evaluations as evaluations,
     )
     from nbmlops.api._monitoring import (
         log_labels as log_labels,
@@ -221,6 +228,8 @@ _MODULES = {
     "end_run": "_runs",
     "endpoint_events": "_serving",
     "endpoints": "_serving",
+    "evaluate": "_evaluation",
+    "evaluations": "_evaluation",
     "get_dataset": "_data",
     "get_model_version": "_registry",
     "get_run": "_runs",
