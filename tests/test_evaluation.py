@@ -15,7 +15,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import nbmlops as nbm
 from nbmlops.drift import profile_dataset
-from nbmlops.evaluation._error import EvaluationError
+from nbmlops.errors import EvaluationError
 from nbmlops.evaluation.evaluate import evaluate, evaluations_of
 from nbmlops.fingerprint import fingerprint, row_hashes
 from nbmlops.store import evaluations as evaluation_sql

@@ -25,6 +25,7 @@ the offending value is kept as an attribute.
     ├── DatasetError                a data-versioning operation is refused (names the dataset)
     │   ├── DatasetNotFoundError    no such dataset or version (lists the known ones)
     │   └── DatasetTamperedError    a version's files no longer match what was saved
+    ├── EvaluationError             a model cannot be evaluated on the data given (a ValueError too)
     ├── ServingError                a model server could not start (port taken, load failed)
     ├── NotFittedError              a detector used before ``fit`` (a ValueError too)
     └── DriftInputError             reference/current data that cannot be compared (names columns)
@@ -240,6 +241,16 @@ class DatasetTamperedError(DatasetError):
         self.version = version
         self.files = list(files)
         self.location = location
+
+
+class EvaluationError(NbmlopsError, ValueError):
+    """A model cannot be evaluated on the data given (no ``predict``, X and y of different
+    lengths, a column the model needs missing, an unknown task or metric); the message names
+    what was wrong and what to do, ``value`` keeps the offending value."""
+
+    def __init__(self, message: str, value: object = None) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class ServingError(NbmlopsError):

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbmlops.capture import model_formats
 from nbmlops.capture.run import Run, active_run
-from nbmlops.evaluation._error import EvaluationError
+from nbmlops.errors import EvaluationError
 from nbmlops.fingerprint import combine_row_hashes, fingerprint, row_hashes
 from nbmlops.registry.model_version import ModelVersion, latest_profile, training_datasets
 from nbmlops.registry.registering import signature_of

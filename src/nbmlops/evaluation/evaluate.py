@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from nbmlops.capture.run import active_run
+from nbmlops.errors import EvaluationError
 from nbmlops.evaluation import checks
-from nbmlops.evaluation._error import EvaluationError
 from nbmlops.evaluation.metrics import Metrics, compute, infer_task
 from nbmlops.evaluation.result import Evaluation
 from nbmlops.fingerprint import fingerprint

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nbmlops.evaluation._error import EvaluationError
+from nbmlops.errors import EvaluationError
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 STATUSES = ("unseen", "leaky", "not_comparable", "unchecked")
-_COLOURS = {
+COLOURS = {
     "unseen": "#1a7f37",
     "leaky": "#cf222e",
     "not_comparable": "#9a6700",
@@ -122,7 +122,7 @@ class Evaluation:
         return f"<Evaluation {self.evaluation_id} {self}>"
 
     def _repr_html_(self) -> str:
-        colour = _COLOURS.get(self.status, "#57606a")
+        colour = COLOURS.get(self.status, "#57606a")
         badge = (
             f"<span style='background:{colour};color:white;border-radius:4px;"
             f"padding:1px 6px'>{html.escape(self.badge)}</span>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from nbmlops.evaluation.result import _COLOURS, Evaluation
+from nbmlops.evaluation.result import COLOURS, Evaluation
 
 
 def badge_html(evaluation: Evaluation | None) -> str:
@@ -21,7 +21,7 @@ def badge_html(evaluation: Evaluation | None) -> str:
 
 
 def colour_of(evaluation: Evaluation) -> str:
-    return _COLOURS.get(evaluation.status, _COLOURS["unchecked"])
+    return COLOURS.get(evaluation.status, COLOURS["unchecked"])
 
 
 def describe(evaluation: Evaluation) -> str:
