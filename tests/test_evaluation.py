@@ -154,6 +154,22 @@ def test_inside_a_run_the_model_it_logged_is_found_and_the_metrics_logged_on_it(
     assert metrics["r2"] == result.metrics["r2"]
 
 
+def test_a_model_a_finished_run_logged_is_found_by_its_bytes(home: Path):
+    """No active run, no registered version: the artifact's sha256 names the training run."""
+    X, y = frame(600, seed=1)
+    with nbm.start_run() as run:
+        model = LinearRegression().fit(X, y)
+        nbm.log_dataset(X, "X_train")
+        nbm.log_dataset(y, "y_train")
+        nbm.log_model(model, "model")
+    keep_training_records(X, y)
+    result = evaluate(nbm.get_store(), model, X.iloc[:50], y.iloc[:50])
+    assert (result.model_run_id, result.status) == (run.run_id, "leaky")
+    mv = nbm.register_model(run.run_id, "found")
+    again = evaluate(nbm.get_store(), model, *frame(200, seed=2))
+    assert (again.model, again.status) == (mv.ref, "unseen")
+
+
 def test_regression_metrics_equal_sklearns(wine):
     model = wine[0]
     X_test, y_test = frame(400, seed=2)

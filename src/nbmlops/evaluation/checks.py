@@ -53,11 +53,16 @@ from nbmlops.capture import model_formats
 from nbmlops.capture.run import Run, active_run
 from nbmlops.errors import EvaluationError
 from nbmlops.fingerprint import combine_row_hashes, fingerprint, row_hashes
-from nbmlops.registry.model_version import ModelVersion, latest_profile, training_datasets
+from nbmlops.registry.model_version import (
+    ModelVersion,
+    latest_profile,
+    resolve,
+    training_datasets,
+)
 from nbmlops.registry.registering import signature_of
 from nbmlops.store import Store
+from nbmlops.store import datasets as dataset_sql
 from nbmlops.store import evaluations as evaluation_sql
-from nbmlops.store import registry as registry_sql
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,12 +127,14 @@ def model_run(store: Store, model: object) -> tuple[str | None, ModelVersion | N
         and any(a["kind"] == "model" and a["sha256"] == digest for a in run.artifacts)
     ):
         return run.run_id, None
-    for summary in registry_sql.models_overview(store):
-        for row in registry_sql.versions_of(store, summary.name):
-            source = registry_sql.registration_payload(store, row.name, row.version).get("source")
-            if row.run_id and isinstance(source, dict) and source.get("sha256") == digest:
-                return row.run_id, ModelVersion.from_row(store, row)
-    return None, None
+    runs = evaluation_sql.runs_with_model_artifact(store, digest) if store.exists() else []
+    if not runs:
+        return None, None
+    registered = dataset_sql.models_of_runs(store, runs[:1])
+    if not registered:
+        return runs[0], None
+    newest = registered[-1]
+    return runs[0], resolve(store, f"{newest['name']}/{newest['version']}")
 
 
 def artifact_sha256(model: object) -> str:

@@ -46,6 +46,16 @@ def has_row_hashes(store: Store, dataset_id: str) -> bool:
     return bool(store.query("SELECT 1 FROM row_hashes WHERE dataset_id = ?", (dataset_id,)))
 
 
+def runs_with_model_artifact(store: Store, sha256: str) -> list[str]:
+    """The runs that logged a model artifact with these bytes, newest first."""
+    rows = store.query(
+        "SELECT run_id FROM artifacts WHERE kind = 'model' AND sha256 = ? "
+        "GROUP BY run_id ORDER BY MAX(created_at) DESC",
+        (sha256,),
+    )
+    return [r[0] for r in rows]
+
+
 def add_evaluation(store: Store, evaluation: Mapping[str, Any]) -> int:
     """Append an evaluation (keys: the columns but ``evaluation_id``); its id."""
     with store.atomic() as conn:
