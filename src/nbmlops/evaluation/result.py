@@ -44,6 +44,8 @@ class Evaluation:
     report: Mapping[str, Any] = field(repr=False)
     dataset_id: str = ""
     dataset_ref: str | None = None
+    n_rows: int = 0
+    """The rows evaluated."""
     model: str | None = None
     """The model version evaluated (``name/3``), when it is registered."""
     run_id: str | None = None
@@ -68,6 +70,7 @@ class Evaluation:
             report=report,
             dataset_id=row["dataset_id"],
             dataset_ref=row.get("dataset_ref"),
+            n_rows=int(row.get("n_rows") or 0),
             model=None if name is None else f"{name}/{version}",
             run_id=row.get("run_id"),
             model_run_id=row.get("model_run_id"),
@@ -105,6 +108,7 @@ class Evaluation:
             "failing_columns": self.failing_columns,
             "dataset_id": self.dataset_id,
             "dataset_ref": self.dataset_ref,
+            "n_rows": self.n_rows,
             "model": self.model,
             "run_id": self.run_id,
             "model_run_id": self.model_run_id,
@@ -115,8 +119,9 @@ class Evaluation:
         metrics = " ".join(f"{k}={value(v)}" for k, v in self.metrics.items())
         detail = f": {self.detail}" if self.detail else ""
         on = self.dataset_ref or self.dataset_id[:12]
+        rows = f", {self.n_rows:,} rows" if self.n_rows else ""
         model = f" of {self.model}" if self.model else ""
-        return f"evaluation{model} on {on} ({self.badge}{detail}) {metrics}".rstrip()
+        return f"evaluation{model} on {on}{rows} ({self.badge}{detail}) {metrics}".rstrip()
 
     def __repr__(self) -> str:
         return f"<Evaluation {self.evaluation_id} {self}>"
