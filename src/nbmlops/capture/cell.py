@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from nbmlops._jsonable import jsonable
 from nbmlops.capture import analysis as _analysis
-from nbmlops.capture import boosting, estimators, pytorch
+from nbmlops.capture import boosting, estimators, pytorch, scoring
 from nbmlops.capture.files import FileReads
 from nbmlops.capture.notebook import NotebookSnapshot, from_saved_file
 from nbmlops.capture.run import Logged, Run, Status, begin_run, end_tracked_run, metric_value
+from nbmlops.capture.training_rows import TrainingRows
 from nbmlops.fingerprint import fingerprint
 from nbmlops.store import Store
 from nbmlops.store.cells import CellExecution
@@ -110,6 +111,51 @@ def is_derived_id(cell_id: str) -> bool:
     return cell_id.startswith(("name:", "src:"))
 
 
+class EvaluationResult(Protocol):
+    """What the cell reads of an evaluation (``nbmlops.evaluation.result.Evaluation``, which
+    capture, a layer below, cannot import)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def badge(self) -> str: ...
+    @property
+    def overlap(self) -> Mapping[str, Any]: ...
+    @property
+    def failing_columns(self) -> Sequence[str]: ...
+
+
+Evaluator = Callable[..., EvaluationResult]
+"""``evaluate(store, model, X, y, *, source=...)``: the interface that starts the capture
+session passes ``nbmlops.evaluation.evaluate.evaluate``; without one, nothing is evaluated."""
+
+
+@dataclass(frozen=True)
+class EvaluationNote:
+    """One evaluation a tracked cell made, for its summary line: the badge, what earned it
+    (``leaky: 18 rows seen in training``) and the metrics of the cell it qualifies."""
+
+    badge: str
+    detail: str
+    metrics: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, result: EvaluationResult, metrics: Sequence[str]) -> EvaluationNote:
+        overlap = result.overlap or {}
+        if result.status == "leaky":
+            seen = max(int(overlap.get("rows") or 0), int(overlap.get("rows_without_target") or 0))
+            detail = f"{result.badge}: {seen:,} row{'s' if seen != 1 else ''} seen in training"
+        elif result.status == "not_comparable" and result.failing_columns:
+            columns = list(result.failing_columns)
+            more = f" +{len(columns) - 3}" if len(columns) > 3 else ""
+            detail = f"{result.badge}: {', '.join(columns[:3])}{more}"
+        elif result.status == "unchecked":
+            detail = f"{result.badge}: training data unknown"
+        else:
+            detail = result.badge
+        return cls(result.badge, detail, tuple(metrics))
+
+
 @dataclass
 class Summary:
     """What a tracked cell recorded, for the one-line report after the cell."""
@@ -122,6 +168,7 @@ class Summary:
     figures: int = 0
     stale: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    evaluations: list[EvaluationNote] = field(default_factory=list)
 
 
 def _is_data(obj: object) -> bool:
@@ -144,8 +191,10 @@ class TrackedCell:
         stale: dict[str, str] | None = None,
         default_experiment: str | None = None,
         snapshot: NotebookSnapshot | None = None,
+        evaluator: Evaluator | None = None,
     ) -> None:
         self.store = store
+        self.evaluator = evaluator
         self.snapshot = snapshot
         self.context = context
         self.options = options
@@ -160,6 +209,8 @@ class TrackedCell:
         self._figures: list[str] = []
         self._file_reads = FileReads(namespace)
         self._training = boosting.TrainingWatch()
+        self._training_rows = TrainingRows(store)
+        self._evaluations: list[EvaluationNote] = []
         self._started = 0.0
 
     def _guard(self, what: str, step: Any, *args: Any, **kwargs: Any) -> Any:
@@ -214,7 +265,11 @@ class TrackedCell:
         just taken, so a model registered from this run is checked against its training data
         with nothing else to call. Done before the user's code runs, so the profile is of the
         data the fingerprint names; a fingerprint that already has a profile costs one lookup,
-        a new one ~0.1-0.2 s (at most 100,000 sampled rows)."""
+        a new one ~0.1-0.2 s (at most 100,000 sampled rows).
+
+        The row hashes of each such input (arrays too) are taken beside it, ~0.4 s for 1M x 20
+        once per dataset content (:mod:`nbmlops.capture.training_rows`), for the unseen check
+        of an evaluation of the model."""
         # nbmlops.drift loads pandas and numpy; %load_ext nbmlops must not.
         from nbmlops.drift import profile_dataset
 
@@ -224,6 +279,9 @@ class TrackedCell:
                 self._guard(
                     f"reference profile {name}", profile_dataset, self.store, obj, dataset_id=digest
                 )
+        data = {name: (digest, self.namespace.get(name)) for name, digest in self._inputs.items()}
+        hashed = {name: item for name, item in data.items() if _is_data(item[1])}
+        self.problems += self._training_rows.take(hashed)
 
     def _log_snapshot(self, snapshot: NotebookSnapshot) -> None:
         assert self.run is not None
@@ -295,17 +353,23 @@ class TrackedCell:
                 self.namespace.get(name),
                 source="--metrics",
             )
+        written = None
+        if self.options.auto and self.evaluator is not None and error is None:
+            written = self._guard("evaluation", self._auto_evaluations, self.evaluator)
         summary = Summary(
             run.run_id,
             self.options.name,
             Status.of(error),
             time.perf_counter() - self._started,
-            run.unwritten(),  # all of it is still buffered: summarised without a query
+            # Buffered, so summarised without a query (an evaluation writes what came before).
+            run.unwritten() if written is None else _added(written, run.unwritten()),
             figures=len(self._figures),
             stale=self.stale,
             problems=self.problems,
+            evaluations=self._evaluations,
         )
         end_tracked_run(run, error, execution)
+        self.problems += self._training_rows.save()  # the summary's list: shown with the others
         return summary
 
     def _estimator_params(self) -> dict[str, list[str]]:
@@ -593,6 +657,41 @@ class TrackedCell:
                 source=f"{rule}:{candidate.line}",
             )
 
+    def _auto_evaluations(self, evaluate: Evaluator) -> Logged | None:
+        """Evaluate each fitted model the cell scored on data it did not fit it on
+        (:mod:`nbmlops.capture.scoring`), once per (model, X, y): its metrics and whether the
+        data was unseen and comparable (``nbmlops.evaluation``), recorded with this run.
+
+        The run is written first, so that the evaluation finds the model the cell fitted (its
+        artifact) and the data it was fitted on (the run's inputs, their row hashes); returns
+        what that write took from the buffer, for the summary (None: nothing evaluated)."""
+        assert self.run is not None
+        scored: dict[tuple[int, int, int], tuple[scoring.Scored, Any, Any, Any, list[str]]] = {}
+        for score in scoring.scored_calls(body_of(self.context.source)):
+            model, X, y = (self.namespace.get(n) for n in (score.model, score.X, score.y))
+            if not (estimators.is_fitted(model) and _is_data(X) and _is_data(y)):
+                continue
+            if score.func is not None and not self._is_sklearn_metric(score.func):
+                continue
+            entry = scored.setdefault((id(model), id(X), id(y)), (score, model, X, y, []))
+            if score.metric is not None and score.metric not in entry[4]:
+                entry[4].append(score.metric)
+        if not scored:
+            return None
+        written = self.run.unwritten()
+        self.run.flush()
+        self.problems += self._training_rows.save()  # this cell's training data, if it trains
+        for score, model, X, y, metrics in scored.values():
+            rule = "score" if score.func is None else "sklearn.metrics"
+            what = f"evaluation of {score.model} on {score.X}, {score.y}"
+            result = self._guard(
+                what, evaluate, self.store, model, X, y, source=f"{rule}:{score.line}"
+            )
+            note = None if result is None else self._guard(what, EvaluationNote.of, result, metrics)
+            if note is not None:
+                self._evaluations.append(note)
+        return written
+
     def _is_sklearn_metric(self, func: tuple[str, ...] | None) -> bool:
         if not func:
             return False
@@ -605,6 +704,17 @@ class TrackedCell:
             obj = getattr(obj, part, None)
         module = getattr(obj, "__module__", "") or ""
         return callable(obj) and module.startswith("sklearn.metrics")
+
+
+def _added(first: Logged, then: Logged) -> Logged:
+    """What a run logged in two parts (written, then still buffered), as one."""
+    return Logged(
+        params=first.params + then.params,
+        metrics={**first.metrics, **then.metrics},
+        inputs=first.inputs + then.inputs,
+        outputs=first.outputs + then.outputs,
+        models=first.models + then.models,
+    )
 
 
 def params_value(call: boosting.TrainCall) -> object:

@@ -73,14 +73,26 @@ def progress_line(run_id: str, name: str | None, elapsed_s: float, points: list[
 
 
 def render_summary(summary: Summary) -> str:
-    """The line after a tracked cell: what the run recorded."""
+    """The line after a tracked cell: what the run recorded.
+
+    An evaluation the cell made shows its badge: a flagged one beside the metric of the cell it
+    qualifies (``mae=32.6 (leaky: 18 rows seen in training)``), the others, and one whose metric
+    is not on the line, as ``evaluated: unseen``."""
     parts = [_head(summary.run_id, summary.name, f"{summary.status} in {summary.duration_s:.2f} s")]
     logged = summary.logged
     if logged.params:
         parts.append(f"{logged.params} params")
+    notes = list(summary.evaluations)
     if logged.metrics:
-        shown = [f"{k}={v:.4g}" for k, v in list(logged.metrics.items())[:SHOWN]]
+        shown = []
+        for key, value in list(logged.metrics.items())[:SHOWN]:
+            flagged = [n for n in notes if n.badge != "unseen" and key in n.metrics]
+            shown.append(f"{key}={value:.4g}" + (f" ({flagged[0].detail})" if flagged else ""))
+            if flagged:
+                notes.remove(flagged[0])
         parts.append(" ".join(_counted(shown, len(logged.metrics))))
+    if notes:
+        parts.append("evaluated: " + "; ".join(dict.fromkeys(n.detail for n in notes)))
     if logged.inputs or logged.outputs:
         parts.append(f"data {logged.inputs} in / {logged.outputs} out")
     if logged.models:

@@ -24,6 +24,7 @@ from typing import Any
 from nbmlops.capture import analysis
 from nbmlops.capture.cell import (
     CellContext,
+    Evaluator,
     Summary,
     TrackedCell,
     TrackOptions,
@@ -112,9 +113,13 @@ def _sentence(exc: BaseException) -> str:
 
 
 class CaptureSession:
-    """Capture across the cells of one kernel process (see the module docstring)."""
+    """Capture across the cells of one kernel process (see the module docstring).
 
-    def __init__(self) -> None:
+    ``evaluator`` evaluates the models a tracked cell scores (``nbmlops.evaluation``'s
+    ``evaluate``, which lives above capture: the interface passes it in); None: none are."""
+
+    def __init__(self, evaluator: Evaluator | None = None) -> None:
+        self.evaluator = evaluator
         self.session_id = f"{hostname()}:{os.getpid()}:{int(time.time())}"
         self.definitions: dict[str, Definition] = {}
         self.latest_versions: dict[str, tuple[str, float]] = {}
@@ -164,6 +169,7 @@ class CaptureSession:
                 namespace,
                 default_experiment=cell.experiment,
                 snapshot=cell.snapshot,
+                evaluator=self.evaluator,
             )
             tracked.stale = stale_inputs(
                 tracked.analysis.loads,
