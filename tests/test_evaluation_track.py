@@ -38,7 +38,7 @@ def tracked(shell: Any) -> Iterator[Any]:
     from nbmlops.evaluation.evaluate import evaluate
 
     assert magics._tracker is not None
-    magics._tracker.capture.evaluator = evaluate
+    assert magics._tracker.capture.evaluator is evaluate
     shell.run_cell(DATA)
     yield shell
 

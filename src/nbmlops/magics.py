@@ -38,6 +38,7 @@ from nbmlops.capture.notebook import (
 from nbmlops.capture.progress import render_summary
 from nbmlops.capture.run import DEFAULT_EXPERIMENT
 from nbmlops.capture.session import CaptureSession, CellStart
+from nbmlops.evaluation.evaluate import evaluate
 
 
 def _warn(message: str) -> None:
@@ -336,7 +337,7 @@ class Tracker:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.experiment: str | None = None
-        self.capture = CaptureSession()
+        self.capture = CaptureSession(evaluator=evaluate)
         self.last_summary: Summary | None = None
         self.front_end = FrontEndLink()
         self._found_notebook: str | None = None
