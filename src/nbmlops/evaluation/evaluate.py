@@ -4,9 +4,9 @@ Recorded in ``evaluations`` (name and version when the model is a registered ver
 registered from the artifact evaluated; the run that trained it; the fingerprints of X and y and
 the saved dataset version X is, if any). When a run is active in the same store the evaluation
 is recorded on it and its metrics are logged there under their plain names (``mae``), or as
-``eval.mae`` when the run already has a metric of that name (a cell that computed its own
-``mae`` keeps it). Status: ``leaky`` before ``not_comparable`` before ``unchecked``; ``unseen``
-only when both checks ran and passed.
+``eval.mae`` when the run already has a metric of that name with another value (a cell that
+computed its own ``mae`` keeps it; the same value is not logged twice). Status: ``leaky``
+before ``not_comparable`` before ``unchecked``; ``unseen`` only when both checks ran and passed.
 """
 
 from __future__ import annotations
@@ -128,7 +128,13 @@ def evaluate(
     }
     if run is not None:
         logged = run.metrics
-        run.log_metrics({(f"eval.{k}" if k in logged else k): v for k, v in values.items()})
+        run.log_metrics(
+            {
+                (f"eval.{k}" if k in logged else k): v
+                for k, v in values.items()
+                if not (k in logged and logged[k] == v)  # the cell's own, computed the same
+            }
+        )
     evaluation_id = evaluation_sql.add_evaluation(store, row)
     stored = evaluation_sql.evaluation(store, evaluation_id)
     assert stored is not None
