@@ -31,6 +31,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/04_monitoring.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/05_beyond_sklearn.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/06_data_versions.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/07_evaluation.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs
 	$(BIN)/nbmlops --store $(DEMO_STORE) show
 	$(BIN)/nbmlops --store $(DEMO_STORE) models
@@ -46,6 +47,8 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) data show patients
 	$(BIN)/nbmlops --store $(DEMO_STORE) data show patients@1
 	$(BIN)/nbmlops --store $(DEMO_STORE) data diff patients@1 patients@3 --limit 8
+	$(BIN)/nbmlops --store $(DEMO_STORE) model history cancer
+	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT evaluation_id, name, version, status, n_rows, dataset_ref FROM evaluations"
 
 test: $(STAMP) lint imports typecheck pytest
 

@@ -287,3 +287,23 @@ def test_data_versions_notebook_finds_restores_and_reads_the_champions_data(
     assert (diff.added, diff.removed, diff.changed) == (100, 0, 5)
     assert nbm.get_dataset("patients@4").fingerprint == nbm.get_dataset("patients@1").fingerprint
     assert nbm.get_dataset("raw_files").n_rows == len(list((EXAMPLES / "data").iterdir()))
+
+
+def test_evaluation_notebook_refuses_the_leaky_split_and_promotes_on_the_clean_one(
+    home: Path, tmp_path: Path
+):
+    """Issue #21's "done when", as `make demo` runs it."""
+    for name in ("07_evaluation.ipynb", "nbmlops.toml"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    executed = execute_notebook(tmp_path / "07_evaluation.ipynb", store=home)
+    summary = "".join(
+        o.get("text", "") for o in executed.cells[3].outputs if o.get("name") == "stdout"
+    ) or str(executed.cells[3].outputs)
+    assert "(leaky: 30 rows seen in training)" in summary
+    first, second = nbm.evaluations("cancer/1")
+    assert (first.status, first.n_rows, first.overlap["rows_without_target"]) == ("leaky", 144, 30)
+    assert (second.status, second.dataset_ref) == ("unseen", "cancer_test@1")
+    history = nbm.model_history("cancer")
+    promotions = history[history["kind"] == "promotion"]
+    assert [p["outcome"] for p in promotions["payload"]] == ["rejected", "promoted"]
+    assert nbm.get_model_version("cancer@champion").version == 1
