@@ -148,3 +148,32 @@ def test_a_failing_evaluation_is_one_warning_and_the_cell_keeps_its_result(shell
 )
 def test_the_scores_a_cell_makes(source: str, expected: list[Scored]):
     assert list(scored_calls(source)) == expected
+
+
+SPLIT_FIT_SCORE = """%%track split
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_absolute_error
+from sklearn.model_selection import train_test_split
+X_tr, X_te, y_tr, y_te = train_test_split(X, y, random_state=1)  # no chance drift
+X_te = {test}
+y_te = y.loc[X_te.index]
+split_model = LinearRegression().fit(X_tr, y_tr)
+mae = mean_absolute_error(y_te, split_model.predict(X_te))
+"""
+
+
+@pytest.mark.parametrize(
+    ("test", "expected"),
+    [("X_te", "unseen"), ("pd.concat([X_te, X_tr.iloc[:7]])", "leaky: 7 rows seen in training")],
+)
+def test_a_cell_that_splits_fits_and_scores_compares_with_the_rows_it_fitted_on(
+    tracked, capsys, test, expected
+):
+    """Found in review: the training data was taken from the cell's inputs (the whole X the
+    split came from), so every test row was 'seen' and a clean split was flagged leaky."""
+    capsys.readouterr()
+    assert tracked.run_cell(SPLIT_FIT_SCORE.format(test=test)).success
+    line = capsys.readouterr().out
+    assert expected in line, line
+    (row,) = nbm.get_store().query_dicts("SELECT report FROM evaluations")
+    assert '"name": "X_tr"' in row["report"] and '"training_rows": 225' in row["report"]

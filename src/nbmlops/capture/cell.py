@@ -205,6 +205,7 @@ class TrackedCell:
         self.analysis = _analysis.analyze_cell(body_of(context.source))
         self.run: Run | None = None
         self._inputs: dict[str, str] = {}
+        self._outputs: dict[str, str] = {}  # data the cell made: name -> fingerprint
         self._figures_before: dict[int, bool] = {}
         self._figures: list[str] = []
         self._file_reads = FileReads(namespace)
@@ -541,14 +542,36 @@ class TrackedCell:
             digest = fingerprint(obj).digest
             if self._inputs.get(name) == digest:
                 continue  # read, not changed
-            self.run.log_dataset(obj, name=name, role="output", source=f"assign:{line}")
+            self._outputs[name] = self.run.log_dataset(
+                obj, name=name, role="output", source=f"assign:{line}"
+            )
 
     def _auto_models(self) -> None:
+        """Each estimator the cell fitted, with the names of the data it was fitted on. Data
+        the cell made itself (``X_train`` from ``train_test_split``) gets, after the cell, what
+        an input gets before it: a drift profile and row hashes, so an evaluation compares
+        against the rows the model saw and not the frame they were split from."""
         assert self.run is not None
+        fits = scoring.fitted_data(body_of(self.context.source))
         for name, line in self.analysis.fitted.items():
             obj = self.namespace.get(name)
             if estimators.is_estimator(obj) and estimators.is_fitted(obj):
-                self.run.log_model(obj, name, source=f"fit:{line}")
+                self.run.log_model(obj, name, source=f"fit:{line}", fitted_on=fits.get(name))
+                self._guard(
+                    f"training data of {name}", self._keep_made_training_data, fits.get(name)
+                )
+
+    def _keep_made_training_data(self, names: tuple[str, str | None] | None) -> None:
+        from nbmlops.drift import profile_dataset  # pandas, numpy: not at %load_ext
+
+        made = {n: self._outputs[n] for n in names or () if n in self._outputs}
+        for name, digest in made.items():
+            obj = self.namespace.get(name)
+            if type(obj).__name__ in ("DataFrame", "Series"):
+                profile_dataset(self.store, obj, dataset_id=digest)
+        self.problems += self._training_rows.take(
+            {n: (digest, self.namespace.get(n)) for n, digest in made.items()}
+        )
 
     def _auto_training(self) -> None:
         """What a boosting model knows after fitting (:mod:`nbmlops.capture.boosting`): the

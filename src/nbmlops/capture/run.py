@@ -420,10 +420,19 @@ class Run:
         )
         return digest
 
-    def log_model(self, model: Any, name: str, *, source: str = _API_SOURCE) -> str:
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        source: str = _API_SOURCE,
+        fitted_on: tuple[str, str | None] | None = None,
+    ) -> str:
         """Save a fitted model with the versions needed to load it back: in its library's
         portable format where it has one (XGBoost, LightGBM boosters; see
-        :mod:`nbmlops.capture.model_formats`), else as a pickle (protocol 5)."""
+        :mod:`nbmlops.capture.model_formats`), else as a pickle (protocol 5). ``fitted_on``:
+        the names of the data it was fitted on (X, y), which an evaluation takes as its
+        training data."""
         import pickle
 
         self._require_active("log_model")
@@ -440,6 +449,8 @@ class Run:
             "libraries": _library_versions(type(model).__module__),
             "source": source,
         }
+        if fitted_on is not None:
+            meta["fitted_on"] = {"X": fitted_on[0], "y": fitted_on[1]}
         media_type = media_type or model_formats.MEDIA_TYPES[str(format)]
         self._add_artifact(name, "model", digest, size, media_type, meta)
         return digest

@@ -127,6 +127,36 @@ def _fitted_on(value: ast.expr) -> str | None:
 
 
 @lru_cache(maxsize=256)
+def fitted_data(source: str) -> dict[str, tuple[str, str | None]]:
+    """The names each model of ``source`` was last fitted on: model -> (X, y or None), from
+    ``model.fit(X, y)`` and ``model = Model().fit(X, y)`` (names only; an expression is none)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return {}
+    found: dict[str, tuple[str, str | None]] = {}
+    for stmt in _statements(tree.body):
+        for call in _calls(stmt):
+            func = call.func
+            if not (isinstance(func, ast.Attribute) and func.attr in ("fit", "partial_fit")):
+                continue
+            names = [a.id if isinstance(a, ast.Name) else None for a in call.args[:2]]
+            if not names or names[0] is None:
+                continue
+            y = names[1] if len(names) > 1 else None
+            if isinstance(func.value, ast.Name):
+                found[func.value.id] = (names[0], y)
+            elif (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and stmt.value is call
+            ):
+                found[stmt.targets[0].id] = (names[0], y)
+    return found
+
+
+@lru_cache(maxsize=256)
 def scored_calls(source: str) -> tuple[Scored, ...]:
     """The scores of models on data in ``source`` (a cell's body), in source order; see the
     module docstring."""

@@ -35,6 +35,7 @@ class TrainingRows:
     :meth:`save` once the run's datasets are written; problems come back, never raised."""
 
     store: Store
+    # by content: an input and what the cell made of it under the same name are two datasets
     _taken: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
 
     def take(self, inputs: dict[str, tuple[str, Any]]) -> list[str]:
@@ -42,9 +43,9 @@ class TrainingRows:
         problems: list[str] = []
         for name, (digest, data) in inputs.items():
             try:
-                if not has_row_hashes(self.store, digest):
+                if digest not in self._taken and not has_row_hashes(self.store, digest):
                     hashes = row_hashes(data)
-                    self._taken[name] = (digest, hashes.tobytes(), len(hashes))
+                    self._taken[digest] = (name, hashes.tobytes(), len(hashes))
             except Exception as exc:
                 problems.append(f"row hashes {name}: {type(exc).__name__}: {exc}")
         return problems
@@ -53,7 +54,7 @@ class TrainingRows:
         """Store the hashes taken (once: a second call writes nothing)."""
         problems: list[str] = []
         taken, self._taken = self._taken, {}
-        for name, (digest, hashes, n_rows) in taken.items():
+        for digest, (name, hashes, n_rows) in taken.items():
             try:
                 save_row_hashes(self.store, digest, hashes, n_rows)
             except Exception as exc:

@@ -163,6 +163,9 @@ def training_of(
         return None
     current = active_run()  # its inputs may not be written yet: read them from it
     run = current if current is not None and current.run_id == run_id else Run(store, run_id)
+    made = _fitted_on(run, model)
+    if made is not None:
+        return _fitted_data(store, run_id, version, made)
     inputs = [d for d in run.datasets if d["role"] == "input"]
     recorded = [
         {**d, "fingerprint": d["dataset_id"]}
@@ -193,6 +196,48 @@ def training_of(
         target=target,
         columns=columns,
         profile_id=profile_id,
+        target_profile_id=None if target_profile is None else str(target_profile["profile_id"]),
+    )
+
+
+def _fitted_on(run: Run, model: object) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """The datasets (features, target) the run recorded under the names the model was fitted
+    on, as ``%%track`` noted them with the model (``fitted_on``): the rows a model trained on
+    when the cell made them itself (``train_test_split``), where its inputs are the whole."""
+    models = [
+        a for a in run.artifacts if a["kind"] == "model" and (a["meta"] or {}).get("fitted_on")
+    ]
+    if len(models) > 1:
+        digest = artifact_sha256(model)
+        models = [a for a in models if a["sha256"] == digest]
+    if len(models) != 1:
+        return None
+    names = models[0]["meta"]["fitted_on"]
+    found = {d["name"]: d for d in run.datasets if d.get("kind") in ("dataframe", "series")}
+    if names.get("X") not in found:
+        return None
+    target = found.get(names.get("y")) if names.get("y") else None
+    return found[names["X"]], target
+
+
+def _fitted_data(
+    store: Store,
+    run_id: str,
+    version: ModelVersion | None,
+    made: tuple[dict[str, Any], dict[str, Any] | None],
+) -> Training:
+    features, target = ({**d, "fingerprint": d["dataset_id"]} if d else None for d in made)
+    assert features is not None
+    signature = version.signature if version is not None else None
+    profile = latest_profile(store, [features])
+    target_profile = None if target is None else latest_profile(store, [target])
+    where = f"model version {version.ref}" if version is not None else f"run {run_id}"
+    return Training(
+        source=f"{where} (fitted on {features['name']})",
+        features=features,
+        target=target,
+        columns=_signature_columns(signature) or features.get("schema"),
+        profile_id=None if profile is None else str(profile["profile_id"]),
         target_profile_id=None if target_profile is None else str(target_profile["profile_id"]),
     )
 
