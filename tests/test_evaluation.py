@@ -273,3 +273,25 @@ def test_rows_repeated_in_training_with_other_targets_are_matched_with_any_of_th
     result = evaluate(nbm.get_store(), model, X_test, [30.0, 31.0, 1.0], train=(X, y))
     assert (result.overlap["rows"], result.overlap["rows_without_target"]) == (1, 2)
     assert result.overlap["positions"] == [0, 1]
+
+
+def test_two_models_of_one_run_keep_their_own_evaluations(home: Path):
+    """Found in review: a version took on every evaluation of its training run, so m/2 was
+    promoted on m/1's clean evaluation and m/1 refused for m/2's leaky one."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = frame(600, seed=1)
+    with nbm.start_run() as run:
+        linear = LinearRegression().fit(X, y)
+        tree = DecisionTreeRegressor(random_state=0).fit(X, y)
+        nbm.log_dataset(X, "X_train")
+        nbm.log_dataset(y, "y_train")
+        nbm.log_model(linear, "linear")
+        nbm.log_model(tree, "tree")
+    keep_training_records(X, y)
+    evaluate(nbm.get_store(), linear, *frame(200, seed=2))  # before registration: by its bytes
+    evaluate(nbm.get_store(), tree, X.iloc[:40], y.iloc[:40])
+    m1 = nbm.register_model(run.run_id, "m", artifact="linear")
+    m2 = nbm.register_model(run.run_id, "m", artifact="tree")
+    assert [e.status for e in nbm.evaluations(m1.ref)] == ["unseen"]
+    assert [e.status for e in nbm.evaluations(m2.ref)] == ["leaky"]

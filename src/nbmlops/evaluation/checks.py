@@ -63,6 +63,7 @@ from nbmlops.registry.registering import signature_of
 from nbmlops.store import Store
 from nbmlops.store import datasets as dataset_sql
 from nbmlops.store import evaluations as evaluation_sql
+from nbmlops.store import registry as registry_sql
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,10 +117,10 @@ class Training:
 # -- which model, which training data ------------------------------------------------------------
 
 
-def model_run(store: Store, model: object) -> tuple[str | None, ModelVersion | None]:
-    """The run that logged ``model`` (this object's bytes, as ``log_model`` stores them) and the
-    version registered from that artifact, if any: (None, None) when no record names it."""
-    digest = artifact_sha256(model)
+def model_run(store: Store, model: object, digest: str) -> tuple[str | None, ModelVersion | None]:
+    """The run that logged ``model`` (``digest``: the sha256 of its bytes as ``log_model``
+    stores them, :func:`artifact_sha256`) and the version registered from that artifact, if
+    any: (None, None) when no record names it."""
     run = active_run()
     if (
         run is not None
@@ -130,11 +131,12 @@ def model_run(store: Store, model: object) -> tuple[str | None, ModelVersion | N
     runs = evaluation_sql.runs_with_model_artifact(store, digest) if store.exists() else []
     if not runs:
         return None, None
-    registered = dataset_sql.models_of_runs(store, runs[:1])
-    if not registered:
-        return runs[0], None
-    newest = registered[-1]
-    return runs[0], resolve(store, f"{newest['name']}/{newest['version']}")
+    for found in reversed(dataset_sql.models_of_runs(store, runs[:1])):
+        version = resolve(store, f"{found['name']}/{found['version']}")
+        source = registry_sql.registration_payload(store, version.name, version.version)
+        if source.get("source", {}).get("sha256") == digest:
+            return runs[0], version
+    return runs[0], None
 
 
 def artifact_sha256(model: object) -> str:

@@ -24,6 +24,7 @@ from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.store import Store
 from nbmlops.store import datasets as dataset_sql
 from nbmlops.store import evaluations as evaluation_sql
+from nbmlops.store import registry as registry_sql
 
 DEFAULT_MAX_OVERLAP = 0
 """Evaluation rows allowed to be training rows (by their features) before the set is leaky."""
@@ -51,8 +52,10 @@ def evaluate(
     X, y = _array_if_list(X), _array_if_list(y)
     _check_inputs(model, X, y)
     model_run_id = None if version is None else version.run_id
+    model_sha256 = _source_sha256(store, version)
     if version is None:
-        model_run_id, version = checks.model_run(store, model)
+        model_sha256 = checks.artifact_sha256(model)
+        model_run_id, version = checks.model_run(store, model, model_sha256)
     training = checks.training_of(store, model, version, model_run_id, train)
     task = infer_task(model, y, task)
     features = _model_input(model, X)
@@ -65,7 +68,12 @@ def evaluate(
             value=X,
         ) from exc
     values, metric_report = compute(model, features, y, predicted, task, metrics)
-    report: dict[str, Any] = {"metrics": metric_report, "source": source}
+    # Which model of its run this is: a run that logged two models has evaluations of each.
+    report: dict[str, Any] = {
+        "metrics": metric_report,
+        "source": source,
+        "model_sha256": model_sha256,
+    }
     unseen: bool | None = None
     comparable: bool | None = None
     failing: list[str] = []
@@ -160,6 +168,15 @@ def _model(
         # Not a consumer: an evaluation must not keep a version from being deleted.
         return model, load_version(model, record=False)
     return (None if model_ref is None else resolve(store, model_ref)), model
+
+
+def _source_sha256(store: Store, version: ModelVersion | None) -> str | None:
+    """The sha256 of the artifact ``version`` was registered from (its run's logged bytes)."""
+    if version is None:
+        return None
+    payload = registry_sql.registration_payload(store, version.name, version.version)
+    source = payload.get("source")
+    return str(source["sha256"]) if isinstance(source, dict) and "sha256" in source else None
 
 
 def _check_inputs(model: object, X: Any, y: Any) -> None:

@@ -95,12 +95,18 @@ def _decoded(row: Row) -> Row:
 def evaluations_of_version(
     store: Store, name: str, version: int, model_run_id: str | None
 ) -> list[Row]:
-    """The evaluations of a model version, oldest first: those naming it and those of the run
-    that trained it (recorded before it was registered)."""
+    """The evaluations of a model version, oldest first: those naming it, and those of the
+    model it was registered from, evaluated before it was registered (the training run's,
+    with the same artifact bytes: a run that logged two models has evaluations of each)."""
     rows = store.query_dicts(
         f"SELECT {_COLUMNS} FROM evaluations WHERE (name = ? AND version = ?) "
-        "OR (model_run_id IS NOT NULL AND model_run_id = ?) ORDER BY created_at, evaluation_id",
-        (name, version, model_run_id),
+        "OR (model_run_id IS NOT NULL AND model_run_id = ? "
+        "    AND json_extract(report, '$.model_sha256') = ("
+        "        SELECT json_extract(payload, '$.source.sha256') FROM model_events"
+        "        WHERE name = ? AND version = ? AND kind = 'registered'"
+        "        ORDER BY event_id LIMIT 1)) "
+        "ORDER BY created_at, evaluation_id",
+        (name, version, model_run_id, name, version),
     )
     return [_decoded(r) for r in rows]
 
