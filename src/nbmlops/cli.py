@@ -978,6 +978,28 @@ def _shown(value: Any) -> str:
     return "(none)" if value is None else _display.value(value)
 
 
+@main.command("push")
+@click.argument("uri")
+@click.option("--experiment", "-e", help="Only runs of this experiment (same name there).")
+@click.option("--filter", "-f", "filter_", help='Only these runs, e.g. "metrics.auc > 0.9".')
+@click.pass_obj
+@_clean_errors
+def push_cmd(store: str | None, uri: str, experiment: str | None, filter_: str | None) -> None:
+    """Push runs and registered models to an MLflow tracking server (URI: mlflow://HOST:PORT or
+    http://HOST:PORT; token from MLFLOW_TRACKING_TOKEN). Pushing again sends only what is new."""
+    # httpx is imported by the one command that talks to a tracking server.
+    from nbmlops.sync import push
+
+    with click.progressbar(length=0, label="Pushing runs", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(1)
+
+        report = push(store, uri, experiment=experiment, filter=filter_, progress=progress)
+    click.echo(str(report))
+
+
 main.add_command(serve_command)
 main.add_command(pull_command)
 

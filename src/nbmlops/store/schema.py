@@ -568,6 +568,61 @@ BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
 """
 
 
+# Push to an MLflow tracking server (issue #19): what was sent to which server, so that pushing
+# again sends only what is new. ``server`` is the tracking server's base URL as normalised by
+# nbmlops.sync (``http://host:port``). ``sync_runs``: a run's MLflow id and the status and end
+# time last sent. ``sync_items``: each param, tag, artifact and dataset input sent, with a digest
+# of what was sent (a changed value is sent again). ``sync_metrics``: per run and key, the
+# (timestamp, step) of the last point sent and how many were: metrics are append-only, so a count
+# that grew means points to send, those after the mark. ``sync_model_versions``: each registered
+# version's MLflow version number (assigned by the server); ``sync_models``: the last
+# model_events row sent per model (aliases, promotions, deprecations as version tags). Rows are
+# written after the server confirmed, so a push that stopped half way resumes where it stopped.
+V14_SYNC = """
+CREATE TABLE sync_runs (
+    server        TEXT NOT NULL,
+    run_id        TEXT NOT NULL REFERENCES runs(run_id),
+    remote_id     TEXT NOT NULL,               -- MLflow's run id
+    experiment_id TEXT NOT NULL,               -- MLflow's experiment id
+    status        TEXT,                        -- the status last sent (NULL: not yet)
+    end_time      REAL,                        -- the end time last sent
+    pushed_at     REAL NOT NULL,
+    PRIMARY KEY (server, run_id)
+) WITHOUT ROWID;
+CREATE TABLE sync_items (
+    server  TEXT NOT NULL,
+    run_id  TEXT NOT NULL REFERENCES runs(run_id),
+    kind    TEXT NOT NULL CHECK (kind IN ('param', 'tag', 'artifact', 'input')),
+    key     TEXT NOT NULL,                     -- param/tag key, artifact name, dataset role:name
+    digest  TEXT NOT NULL,                     -- what was sent: a value's digest, an object's sha
+    PRIMARY KEY (server, run_id, kind, key)
+) WITHOUT ROWID;
+CREATE TABLE sync_metrics (
+    server    TEXT NOT NULL,
+    run_id    TEXT NOT NULL REFERENCES runs(run_id),
+    key       TEXT NOT NULL,
+    step      INTEGER NOT NULL,                -- the last point sent, by (timestamp, step)
+    timestamp REAL NOT NULL,
+    sent      INTEGER NOT NULL,                -- points sent so far
+    PRIMARY KEY (server, run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE sync_model_versions (
+    server         TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    version        INTEGER NOT NULL,
+    remote_version TEXT NOT NULL,              -- MLflow's version number of it
+    PRIMARY KEY (server, name, version),
+    FOREIGN KEY (name, version) REFERENCES model_versions(name, version)
+) WITHOUT ROWID;
+CREATE TABLE sync_models (
+    server        TEXT NOT NULL,
+    name          TEXT NOT NULL REFERENCES models(name),
+    last_event_id INTEGER NOT NULL,            -- model_events sent up to this event_id
+    PRIMARY KEY (server, name)
+) WITHOUT ROWID;
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -639,6 +694,10 @@ def _evaluations(db: Database) -> None:
     _run_script(db, V13_EVALUATIONS)
 
 
+def _sync(db: Database) -> None:
+    _run_script(db, V14_SYNC)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -654,6 +713,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0011_monitoring", _monitoring),
     ("0012_datasets", _datasets),
     ("0013_evaluations", _evaluations),
+    ("0014_sync", _sync),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 

@@ -1,0 +1,264 @@
+"""Sync queries: every SQL statement of :mod:`nbmlops.sync` (issue #19).
+
+Tables (docs/schema.md, migration ``0014_sync``): ``sync_runs``, ``sync_items``,
+``sync_metrics``, ``sync_model_versions``, ``sync_models``: what was pushed to which server.
+A push reads the state of the runs it may send in a few bulk queries (:func:`run_states`), so
+that a push with nothing new costs a handful of statements however many runs there are, and
+writes what a server confirmed for one run in one :meth:`~nbmlops.store.Store.atomic` block
+(:func:`record_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+from nbmlops.store.db import Row, Store
+from nbmlops.store.runs import run_conditions
+
+if TYPE_CHECKING:
+    from nbmlops.filter import Node
+
+
+class MetricMark(NamedTuple):
+    """The last point of a metric sent: by (timestamp, step), and how many were."""
+
+    step: int
+    timestamp: float
+    sent: int
+
+
+class MetricPoint(NamedTuple):
+    key: str
+    value: float | None  # None: NaN
+    step: int
+    timestamp: float
+
+
+@dataclass
+class RunState:
+    """A run as a push sees it: its row, what it holds now and what was sent of it."""
+
+    row: Row  # runs columns, experiment, git_commit, git_branch, git_dirty, cell_source
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[Row] = field(default_factory=list)
+    datasets: list[Row] = field(default_factory=list)
+    metric_counts: dict[str, int] = field(default_factory=dict)
+    remote: Row | None = None  # the sync_runs row
+    sent: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, key) -> digest
+    marks: dict[str, MetricMark] = field(default_factory=dict)
+
+
+def _selection(where: Node | None, experiment: str | None) -> tuple[str, list[object]]:
+    clauses, bound = run_conditions(where, experiment)
+    sql = "SELECT r.run_id FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
+    return sql + (" WHERE " + " AND ".join(clauses) if clauses else ""), bound
+
+
+def run_states(
+    store: Store, server: str, where: Node | None = None, experiment: str | None = None
+) -> list[RunState]:
+    """Every run the filter and experiment select, oldest first, with what was sent of it."""
+    selection, bound = _selection(where, experiment)
+    subset = f"run_id IN ({selection})"
+    with store.snapshot():  # one state of the store for every read
+        rows = store.query_dicts(
+            "SELECT r.*, e.name AS experiment, env.git_commit, env.git_branch, env.git_dirty, "
+            "cv.source AS cell_source FROM runs r "
+            "JOIN experiments e ON e.experiment_id = r.experiment_id "
+            "LEFT JOIN environments env ON env.environment_id = r.environment_id "
+            "LEFT JOIN cell_versions cv ON cv.source_hash = r.cell_version "
+            f"WHERE r.{subset} ORDER BY r.start_time, r.run_id",
+            bound,
+        )
+        states = {r["run_id"]: RunState(r) for r in rows}
+        if not states:
+            return []
+        for run_id, key, value in store.query(
+            f"SELECT run_id, key, value FROM params WHERE {subset}", bound
+        ):
+            states[run_id].params[key] = value
+        for run_id, key, value in store.query(
+            f"SELECT run_id, key, value FROM tags WHERE {subset}", bound
+        ):
+            states[run_id].tags[key] = value
+        for a in store.query_dicts(
+            "SELECT run_id, name, kind, sha256, size, media_type FROM artifacts "
+            f"WHERE {subset} ORDER BY created_at, name",
+            bound,
+        ):
+            states[a.pop("run_id")].artifacts.append(a)
+        for d in store.query_dicts(
+            "SELECT rd.run_id, rd.role, rd.name, rd.dataset_id, d.kind, d.n_rows, d.n_columns, "
+            "d.schema, rd.source FROM run_datasets rd JOIN datasets d "
+            f"ON d.dataset_id = rd.dataset_id WHERE rd.{subset} ORDER BY rd.role, rd.name",
+            bound,
+        ):
+            states[d.pop("run_id")].datasets.append(d)
+        # Counted from the (run_id, key, step) index alone: no table row is read.
+        for run_id, key, n in store.query(
+            f"SELECT run_id, key, count(*) FROM metrics WHERE {subset} GROUP BY run_id, key",
+            bound,
+        ):
+            states[run_id].metric_counts[key] = n
+        for r in store.query_dicts(
+            f"SELECT * FROM sync_runs WHERE server = ? AND {subset}", [server, *bound]
+        ):
+            states[r["run_id"]].remote = r
+        for run_id, kind, key, digest in store.query(
+            f"SELECT run_id, kind, key, digest FROM sync_items WHERE server = ? AND {subset}",
+            [server, *bound],
+        ):
+            states[run_id].sent[(kind, key)] = digest
+        for run_id, key, step, timestamp, sent in store.query(
+            "SELECT run_id, key, step, timestamp, sent FROM sync_metrics "
+            f"WHERE server = ? AND {subset}",
+            [server, *bound],
+        ):
+            states[run_id].marks[key] = MetricMark(step, timestamp, sent)
+    return list(states.values())
+
+
+def metrics_after(
+    store: Store, run_id: str, marks: dict[str, MetricMark], keys: Iterable[str]
+) -> list[MetricPoint]:
+    """The points of these metrics logged after their marks (all of them for a key without one),
+    in the order they were logged."""
+    points: list[MetricPoint] = []
+    for key in keys:
+        mark = marks.get(key)
+        if mark is None:
+            rows = store.query(
+                "SELECT key, value, step, timestamp FROM metrics WHERE run_id = ? AND key = ? "
+                "ORDER BY timestamp, step",
+                (run_id, key),
+            )
+        else:
+            rows = store.query(
+                "SELECT key, value, step, timestamp FROM metrics WHERE run_id = ? AND key = ? "
+                "AND (timestamp, step) > (?, ?) ORDER BY timestamp, step",
+                (run_id, key, mark.timestamp, mark.step),
+            )
+        points.extend(MetricPoint(*r) for r in rows)
+    return points
+
+
+def infinite_points(store: Store, run_id: str, key: str) -> list[MetricPoint]:
+    """Every +inf/-inf point of a metric (MLflow keeps them as the largest finite doubles)."""
+    rows = store.query(
+        "SELECT key, value, step, timestamp FROM metrics WHERE run_id = ? AND key = ? "
+        "AND abs(value) > 1.7976931348623157e308 ORDER BY timestamp, step",
+        (run_id, key),
+    )
+    return [MetricPoint(*r) for r in rows]
+
+
+def remember_remote_run(
+    store: Store, server: str, run_id: str, remote_id: str, experiment_id: str
+) -> None:
+    """Record the MLflow run a run maps to, before anything else is sent to it: a push stopped
+    after creating it finds it here instead of creating another."""
+    with store.atomic() as conn:
+        conn.execute(
+            "INSERT INTO sync_runs (server, run_id, remote_id, experiment_id, status, end_time, "
+            "pushed_at) VALUES (?, ?, ?, ?, NULL, NULL, ?) ON CONFLICT (server, run_id) "
+            "DO UPDATE SET remote_id = excluded.remote_id, "
+            "experiment_id = excluded.experiment_id",
+            (server, run_id, remote_id, experiment_id, time.time()),
+        )
+
+
+def record_run(
+    store: Store,
+    server: str,
+    run_id: str,
+    *,
+    status: str,
+    end_time: float | None,
+    items: Sequence[tuple[str, str, str]],
+    marks: dict[str, MetricMark],
+) -> None:
+    """What the server confirmed for one run: its status, the items (kind, key, digest) and the
+    metric marks, together."""
+    with store.atomic() as conn:
+        conn.execute(
+            "UPDATE sync_runs SET status = ?, end_time = ?, pushed_at = ? "
+            "WHERE server = ? AND run_id = ?",
+            (status, end_time, time.time(), server, run_id),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO sync_items (server, run_id, kind, key, digest) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(server, run_id, *item) for item in items],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO sync_metrics (server, run_id, key, step, timestamp, sent) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(server, run_id, k, *m) for k, m in marks.items()],
+        )
+
+
+# -- registry -------------------------------------------------------------------------------
+
+
+def models_to_push(store: Store, run_ids: Sequence[str] | None) -> list[Row]:
+    """Registered models (name, description), all of them or those with a version trained by one
+    of ``run_ids``."""
+    if run_ids is None:
+        return store.query_dicts("SELECT name, description FROM models ORDER BY name")
+    return store.query_dicts(
+        "SELECT name, description FROM models WHERE name IN (SELECT name FROM model_versions "
+        "WHERE run_id IN (SELECT value FROM json_each(?))) ORDER BY name",
+        (_json_list(run_ids),),
+    )
+
+
+def _json_list(values: Sequence[str]) -> str:
+    return json.dumps(list(values))
+
+
+def pushed_versions(store: Store, server: str, name: str) -> dict[int, str]:
+    """version -> MLflow version number, for the versions of ``name`` pushed to ``server``."""
+    rows = store.query(
+        "SELECT version, remote_version FROM sync_model_versions WHERE server = ? AND name = ?",
+        (server, name),
+    )
+    return {int(v): str(r) for v, r in rows}
+
+
+def record_version(store: Store, server: str, name: str, version: int, remote: str) -> None:
+    with store.atomic() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO sync_model_versions (server, name, version, remote_version) "
+            "VALUES (?, ?, ?, ?)",
+            (server, name, version, remote),
+        )
+
+
+def last_event_sent(store: Store, server: str, name: str) -> int:
+    rows = store.query(
+        "SELECT last_event_id FROM sync_models WHERE server = ? AND name = ?", (server, name)
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+def record_event_sent(store: Store, server: str, name: str, event_id: int) -> None:
+    with store.atomic() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO sync_models (server, name, last_event_id) VALUES (?, ?, ?)",
+            (server, name, event_id),
+        )
+
+
+def remote_run_ids(store: Store, server: str, run_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """run_id -> (MLflow run id, MLflow experiment id) for these runs pushed to ``server``."""
+    rows = store.query(
+        "SELECT run_id, remote_id, experiment_id FROM sync_runs WHERE server = ? "
+        "AND run_id IN (SELECT value FROM json_each(?))",
+        (server, _json_list(list(run_ids))),
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
