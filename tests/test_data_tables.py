@@ -309,3 +309,33 @@ def test_a_store_copied_elsewhere_keeps_its_datasets(home: Path, tmp_path: Path)
     moved = tmp_path / "moved" / ".nbmlops"
     shutil.copytree(home, moved)
     assert fingerprint(nbm.load_dataset("c@1", store=moved)).digest == v.fingerprint
+
+
+def test_large_nullable_ids_and_appended_categories_and_nulls_read_back_exactly(home: Path):
+    """Found in review: Int64 above 2**53 came back rounded (through float64), categories an
+    append added came back NaN, and an int64 column that an append gave nulls became float."""
+    big = 2**53 + 1
+    first = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "ref": pd.array([big, None], dtype="Int64"),
+            "c": pd.Categorical(["a", "b"]),
+            "n": np.array([1, 2], dtype="int64"),
+        }
+    )
+    v1 = nbm.save_dataset(first, "t", key="id")
+    back = nbm.load_dataset("t@1")
+    assert back["ref"].tolist()[0] == big and fingerprint(back).digest == v1.fingerprint
+    more = pd.DataFrame(
+        {
+            "id": [3, 4],
+            "ref": pd.array([None, 7], dtype="Int64"),
+            "c": pd.Categorical(["c", "a"]),
+            "n": pd.array([None, 5], dtype="Int64"),
+        }
+    )
+    v2 = nbm.save_dataset(more, "t", mode="append")
+    whole = nbm.load_dataset(v2.ref)
+    assert whole["c"].tolist() == ["a", "b", "c", "a"]
+    assert str(whole["n"].dtype) == "Int64" and whole["n"].tolist()[:2] == [1, 2]
+    assert whole["ref"].tolist()[0] == big

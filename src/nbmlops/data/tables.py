@@ -389,6 +389,13 @@ def to_pandas(table: pa.Table, schema: dict[str, Any]) -> pd.DataFrame:
         dtype = pd.api.types.pandas_dtype(wanted)
         if isinstance(dtype, pd.DatetimeTZDtype):
             frame[label] = frame[label].dt.tz_convert(dtype.tz)
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iubf":
+            # Int64 & co. straight from Arrow: through float64 (what to_pandas makes of an
+            # integer column with nulls) an id above 2**53 would come back rounded.
+            column_data = table.column(label)
+            exact = column_data.to_pandas(types_mapper={column_data.type: dtype}.get)
+            frame[label] = exact.set_axis(frame.index)
+            continue
         with contextlib.suppress(TypeError, ValueError):  # a type pandas cannot rebuild: as read
             frame[label] = frame[label].astype(dtype)
     if schema.get("index"):
@@ -510,11 +517,32 @@ def _check_append_schema(
 
 
 def _merged_schema(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The table's schema after an append: new columns added; a categorical column's
+    categories those of both (the old order first); a column the appended rows hold as a
+    nullable pandas dtype (``Int64``: they have nulls) takes that dtype, which holds both."""
+    import pandas as pd
+
+    appended = {c["name"]: c for c in new["columns"]}
+    columns = []
+    for column in old["columns"]:
+        other = appended.get(column["name"])
+        if other is not None and "categories" in column and "categories" in other:
+            known = column["categories"]
+            column = {
+                **column,
+                "categories": known + [c for c in other["categories"] if c not in known],
+            }
+        elif (
+            other is not None
+            and other["pandas"] != column["pandas"]
+            and isinstance(
+                pd.api.types.pandas_dtype(other["pandas"]), pd.api.extensions.ExtensionDtype
+            )
+        ):
+            column = {**column, "pandas": other["pandas"]}
+        columns.append(column)
     names = {c["name"] for c in old["columns"]}
-    return {
-        **old,
-        "columns": old["columns"] + [c for c in new["columns"] if c["name"] not in names],
-    }
+    return {**old, "columns": columns + [c for c in new["columns"] if c["name"] not in names]}
 
 
 def _check_new_keys(
