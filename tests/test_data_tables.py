@@ -339,3 +339,58 @@ def test_large_nullable_ids_and_appended_categories_and_nulls_read_back_exactly(
     assert whole["c"].tolist() == ["a", "b", "c", "a"]
     assert str(whole["n"].dtype) == "Int64" and whole["n"].tolist()[:2] == [1, 2]
     assert whole["ref"].tolist()[0] == big
+
+
+def test_an_interrupted_save_is_refused_then_undone_by_a_restore(home: Path, monkeypatch):
+    """Found in review: a save cut off between its Delta commit and its record left the
+    dataset refusing every save and restore ("something else wrote to it") for good."""
+    from nbmlops.store import datasets as dataset_sql
+
+    v1 = nbm.save_dataset(customers(20), "c", key="customer_id")
+
+    def cut_off(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(dataset_sql, "add_version", cut_off)
+        nbm.save_dataset(customers(30), "c")
+    with pytest.raises(DatasetError, match=r"cut off.*nbm.restore_dataset\('c', 1\)"):
+        nbm.save_dataset(customers(40), "c")
+    v2 = nbm.restore_dataset("c", 1)
+    assert v2.fingerprint == v1.fingerprint
+    v3 = nbm.save_dataset(customers(40), "c")
+    assert v3.version == 3 and len(nbm.load_dataset("c")) == 40
+
+
+def test_a_failed_first_save_leaves_no_dataset(home: Path):
+    with pytest.raises(DatasetError, match="could not write"):
+        nbm.save_dataset(customers(5), "g", uri="/proc/no/such/place")
+    assert nbm.datasets().empty
+    assert nbm.save_dataset(customers(5), "g").version == 1  # its own location, not /proc
+
+
+def test_two_processes_saving_at_once_keep_delta_and_nbmlops_in_step(tmp_path: Path):
+    script = textwrap.dedent(
+        """
+        import sys, numpy as np, pandas as pd, nbmlops as nbm
+        for i in range(5):
+            seed = int(sys.argv[1]) * 100 + i
+            df = pd.DataFrame({"id": np.arange(50), "x": np.random.default_rng(seed).random(50)})
+            nbm.save_dataset(df, "c", key="id")
+        """
+    )
+    env = {"NBMLOPS_HOME": str(tmp_path / ".nbmlops"), "PATH": "/usr/bin:/bin"}
+    nbm.save_dataset(
+        pd.DataFrame({"id": [0], "x": [0.0]}), "c", key="id", store=tmp_path / ".nbmlops"
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, str(n)], cwd=tmp_path, env=env)
+        for n in (1, 2)
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    versions = nbm.dataset_versions("c", store=tmp_path / ".nbmlops")
+    assert [v.version for v in versions] == list(range(1, 12))
+    assert [v.delta_version for v in versions] == sorted(v.delta_version for v in versions)
+    latest = versions[-1]
+    assert DeltaTable(latest.location).version() == latest.delta_version
+    close_stores()

@@ -102,8 +102,6 @@ def save_files(
         write_dvc_pointer(source, files)
     if latest is not None and digest == latest["fingerprint"]:
         return get_version(store, Reference(name, version=int(latest["version"])))
-    if existing is None:
-        sql.create_dataset(store, name, "files", "", None, time.time())
     manifest = {"source": str(source), "hashed_at_ns": started_ns, "files": files}
     address, _ = store.objects.put_bytes(json.dumps(manifest, sort_keys=True).encode())
     sizes = {f["sha256"]: f["size"] for f in files}
@@ -123,6 +121,7 @@ def save_files(
             "host": hostname(),
             "created_at": time.time(),
         },
+        {"kind": "files", "uri": "", "key": None},
     )
     return get_version(store, Reference(name, version=number))
 

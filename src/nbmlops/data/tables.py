@@ -19,11 +19,13 @@ avoids the read path that aborted the process at exit (issue #16 item 8: deltala
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import mmap
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -74,6 +76,20 @@ def save_table(
         )
     frame = as_pandas(data, name)
     store.create()
+    with dataset_lock(store, name):
+        return _save_locked(store, frame, name, key, mode, schema_mode, uri, storage_options)
+
+
+def _save_locked(
+    store: Store,
+    frame: pd.DataFrame,
+    name: str,
+    key: str | list[str] | None,
+    mode: str,
+    schema_mode: str | None,
+    uri: str | None,
+    storage_options: dict[str, str] | None,
+) -> DatasetVersion:
     existing = sql.dataset(store, name)
     if existing is not None and existing["kind"] != "table":
         raise DatasetError(
@@ -103,14 +119,8 @@ def save_table(
         if latest is not None and digest == latest["fingerprint"]:  # same: nothing written
             return get_version(store, Reference(name, version=latest["version"]))
         table, schema = to_arrow(frame)
-    if existing is None:
-        sql.create_dataset(store, name, "table", location_uri, keys, time.time())
-    elif keys and not existing["key"]:
-        sql.set_key(store, name, keys)
-
     previous = manifest_files(store, latest) if latest is not None else []
     try:
-        _writable_home(store, location)
         written = _write(
             location,
             table,
@@ -139,6 +149,7 @@ def save_table(
         },
         files,
         previous,
+        dataset={"kind": "table", "uri": location_uri, "key": keys},
     )
 
 
@@ -147,10 +158,16 @@ def restore_table(store: Store, name: str, number: int) -> DatasetVersion:
     row = resolve_row(store, Reference(check_name(name), version=int(number)))
     if row["kind"] != "table":
         raise DatasetError(f"Dataset {name!r} holds files; restore it with its files.", name)
+    with dataset_lock(store, name):
+        return _restore_locked(store, name, row)
+
+
+def _restore_locked(store: Store, name: str, row: Row) -> DatasetVersion:
+    """The restore, also the way out of a table whose Delta log moved past what nbmlops
+    recorded (an interrupted save): only the restored version's files need to be intact."""
     latest = sql.latest_version(store, name)
     assert latest is not None
     location = table_location(store, name, row["uri"])
-    _check_untouched(store, name, location, latest, None)
     files = manifest_files(store, row)
     verify_files(name, int(row["version"]), location, files)
 
@@ -175,7 +192,12 @@ def restore_table(store: Store, name: str, number: int) -> DatasetVersion:
 
 
 def _record(
-    store: Store, name: str, fields: dict[str, Any], files: list[Row], previous: list[Row]
+    store: Store,
+    name: str,
+    fields: dict[str, Any],
+    files: list[Row],
+    previous: list[Row],
+    dataset: dict[str, Any] | None = None,
 ) -> DatasetVersion:
     known = {f["path"] for f in previous}
     manifest, _ = store.objects.put_bytes(json.dumps({"files": files}).encode())
@@ -192,8 +214,31 @@ def _record(
             "host": hostname(),
             "created_at": time.time(),
         },
+        dataset,
     )
     return get_version(store, Reference(name, version=number))
+
+
+@contextlib.contextmanager
+def dataset_lock(store: Store, name: str) -> Iterator[None]:
+    """One save or restore of dataset ``name`` at a time, across processes: between checking
+    the Delta log and recording the new version, another writer would make the two disagree
+    (two processes saving at once left nbmlops' latest version behind Delta's, and the next
+    save refused). A lock file per dataset in the store, held with ``flock``."""
+    if store.read_only:  # refused before anything is written
+        raise StoreReadOnlyError(
+            f"The store {store.home} is read-only: nothing can be saved in it. Make it "
+            "writable, or save into another store (store=, --store or NBMLOPS_HOME).",
+            store.home,
+        )
+    folder = Path(store.home) / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -218,8 +263,9 @@ def load_table(store: Store, row: Row, output: Output = "pandas") -> Any:
 
         return pl.from_arrow(table)
     frame = to_pandas(table, row["schema"])
-    if row["fingerprint"] is None:
-        sql.set_fingerprint(store, row["name"], int(row["version"]), fingerprint(frame).digest)
+    if row["fingerprint"] is None:  # an append's: known now; a read-only store keeps none
+        with contextlib.suppress(StoreError):
+            sql.set_fingerprint(store, row["name"], int(row["version"]), fingerprint(frame).digest)
     return frame
 
 
@@ -588,8 +634,10 @@ def _check_untouched(
         raise DatasetError(
             f"Dataset {name!r}: the Delta table at {location} is at Delta version {current}, "
             f"but nbmlops saved Delta version {latest['delta_version']} as {name}@"
-            f"{latest['version']}: something else wrote to it. Nothing was written; save "
-            "under a new name, or restore the table's files.",
+            f"{latest['version']}: something else wrote to it, or an nbmlops save was cut off "
+            f"before it was recorded. Nothing was written. nbm.restore_dataset({name!r}, "
+            f"{latest['version']}) sets the table back to {name}@{latest['version']} (as a new "
+            "version); or save under a new name.",
             name,
         )
     local = local_path(location)
@@ -634,16 +682,6 @@ def _verify_present(row: Row, location: str, local: Path, files: list[Row]) -> N
 
 def _tampered(row: Row, location: str, files: list[str]) -> DatasetTamperedError:
     return DatasetTamperedError(row["name"], int(row["version"]), files, location)
-
-
-def _writable_home(store: Store, location: str) -> None:
-    """A store on a read-only file system: the store's error, before Delta writes anything."""
-    if local_path(location) is not None and store.read_only:
-        raise StoreReadOnlyError(
-            f"The store {store.home} is read-only: nothing can be saved in it. Make it "
-            "writable, or save into another store (store=, --store or NBMLOPS_HOME).",
-            store.home,
-        )
 
 
 # -- files ------------------------------------------------------------------------------------

@@ -41,26 +41,6 @@ def dataset_names(store: Store) -> list[str]:
     return [r[0] for r in store.query("SELECT name FROM named_datasets ORDER BY name")]
 
 
-def create_dataset(
-    store: Store, name: str, kind: str, uri: str, key: Sequence[str] | None, at: float
-) -> None:
-    """Record a new dataset; nothing when ``name`` exists (callers check its kind)."""
-    with store.atomic() as conn:
-        conn.execute(
-            "INSERT INTO named_datasets (name, kind, uri, key, created_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (name) DO NOTHING",
-            (name, kind, uri, json.dumps(list(key)) if key else None, at),
-        )
-
-
-def set_key(store: Store, name: str, key: Sequence[str]) -> None:
-    """A dataset saved without a key, given one later (the key of every later version)."""
-    with store.atomic() as conn:
-        conn.execute(
-            "UPDATE named_datasets SET key = ? WHERE name = ?", (json.dumps(list(key)), name)
-        )
-
-
 def versions(store: Store, name: str) -> list[Row]:
     """Every version of ``name``, oldest first."""
     rows = store.query_dicts(
@@ -96,11 +76,27 @@ def version_as_of(store: Store, name: str, at: float) -> Row | None:
     return _version(rows[0]) if rows else None
 
 
-def add_version(store: Store, row: Mapping[str, Any]) -> int:
+def add_version(
+    store: Store, row: Mapping[str, Any], dataset: Mapping[str, Any] | None = None
+) -> int:
     """Append a version of ``row["name"]`` (keys: the columns but ``version``), numbered one
     past the newest, and link its saving run; the new version number. Numbering happens inside
-    the write transaction, so two processes saving at once get two numbers."""
+    the write transaction, so two processes saving at once get two numbers. ``dataset`` (kind,
+    uri, key) records the dataset in the same transaction when it is new (and a key given to a
+    dataset that had none), so a save that fails leaves no dataset without versions."""
     with store.atomic() as conn:
+        if dataset is not None:
+            key = json.dumps(list(dataset["key"])) if dataset.get("key") else None
+            conn.execute(
+                "INSERT INTO named_datasets (name, kind, uri, key, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (row["name"], dataset["kind"], dataset["uri"], key, row["created_at"]),
+            )
+            if key is not None:
+                conn.execute(
+                    "UPDATE named_datasets SET key = ? WHERE name = ? AND key IS NULL",
+                    (key, row["name"]),
+                )
         (newest,) = conn.execute(
             "SELECT COALESCE(MAX(version), 0) FROM dataset_versions WHERE name = ?",
             (row["name"],),
