@@ -394,3 +394,23 @@ def test_two_processes_saving_at_once_keep_delta_and_nbmlops_in_step(tmp_path: P
     latest = versions[-1]
     assert DeltaTable(latest.location).version() == latest.delta_version
     close_stores()
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pd.DataFrame([[1, 2]], columns=["a", "a"]), r"column name\(s\) \['a'\] appear more"),
+        (
+            pd.DataFrame({"a": [1, 2]}, index=pd.Index([5, 6], name="a")),
+            r"index level\(s\) \['a'\] have the name of a column",
+        ),
+        (pd.DataFrame({"d": pd.to_timedelta([1, 2], unit="s")}), "column 'd' holds durations"),
+        (pd.DataFrame({"s": pd.arrays.SparseArray([0, 1])}), "column 's' holds sparse data"),
+        (pd.DataFrame({"o": [{"k": 1}, {"k": 2}]}), "cannot be stored as a table"),
+    ],
+)
+def test_frames_a_table_cannot_hold_are_refused_naming_the_column(home: Path, frame, message):
+    """Found in review: these gave tracebacks from deep inside pandas, Arrow or delta-rs."""
+    with pytest.raises(DatasetError, match=message):
+        nbm.save_dataset(frame, "bad")
+    assert nbm.datasets().empty

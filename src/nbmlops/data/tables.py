@@ -75,6 +75,7 @@ def save_table(
             name,
         )
     frame = as_pandas(data, name)
+    check_storable(frame, name)
     store.create()
     with dataset_lock(store, name):
         return _save_locked(store, frame, name, key, mode, schema_mode, uri, storage_options)
@@ -115,7 +116,12 @@ def _save_locked(
         digest, n_rows = None, int(latest["n_rows"] or 0) + len(frame)
         schema = _merged_schema(latest["schema"], schema)
     else:
-        digest, n_rows = fingerprint(frame).digest, len(frame)
+        try:
+            digest, n_rows = fingerprint(frame).digest, len(frame)
+        except TypeError as exc:  # a value of no type a table can hold (a dict, a set)
+            raise DatasetError(
+                f"Dataset {name!r} cannot be stored as a table: {exc}", name
+            ) from exc
         if latest is not None and digest == latest["fingerprint"]:  # same: nothing written
             return get_version(store, Reference(name, version=latest["version"]))
         table, schema = to_arrow(frame)
@@ -352,6 +358,35 @@ def as_pandas(data: Any, name: str) -> pd.DataFrame:
         f"files; got {type(data).__name__}.",
         name,
     )
+
+
+def check_storable(frame: pd.DataFrame, name: str) -> None:
+    """What a Delta table cannot hold, refused before anything is written, naming the column."""
+    import pandas as pd
+
+    repeated = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if repeated:
+        raise DatasetError(
+            f"Dataset {name!r}: column name(s) {repeated} appear more than once; a table's "
+            "columns need distinct names (rename or drop the copies).",
+            name,
+        )
+    clash = [n for n in frame.index.names if n is not None and n in frame.columns]
+    if clash and not _default_index(frame.index):
+        raise DatasetError(
+            f"Dataset {name!r}: the index level(s) {clash} have the name of a column; rename "
+            "one (df.rename_axis(...)) or drop the index (df.reset_index(drop=True)).",
+            name,
+        )
+    for label in frame.columns:
+        dtype = frame[label].dtype
+        if pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.SparseDtype):
+            kind = "durations" if pd.api.types.is_timedelta64_dtype(dtype) else "sparse data"
+            raise DatasetError(
+                f"Dataset {name!r}: column {label!r} holds {kind} ({dtype}), which a Delta table "
+                "cannot store; convert it (e.g. .dt.total_seconds(), .sparse.to_dense()).",
+                name,
+            )
 
 
 def to_arrow(frame: pd.DataFrame) -> tuple[pa.Table, dict[str, Any]]:
