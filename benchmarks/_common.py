@@ -85,14 +85,21 @@ def mlflow_store(mlflow: Any, folder: Path, experiment: str = "bench") -> str:
     return str(mlflow.MlflowClient().create_experiment(experiment, artifact_location=artifacts))
 
 
-def run_side(script: Path, side: str, sizes: dict[str, Any], env: dict[str, str]) -> Any:
-    """Run ``script --side SIDE`` in a child process (a fresh temp dir as cwd and IPYTHONDIR);
-    return the timings it wrote as JSON, with ``elapsed`` added."""
+def run_side(
+    script: Path,
+    side: str,
+    sizes: dict[str, Any],
+    env: dict[str, str],
+    python: str = sys.executable,
+) -> Any:
+    """Run ``script --side SIDE`` in a child process (a fresh temp dir as cwd and IPYTHONDIR;
+    ``python``: another interpreter, a peer's venv); return the timings it wrote as JSON, with
+    ``elapsed`` added."""
     with tempfile.TemporaryDirectory(prefix=f"{script.stem}-{side}-") as tmp:
         out = Path(tmp) / "timings.json"
         workdir = Path(tmp) / "work"
         workdir.mkdir()
-        cmd = [sys.executable, str(script), "--side", side, "--sizes", json.dumps(sizes)]
+        cmd = [python, str(script), "--side", side, "--sizes", json.dumps(sizes)]
         cmd += ["--out", str(out)]
         side_env = {**env, "IPYTHONDIR": str(Path(tmp) / "ipython")}
         started = time.perf_counter()

@@ -42,12 +42,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,7 +53,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, sizes_or_child, timed
+from _common import (
+    child_env,
+    cpu_model,
+    fmt_time,
+    machine_load,
+    run_side,
+    sizes_or_child,
+    timed,
+)
 
 SCRIPT = Path(__file__).resolve()
 PEER_PYTHON = "BENCH_DEEPCHECKS_PYTHON"  # environment: a python with deepchecks
@@ -269,25 +274,6 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
 }
 
 
-def run_side_with(python: str, side: str, sizes: Sizes, env: dict[str, str]) -> Timings:
-    """``_common.run_side`` with another python (Deepchecks' venv): ``SCRIPT --side SIDE`` in a
-    child process, in a fresh temporary folder; the timings it wrote, with ``elapsed``."""
-    with tempfile.TemporaryDirectory(prefix=f"{SCRIPT.stem}-{side}-") as tmp:
-        out, workdir = Path(tmp) / "timings.json", Path(tmp) / "work"
-        workdir.mkdir()
-        cmd = [python, str(SCRIPT), "--side", side, "--sizes", json.dumps(asdict(sizes))]
-        started = time.perf_counter()
-        done = subprocess.run(
-            [*cmd, "--out", str(out)], cwd=workdir, env=env, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            sys.stderr.write(done.stdout + done.stderr)
-            raise SystemExit(f"the {side} benchmark failed (exit {done.returncode})")
-        timings: Timings = json.loads(out.read_text())
-        timings["elapsed"] = time.perf_counter() - started
-        return timings
-
-
 # -- parent: orchestration and report -------------------------------------------------------------
 
 
@@ -415,9 +401,9 @@ def main(argv: list[str] | None = None) -> None:
         sizes = replace(sizes, folder=tmp)
         write_data(sizes)
         env = child_env(Path(tmp) / "pycache")
-        nbm = run_side_with(sys.executable, "nbmlops", sizes, env)
+        nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
         print(f"          after the nbmlops side: {machine_load()}", flush=True)
-        peer = run_side_with(python, "deepchecks", sizes, env)
+        peer = run_side(SCRIPT, "deepchecks", asdict(sizes), env, python=python)
     print(
         f"versions: python {platform.python_version()}, nbmlops {version('nbmlops')}, pandas "
         f"{version('pandas')}, numpy {version('numpy')}; Deepchecks {peer['version']} "
