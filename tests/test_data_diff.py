@@ -173,3 +173,13 @@ def test_renders(home: Path) -> None:
     assert "<td>changed: spend</td><td>1</td>" in d._repr_html_()
     assert "&lt;b&gt;" in d._repr_html_()
     assert d.to_dict()["changed_by_column"] == {"city": 1, "spend": 1}
+
+
+def test_a_store_under_a_path_with_glob_characters_diffs_by_string_key(tmp_path):
+    """Found in review: DuckDB's read_parquet reads '[' '*' '?' in a path as a pattern."""
+    store = tmp_path / "runs [v2]" / ".nbmlops"
+    old = pd.DataFrame({"k": ["a", "b"], "x": [1.0, 2.0]})
+    nbm.save_dataset(old, "g", key="k", store=store)
+    nbm.save_dataset(old.assign(x=[1.0, 3.0]), "g", store=store)
+    diff = nbm.dataset_diff("g@1", "g@2", store=store)
+    assert (diff.added, diff.removed, diff.changed) == (0, 0, 1)

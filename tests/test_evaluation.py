@@ -295,3 +295,13 @@ def test_two_models_of_one_run_keep_their_own_evaluations(home: Path):
     m2 = nbm.register_model(run.run_id, "m", artifact="tree")
     assert [e.status for e in nbm.evaluations(m1.ref)] == ["unseen"]
     assert [e.status for e in nbm.evaluations(m2.ref)] == ["leaky"]
+
+
+def test_a_target_sklearn_refuses_and_a_negative_overlap_say_so(wine):
+    """Found in review: scikit-learn's ValueError came through untranslated."""
+    model = wine[0]
+    X_test, y_test = frame(50, seed=2)
+    with pytest.raises(EvaluationError, match=r"could not be computed on y \(50 values\)"):
+        evaluate(nbm.get_store(), model, X_test, y_test.where(y_test > 0))
+    with pytest.raises(EvaluationError, match="max_overlap=-1"):
+        evaluate(nbm.get_store(), model, X_test, y_test, max_overlap=-1)

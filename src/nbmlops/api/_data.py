@@ -88,12 +88,19 @@ def save_dataset(
     )
 
 
-def load_dataset(ref: str, *, output: str = "pandas", store: StoreLike = None) -> Any:
+def load_dataset(
+    ref: str,
+    *,
+    output: str = "pandas",
+    storage_options: dict[str, str] | None = None,
+    store: StoreLike = None,
+) -> Any:
     """The content of dataset version ``ref`` (``"customers@3"``, ``"customers@latest"`` or
     ``"customers"``, ``"customers@2026-11-30T12:00"``: the newest then, UTC unless a zone is
     given), its files checked against what was saved. ``output``: ``"pandas"`` (the DataFrame
     as saved: dtypes, index, identical fingerprint), ``"polars"`` or ``"arrow"``. Inside a
-    tracked cell the run is linked to the version."""
+    tracked cell the run is linked to the version. ``storage_options``: delta-rs' options for a
+    dataset in object storage (read by delta-rs, its content checked by fingerprint)."""
     opened = open_store(store, create=False)
     row = resolve_row(opened, ref)
     if row["kind"] != "table":
@@ -102,7 +109,7 @@ def load_dataset(ref: str, *, output: str = "pandas", store: StoreLike = None) -
             f"nbm.checkout_dataset({ref!r}, to=...) or `nbmlops data checkout`.",
             row["name"],
         )
-    data = tables.load_table(opened, row, output)  # type: ignore[arg-type]
+    data = tables.load_table(opened, row, output, storage_options)  # type: ignore[arg-type]
     tables.link_loaded(opened, row["name"], int(row["version"]))
     return data
 
@@ -167,12 +174,18 @@ def datasets(*, store: StoreLike = None) -> pd.DataFrame:
     return frame
 
 
-def restore_dataset(name: str, version: int, *, store: StoreLike = None) -> DatasetVersion:
+def restore_dataset(
+    name: str,
+    version: int,
+    *,
+    storage_options: dict[str, str] | None = None,
+    store: StoreLike = None,
+) -> DatasetVersion:
     """A new version of ``name`` equal to ``version`` (history is never rewritten)."""
     opened = open_store(store)
     if resolve_row(opened, check_name(name))["kind"] == "files":
         return files.restore_files(opened, name, version)
-    return tables.restore_table(opened, name, version)
+    return tables.restore_table(opened, name, version, storage_options)
 
 
 def dataset_diff(

@@ -410,8 +410,15 @@ def _source(
     """View ``side`` over ``files`` with positional names, whatever the user's are: the key
     columns ``_k0``..., then the other columns ``_c0``... in the version's order (NULL where
     its files lack one: the rows of a merged append's earlier files)."""
-    if files:
+    if files and any(c in path for path in files for c in "[]*?{}"):
+        import pyarrow as pa  # DuckDB would read these paths as glob patterns
+        import pyarrow.parquet as pq
+
+        parts = [pq.read_table(path) for path in files]
+        con.register(f"{side}_files", pa.concat_tables(parts, promote_options="default"))
+    elif files:
         con.read_parquet(files, union_by_name=True).create_view(f"{side}_files")
+    if files:
         present = set(con.sql(f"SELECT * FROM {side}_files LIMIT 0").columns)
         origin = f"{side}_files"
     else:  # all its rows are in files both versions share: nothing to read on this side

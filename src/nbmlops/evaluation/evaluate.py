@@ -50,7 +50,7 @@ def evaluate(
     the training data when no record does; ``source`` says what asked (a cell's line)."""
     version, model = _model(store, model, model_ref)
     X, y = _array_if_list(X), _array_if_list(y)
-    _check_inputs(model, X, y)
+    _check_inputs(model, X, y, max_overlap)
     model_run_id = None if version is None else version.run_id
     model_sha256 = _source_sha256(store, version)
     if version is None:
@@ -67,7 +67,16 @@ def evaluate(
             f"{type(exc).__name__}: {exc}",
             value=X,
         ) from exc
-    values, metric_report = compute(model, features, y, predicted, task, metrics)
+    try:
+        values, metric_report = compute(model, features, y, predicted, task, metrics)
+    except EvaluationError:
+        raise
+    except ValueError as exc:  # scikit-learn's checks of y (NaN, an unseen label, ...)
+        raise EvaluationError(
+            f"The {task} metrics of {_name(model, version)} could not be computed on y "
+            f"({len(y)} values): {exc}",
+            value=y,
+        ) from exc
     # Which model of its run this is: a run that logged two models has evaluations of each.
     report: dict[str, Any] = {
         "metrics": metric_report,
@@ -179,7 +188,13 @@ def _source_sha256(store: Store, version: ModelVersion | None) -> str | None:
     return str(source["sha256"]) if isinstance(source, dict) and "sha256" in source else None
 
 
-def _check_inputs(model: object, X: Any, y: Any) -> None:
+def _check_inputs(model: object, X: Any, y: Any, max_overlap: int) -> None:
+    if isinstance(max_overlap, bool) or not isinstance(max_overlap, int) or max_overlap < 0:
+        raise EvaluationError(
+            f"max_overlap={max_overlap!r}: give the number of evaluation rows that may have been "
+            "trained on, 0 or more (0: any is too many).",
+            value=max_overlap,
+        )
     if not callable(getattr(model, "predict", None)):
         raise EvaluationError(
             f"A {type(model).__name__} has no predict method, so it cannot be evaluated; pass "
