@@ -179,8 +179,30 @@ def test_a_server_that_goes_away_mid_push_loses_nothing_and_the_push_resumes(
 
 def test_push_command_prints_a_summary(home: Path, mlflow: MlflowServer):
     _train("cli")
-    result = CliRunner().invoke(main, ["push", mlflow.url, "--experiment", "cli"])
+    result = CliRunner().invoke(
+        main, ["push", mlflow.url, "--experiment", "cli", "--filter", "metrics.loss < 1"]
+    )
     assert result.exit_code == 0, result.output
     assert f"Pushed to {mlflow.url} in" in result.output
     assert "1 runs (1 created, 1 with something new), 2 params" in result.output
     assert "4 metric points" in result.output
+
+
+def test_infinite_points_and_rejected_keys_are_kept_as_artifacts(home: Path, mlflow: MlflowServer):
+    with nbm.start_run("odd", experiment="odd") as run:
+        nbm.log_param("bad key!", 1)
+        nbm.log_metric("gain", float("inf"), step=0)
+    report = push(None, mlflow.url)
+    [remote] = _remote_runs(mlflow, "odd", run.run_id)
+    root = remote["info"]["artifact_uri"].split(":", 1)[1].strip("/")
+    artifact = f"{mlflow.url}/api/2.0/mlflow-artifacts/artifacts/{root}"
+    assert httpx.get(f"{artifact}/nbmlops/rejected_keys.json").json() == {
+        "params": {"bad key!": "1"}
+    }
+    assert httpx.get(f"{artifact}/metrics/gain.infinite.json").json()[0]["value"] == "inf"
+    assert _history(mlflow, remote["info"]["run_id"], "gain")[0][1] == 1.7976931348623157e308
+    assert [n.split(": ", 1)[1] for n in report.notes] == [
+        "param 'bad key!': a key MLflow rejects, kept in nbmlops/rejected_keys.json",
+        "metric 'gain' has +/-inf points: MLflow stores them as +/-1.8e308; the exact points are "
+        "the artifact metrics/gain.infinite.json",
+    ]

@@ -128,6 +128,11 @@ class MlflowClient:
         if code in ok:
             return {"error_code": code}
         message = body.get("message") if isinstance(body, dict) else None
+        if response.status_code in (401, 403):
+            message = (
+                f"{message or response.reason_phrase}. Set MLFLOW_TRACKING_TOKEN to a token this "
+                "server accepts"
+            )
         raise SyncError(
             f"The MLflow server {self.server} refused {call}: HTTP {response.status_code}"
             f"{f' {code}' if code else ''}: {message or response.reason_phrase}",

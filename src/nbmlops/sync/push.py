@@ -15,7 +15,7 @@ What maps to what (MLflow's model: https://mlflow.org/docs/latest/rest-api.html)
 - registered models -> registered models with their description; each version -> a version
   (its artifact under the training run's artifacts, or under ``nbmlops-registry/`` without one),
   tagged with our version number and sha256; aliases -> aliases; the decision history (each
-  promotion, alias move, deprecation, deletion) -> version tags ``nbmlops.event.<event_id>``.
+  promotion, alias move, deprecation, deletion) -> version tags ``nbmlops.event.<time>.<kind>``.
 
 Nothing is truncated silently. MLflow truncates params over 6,000 characters and tags over 8,000
 itself, so such a value is sent cut with a marker, kept whole as an artifact (``params/<key>.txt``,
@@ -112,8 +112,8 @@ class PushReport:
 
 
 def push(
-    store: StoreLike = None,
-    uri: str = "",
+    store: StoreLike,
+    uri: str,
     *,
     experiment: str | None = None,
     filter: str | None = None,
@@ -308,6 +308,9 @@ class _Pusher:
             if sent.get(("artifact", name)) == artifact["sha256"]:
                 continue
             path = "nbmlops/notebook.ipynb" if artifact["kind"] == "notebook" else name
+            if not _safe_path(path):
+                path = f"nbmlops/artifacts/{artifact['sha256']}"
+                self._note(row, f"artifact {name!r}: not a path MLflow accepts, sent as {path}")
             work.files[path] = self.store.objects.read_verified(artifact["sha256"])
             work.items.append(("artifact", name, artifact["sha256"]))
         for dataset in state.datasets:
@@ -600,7 +603,9 @@ class _Pusher:
             "payload": json.loads(event.payload) if event.payload else None,
         }
         value = json.dumps(record, sort_keys=True)
-        key = f"nbmlops.event.{event.event_id}"
+        # Keyed by time and kind rather than event_id: ids are per store, and two stores may
+        # push the history of one model.
+        key = f"nbmlops.event.{event.at:.6f}.{event.kind}"
         if remote is not None:
             self.client.call(
                 "POST",
@@ -625,6 +630,12 @@ def _pages(client: MlflowClient, endpoint: str, field_name: str, body: Json) -> 
         token = page.get("next_page_token")
         if not token:
             return
+
+
+def _safe_path(path: str) -> bool:
+    """Whether the artifact proxy takes ``path`` (relative, no ``..``, no empty part)."""
+    parts = path.split("/")
+    return not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
 def _quoted(text: str) -> str:
