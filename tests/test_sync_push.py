@@ -206,3 +206,20 @@ def test_infinite_points_and_rejected_keys_are_kept_as_artifacts(home: Path, mlf
         "metric 'gain' has +/-inf points: MLflow stores them as +/-1.8e308; the exact points are "
         "the artifact metrics/gain.infinite.json",
     ]
+
+
+def test_a_tracked_cell_pushes_its_source_and_identity(shell, home: Path, mlflow: MlflowServer):
+    assert shell.run_cell("%%track cellpush\nalpha = 0.5\n", cell_id="c-1").success
+    [run] = nbm.runs().to_dict("records")
+    push(None, mlflow.url)
+    [remote] = _remote_runs(mlflow, run["experiment"], run["run_id"])
+    tags = {t["key"]: t["value"] for t in remote["data"]["tags"]}
+    source, version = (
+        sqlite3.connect(home / "nbmlops.db")
+        .execute("SELECT source, source_hash FROM cell_versions")
+        .fetchone()
+    )
+    assert (tags["nbmlops.cell_id"], tags["nbmlops.cell_version"]) == ("c-1", version)
+    root = remote["info"]["artifact_uri"].split(":", 1)[1].strip("/")
+    cell = httpx.get(f"{mlflow.url}/api/2.0/mlflow-artifacts/artifacts/{root}/nbmlops/cell.py")
+    assert cell.text == source and "alpha = 0.5" in source
