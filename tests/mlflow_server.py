@@ -11,6 +11,7 @@ under a temporary folder, serving artifacts itself (``--serve-artifacts``) as a 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -47,6 +48,15 @@ def mlflow_venv() -> Path:
     mlflow = venv / "bin" / "mlflow"
     if mlflow.exists():
         return venv
+    # pytest-xdist workers ask at once: one creates it, the others wait for it.
+    with open(venv.with_name(venv.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not mlflow.exists():
+            _create_venv(venv)
+    return venv
+
+
+def _create_venv(venv: Path) -> None:
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
         subprocess.run(
@@ -62,7 +72,6 @@ def mlflow_venv() -> Path:
             f"it by hand (python -m venv {venv} && {venv}/bin/pip install '{MLFLOW_SPEC}') or "
             "point NBMLOPS_MLFLOW_VENV at a venv that has mlflow."
         ) from exc
-    return venv
 
 
 def free_port() -> int:

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 import nbmlops as nbm
 from mlflow_server import MlflowServer, Outage, running_server
 from nbmlops.cli import main
+from nbmlops.errors import SyncError
 from nbmlops.store import Store
 from nbmlops.store.runs import write_run_data
-from nbmlops.sync import SyncError, mlflow_rest, push
+from nbmlops.sync import mlflow_rest, push
 
 
 @pytest.fixture(scope="session")

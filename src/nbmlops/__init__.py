@@ -49,6 +49,7 @@ from nbmlops.errors import (
     StoreLockedError,
     StoreNotFoundError,
     StoreReadOnlyError,
+    SyncError,
     UnknownKeyWarning,
 )
 
@@ -198,6 +199,9 @@ if _typing.TYPE_CHECKING:
         promote as promote,
     )
     from nbmlops.api import (
+        push_to_mlflow as push_to_mlflow,
+    )
+    from nbmlops.api import (
         register_model as register_model,
     )
     from nbmlops.api import (
@@ -314,6 +318,9 @@ if _typing.TYPE_CHECKING:
     from nbmlops.store import (
         StoreLike as StoreLike,
     )
+    from nbmlops.sync.push import (
+        PushReport as PushReport,
+    )
 
 # Where each public name is defined; imported on first access.
 _LAZY = {
@@ -332,6 +339,7 @@ _LAZY = {
     "MonitorResult": "nbmlops.monitoring.monitor",
     "ProductionSkew": "nbmlops.monitoring.skew",
     "PromotionDecision": "nbmlops.registry.promotion",
+    "PushReport": "nbmlops.sync.push",
     "RetrainOutcome": "nbmlops.monitoring.retrain",
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
@@ -396,6 +404,7 @@ _LAZY = {
     "predictions": "nbmlops.api",
     "production_skew": "nbmlops.api",
     "promote": "nbmlops.api",
+    "push_to_mlflow": "nbmlops.api",
     "register_model": "nbmlops.api",
     "remove_alias": "nbmlops.api",
     "restore_dataset": "nbmlops.api",
@@ -447,6 +456,7 @@ __all__ = [
     "NotFoundError",
     "ProductionSkew",
     "PromotionDecision",
+    "PushReport",
     "ReadOnlyQueryError",
     "RegistryError",
     "RetrainOutcome",
@@ -466,6 +476,7 @@ __all__ = [
     "StoreLockedError",
     "StoreNotFoundError",
     "StoreReadOnlyError",
+    "SyncError",
     "Timeline",
     "UnknownKeyWarning",
     "__version__",
@@ -524,6 +535,7 @@ __all__ = [
     "predictions",
     "production_skew",
     "promote",
+    "push_to_mlflow",
     "register_model",
     "remove_alias",
     "restore_dataset",

@@ -987,16 +987,15 @@ def _shown(value: Any) -> str:
 def push_cmd(store: str | None, uri: str, experiment: str | None, filter_: str | None) -> None:
     """Push runs and registered models to an MLflow tracking server (URI: mlflow://HOST:PORT or
     http://HOST:PORT; token from MLFLOW_TRACKING_TOKEN). Pushing again sends only what is new."""
-    # httpx is imported by the one command that talks to a tracking server.
-    from nbmlops.sync import push
-
     with click.progressbar(length=0, label="Pushing runs", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.length = total
             bar.update(1)
 
-        report = push(store, uri, experiment=experiment, filter=filter_, progress=progress)
+        report = api.push_to_mlflow(
+            uri, experiment=experiment, filter=filter_, progress=progress, store=store
+        )
     click.echo(str(report))
 
 

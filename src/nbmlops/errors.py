@@ -26,6 +26,7 @@ the offending value is kept as an attribute.
     │   ├── DatasetNotFoundError    no such dataset or version (lists the known ones)
     │   └── DatasetTamperedError    a version's files no longer match what was saved
     ├── EvaluationError             a model cannot be evaluated on the data given (a ValueError too)
+    ├── SyncError                   a push to an MLflow tracking server failed or was refused
     ├── ServingError                a model server could not start (port taken, load failed)
     ├── NotFittedError              a detector used before ``fit`` (a ValueError too)
     └── DriftInputError             reference/current data that cannot be compared (names columns)
@@ -251,6 +252,30 @@ class EvaluationError(NbmlopsError, ValueError):
     def __init__(self, message: str, value: object = None) -> None:
         super().__init__(message)
         self.value = value
+
+
+class SyncError(NbmlopsError):
+    """A push to (or pull from) an MLflow tracking server failed or was refused.
+
+    ``server`` is the server's base URL, ``call`` the REST call that failed (``POST
+    runs/log-batch``), ``status`` its HTTP status (None: no answer), ``code`` MLflow's
+    ``error_code`` when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str,
+        call: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.server = server
+        self.call = call
+        self.status = status
+        self.code = code
 
 
 class ServingError(NbmlopsError):

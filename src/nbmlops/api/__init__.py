@@ -8,11 +8,11 @@ render nothing. The magics, panels, REST handlers and CLI call these functions.
 
 One module per domain: :mod:`._runs` (runs and logging), :mod:`._cells` (cell history, compare,
 lineage), :mod:`._drift`, :mod:`._registry`, :mod:`._serving`, :mod:`._monitoring`,
-:mod:`._alerts`, :mod:`._timeline`, :mod:`._data`, :mod:`._evaluation`. Each is imported when
-one of its functions is first asked for (PEP 562), so ``nbm.start_run`` does not load the
-registry, nor ``nbm.models`` the capture of cells: importing them all costs more than twice what
-``import nbmlops`` did before the API was split by domain (44 against 100 ms, min of 15 fresh
-interpreters).
+:mod:`._alerts`, :mod:`._timeline`, :mod:`._data`, :mod:`._evaluation`, :mod:`._sync`. Each is
+imported when one of its functions is first asked for (PEP 562), so ``nbm.start_run`` does not
+load the registry, nor ``nbm.models`` the capture of cells: importing them all costs more than
+twice what ``import nbmlops`` did before the API was split by domain (44 against 100 ms, min of
+15 fresh interpreters).
 """
 
 from __future__ import annotations
@@ -201,6 +201,9 @@ if typing.TYPE_CHECKING:
     from nbmlops.api._serving import (
         serve as serve,
     )
+    from nbmlops.api._sync import (
+        push_to_mlflow as push_to_mlflow,
+    )
     from nbmlops.api._timeline import (
         monitor_timeline as monitor_timeline,
     )
@@ -255,6 +258,7 @@ _MODULES = {
     "predictions": "_serving",
     "production_skew": "_monitoring",
     "promote": "_registry",
+    "push_to_mlflow": "_sync",
     "register_model": "_registry",
     "remove_alias": "_registry",
     "restore_dataset": "_data",

@@ -5,7 +5,6 @@ HTTP client under it; what was sent is remembered per server in the store (``syn
 store/sync.py), so pushing again sends only what is new.
 """
 
-from nbmlops.sync._errors import SyncError
 from nbmlops.sync.push import PushReport, push
 
-__all__ = ["PushReport", "SyncError", "push"]
+__all__ = ["PushReport", "push"]

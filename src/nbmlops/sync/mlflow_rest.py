@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from nbmlops.sync._errors import SyncError
+from nbmlops.errors import SyncError
 
 RETRIES = 4
 """Attempts after the first for a call that failed to connect or got a 5xx."""

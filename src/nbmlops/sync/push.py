@@ -41,13 +41,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nbmlops.errors import SyncError
 from nbmlops.filter import parse_filter
 from nbmlops.store import StoreLike, open_store
 from nbmlops.store import registry as store_registry
 from nbmlops.store import sync as store_sync
 from nbmlops.store.db import Row, Store
 from nbmlops.store.sync import MetricMark, RunState
-from nbmlops.sync._errors import SyncError
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
 
 # MLflow's limits (mlflow/utils/validation.py)
