@@ -38,6 +38,7 @@ from nbmlops.store.db import Row, Store
 
 if TYPE_CHECKING:
     import duckdb
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -343,10 +344,11 @@ def _by_ids(
         if (pa.types.is_integer(a.type) or pa.types.is_floating(a.type)) and not (
             a.null_count or b.null_count
         ):  # numbers without nulls: numpy on Arrow's buffers, no Arrow kernels in between
-            x, y = a.to_numpy(), b.to_numpy()
-            found = x != y
-            if pa.types.is_floating(a.type):
-                found &= ~(np.isnan(x) & np.isnan(y))
+            floating = pa.types.is_floating(a.type)
+            pairs = _chunk_pairs(a, b)
+            found = np.concatenate(
+                [_differ(x.to_numpy(), y.to_numpy(), floating) for x, y in pairs]
+            )
             flags[column] = found
             changed_any |= found
             continue
@@ -395,6 +397,25 @@ def _by_ids(
             line.update({f"_d{j}": bool(flags[c][flag_at[k]]) for j, c in enumerate(compared)})
         rows.append(line)
     return counts, _lines(rows, keys, old_cols, new_cols, compared, limit)
+
+
+def _chunk_pairs(a: pa.ChunkedArray, b: pa.ChunkedArray) -> list[tuple[pa.Array, pa.Array]]:
+    """The two columns as pairs of arrays of equal length: their own chunks when they line up
+    (files of the same sizes: a new version of the same rows), read without a copy; else each
+    column made one array."""
+    if [len(c) for c in a.chunks] == [len(c) for c in b.chunks]:
+        return list(zip(a.chunks, b.chunks, strict=True))
+    return [(a.combine_chunks(), b.combine_chunks())]
+
+
+def _differ(x: np.ndarray, y: np.ndarray, floating: bool) -> np.ndarray:
+    """Where two number arrays differ, NaN equal to NaN."""
+    import numpy as np
+
+    found: np.ndarray = np.not_equal(x, y)
+    if floating:
+        found &= ~(np.isnan(x) & np.isnan(y))
+    return found
 
 
 # -- the two passes ---------------------------------------------------------------------------
