@@ -177,3 +177,12 @@ def test_a_cell_that_splits_fits_and_scores_compares_with_the_rows_it_fitted_on(
     assert expected in line, line
     (row,) = nbm.get_store().query_dicts("SELECT report FROM evaluations")
     assert '"name": "X_tr"' in row["report"] and '"training_rows": 225' in row["report"]
+
+
+def test_training_data_pandas_cannot_hash_costs_no_warning(shell, capsys):
+    """Found in review: every training cell on a frame with a column of lists warned."""
+    shell.run_cell(DATA + "X_train = X_train.assign(tags=[[1, 2]] * len(X_train))")
+    capsys.readouterr()
+    shell.run_cell(TRAIN.replace("fit(X_train, y_train)", 'fit(X_train[["a", "b", "c"]], y_train)'))
+    captured = capsys.readouterr()
+    assert "row hashes" not in captured.out + captured.err

@@ -46,6 +46,8 @@ class TrainingRows:
                 if digest not in self._taken and not has_row_hashes(self.store, digest):
                     hashes = row_hashes(data)
                     self._taken[digest] = (name, hashes.tobytes(), len(hashes))
+            except TypeError:
+                pass  # values pandas cannot hash (lists, dicts): an evaluation says unchecked
             except Exception as exc:
                 problems.append(f"row hashes {name}: {type(exc).__name__}: {exc}")
         return problems
