@@ -14,8 +14,9 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from nbmlops.store import cells, runs
 from nbmlops.store.db import Row, Store
 from nbmlops.store.runs import run_conditions
 
@@ -262,3 +263,107 @@ def remote_run_ids(store: Store, server: str, run_ids: Iterable[str]) -> dict[st
         (server, _json_list(list(run_ids))),
     )
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+# -- pull -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PulledRun:
+    """A run pulled from a server before: the local id and what of it was imported."""
+
+    run_id: str
+    remote_id: str
+    status: str | None  # MLflow's status when last pulled
+    end_time: float | None
+    items: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, key) -> digest
+    marks: dict[str, MetricMark] = field(default_factory=dict)
+
+
+def pulled_runs(store: Store, server: str) -> dict[str, PulledRun]:
+    """MLflow run id -> the local run it was pulled into, for runs tagged as pulled from
+    ``server`` (runs pushed from this store are not among them)."""
+    pulled = "run_id IN (SELECT run_id FROM tags WHERE key = 'nbmlops.pulled_from')"
+    with store.snapshot():
+        runs_by_id = {
+            r["run_id"]: PulledRun(r["run_id"], r["remote_id"], r["status"], r["end_time"])
+            for r in store.query_dicts(
+                "SELECT run_id, remote_id, status, end_time FROM sync_runs "
+                f"WHERE server = ? AND {pulled}",
+                (server,),
+            )
+        }
+        for run_id, kind, key, digest in store.query(
+            f"SELECT run_id, kind, key, digest FROM sync_items WHERE server = ? AND {pulled}",
+            (server,),
+        ):
+            runs_by_id[run_id].items[(kind, key)] = digest
+        for run_id, key, step, timestamp, sent in store.query(
+            "SELECT run_id, key, step, timestamp, sent FROM sync_metrics "
+            f"WHERE server = ? AND {pulled}",
+            (server,),
+        ):
+            runs_by_id[run_id].marks[key] = MetricMark(step, timestamp, sent)
+    return {state.remote_id: state for state in runs_by_id.values()}
+
+
+def local_run_exists(store: Store, run_id: str) -> bool:
+    return bool(store.query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)))
+
+
+def save_pulled_run(
+    store: Store,
+    server: str,
+    *,
+    remote_id: str,
+    remote_experiment_id: str,
+    status: str,
+    end_time: float | None,
+    new_run: Row | None,
+    experiment: str,
+    cell_source: tuple[str, str] | None,
+    data: dict[str, Any],
+    items: Sequence[tuple[str, str, str]],
+    marks: dict[str, MetricMark],
+) -> None:
+    """One pulled run in one transaction: the run (``new_run``: its ``runs`` columns but the
+    experiment id, when it is not here yet), its new records (``data``: the keyword arguments
+    of :func:`~nbmlops.store.runs.write_run_data`) and what the server holds of it in the
+    ``sync_*`` tables, so that pushing to that server sends nothing of it back."""
+    run_id = new_run["run_id"] if new_run is not None else data["run_id"]
+    with store.atomic() as conn:
+        if cell_source is not None:
+            cells.insert_source(store, conn, cell_source[0], cell_source[1], time.time())
+        if new_run is not None:
+            conn.execute(
+                "INSERT INTO runs (run_id, experiment_id, name, status, start_time, end_time, "
+                "user, host, notebook, cell_id, cell_version, previous_run_id) VALUES "
+                "(:run_id, :experiment_id, :name, :status, :start_time, :end_time, :user, "
+                ":host, :notebook, :cell_id, :cell_version, :previous_run_id)",
+                {**new_run, "experiment_id": runs.experiment_id(store, experiment)},
+            )
+        runs.write_run_data(store, run_id, **{k: v for k, v in data.items() if k != "run_id"})
+        conn.execute(
+            "INSERT INTO sync_runs (server, run_id, remote_id, experiment_id, status, end_time, "
+            "pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, run_id) DO UPDATE SET "
+            "status = excluded.status, end_time = excluded.end_time",
+            (
+                server,
+                run_id,
+                remote_id,
+                remote_experiment_id,
+                status,
+                end_time,
+                time.time(),
+            ),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO sync_items (server, run_id, kind, key, digest) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(server, run_id, *item) for item in items],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO sync_metrics (server, run_id, key, step, timestamp, sent) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(server, run_id, k, *m) for k, m in marks.items()],
+        )
