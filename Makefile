@@ -23,13 +23,19 @@ $(STAMP): pyproject.toml $(LABEXT_SOURCES)
 # Runs the example notebooks headless in a real kernel, then shows what their %%track cells and
 # the registry recorded. The store is named explicitly so no other .nbmlops/ up the tree is used.
 DEMO_STORE := example_notebooks/.nbmlops
-# The MLflow tracking server the sync tests push to runs from its own venv: mlflow is a peer,
-# never a dependency of nbmlops (the tests create it too when it is missing).
+# The peers some tests run for real live in venvs of their own, never in .venv: an MLflow
+# tracking server (the sync tests push to it) and DVC (it must accept our .dvc pointers). The
+# tests create them too when missing (tests/side_venv.py); here they are made once, in order.
 MLFLOW := .venv-mlflow/bin/mlflow
+DVC := .venv-dvc/bin/dvc
 $(MLFLOW):
 	@echo "Creating .venv-mlflow (a real MLflow server for the sync tests; 1-2 minutes once)"
 	$(PYTHON) -m venv .venv-mlflow
 	.venv-mlflow/bin/pip install --quiet 'mlflow>=3,<4'
+$(DVC):
+	@echo "Creating .venv-dvc (DVC, to check the .dvc pointers nbmlops writes; a minute once)"
+	$(PYTHON) -m venv .venv-dvc
+	.venv-dvc/bin/pip install --quiet 'dvc>=3,<4'
 
 demo: $(STAMP)
 	rm -rf $(DEMO_STORE)
@@ -58,7 +64,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history cancer
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT evaluation_id, name, version, status, n_rows, dataset_ref FROM evaluations"
 
-test: $(STAMP) $(MLFLOW) lint imports typecheck pytest
+test: $(STAMP) $(MLFLOW) $(DVC) lint imports typecheck pytest
 
 # The inner loop: no kernels, no browser, no many-process or many-seed tests (under a minute).
 test-fast: $(STAMP)

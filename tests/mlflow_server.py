@@ -1,9 +1,8 @@
 """A real MLflow tracking server for the sync tests (issue #19 item 6), in a venv of its own.
 
-mlflow is never a dependency of nbmlops nor installed into its venv (its pins would fight ours):
-the server runs from a side venv, ``$NBMLOPS_MLFLOW_VENV`` if set, else ``<repo>/.venv-mlflow``,
-created once with ``python -m venv`` + ``pip install`` when absent and reused afterwards. If it
-cannot be created the tests fail saying why: a sync test that skips proves nothing.
+mlflow is never a dependency of nbmlops nor installed into its venv: the server runs from the
+side venv ``<repo>/.venv-mlflow`` (``$NBMLOPS_VENV_MLFLOW`` to use another), see
+:mod:`side_venv`.
 
 The server listens on 127.0.0.1 on a free port, with an SQLite backend and a local artifact root
 under a temporary folder, serving artifacts itself (``--serve-artifacts``) as a team server does.
@@ -11,11 +10,9 @@ under a temporary folder, serving artifacts itself (``--serve-artifacts``) as a 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from side_venv import side_venv
 
 REPO = Path(__file__).resolve().parent.parent
 MLFLOW_SPEC = "mlflow>=3,<4"
@@ -43,35 +42,8 @@ class MlflowServer:
 
 
 def mlflow_venv() -> Path:
-    """The side venv holding mlflow, created when absent (slow once, then cached)."""
-    venv = Path(os.environ.get("NBMLOPS_MLFLOW_VENV", REPO / ".venv-mlflow"))
-    mlflow = venv / "bin" / "mlflow"
-    if mlflow.exists():
-        return venv
-    # pytest-xdist workers ask at once: one creates it, the others wait for it.
-    with open(venv.with_name(venv.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not mlflow.exists():
-            _create_venv(venv)
-    return venv
-
-
-def _create_venv(venv: Path) -> None:
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", MLFLOW_SPEC],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(
-            f"Could not create the MLflow venv at {venv} ({' '.join(exc.cmd)} failed: "
-            f"{(exc.stderr or '')[-2000:]}). The sync tests need a real MLflow server: create "
-            f"it by hand (python -m venv {venv} && {venv}/bin/pip install '{MLFLOW_SPEC}') or "
-            "point NBMLOPS_MLFLOW_VENV at a venv that has mlflow."
-        ) from exc
+    """The side venv holding mlflow (:mod:`side_venv`)."""
+    return side_venv(".venv-mlflow", MLFLOW_SPEC, "mlflow").parent.parent
 
 
 def free_port() -> int:

@@ -18,8 +18,7 @@ from nbmlops.data import files as F
 from nbmlops.data.references import resolve_row
 from nbmlops.errors import DatasetError
 from nbmlops.store import Store
-
-DVC = Path("/tmp/dvc-venv/bin/dvc")
+from side_venv import side_venv
 
 
 def tree(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -228,8 +227,8 @@ def test_dvc_pointer_needs_md5s(tmp_path: Path) -> None:
         F.write_dvc_pointer(tmp_path, [{"path": "a.csv", "size": 1, "sha256": "0"}])
 
 
-@pytest.mark.skipif(not DVC.exists(), reason="no dvc in /tmp/dvc-venv (never in .venv)")
 def test_a_real_dvc_accepts_the_pointer(empty_store: Store, raw: Path, tmp_path: Path) -> None:
+    DVC = side_venv(".venv-dvc", "dvc>=3,<4", "dvc")
     repo = tmp_path / "repo"
     shutil.copytree(raw, repo / "raw", symlinks=True)
     shutil.copytree(raw, tmp_path / "theirs" / "raw", symlinks=True)
