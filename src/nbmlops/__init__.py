@@ -199,6 +199,9 @@ if _typing.TYPE_CHECKING:
         promote as promote,
     )
     from nbmlops.api import (
+        pull_from_mlflow as pull_from_mlflow,
+    )
+    from nbmlops.api import (
         push_to_mlflow as push_to_mlflow,
     )
     from nbmlops.api import (
@@ -318,6 +321,9 @@ if _typing.TYPE_CHECKING:
     from nbmlops.store import (
         StoreLike as StoreLike,
     )
+    from nbmlops.sync.pull import (
+        PullReport as PullReport,
+    )
     from nbmlops.sync.push import (
         PushReport as PushReport,
     )
@@ -339,6 +345,7 @@ _LAZY = {
     "MonitorResult": "nbmlops.monitoring.monitor",
     "ProductionSkew": "nbmlops.monitoring.skew",
     "PromotionDecision": "nbmlops.registry.promotion",
+    "PullReport": "nbmlops.sync.pull",
     "PushReport": "nbmlops.sync.push",
     "RetrainOutcome": "nbmlops.monitoring.retrain",
     "RuleResult": "nbmlops.registry.rule_language",
@@ -404,6 +411,7 @@ _LAZY = {
     "predictions": "nbmlops.api",
     "production_skew": "nbmlops.api",
     "promote": "nbmlops.api",
+    "pull_from_mlflow": "nbmlops.api",
     "push_to_mlflow": "nbmlops.api",
     "register_model": "nbmlops.api",
     "remove_alias": "nbmlops.api",
@@ -456,6 +464,7 @@ __all__ = [
     "NotFoundError",
     "ProductionSkew",
     "PromotionDecision",
+    "PullReport",
     "PushReport",
     "ReadOnlyQueryError",
     "RegistryError",
@@ -535,6 +544,7 @@ __all__ = [
     "predictions",
     "production_skew",
     "promote",
+    "pull_from_mlflow",
     "push_to_mlflow",
     "register_model",
     "remove_alias",

@@ -202,6 +202,9 @@ if typing.TYPE_CHECKING:
         serve as serve,
     )
     from nbmlops.api._sync import (
+        pull_from_mlflow as pull_from_mlflow,
+    )
+    from nbmlops.api._sync import (
         push_to_mlflow as push_to_mlflow,
     )
     from nbmlops.api._timeline import (
@@ -258,6 +261,7 @@ _MODULES = {
     "predictions": "_serving",
     "production_skew": "_monitoring",
     "promote": "_registry",
+    "pull_from_mlflow": "_sync",
     "push_to_mlflow": "_sync",
     "register_model": "_registry",
     "remove_alias": "_registry",

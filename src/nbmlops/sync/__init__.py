@@ -5,6 +5,7 @@ HTTP client under it; what was sent is remembered per server in the store (``syn
 store/sync.py), so pushing again sends only what is new.
 """
 
+from nbmlops.sync.pull import PullReport, pull
 from nbmlops.sync.push import PushReport, push
 
-__all__ = ["PushReport", "push"]
+__all__ = ["PullReport", "PushReport", "pull", "push"]
