@@ -140,3 +140,20 @@ def test_an_unknown_experiment_is_named(home: Path, mlflow: MlflowServer):
     with pytest.raises(nbm.SyncError) as caught:
         pull(None, mlflow.url, experiment="nowhere")
     assert f"The MLflow server {mlflow.url} has no experiment 'nowhere'" in str(caught.value)
+
+
+def test_nbmlops_pull_of_a_tracking_server_imports_its_runs(home: Path, mlflow: MlflowServer):
+    from click.testing import CliRunner
+
+    from nbmlops.cli import main
+
+    source = home.parent / "elsewhere" / ".nbmlops"
+    with nbm.start_run("shared", store=source) as run:
+        run.log_metric("auc", 0.75)
+    push(source, mlflow.url)
+    result = CliRunner().invoke(main, ["--store", str(home), "pull", mlflow.url])
+    assert result.exit_code == 0, result.output
+    pulled = nbm.runs()
+    assert pulled.loc[pulled["name"] == "shared", "metrics.auc"].tolist() == [0.75]
+    model = CliRunner().invoke(main, ["pull", "m@champion"])
+    assert model.exit_code == 2 and "Pulling a model needs --to FOLDER" in model.output

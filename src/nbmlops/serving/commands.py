@@ -110,22 +110,42 @@ def serve(
 
 @click.command("pull")
 @click.argument("ref")
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Folder.")
+@click.option("--to", "to", type=click.Path(file_okay=False), help="Folder (pulling a model).")
 @click.option(
     "--url",
     envvar="NBMLOPS_SERVER_URL",
-    required=True,
     help="The model server to pull from (or set NBMLOPS_SERVER_URL).",
 )
 @click.option("--token", envvar="NBMLOPS_SERVE_TOKEN", help="The server's bearer token.")
 @click.option("--device-id", help="Recorded as the consumer of the version on the server.")
 @click.option("--watch", type=float, help="Keep checking every SECONDS for a new version.")
+@click.option("--experiment", help="From an MLflow server: only the runs of this experiment.")
+@click.pass_obj
 @_clean_errors
 def pull(
-    ref: str, to: str, url: str, token: str | None, device_id: str | None, watch: float | None
+    store: str | None,
+    ref: str,
+    to: str | None,
+    url: str | None,
+    token: str | None,
+    device_id: str | None,
+    watch: float | None,
+    experiment: str | None,
 ) -> None:
     """Download REF (NAME@ALIAS or NAME/VERSION) from a model server into --to, verified
-    against its recorded sha256; with --watch, keep it up to date until interrupted."""
+    against its recorded sha256; with --watch, keep it up to date until interrupted. With REF an
+    MLflow tracking server (mlflow://HOST:PORT, http://HOST:PORT) and no --to: import its runs
+    into the store (token from MLFLOW_TRACKING_TOKEN); pulling again imports only what is new."""
+    if ref.startswith(("mlflow://", "http://", "https://")) and to is None:
+        from nbmlops.sync.pull import pull as pull_runs  # httpx: only for a tracking server
+
+        click.echo(str(pull_runs(open_store(store), ref, experiment=experiment)))
+        return
+    if to is None or url is None:
+        raise click.UsageError(
+            "Pulling a model needs --to FOLDER and the server's --url (or NBMLOPS_SERVER_URL); "
+            "to pull runs, give an MLflow server's mlflow://HOST:PORT as REF."
+        )
     client = ModelClient(url, ref, Path(to), device_id=device_id, token=token)
 
     def report(path: Path) -> None:

@@ -144,7 +144,9 @@ class _Puller:
             return [(str(found["experiment"]["experiment_id"]), name)]
         return [
             (str(e["experiment_id"]), str(e["name"]))
-            for e in _pages(self.client, "POST", "experiments/search", "experiments", {})
+            for e in _pages(
+                self.client, "POST", "experiments/search", "experiments", {"max_results": 1000}
+            )
         ]
 
     # -- one run --------------------------------------------------------------------------
