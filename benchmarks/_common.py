@@ -154,3 +154,19 @@ def spread(name: str, values: list[float], width: int = 26) -> str:
         f"  {name:<{width}} n={len(values):<4} min {fmt_time(min(values)):>9}  "
         f"median {fmt_time(statistics.median(values)):>9}  max {fmt_time(max(values)):>9}"
     )
+
+
+def table_lines(cells: list[tuple[str, ...]]) -> list[str]:
+    """A results table: the first row the header, underlined; the first column left-aligned,
+    the next three (times, ratios) right-aligned, the rest (target, result) left-aligned."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = []
+    for j, row in enumerate(cells):
+        left, *right = row
+        text = left.ljust(widths[0])
+        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
+        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
+        lines.append(text.rstrip())
+        if j == 0:
+            lines.append("-" * len(lines[0]))
+    return lines

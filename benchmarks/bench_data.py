@@ -58,7 +58,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, sizes_or_child, timed
+from _common import (
+    child_env,
+    cpu_model,
+    fmt_time,
+    machine_load,
+    run_side,
+    sizes_or_child,
+    table_lines,
+    timed,
+)
 
 SCRIPT = Path(__file__).resolve()
 DVC = "BENCH_DATA_DVC"  # environment: the dvc executable
@@ -427,17 +436,7 @@ def table(report: list[Row]) -> list[str]:
         shown = "" if ratio is None else f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
         nbmlops = r.shown(r.nbmlops) if r.nbmlops is not None or r.check is None else "n/a"
         cells.append((r.case, nbmlops, r.shown(r.peer), shown, r.target, r.status))
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for j, row in enumerate(cells):
-        left, *right = row
-        text = left.ljust(widths[0])
-        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
-        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
-        lines.append(text.rstrip())
-        if j == 0:
-            lines.append("-" * len(lines[0]))
-    return lines
+    return table_lines(cells)
 
 
 def parts(nbm: Timings) -> list[str]:

@@ -60,6 +60,7 @@ from _common import (
     machine_load,
     run_side,
     sizes_or_child,
+    table_lines,
     timed,
 )
 
@@ -319,17 +320,7 @@ def report(sizes: Sizes, nbm: Timings, peer: Timings) -> list[str]:
                 "",
             ),
         ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for j, row in enumerate(cells):
-        left, *right = row
-        text = left.ljust(widths[0])
-        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
-        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
-        lines.append(text.rstrip())
-        if j == 0:
-            lines.append("-" * len(lines[0]))
-    return lines
+    return table_lines(cells)
 
 
 def agreement(sizes: Sizes, nbm: Timings, peer: Timings) -> list[str]:

@@ -69,6 +69,7 @@ from _common import (
     run_side,
     sizes_or_child,
     spread,
+    table_lines,
     timed,
 )
 
@@ -483,17 +484,7 @@ def table(report: list[Row]) -> list[str]:
         cells.append(
             (r.case, fmt_time(r.nbmlops) + r.gb_s(r.nbmlops), mlflow, shown, r.target, r.status)
         )
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for j, row in enumerate(cells):
-        left, *right = row
-        text = left.ljust(widths[0])
-        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
-        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
-        lines.append(text.rstrip())
-        if j == 0:
-            lines.append("-" * len(lines[0]))
-    return lines
+    return table_lines(cells)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,7 @@ from _common import (
     run_side,
     sizes_or_child,
     spread,
+    table_lines,
     timed,
 )
 
@@ -369,17 +370,7 @@ def table(report: list[Row]) -> list[str]:
     for r in report:
         ratio = f"{r.ratio:,.0f}x" if r.ratio >= 10 else f"{r.ratio:.1f}x"
         cells.append((r.case, fmt_time(r.nbmlops), fmt_time(r.mlflow), ratio, r.target, r.status))
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for j, row in enumerate(cells):
-        left, *right = row
-        text = left.ljust(widths[0])
-        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
-        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
-        lines.append(text.rstrip())
-        if j == 0:
-            lines.append("-" * len(lines[0]))
-    return lines
+    return table_lines(cells)
 
 
 def details(nbm: Timings, mlf: Timings, imports: dict[str, list[float]]) -> list[str]:

@@ -82,6 +82,7 @@ from _common import (
     quiet_mlflow,
     run_side,
     sizes_or_child,
+    table_lines,
     timed,
 )
 
@@ -1122,17 +1123,7 @@ def xgboost_rows(nbm: Timings, mlf: Timings) -> list[Row]:
 def table(report: list[Row]) -> list[str]:
     cells = [("case", "nbmlops", "peer", "ratio", "target", "result")]
     cells += [(r.case, r.nbmlops, r.peer, r.ratio, r.target, r.status) for r in report]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for j, row in enumerate(cells):
-        left, *right = row
-        text = left.ljust(widths[0])
-        text += "".join(f"  {c.rjust(w)}" for c, w in zip(right[:3], widths[1:4], strict=True))
-        text += "".join(f"  {c.ljust(w)}" for c, w in zip(right[3:], widths[4:], strict=True))
-        lines.append(text.rstrip())
-        if j == 0:
-            lines.append("-" * len(lines[0]))
-    return lines
+    return table_lines(cells)
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
