@@ -11,6 +11,7 @@ writes what a server confirmed for one run in one :meth:`~nbmlops.store.Store.at
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +174,26 @@ def remember_remote_run(
         )
 
 
+def _record_held(
+    conn: sqlite3.Connection,
+    server: str,
+    run_id: str,
+    items: Sequence[tuple[str, str, str]],
+    marks: dict[str, MetricMark],
+) -> None:
+    """What ``server`` holds of a run, pushed or pulled: its items and its metric marks."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO sync_items (server, run_id, kind, key, digest) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(server, run_id, *item) for item in items],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO sync_metrics (server, run_id, key, step, timestamp, sent) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(server, run_id, k, *m) for k, m in marks.items()],
+    )
+
+
 def record_run(
     store: Store,
     server: str,
@@ -191,16 +212,7 @@ def record_run(
             "WHERE server = ? AND run_id = ?",
             (status, end_time, time.time(), server, run_id),
         )
-        conn.executemany(
-            "INSERT OR REPLACE INTO sync_items (server, run_id, kind, key, digest) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(server, run_id, *item) for item in items],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO sync_metrics (server, run_id, key, step, timestamp, sent) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(server, run_id, k, *m) for k, m in marks.items()],
-        )
+        _record_held(conn, server, run_id, items, marks)
 
 
 # -- registry -------------------------------------------------------------------------------
@@ -357,13 +369,4 @@ def save_pulled_run(
                 time.time(),
             ),
         )
-        conn.executemany(
-            "INSERT OR REPLACE INTO sync_items (server, run_id, kind, key, digest) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(server, run_id, *item) for item in items],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO sync_metrics (server, run_id, key, step, timestamp, sent) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(server, run_id, k, *m) for k, m in marks.items()],
-        )
+        _record_held(conn, server, run_id, items, marks)
