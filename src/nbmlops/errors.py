@@ -254,6 +254,18 @@ class EvaluationError(NbmlopsError, ValueError):
         self.value = value
 
 
+class FeatureError(NbmlopsError, ValueError):
+    """A feature store operation was refused (a definition, a feature reference, an entity frame
+    or a join that cannot be done as asked); the message names the view or feature, what was
+    wrong and what to do. ``view`` is the view concerned (or None), ``value`` the offending value.
+    """
+
+    def __init__(self, message: str, view: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.view = view
+        self.value = value
+
+
 class SyncError(NbmlopsError):
     """A push to (or pull from) an MLflow tracking server failed or was refused.
 
@@ -314,6 +326,17 @@ class LibraryVersionWarning(NbmlopsWarning):
 class AlreadyRegisteredWarning(NbmlopsWarning):
     """A model was registered again under the same name with the same content; the existing
     version is returned and no new one is made."""
+
+
+class DuplicateFeatureWarning(NbmlopsWarning):
+    """A feature view was defined with the definition (fingerprint) of a view recorded under
+    another name: the same feature twice, under two names. ``view`` is the new name,
+    ``existing`` the names (``name@version``) it duplicates."""
+
+    def __init__(self, message: str, view: str, existing: list[str]) -> None:
+        super().__init__(message)
+        self.view = view
+        self.existing = existing
 
 
 class UnknownKeyWarning(NbmlopsWarning):

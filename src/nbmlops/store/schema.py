@@ -623,6 +623,76 @@ CREATE TABLE sync_models (
 """
 
 
+V15_FEATURES = """
+CREATE TABLE feature_entities (
+    name        TEXT PRIMARY KEY,
+    keys        TEXT NOT NULL,                 -- JSON list of the key column(s)
+    description TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE feature_views (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    fingerprint  TEXT NOT NULL,                -- of the normalised definition and the dtypes
+    entity       TEXT NOT NULL REFERENCES feature_entities(name),
+    timestamp    TEXT NOT NULL,                -- event time column
+    created      TEXT,                         -- created time column (tie-break)
+    ttl_seconds  REAL NOT NULL,                -- 0: no TTL
+    features     TEXT NOT NULL,                -- JSON [{"name", "dtype"}]
+    source_kind  TEXT NOT NULL
+        CHECK (source_kind IN ('function', 'dataframe', 'parquet', 'delta', 'dataset', 'sql')),
+    source       TEXT NOT NULL,                -- the function's code, a path/URI, a dataset ref, SQL
+    transform    TEXT,                         -- the transformation's code over a source, if any
+    description  TEXT NOT NULL DEFAULT '',
+    owner        TEXT,
+    run_id       TEXT REFERENCES runs(run_id), -- the tracked run whose cell defined it
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE INDEX feature_views_fingerprint ON feature_views (fingerprint);
+CREATE TRIGGER feature_views_immutable BEFORE UPDATE ON feature_views
+BEGIN SELECT RAISE(ABORT, 'feature_views rows are immutable: a new definition is a new version'); END;
+CREATE TABLE feature_view_data (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,             -- the view version
+    dataset      TEXT NOT NULL,                -- the dataset holding its offline rows
+    dataset_version INTEGER NOT NULL,
+    computed_at  REAL NOT NULL,
+    PRIMARY KEY (name, version, dataset_version),
+    FOREIGN KEY (name, version) REFERENCES feature_views(name, version),
+    FOREIGN KEY (dataset, dataset_version) REFERENCES dataset_versions(name, version)
+) WITHOUT ROWID;
+CREATE TABLE feature_materializations (
+    materialization_id INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    start_ts     REAL,                          -- event times (start, end]; NULL: from the beginning
+    end_ts       REAL NOT NULL,
+    rows_read    INTEGER NOT NULL,
+    rows_written INTEGER NOT NULL,              -- online rows inserted or replaced (newer only)
+    started_at   REAL NOT NULL,
+    finished_at  REAL NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES feature_views(name, version)
+);
+CREATE INDEX feature_materializations_view ON feature_materializations (name, version, end_ts);
+CREATE TABLE training_sets (
+    training_set_id INTEGER PRIMARY KEY,
+    run_id          TEXT REFERENCES runs(run_id),
+    dataset         TEXT,                       -- the dataset version it was saved as
+    dataset_version INTEGER,
+    fingerprint     TEXT NOT NULL,              -- of the frame returned
+    features        TEXT NOT NULL,              -- JSON [{"ref", "view", "version", "fingerprint", "data"}]
+    entity_rows     INTEGER NOT NULL,
+    created_filter  INTEGER NOT NULL,
+    contract        TEXT NOT NULL,              -- JSON: the inferred data contract of the features
+    created_at      REAL NOT NULL,
+    FOREIGN KEY (dataset, dataset_version) REFERENCES dataset_versions(name, version)
+);
+CREATE INDEX training_sets_run ON training_sets (run_id);
+CREATE INDEX training_sets_fingerprint ON training_sets (fingerprint);
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -698,6 +768,10 @@ def _sync(db: Database) -> None:
     _run_script(db, V14_SYNC)
 
 
+def _features(db: Database) -> None:
+    _run_script(db, V15_FEATURES)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -714,6 +788,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0012_datasets", _datasets),
     ("0013_evaluations", _evaluations),
     ("0014_sync", _sync),
+    ("0015_features", _features),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 
