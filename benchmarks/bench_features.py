@@ -60,6 +60,7 @@ DEFAULT_FEAST = "/tmp/feast-venv/bin/python"
 FEATURES = 10
 JOINED = 3  # features in the point-in-time join
 NO_FEATURE_SHARE = 0.30  # entity rows with no feature inside the TTL, by design of the window
+ENTITY_REPEATS = 0.01  # entity rows that repeat another's (driver, time)
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 Timings = dict[str, Any]
@@ -128,13 +129,21 @@ def make_data(sizes: Sizes, folder: Path) -> Timings:
 
     ttl_us = sizes.ttl_seconds * 1_000_000
     entity_times = start_us + ttl_us + rng.integers(0, window_us - ttl_us, sizes.entity_rows)
+    entity_drivers = rng.integers(0, sizes.drivers, sizes.entity_rows) + 1000
+    # Two entity rows may ask for the same driver at the same time (two orders, two labels):
+    # both are answered. ENTITY_REPEATS of them copy an earlier row's (driver, time).
+    repeats = round(sizes.entity_rows * ENTITY_REPEATS)
+    chosen = rng.permutation(sizes.entity_rows)
+    copy_to, copy_from = chosen[:repeats], chosen[repeats : 2 * repeats]
+    entity_drivers[copy_to] = entity_drivers[copy_from]
+    entity_times[copy_to] = entity_times[copy_from]
     entities = {
         "row_id": pa.array(np.arange(sizes.entity_rows)),
-        "driver": pa.array(rng.integers(0, sizes.drivers, sizes.entity_rows) + 1000),
+        "driver": pa.array(entity_drivers),
         "event_timestamp": pa.array(entity_times, pa.timestamp("us", tz="UTC")),
     }
     pq.write_table(pa.table(entities), folder / "entities.parquet")
-    return {"duplicates": duplicates, "window_s": sizes.window_seconds}
+    return {"duplicates": duplicates, "entity_repeats": repeats}
 
 
 REFERENCE = """
@@ -151,7 +160,8 @@ WITH candidates AS (
      AND f.event_ts <= e.event_timestamp
      AND f.event_ts >= e.event_timestamp - INTERVAL {ttl} SECOND
 )
-SELECT e.row_id, e.driver, c.event_ts, c.created_ts, c.same_event, c.same_created, {c_values}
+SELECT e.row_id, e.driver, c.event_ts, c.created_ts, c.same_event, c.same_created, {c_values},
+       count(*) OVER (PARTITION BY e.driver, e.event_timestamp) > 1 AS repeated_entity
 FROM read_parquet('{data}/entities.parquet') e
 LEFT JOIN candidates c ON c.row_id = e.row_id AND c.rank = 1
 """
@@ -174,14 +184,14 @@ def reference(sizes: Sizes, data: Path) -> tuple[Any, Timings]:
     started = time.perf_counter()
     con.execute(sql)
     seconds = time.perf_counter() - started
-    (rows, empty, ties, ambiguous) = con.execute(
-        "SELECT count(*), count(*) FILTER (event_ts IS NULL), "
-        "count(*) FILTER (same_event > 1), count(*) FILTER (same_created > 1) FROM reference"
+    (rows, empty, ties, ambiguous, repeated) = con.execute(
+        "SELECT count(*), count(*) FILTER (event_ts IS NULL), count(*) FILTER (same_event > 1), "
+        "count(*) FILTER (same_created > 1), count(*) FILTER (repeated_entity) FROM reference"
     ).fetchone()  # type: ignore[misc]
     assert rows == sizes.entity_rows, f"reference has {rows} rows for {sizes.entity_rows}"
     # Two eligible rows with the same event and created time would leave the answer undefined.
     assert ambiguous == 0, f"{ambiguous} entity rows have an undefined winner: change the seed"
-    return con, {"seconds": seconds, "empty": empty, "ties": ties}
+    return con, {"seconds": seconds, "empty": empty, "ties": ties, "repeated": repeated}
 
 
 DIFFERENCES = """
@@ -191,6 +201,7 @@ first AS (SELECT * FROM side QUALIFY row_number() OVER (PARTITION BY row_id) = 1
 compared AS (
     SELECT r.row_id, counted.n, r.event_ts AS winner_ts, r.driver,
            ({side_null}) AS side_null, ({ref_null}) AS ref_null, ({differs}) AS differs,
+           r.repeated_entity,
            s.f0 AS side_f0
     FROM reference r
     LEFT JOIN counted USING (row_id)
@@ -199,6 +210,7 @@ compared AS (
 SELECT
     count(*) FILTER (n IS NULL) AS dropped,
     count(*) FILTER (n IS NULL AND ref_null) AS dropped_empty,
+    count(*) FILTER (n IS NULL AND repeated_entity) AS dropped_repeat,
     coalesce(sum(n - 1) FILTER (n > 1), 0) AS repeated,
     count(*) FILTER (n IS NOT NULL AND differs) AS wrong,
     count(*) FILTER (n IS NOT NULL AND differs AND side_null AND NOT ref_null) AS wrong_null,
@@ -415,7 +427,8 @@ def nbmlops_join(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
     )
 
     def join() -> Any:
-        return point_in_time_join(entities, [table], timestamp="event_timestamp")
+        # As pandas, like Feast's to_df() and nbm.training_set.
+        return point_in_time_join(entities, [table], timestamp="event_timestamp").to_pandas()
 
     join_loop(sizes, watch, out, join, Path(sizes.data) / "nbmlops_join.parquet")
     return out
@@ -425,7 +438,12 @@ def nbmlops_online(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
     """materialize and online_features through the public API, once the lead has put them in."""
     import nbmlops as nbm
 
-    missing = [n for n in ("feature_view", "materialize", "online_features") if not hasattr(nbm, n)]
+    try:
+        missing = [
+            n for n in ("feature_view", "materialize", "online_features") if not hasattr(nbm, n)
+        ]
+    except ImportError as exc:  # the tree in the middle of the work on issue #17
+        return {"available": False, "why": str(exc)}
     return {"available": not missing, "why": f"nbmlops has no {', '.join(missing)} yet"}
 
 
@@ -494,6 +512,7 @@ def correctness_rows(diffs: dict[str, Timings | None], rows: int) -> list[tuple[
         ("entity rows differing from the semantics", "total"),
         ("   dropped (absent from the output)", "dropped"),
         ("     of them with no feature in the TTL", "dropped_empty"),
+        ("     of them repeating another's (driver, time)", "dropped_repeat"),
         ("   repeated (extra copies)", "repeated"),
         ("   null where a feature is eligible", "wrong_null"),
         ("   a value where none is eligible", "leaked"),
@@ -632,7 +651,8 @@ def main(argv: list[str] | None = None) -> None:
         f"time) over {sizes.window_seconds / 86_400:.1f} days, {sizes.entity_rows:,} entity rows, "
         f"TTL {sizes.ttl_seconds / 3600:g} h; {ref['empty']:,} entity rows "
         f"({ref['empty'] / sizes.entity_rows:.1%}) have no feature in the TTL, {ref['ties']:,} "
-        f"win by a created-time tie" + (" (--quick)" if args.quick else "")
+        f"win by a created-time tie, {ref['repeated']:,} share their (driver, time) with "
+        "another" + (" (--quick)" if args.quick else "")
     )
     print(
         f"          reference (DuckDB window functions, this process): {fmt_time(ref['seconds'])}"
