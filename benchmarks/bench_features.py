@@ -53,7 +53,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, table_lines
+from _common import child_env, cpu_model, fmt_time, machine_load, run_side, table_lines, timed
 
 SCRIPT = Path(__file__).resolve()
 DEFAULT_FEAST = "/tmp/feast-venv/bin/python"
@@ -244,6 +244,43 @@ def differences(con: Any, path: Path, data: Path) -> Timings:
     return dict(zip(names, cursor.fetchone(), strict=True))
 
 
+LATEST = """
+SELECT driver, epoch_us(event_ts) AS event_us, f0 FROM read_parquet('{data}/features.parquet')
+WHERE event_ts <= '{end}'::TIMESTAMPTZ
+QUALIFY row_number() OVER (PARTITION BY driver ORDER BY event_ts DESC, created_ts DESC) = 1
+"""
+
+
+def online_differences(con: Any, sizes: Sizes, answers: list[Any] | None) -> Timings | None:
+    """How one side's online answers (f0 of each call) differ from the latest row of each
+    driver (latest event time, then created time) at the end of the window, with the TTL
+    enforced at that time: values older than the TTL returned, other wrong values, values
+    missing."""
+    if answers is None:
+        return None
+    end = window_end(sizes)
+    latest = {
+        driver: (event_us, f0)
+        for driver, event_us, f0 in con.execute(
+            LATEST.format(data=sizes.data, end=end.isoformat())
+        ).fetchall()
+    }
+    oldest_us = (end.timestamp() - sizes.ttl_seconds) * 1e6
+    found = {"expired_returned": 0, "wrong": 0, "missing": 0, "expired": 0}
+    for driver, answer in zip(online_drivers(sizes), answers, strict=True):
+        event_us, f0 = latest.get(driver, (None, None))
+        expired = event_us is not None and event_us < oldest_us
+        found["expired"] += expired
+        if expired or event_us is None:
+            found["expired_returned"] += answer is not None and expired
+            found["wrong"] += answer is not None and not expired
+        elif answer is None:
+            found["missing"] += 1
+        elif answer != f0:
+            found["wrong"] += 1
+    return found
+
+
 # -- memory watch (children) ------------------------------------------------------------------
 
 
@@ -319,6 +356,11 @@ def latencies(call: Callable[[int], Any], drivers: list[int]) -> list[float]:
     return times
 
 
+def window_end(sizes: Sizes) -> dt.datetime:
+    """Where both sides materialise to and read online at: past every event time."""
+    return START + dt.timedelta(seconds=sizes.window_seconds + 60)
+
+
 def online_drivers(sizes: Sizes) -> list[int]:
     import random
 
@@ -387,7 +429,7 @@ def feast_join(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
 def feast_online(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
     out: Timings = {}
     store = feast_store(sizes, workdir)
-    end = START + dt.timedelta(seconds=sizes.window_seconds + 3_600)
+    end = window_end(sizes)
     started = time.perf_counter()
     store.materialize(start_date=START - dt.timedelta(days=1), end_date=end)
     out["materialize"] = time.perf_counter() - started
@@ -399,23 +441,50 @@ def feast_online(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
             return store.get_online_features(features=refs, entity_rows=[{"driver": driver}])
 
         out[f"online_{n}"] = latencies(lambda d: call(d).to_dict(), drivers)
+    out["answers"] = [call(d).to_dict()["f0"][0] for d in drivers]
     return out
 
 
 # -- nbmlops side (children, this venv) -------------------------------------------------------
 
 
+def nbmlops_view(sizes: Sizes, workdir: Path) -> Any:
+    """nbmlops in a fresh store in ``workdir``, with the entity ``driver`` and the view
+    ``driver_stats`` (f0..f9, ttl 2 h) over features.parquet defined: the module."""
+    import nbmlops as nbm
+
+    nbm.set_store(workdir / ".nbmlops")
+    nbm.entity("driver", keys="driver")
+    nbm.feature_view(
+        name="driver_stats",
+        entity="driver",
+        timestamp="event_ts",
+        created="created_ts",
+        ttl=sizes.ttl_seconds,
+        source=str(Path(sizes.data) / "features.parquet"),
+    )
+    return nbm
+
+
 def nbmlops_join(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
-    """Our point-in-time join: nbmlops.features.point_in_time (issue #17 item 2) over the same
-    Parquet files, until the public ``nbm.training_set`` is in the tree."""
-    out: Timings = {}
+    """``nbm.training_set(..., save=False)`` (the headline: Feast saves nothing either); then,
+    for information, the engine alone (``point_in_time_join`` reading only the needed columns
+    of the Parquet file) and ``nbm.training_set`` as a user calls it (saved as a dataset
+    version)."""
+    out: Timings = {"available": True}
     watch = MemoryWatch(sizes.cap_gb, out_path, out)
     try:
         from nbmlops.features.point_in_time import FeatureTable, point_in_time_join
-    except ImportError as exc:
-        return {"available": False, "why": str(exc)}
-    out["available"] = True
+
+        started = time.perf_counter()
+        nbm = nbmlops_view(sizes, workdir)
+        out["define"] = time.perf_counter() - started
+    except (ImportError, AttributeError) as exc:  # the tree in the middle of issue #17
+        return {"available": False, "why": f"{type(exc).__name__}: {exc}"}
     entities = read_entities(Path(sizes.data))
+    refs = [f"driver_stats:f{k}" for k in range(JOINED)]
+    result = Path(sizes.data) / "nbmlops_join.parquet"
+    join_loop(sizes, watch, out, lambda: nbm.training_set(entities, refs, save=False), result)
     table = FeatureTable(
         view="driver_stats",
         data=Path(sizes.data) / "features.parquet",
@@ -425,26 +494,36 @@ def nbmlops_join(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
         created="created_ts",
         ttl_seconds=sizes.ttl_seconds,
     )
-
-    def join() -> Any:
-        # As pandas, like Feast's to_df() and nbm.training_set.
-        return point_in_time_join(entities, [table], timestamp="event_timestamp").to_pandas()
-
-    join_loop(sizes, watch, out, join, Path(sizes.data) / "nbmlops_join.parquet")
+    # As pandas, like Feast's to_df() and nbm.training_set.
+    out["engine"] = [
+        timed(lambda: point_in_time_join(entities, [table]).to_pandas()) for _ in range(sizes.joins)
+    ]
+    out["saved"] = [timed(lambda: nbm.training_set(entities, refs)) for _ in range(sizes.joins)]
     return out
 
 
 def nbmlops_online(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
-    """materialize and online_features through the public API, once the lead has put them in."""
-    import nbmlops as nbm
-
+    """``nbm.materialize`` of the view, then ``nbm.online_features`` read at the end of the
+    materialised window (the TTL is enforced at read time: at the time of the call every value
+    of this data would be expired)."""
     try:
-        missing = [
-            n for n in ("feature_view", "materialize", "online_features") if not hasattr(nbm, n)
-        ]
-    except ImportError as exc:  # the tree in the middle of the work on issue #17
-        return {"available": False, "why": str(exc)}
-    return {"available": not missing, "why": f"nbmlops has no {', '.join(missing)} yet"}
+        nbm = nbmlops_view(sizes, workdir)
+        materialize, online = nbm.materialize, nbm.online_features
+    except (ImportError, AttributeError) as exc:  # the tree in the middle of issue #17
+        return {"available": False, "why": f"{type(exc).__name__}: {exc}"}
+    out: Timings = {"available": True}
+    end = window_end(sizes)
+    out["materialize"] = timed(lambda: materialize("driver_stats", end=end))
+    drivers = online_drivers(sizes)
+    for n in (3, FEATURES):
+        refs = [f"driver_stats:f{k}" for k in range(n)]
+
+        def call(driver: int, refs: list[str] = refs) -> Any:
+            return online(refs, entity_rows=[{"driver": driver}], now=end)
+
+        out[f"online_{n}"] = latencies(lambda d: call(d).to_dict(), drivers)
+    out["answers"] = [call(d).to_dict()["f0"][0] for d in drivers]
+    return out
 
 
 SIDES: dict[str, Callable[[Sizes, Path, Path], Timings]] = {
@@ -496,6 +575,13 @@ def join_rows(sizes: Sizes, feast: Timings, ours: Timings) -> list[tuple[str, ..
         for k, s in (("feast", feast), ("ours", ours))
     }
     cells.append(("   peak RSS of the child", peak["ours"], peak["feast"], "", "info", ""))
+    for key, label in (
+        ("engine", "   the engine alone (point_in_time_join, Parquet path)"),
+        ("saved", "   nbm.training_set saving a dataset version (default)"),
+    ):
+        if ours.get(key):
+            best = min(ours[key])
+            cells.append((label, fmt_time(best), "", ratio(feast_t, best), "info", ""))
     return cells
 
 
@@ -576,6 +662,31 @@ def online_rows(feast: Timings, ours: Timings) -> list[tuple[str, ...]]:
     return cells
 
 
+def online_check_rows(checks: dict[str, Timings | None], calls: int) -> list[tuple[str, ...]]:
+    def shown(side: str, key: str) -> str:
+        found = checks.get(side)
+        return "pending" if found is None else f"{found[key]:,}"
+
+    expired = next((c["expired"] for c in checks.values() if c is not None), 0)
+    cells = [
+        (
+            f"   online answers differing ({calls:,} calls, {expired:,} expired)",
+            shown("ours", "total"),
+            shown("feast", "total"),
+            "",
+            "0",
+            "pending" if checks.get("ours") is None else verdict(checks["ours"]["total"] == 0),
+        )
+    ]
+    for label, key in (
+        ("     a value older than the TTL returned", "expired_returned"),
+        ("     a wrong value", "wrong"),
+        ("     no value where one is fresh", "missing"),
+    ):
+        cells.append((label, shown("ours", key), shown("feast", key), "", "", ""))
+    return cells
+
+
 def materialize_row(sizes: Sizes, feast: Timings, ours: Timings) -> tuple[str, ...]:
     feast_rate = sizes.feature_rows / feast["materialize"]
     ours_rate = sizes.feature_rows / ours["materialize"] if "materialize" in ours else None
@@ -635,6 +746,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"          after {side}: {machine_load()}", flush=True)
         feast = {**found["feast_join"], **found["feast_online"]}
         ours = {**found["nbmlops_join"], **found["nbmlops_online"]}
+        checks: dict[str, Timings | None] = {}
+        for name, side in (("feast", feast), ("ours", ours)):
+            checks[name] = online_differences(con, sizes, side.get("answers"))
+            if checks[name] is not None:
+                checks[name]["total"] = sum(  # type: ignore[index]
+                    checks[name][k]  # type: ignore[index]
+                    for k in ("expired_returned", "wrong", "missing")
+                )
         diffs: dict[str, Timings | None] = {}
         for name, prefix in (("feast", "feast"), ("ours", "nbmlops")):
             path = Path(data) / f"{prefix}_join.parquet"
@@ -665,6 +784,7 @@ def main(argv: list[str] | None = None) -> None:
     cells += join_rows(sizes, feast, ours)
     cells += correctness_rows(diffs, sizes.entity_rows)
     cells += online_rows(feast, ours)
+    cells += online_check_rows(checks, sizes.online_calls)
     cells.append(materialize_row(sizes, feast, ours))
     print("\n".join(table_lines(cells)))
     print()
