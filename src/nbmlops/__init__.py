@@ -28,7 +28,9 @@ from nbmlops.errors import (
     DatasetTamperedError,
     DeprecatedModelWarning,
     DriftInputError,
+    DuplicateFeatureWarning,
     EvaluationError,
+    FeatureError,
     FilterSyntaxError,
     InvalidValueError,
     LibraryVersionWarning,
@@ -118,13 +120,28 @@ if _typing.TYPE_CHECKING:
         endpoints as endpoints,
     )
     from nbmlops.api import (
+        entity as entity,
+    )
+    from nbmlops.api import (
         evaluate as evaluate,
     )
     from nbmlops.api import (
         evaluations as evaluations,
     )
     from nbmlops.api import (
+        feature_view as feature_view,
+    )
+    from nbmlops.api import (
+        feature_view_versions as feature_view_versions,
+    )
+    from nbmlops.api import (
+        features as features,
+    )
+    from nbmlops.api import (
         get_dataset as get_dataset,
+    )
+    from nbmlops.api import (
+        get_feature_view as get_feature_view,
     )
     from nbmlops.api import (
         get_model_version as get_model_version,
@@ -241,6 +258,9 @@ if _typing.TYPE_CHECKING:
         start_run as start_run,
     )
     from nbmlops.api import (
+        training_set as training_set,
+    )
+    from nbmlops.api import (
         who_served as who_served,
     )
     from nbmlops.capture.history import (
@@ -269,6 +289,12 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.evaluation.result import (
         Evaluation as Evaluation,
+    )
+    from nbmlops.features.definitions import (
+        Entity as Entity,
+    )
+    from nbmlops.features.definitions import (
+        FeatureView as FeatureView,
     )
     from nbmlops.monitoring.alerts import AlertsFile as AlertsFile
     from nbmlops.monitoring.drift_windows import ServedDrift as ServedDrift
@@ -337,7 +363,9 @@ _LAZY = {
     "DatasetDiff": "nbmlops.data.diff",
     "DatasetVersion": "nbmlops.data.dataset_version",
     "DriftReport": "nbmlops.drift.report",
+    "Entity": "nbmlops.features.definitions",
     "Evaluation": "nbmlops.evaluation.result",
+    "FeatureView": "nbmlops.features.definitions",
     "FileDiff": "nbmlops.data.files",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
@@ -382,9 +410,14 @@ _LAZY = {
     "end_run": "nbmlops.api",
     "endpoint_events": "nbmlops.api",
     "endpoints": "nbmlops.api",
+    "entity": "nbmlops.api",
     "evaluate": "nbmlops.api",
     "evaluations": "nbmlops.api",
+    "feature_view": "nbmlops.api",
+    "feature_view_versions": "nbmlops.api",
+    "features": "nbmlops.api",
     "get_dataset": "nbmlops.api",
+    "get_feature_view": "nbmlops.api",
     "get_model_version": "nbmlops.api",
     "get_run": "nbmlops.api",
     "get_store": "nbmlops.api",
@@ -426,6 +459,7 @@ _LAZY = {
     "set_tag": "nbmlops.api",
     "sql": "nbmlops.api",
     "start_run": "nbmlops.api",
+    "training_set": "nbmlops.api",
     "who_served": "nbmlops.api",
 }
 
@@ -445,8 +479,12 @@ __all__ = [
     "DeprecatedModelWarning",
     "DriftInputError",
     "DriftReport",
+    "DuplicateFeatureWarning",
+    "Entity",
     "Evaluation",
     "EvaluationError",
+    "FeatureError",
+    "FeatureView",
     "FileDiff",
     "FilterSyntaxError",
     "InvalidValueError",
@@ -514,9 +552,14 @@ __all__ = [
     "end_run",
     "endpoint_events",
     "endpoints",
+    "entity",
     "evaluate",
     "evaluations",
+    "feature_view",
+    "feature_view_versions",
+    "features",
     "get_dataset",
+    "get_feature_view",
     "get_model_version",
     "get_run",
     "get_store",
@@ -559,6 +602,7 @@ __all__ = [
     "set_tag",
     "sql",
     "start_run",
+    "training_set",
     "unload_ipython_extension",
     "who_served",
 ]

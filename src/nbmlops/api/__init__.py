@@ -87,6 +87,24 @@ if typing.TYPE_CHECKING:
     from nbmlops.api._evaluation import (
         evaluations as evaluations,
     )
+    from nbmlops.api._features import (
+        entity as entity,
+    )
+    from nbmlops.api._features import (
+        feature_view as feature_view,
+    )
+    from nbmlops.api._features import (
+        feature_view_versions as feature_view_versions,
+    )
+    from nbmlops.api._features import (
+        features as features,
+    )
+    from nbmlops.api._features import (
+        get_feature_view as get_feature_view,
+    )
+    from nbmlops.api._features import (
+        training_set as training_set,
+    )
     from nbmlops.api._monitoring import (
         log_labels as log_labels,
     )
@@ -234,9 +252,14 @@ _MODULES = {
     "end_run": "_runs",
     "endpoint_events": "_serving",
     "endpoints": "_serving",
+    "entity": "_features",
     "evaluate": "_evaluation",
     "evaluations": "_evaluation",
+    "feature_view": "_features",
+    "feature_view_versions": "_features",
+    "features": "_features",
     "get_dataset": "_data",
+    "get_feature_view": "_features",
     "get_model_version": "_registry",
     "get_run": "_runs",
     "get_store": "_runs",
@@ -275,6 +298,7 @@ _MODULES = {
     "set_tag": "_runs",
     "sql": "_runs",
     "start_run": "_runs",
+    "training_set": "_features",
     "who_served": "_registry",
 }
 

@@ -641,7 +641,7 @@ CREATE TABLE feature_views (
     features     TEXT NOT NULL,                -- JSON [{"name", "dtype"}]
     source_kind  TEXT NOT NULL
         CHECK (source_kind IN ('function', 'dataframe', 'parquet', 'delta', 'dataset', 'sql')),
-    source       TEXT NOT NULL,                -- the function's code, a path/URI, a dataset ref, SQL
+    source       TEXT NOT NULL,                -- function code, path/URI, dataset ref, SQL
     transform    TEXT,                         -- the transformation's code over a source, if any
     description  TEXT NOT NULL DEFAULT '',
     owner        TEXT,
@@ -651,7 +651,7 @@ CREATE TABLE feature_views (
 ) WITHOUT ROWID;
 CREATE INDEX feature_views_fingerprint ON feature_views (fingerprint);
 CREATE TRIGGER feature_views_immutable BEFORE UPDATE ON feature_views
-BEGIN SELECT RAISE(ABORT, 'feature_views rows are immutable: a new definition is a new version'); END;
+BEGIN SELECT RAISE(ABORT, 'feature_views are immutable: a new definition is a new version'); END;
 CREATE TABLE feature_view_data (
     name         TEXT NOT NULL,
     version      INTEGER NOT NULL,             -- the view version
@@ -666,7 +666,7 @@ CREATE TABLE feature_materializations (
     materialization_id INTEGER PRIMARY KEY,
     name         TEXT NOT NULL,
     version      INTEGER NOT NULL,
-    start_ts     REAL,                          -- event times (start, end]; NULL: from the beginning
+    start_ts     REAL,                          -- event times (start, end]; NULL: from the start
     end_ts       REAL NOT NULL,
     rows_read    INTEGER NOT NULL,
     rows_written INTEGER NOT NULL,              -- online rows inserted or replaced (newer only)
@@ -681,7 +681,7 @@ CREATE TABLE training_sets (
     dataset         TEXT,                       -- the dataset version it was saved as
     dataset_version INTEGER,
     fingerprint     TEXT NOT NULL,              -- of the frame returned
-    features        TEXT NOT NULL,              -- JSON [{"ref", "view", "version", "fingerprint", "data"}]
+    features        TEXT NOT NULL,              -- JSON [{"ref", "view", "version", ...}]
     entity_rows     INTEGER NOT NULL,
     created_filter  INTEGER NOT NULL,
     contract        TEXT NOT NULL,              -- JSON: the inferred data contract of the features
