@@ -592,7 +592,7 @@ def killed(side: Timings) -> str:
 def correctness_rows(diffs: dict[str, Timings | None], rows: int) -> list[tuple[str, ...]]:
     def shown(side: str, key: str) -> str:
         found = diffs.get(side)
-        return "pending" if found is None else f"{found[key]:,}"
+        return "no output" if found is None else f"{found[key]:,}"
 
     labels = [
         ("entity rows differing from the semantics", "total"),
@@ -665,7 +665,7 @@ def online_rows(feast: Timings, ours: Timings) -> list[tuple[str, ...]]:
 def online_check_rows(checks: dict[str, Timings | None], calls: int) -> list[tuple[str, ...]]:
     def shown(side: str, key: str) -> str:
         found = checks.get(side)
-        return "pending" if found is None else f"{found[key]:,}"
+        return "no output" if found is None else f"{found[key]:,}"
 
     expired = next((c["expired"] for c in checks.values() if c is not None), 0)
     cells = [
