@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 PRESENT, MISSING, EXPIRED = "present", "missing", "expired"
 NO_CREATED = -(2**63)  # the created time of a row that has none: older than any
-_ROW = "__nbmlops_row"
 
 
 def to_ns(seconds: float) -> int:
@@ -79,8 +78,11 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+
+
 def encode_values(values: Sequence[Any]) -> str:
-    return json.dumps(list(values), separators=(",", ":"), default=_json_default)
+    return _ENCODER.encode(list(values))
 
 
 def value_decoder(dtype: str) -> Any:
@@ -170,44 +172,55 @@ def _latest_rows(
     data: pa.Table, view: FeatureView, start: float | None, end: float
 ) -> tuple[int, list[tuple[str, int, int, str]]]:
     """How many offline rows are in the window, and the latest per entity key among them as
-    online rows (key, event_ns, created_ns, JSON values)."""
+    online rows (key, event_ns, created_ns, JSON values).
+
+    One hash aggregate over the keys and times only (a window function sorting every row cost
+    3x more at 1M rows): per key the maximum of (event time, created time, row number), the
+    order the point-in-time join breaks ties in; the values are then taken from the Arrow
+    rows by number, so they come back exactly as stored.
+    """
     import duckdb  # heavy: only when materialising
     import numpy as np
     import pyarrow as pa
 
-    event = epoch_ns_sql(data, view.timestamp)
-    # A missing created time loses every tie, as in the point-in-time join; so does a full
-    # tie to the row that comes last in the data.
-    created = (
-        f"coalesce({epoch_ns_sql(data, view.created)}, {NO_CREATED})"
-        if view.created
-        else str(NO_CREATED)
+    names = [f"k{i}" for i in range(len(view.keys))]
+    narrow = pa.Table.from_arrays(
+        [
+            *(data.column(k) for k in view.keys),
+            data.column(view.timestamp),
+            data.column(view.created) if view.created else pa.nulls(data.num_rows, pa.int64()),
+            pa.array(np.arange(data.num_rows)),
+        ],
+        names=[*names, "t", "c", "r"],
     )
+    event = epoch_ns_sql(narrow, "t")
+    created = f"coalesce({epoch_ns_sql(narrow, 'c')}, {NO_CREATED})" if view.created else "c"
     window = f"{event} <= $end" + (f" AND {event} > $start" if start is not None else "")
     params: dict[str, Any] = {"end": to_ns(end)}
     if start is not None:
         params["start"] = to_ns(start)
-    keys = ", ".join(quote(k) for k in view.keys)
-    not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in view.keys)
-    features = ", ".join(quote(f) for f in view.feature_names)
-    numbered = pa.Table.from_arrays(
-        [*data.columns, pa.array(np.arange(data.num_rows))],
-        names=[*data.column_names, _ROW],
-    )
+    keys = ", ".join(names)
     with duckdb.connect() as con:
-        con.register("offline", numbered)
-        (count,) = con.sql(f"SELECT count(*) FROM offline WHERE {window}", params=params).fetchall()
-        latest = con.sql(
-            f"SELECT {keys}, {event} AS __event, {created} AS __created, {features} "
-            f"FROM offline WHERE {window} AND {not_null} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY {event} DESC, {created} DESC, {quote(_ROW)} DESC) = 1",
+        con.register("offline", narrow)
+        # Rows with a null key are counted as read, in their own groups, and written nowhere.
+        groups = con.sql(
+            f"SELECT {keys}, count(*) AS n, "
+            f"max({{'t': {event}, 'c': coalesce({created}, {NO_CREATED}), 'r': r}}) AS o "
+            f"FROM offline WHERE {window} GROUP BY ALL",
             params=params,
         ).to_arrow_table()
-    columns = [c.to_pylist() for c in latest.columns]
-    n_keys = len(view.keys)
-    key_columns, events, createds = columns[:n_keys], columns[n_keys], columns[n_keys + 1]
-    value_columns = columns[n_keys + 2 :]
+    rows_read = int(pa.compute.sum(groups.column("n")).as_py() or 0)
+    valid = None
+    for name in names:
+        present = pa.compute.is_valid(groups.column(name))
+        valid = present if valid is None else pa.compute.and_(valid, present)
+    if valid is not None:
+        groups = groups.filter(valid)
+    won = groups.column("o").combine_chunks()
+    take = won.field("r")
+    key_columns = [groups.column(n).to_pylist() for n in names]
+    events, createds = won.field("t").to_pylist(), won.field("c").to_pylist()
+    value_columns = [c.to_pylist() for c in data.select(view.feature_names).take(take).columns]
     rows = [
         (
             encode_key(c[i] for c in key_columns),
@@ -215,9 +228,9 @@ def _latest_rows(
             createds[i],
             encode_values([c[i] for c in value_columns]),
         )
-        for i in range(latest.num_rows)
+        for i in range(groups.num_rows)
     ]
-    return int(count[0]), rows
+    return rows_read, rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,18 +294,14 @@ def online_features(
             "materialise one first: nbm.materialize('view').",
             value=list(refs) if not isinstance(refs, str) else refs,
         )
-    views = _views(handle, refs)
-    names = _output_names(views)
-    keys = tuple(dict.fromkeys(k for view, _ in views for k in view.keys))
-    rows = tuple(_check_entity_rows(entity_rows, keys))
+    plan = _plan(handle, refs)
+    rows = tuple(_check_entity_rows(entity_rows, plan.keys))
     now_ns = to_ns(time.time() if now is None else as_seconds(now, "now"))
     values: list[list[Any]] = [[] for _ in rows]
     statuses: list[list[str]] = [[] for _ in rows]
-    for view, features in views:
+    for view, picks, decoders in plan.views:
         encoded = [encode_key(row[k] for k in view.keys) for row in rows]
         held = handle.rows(view, list(dict.fromkeys(encoded)))
-        picks = [view.feature_names.index(f) for f in features]
-        decoders = [value_decoder(view.features[i][1]) for i in picks]
         oldest = now_ns - to_ns(view.ttl_seconds) if view.ttl_seconds else None
         for i, key in enumerate(encoded):
             found = held.get(key)
@@ -306,12 +315,39 @@ def online_features(
                 values[i].append(value if decode is None or value is None else decode(value))
             statuses[i].extend([PRESENT] * len(picks))
     return OnlineFeatures(
-        keys=keys,
-        names=names,
+        keys=plan.keys,
+        names=plan.names,
         entity_rows=rows,
         values=tuple(tuple(v) for v in values),
         statuses=tuple(tuple(s) for s in statuses),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a read of some feature references needs, worked out once per metadata state."""
+
+    views: tuple[tuple[OnlineView, tuple[int, ...], tuple[Any, ...]], ...]  # picks, decoders
+    names: tuple[str, ...]
+    keys: tuple[str, ...]
+
+
+def _plan(handle: OnlineStore, refs: Sequence[str]) -> _Plan:
+    """The read plan of ``refs``, cached with the online store's metadata (serving asks for
+    the same references on every request)."""
+    cache = handle.cache()
+    key = ("plan", tuple(refs) if isinstance(refs, list | tuple) else refs)
+    plan: _Plan | None = cache.get(key)
+    if plan is None:
+        views = _views(handle, refs)
+        steps = []
+        for view, features in views:
+            names = view.feature_names
+            picks = tuple(names.index(f) for f in features)
+            steps.append((view, picks, tuple(value_decoder(view.features[i][1]) for i in picks)))
+        keys = tuple(dict.fromkeys(k for view, _ in views for k in view.keys))
+        plan = cache[key] = _Plan(tuple(steps), _output_names(views), keys)
+    return plan
 
 
 def _views(handle: OnlineStore, refs: Sequence[str]) -> list[tuple[OnlineView, list[str]]]:

@@ -133,6 +133,9 @@ class OnlineStore:
         return f"OnlineStore({str(self.path)!r})"
 
     def exists(self) -> bool:
+        """Whether the file is there (this thread holding a connection to it says so)."""
+        if getattr(self._local, "conn", None) is not None and self._local.pid == os.getpid():
+            return True
         return self.path.is_file()
 
     def _conn(self, create: bool = False) -> sqlite3.Connection:
@@ -182,18 +185,25 @@ class OnlineStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def view(self, name: str, version: int | None = None) -> OnlineView | None:
-        """The materialised version ``version`` of ``name`` (the highest when None), or None;
-        cached per connection until any connection commits to the file."""
+    def cache(self) -> dict[Any, Any]:
+        """This thread's cache of what was read of the metadata, emptied whenever any
+        connection has committed to the file since it was last asked for."""
         conn = self._conn()
         local = self._local
         seen = conn.execute("PRAGMA data_version").fetchone()[0]
         if seen != local.seen:
             local.views = {}
             local.seen = seen
-        cached: dict[tuple[str, int | None], OnlineView | None] = local.views
-        key = (name, version)
+        cached: dict[Any, Any] = local.views
+        return cached
+
+    def view(self, name: str, version: int | None = None) -> OnlineView | None:
+        """The materialised version ``version`` of ``name`` (the highest when None), or None;
+        cached (:meth:`cache`)."""
+        cached = self.cache()
+        key = ("view", name, version)
         if key not in cached:
+            conn = self._conn()
             if version is None:
                 row = conn.execute(
                     "SELECT name, version, keys, features, ttl_seconds, end_ts FROM online_views "
@@ -207,7 +217,8 @@ class OnlineStore:
                     (name, version),
                 ).fetchone()
             cached[key] = None if row is None else _online_view(row)
-        return cached[key]
+        view: OnlineView | None = cached[key]
+        return view
 
     def views(self) -> list[OnlineView]:
         rows = self._conn().execute(
