@@ -231,9 +231,8 @@ def test_a_start_after_the_end_is_refused(store: Store) -> None:
         materialize(store, v, start=at(5), end=at(2))
 
 
-def test_a_new_materialisation_is_seen_at_once_by_a_warm_reader(store: Store) -> None:
-    v = view(store, [(1, 1, 1, 0.1, 5), (1, 3, 3, 0.3, 6)])
-    materialize(store, v, end=at(2))
+def test_a_new_version_materialised_is_seen_at_once_by_a_warm_reader(store: Store) -> None:
+    materialize(store, view(store, [(1, 1, 1, 0.1, 5)]), end=at(2))
     seen: list[object] = []
 
     def reader() -> None:  # its own thread: its own connection and metadata cache
@@ -247,7 +246,7 @@ def test_a_new_materialisation_is_seen_at_once_by_a_warm_reader(store: Store) ->
     thread.start()
     while not seen:
         pass
-    materialize(store, v, end=at(10))
+    materialize(store, view(store, [(1, 3, 3, 0.3, 6)], ttl="9d"), end=at(10))  # version 2
     event.set()
     thread.join()
     assert seen == [0.1, 0.3]
