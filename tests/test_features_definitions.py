@@ -207,3 +207,13 @@ def test_a_training_set_is_saved_linked_to_its_run_and_to_the_model_trained_from
     assert '"view": "driver_stats"' in features and '"version": 1' in features
     assert '"conv_rate": {"dtype": "float64"' in contract
     assert nbm.load_dataset("training.driver_stats@1").equals(shell.user_ns["train"])
+
+
+def test_two_bare_dataframes_with_the_same_columns_are_not_called_duplicates(home: Path):
+    features_api.feature_view(name="a", entity="driver_id", timestamp="event_ts", source=STATS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        other = features_api.feature_view(
+            name="b", entity="driver_id", timestamp="event_ts", source=_stats(seed=1)
+        )
+    assert other.ref == "b@1"

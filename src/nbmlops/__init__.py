@@ -78,6 +78,9 @@ if _typing.TYPE_CHECKING:
         check_drift as check_drift,
     )
     from nbmlops.api import (
+        check_feature_skew as check_feature_skew,
+    )
+    from nbmlops.api import (
         check_rules as check_rules,
     )
     from nbmlops.api import (
@@ -189,6 +192,9 @@ if _typing.TYPE_CHECKING:
         log_params as log_params,
     )
     from nbmlops.api import (
+        materialize as materialize,
+    )
+    from nbmlops.api import (
         model_history as model_history,
     )
     from nbmlops.api import (
@@ -205,6 +211,9 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         monitor_timeline as monitor_timeline,
+    )
+    from nbmlops.api import (
+        online_features as online_features,
     )
     from nbmlops.api import (
         predictions as predictions,
@@ -296,6 +305,15 @@ if _typing.TYPE_CHECKING:
     from nbmlops.features.definitions import (
         FeatureView as FeatureView,
     )
+    from nbmlops.features.online import (
+        MaterializeReport as MaterializeReport,
+    )
+    from nbmlops.features.online import (
+        OnlineFeatures as OnlineFeatures,
+    )
+    from nbmlops.features.skew import (
+        SkewReport as SkewReport,
+    )
     from nbmlops.monitoring.alerts import AlertsFile as AlertsFile
     from nbmlops.monitoring.drift_windows import ServedDrift as ServedDrift
     from nbmlops.monitoring.labels import LabelsLogged as LabelsLogged
@@ -369,8 +387,10 @@ _LAZY = {
     "FileDiff": "nbmlops.data.files",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
+    "MaterializeReport": "nbmlops.features.online",
     "ModelVersion": "nbmlops.registry.model_version",
     "MonitorResult": "nbmlops.monitoring.monitor",
+    "OnlineFeatures": "nbmlops.features.online",
     "ProductionSkew": "nbmlops.monitoring.skew",
     "PromotionDecision": "nbmlops.registry.promotion",
     "PullReport": "nbmlops.sync.pull",
@@ -382,6 +402,7 @@ _LAZY = {
     "SchemaChange": "nbmlops.data.diff",
     "ServedDrift": "nbmlops.monitoring.drift_windows",
     "ServerHandle": "nbmlops.serving.server",
+    "SkewReport": "nbmlops.features.skew",
     "Store": "nbmlops.store",
     "StoreLike": "nbmlops.store",
     "Timeline": "nbmlops.monitoring.timeline",
@@ -393,6 +414,7 @@ _LAZY = {
     "cells_before": "nbmlops.api",
     "check_alerts": "nbmlops.api",
     "check_drift": "nbmlops.api",
+    "check_feature_skew": "nbmlops.api",
     "check_rules": "nbmlops.api",
     "checkout_dataset": "nbmlops.api",
     "compare_panel": "nbmlops.panels",
@@ -433,6 +455,7 @@ _LAZY = {
     "log_model": "nbmlops.api",
     "log_param": "nbmlops.api",
     "log_params": "nbmlops.api",
+    "materialize": "nbmlops.api",
     "model_history": "nbmlops.api",
     "model_versions": "nbmlops.api",
     "models": "nbmlops.api",
@@ -441,6 +464,7 @@ _LAZY = {
     "monitor_drift": "nbmlops.api",
     "monitor_panel": "nbmlops.panels",
     "monitor_timeline": "nbmlops.api",
+    "online_features": "nbmlops.api",
     "predictions": "nbmlops.api",
     "production_skew": "nbmlops.api",
     "promote": "nbmlops.api",
@@ -491,6 +515,7 @@ __all__ = [
     "LabelsLogged",
     "LibraryVersionWarning",
     "Lineage",
+    "MaterializeReport",
     "ModelInUseError",
     "ModelNotFoundError",
     "ModelVersion",
@@ -500,6 +525,7 @@ __all__ = [
     "NoActiveRunError",
     "NotFittedError",
     "NotFoundError",
+    "OnlineFeatures",
     "ProductionSkew",
     "PromotionDecision",
     "PullReport",
@@ -516,6 +542,7 @@ __all__ = [
     "ServedDrift",
     "ServerHandle",
     "ServingError",
+    "SkewReport",
     "Store",
     "StoreCorruptError",
     "StoreError",
@@ -535,6 +562,7 @@ __all__ = [
     "cells_before",
     "check_alerts",
     "check_drift",
+    "check_feature_skew",
     "check_rules",
     "checkout_dataset",
     "compare_panel",
@@ -576,6 +604,7 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "materialize",
     "model_history",
     "model_versions",
     "models",
@@ -584,6 +613,7 @@ __all__ = [
     "monitor_drift",
     "monitor_panel",
     "monitor_timeline",
+    "online_features",
     "predictions",
     "production_skew",
     "promote",

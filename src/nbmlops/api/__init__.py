@@ -88,6 +88,9 @@ if typing.TYPE_CHECKING:
         evaluations as evaluations,
     )
     from nbmlops.api._features import (
+        check_feature_skew as check_feature_skew,
+    )
+    from nbmlops.api._features import (
         entity as entity,
     )
     from nbmlops.api._features import (
@@ -101,6 +104,12 @@ if typing.TYPE_CHECKING:
     )
     from nbmlops.api._features import (
         get_feature_view as get_feature_view,
+    )
+    from nbmlops.api._features import (
+        materialize as materialize,
+    )
+    from nbmlops.api._features import (
+        online_features as online_features,
     )
     from nbmlops.api._features import (
         training_set as training_set,
@@ -238,6 +247,7 @@ _MODULES = {
     "cells_before": "_runs",
     "check_alerts": "_alerts",
     "check_drift": "_drift",
+    "check_feature_skew": "_features",
     "check_rules": "_registry",
     "checkout_dataset": "_data",
     "compare_runs": "_cells",
@@ -275,12 +285,14 @@ _MODULES = {
     "log_model": "_runs",
     "log_param": "_runs",
     "log_params": "_runs",
+    "materialize": "_features",
     "model_history": "_registry",
     "model_versions": "_registry",
     "models": "_registry",
     "monitor": "_alerts",
     "monitor_drift": "_drift",
     "monitor_timeline": "_timeline",
+    "online_features": "_features",
     "predictions": "_serving",
     "production_skew": "_monitoring",
     "promote": "_registry",

@@ -16,9 +16,10 @@ Every function takes ``store=`` like the rest of the API.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbmlops.features import online
 from nbmlops.features import training_set as training_sets
 from nbmlops.features.definitions import (
     Entity,
@@ -28,7 +29,10 @@ from nbmlops.features.definitions import (
     get_view,
     view_rows,
 )
-from nbmlops.store import StoreLike, open_store
+from nbmlops.features.online import MaterializeReport, OnlineFeatures
+from nbmlops.features.skew import SkewReport
+from nbmlops.features.skew import check_feature_skew as check_skew
+from nbmlops.store import StoreLike, open_store, store_at
 from nbmlops.store import features as sql
 
 if TYPE_CHECKING:
@@ -189,3 +193,53 @@ def training_set(
         name=name,
         save=save,
     )
+
+
+def _view(view: str | FeatureView, store: StoreLike) -> tuple[FeatureView, Any]:
+    opened = open_store(store, create=False)
+    if isinstance(view, FeatureView):
+        return view, opened
+    return get_feature_view(view, store=opened), opened
+
+
+def materialize(
+    view: str | FeatureView,
+    *,
+    end: float | dt.datetime | None = None,
+    start: float | dt.datetime | None = None,
+    store: StoreLike = None,
+) -> MaterializeReport:
+    """Copy the latest value per entity of ``view`` (``"driver_stats"``, its latest version,
+    or ``"driver_stats@2"``) into the online store, incrementally: event times after the end
+    of the last materialisation (or ``start``) up to ``end`` (default: now). An older row never
+    overwrites a newer one, also when two materialisations run at once."""
+    found, opened = _view(view, store)
+    return online.materialize(opened, found, end=end, start=start)
+
+
+def online_features(
+    features: Sequence[str],
+    entity_rows: Sequence[Mapping[str, Any]],
+    *,
+    now: float | dt.datetime | None = None,
+    store: StoreLike = None,
+) -> OnlineFeatures:
+    """The latest materialised values of ``features`` (``["driver_stats:conv_rate"]``) for
+    each of ``entity_rows`` (``[{"driver_id": 1001}]``), in that order. A value older than its
+    view's TTL at ``now`` is None and flagged ``expired``; an entity never materialised is None,
+    ``missing``. Reads only the online store's own file (``.nbmlops/online.sqlite``), which a
+    server keeps open: ``.to_dict()`` (columnar), ``.to_pandas()``, ``.status``."""
+    return online.online_features(store_at(store), features, entity_rows, now=now)
+
+
+def check_feature_skew(
+    view: str | FeatureView,
+    at: float | dt.datetime | None = None,
+    *,
+    store: StoreLike = None,
+) -> SkewReport:
+    """Whether the online values of ``view`` equal its point-in-time values at ``at``
+    (default: the end of its last materialisation) for every entity: the count and the list of
+    mismatches (entity, feature, online, offline), and entities on one side only."""
+    found, opened = _view(view, store)
+    return check_skew(opened, found, at)

@@ -347,7 +347,8 @@ def define_view(
         ttl_seconds,
         features,
     )
-    _warn_duplicates(store, name, fingerprint)
+    if kind != "dataframe" or transform is not None:  # a bare DataFrame has no code to compare
+        _warn_duplicates(store, name, fingerprint)
     row = {
         "name": name,
         "fingerprint": fingerprint,
