@@ -1,0 +1,453 @@
+"""The point-in-time join: for each entity row, the feature values it could have seen at its time.
+
+Pure: Arrow data in, Arrow data out, no store. The semantics are Feast's, made exact (issue #17
+item 2). A feature row is *eligible* for an entity row at time T when its keys equal the entity
+row's keys (compared as tuples, never concatenated; a null key matches nothing), its event time
+is <= T and, when the view has a TTL, >= T - ttl (both inclusive; ttl 0 means none). With
+``created_filter=True`` a row created after T (or with no created time) is not eligible either.
+Among eligible rows the latest event time wins, ties broken by the latest created time (no
+created time loses), and a full tie by the row that comes last in the feature data, so the
+answer is deterministic and an online store can reproduce it. Rows with the same (keys, event
+time) are all kept until then: never dropped as duplicates (feast#6787, #5590). An entity row
+with no eligible row gets nulls (a left join: Feast's offline store dropped them); every entity
+row comes back, in the input order, its columns unchanged.
+
+How: DuckDB, not a Python loop. Times become int64 counts of the finest unit among the columns
+used (naive times are UTC, dates are midnight UTC), so second, millisecond, microsecond and
+nanosecond columns, tz-aware or not, compare exactly. Without ``created_filter`` one ASOF LEFT
+JOIN per view over the ordering (event time, created time, row number) picks the winner
+directly; the earlier plan of first keeping the latest-created row per (keys, event time) with a
+GROUP BY cost 40% more at 1M x 10M rows. With ``created_filter`` a row is eligible from
+``max(event time, created time)`` on, so the winner is the running maximum of (event time,
+created time, row number) in that order (a window), found by an ASOF join on that time. DuckDB
+returns only the winning row numbers; the feature columns are then taken from the Arrow data
+itself, so their dtypes come back exactly as given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbmlops.errors import FeatureError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+# Units per second of each Arrow time unit; dates count as seconds (midnight UTC).
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_FIX_VIEW = "Add the column to its data or fix the view's definition."
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """One feature view's offline rows and what a join takes from them.
+
+    ``data`` is an Arrow table (pandas and polars frames are converted) or the path(s) of
+    Parquet files, of which only the columns needed are read. ``keys`` name the entity key
+    columns, which the entity frame has under the same names.
+    """
+
+    view: str
+    data: Any
+    keys: tuple[str, ...]
+    timestamp: str
+    features: tuple[str, ...]
+    created: str | None = None
+    ttl_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Lists are accepted for keys and features; kept as tuples so the table stays hashable.
+        object.__setattr__(self, "keys", tuple(self.keys))
+        object.__setattr__(self, "features", tuple(self.features))
+        ttl = self.ttl_seconds
+        if not (isinstance(ttl, int | float) and math.isfinite(ttl) and ttl >= 0):
+            raise FeatureError(
+                f"Feature view {self.view!r}: ttl_seconds={ttl!r} is not a finite number of "
+                "seconds >= 0; give 0 for no TTL.",
+                self.view,
+                ttl,
+            )
+        if len(set(self.features)) != len(self.features):
+            raise FeatureError(
+                f"Feature view {self.view!r}: features {list(self.features)} name a column "
+                "twice; ask for each feature once.",
+                self.view,
+                list(self.features),
+            )
+
+
+def point_in_time_join(
+    entity: Any,
+    tables: Sequence[FeatureTable],
+    *,
+    timestamp: str = "event_timestamp",
+    created_filter: bool = False,
+    full_names: bool = False,
+) -> pa.Table:
+    """The entity rows with, for each table, the features of the row eligible at their time.
+
+    ``entity`` is an Arrow table, a pandas or a polars DataFrame (a pandas index is not kept)
+    with the ``timestamp`` column and every table's key columns. The result has the entity's
+    columns, then each feature as ``feature`` (``view__feature`` with ``full_names=True``).
+    ``created_filter`` has no effect on a table without a ``created`` column: none of its rows
+    is known to have been created after T.
+    """
+    import pyarrow as pa  # heavy imports stay out of `import nbmlops`
+
+    frame = _as_arrow(entity, "The entity frame")
+    names = _output_names(frame, tables, full_names)
+    _require(
+        frame.schema, [timestamp], "The entity frame", None, "Name its event time with timestamp=."
+    )
+    feature_data = [_feature_columns(table) for table in tables]
+    for table, data in zip(tables, feature_data, strict=True):
+        _require(
+            frame.schema,
+            table.keys,
+            "The entity frame",
+            table.view,
+            f"Feature view {table.view!r} is keyed by {list(table.keys)}: add those columns.",
+        )
+        _check_key_types(frame, data, table)
+    unit = _finest_unit(
+        [(frame, timestamp, "The entity frame", None)]
+        + [
+            (data, column, f"Feature view {table.view!r}", table.view)
+            for table, data in zip(tables, feature_data, strict=True)
+            for column in (table.timestamp, table.created)
+            if column is not None
+        ]
+    )
+    entity_time = _as_ints(frame, timestamp, unit, "The entity frame", None)
+    columns = list(frame.columns)
+    with _connect() as con:
+        for table, data in zip(tables, feature_data, strict=True):
+            winners = _winners(con, frame, entity_time, table, data, unit, created_filter)
+            picked = data.select(list(table.features)).take(winners)
+            columns.extend(picked.columns)
+    return pa.Table.from_arrays(columns, names=frame.column_names + names).replace_schema_metadata(
+        frame.schema.metadata
+    )
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def _as_arrow(data: Any, what: str) -> pa.Table:
+    """An Arrow table from a pyarrow table, a pandas or polars frame (anything that exports the
+    Arrow C stream)."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(data, pandas.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise FeatureError(
+        f"{what} is a {type(data).__name__}, not a table; give a pyarrow Table or a pandas or "
+        "polars DataFrame.",
+        None,
+        type(data).__name__,
+    )
+
+
+def _feature_columns(table: FeatureTable) -> pa.Table:
+    """The columns of ``table.data`` the join needs, checked; Parquet paths are read here, the
+    one place a later source kind (a file list in DuckDB) would change."""
+    needed = list(
+        dict.fromkeys([*table.keys, table.timestamp, *([table.created] if table.created else [])])
+    )
+    needed += [f for f in table.features if f not in needed]
+    what = f"Feature view {table.view!r}"
+    if isinstance(table.data, str | os.PathLike) or (
+        isinstance(table.data, Sequence)
+        and table.data
+        and all(isinstance(p, str | os.PathLike) for p in table.data)
+    ):
+        import pyarrow.dataset as ds
+
+        paths = [table.data] if isinstance(table.data, str | os.PathLike) else list(table.data)
+        source = ds.dataset([str(Path(p)) for p in paths], format="parquet")
+        _require(source.schema, needed, what, table.view, _FIX_VIEW)
+        return source.to_table(columns=needed)
+    data = _as_arrow(table.data, what)
+    _require(data.schema, needed, what, table.view, _FIX_VIEW)
+    return data.select(needed)
+
+
+def _require(
+    schema: pa.Schema, columns: Sequence[str], what: str, view: str | None, hint: str
+) -> None:
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise FeatureError(
+            f"{what} has no column {', '.join(map(repr, missing))}; its columns are "
+            f"{schema.names}. {hint}",
+            view,
+            missing[0],
+        )
+
+
+def _output_names(frame: pa.Table, tables: Sequence[FeatureTable], full_names: bool) -> list[str]:
+    """Each feature's column name; a clash with an entity column or between views is refused."""
+    owner: dict[str, str | None] = dict.fromkeys(frame.column_names)
+    names = []
+    for table in tables:
+        for feature in table.features:
+            name = f"{table.view}__{feature}" if full_names else feature
+            if name in owner:
+                other = owner[name]
+                where = "an entity column" if other is None else f"feature view {other!r}"
+                fix = (
+                    "rename the entity column"
+                    if other is None and full_names
+                    else "ask for the view once"
+                    if other == table.view
+                    else "pass full_names=True to name the columns view__feature"
+                )
+                raise FeatureError(
+                    f"Feature {feature!r} of feature view {table.view!r} would be column "
+                    f"{name!r}, which {where} already has; {fix}.",
+                    table.view,
+                    name,
+                )
+            owner[name] = table.view
+            names.append(name)
+    return names
+
+
+_KEY_KINDS = (
+    ("integer", "is_integer"),
+    ("string", "is_string"),
+    ("string", "is_large_string"),
+    ("string", "is_string_view"),
+    ("binary", "is_binary"),
+    ("binary", "is_large_binary"),
+    ("binary", "is_binary_view"),
+    ("float", "is_floating"),
+    ("decimal", "is_decimal"),
+)
+
+
+def _key_kind(dtype: pa.DataType) -> str:
+    """What a key column holds, for the question "can these be compared": int32 against int64
+    keys match, an integer key against a string key never would (every row would get nulls)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    for kind, test in _KEY_KINDS:
+        if getattr(pa.types, test)(dtype):
+            return kind
+    return str(dtype)
+
+
+def _check_key_types(frame: pa.Table, data: pa.Table, table: FeatureTable) -> None:
+    for key in table.keys:
+        mine, theirs = frame.schema.field(key).type, data.schema.field(key).type
+        if _key_kind(mine) != _key_kind(theirs):
+            raise FeatureError(
+                f"Key {key!r} is {mine} in the entity frame but {theirs} in feature view "
+                f"{table.view!r}; keys only match values of the same kind: cast the entity "
+                "column to the view's type.",
+                table.view,
+                str(mine),
+            )
+
+
+def _time_unit(data: pa.Table, column: str, what: str, view: str | None) -> str:
+    import pyarrow as pa
+
+    dtype = data.schema.field(column).type
+    if pa.types.is_timestamp(dtype):
+        return str(dtype.unit)
+    if pa.types.is_date(dtype):
+        return "s"
+    raise FeatureError(
+        f"{what}: column {column!r} is {dtype}, not a timestamp or a date; convert it "
+        "(pandas.to_datetime, polars .str.to_datetime) before the join.",
+        view,
+        str(dtype),
+    )
+
+
+def _finest_unit(columns: Sequence[tuple[pa.Table, str, str, str | None]]) -> str:
+    units = [_time_unit(*column) for column in columns]
+    return max(units, key=_PER_SECOND.__getitem__)
+
+
+def _as_ints(
+    data: pa.Table, column: str, unit: str, what: str, view: str | None
+) -> pa.ChunkedArray:
+    """The column as int64 counts of ``unit`` since the epoch, UTC. Arrow stores tz-aware
+    timestamps as UTC and naive ones as wall time, read here as UTC."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = data.column(column)
+    dtype = values.type
+    if pa.types.is_date32(dtype):
+        ints, factor = values.cast(pa.int32()).cast(pa.int64()), 86_400 * _PER_SECOND[unit]
+    elif pa.types.is_date64(dtype):
+        ints, factor = values.cast(pa.int64()), _PER_SECOND[unit] // 1_000
+    else:
+        ints, factor = values.cast(pa.int64()), _PER_SECOND[unit] // _PER_SECOND[dtype.unit]
+    if factor == 1:
+        return ints
+    try:
+        return pc.multiply_checked(ints, factor)
+    except pa.ArrowInvalid as exc:
+        raise FeatureError(
+            f"{what}: column {column!r} holds a time that cannot be counted in {unit} "
+            f"(another column of the join has that unit) without overflowing int64; cast the "
+            "columns to one coarser unit.",
+            view,
+            column,
+        ) from exc
+
+
+# -- the join -----------------------------------------------------------------------------------
+
+
+_database: tuple[int, duckdb.DuckDBPyConnection] | None = None
+_database_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _connect() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor on this process's in-memory DuckDB database, closed after the join.
+
+    Opening a DuckDB database costs about 60 ms (duckdb 2.0) and a cursor 10 us, so the
+    database is opened once per process (again after a fork); each join gets its own cursor,
+    whose registered tables no other join sees, so threads can join at once.
+    """
+    import duckdb
+
+    global _database
+    with _database_lock:
+        if _database is None or _database[0] != os.getpid():
+            # Insertion order is not needed (results are ordered by row number) and keeping
+            # it costs memory in the sorts.
+            _database = (os.getpid(), duckdb.connect(config={"preserve_insertion_order": False}))
+        cursor = _database[1].cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def _winners(
+    con: duckdb.DuckDBPyConnection,
+    frame: pa.Table,
+    entity_time: pa.ChunkedArray,
+    table: FeatureTable,
+    data: pa.Table,
+    unit: str,
+    created_filter: bool,
+) -> pa.Array:
+    """For each entity row in order, the row number in ``data`` of its winning feature row, or
+    null when none is eligible."""
+    import numpy as np  # heavy imports stay out of `import nbmlops`
+    import pyarrow as pa
+
+    what = f"Feature view {table.view!r}"
+    keys = [f"k{i}" for i in range(len(table.keys))]
+    created = (
+        _as_ints(data, table.created, unit, what, table.view)
+        if table.created
+        else pa.nulls(data.num_rows, pa.int64())
+    )
+    entity_side = pa.Table.from_arrays(
+        [
+            *(_key_values(frame, k) for k in table.keys),
+            entity_time,
+            pa.array(np.arange(frame.num_rows)),
+        ],
+        names=[*keys, "t", "rn"],
+    )
+    feature_side = pa.Table.from_arrays(
+        [
+            *(_key_values(data, k) for k in table.keys),
+            _as_ints(data, table.timestamp, unit, what, table.view),
+            created,
+            pa.array(np.arange(data.num_rows)),
+        ],
+        names=[*keys, "ts", "cr", "rn"],
+    )
+    con.register("entity_side", entity_side)
+    con.register("feature_side", feature_side)
+    try:
+        winners = con.sql(
+            _query(
+                keys,
+                ttl=_ttl_units(table.ttl_seconds, unit),
+                by_created=bool(created_filter and table.created),
+            )
+        ).to_arrow_table()
+    finally:
+        con.unregister("entity_side")
+        con.unregister("feature_side")
+    return winners.column("won").combine_chunks()
+
+
+def _key_values(data: pa.Table, key: str) -> pa.ChunkedArray:
+    """A key column DuckDB compares by value: dictionary-encoded keys (pandas categoricals) are
+    decoded, so a categorical entity key matches a plain string view key."""
+    import pyarrow as pa
+
+    values = data.column(key)
+    if pa.types.is_dictionary(values.type):
+        return values.cast(values.type.value_type)
+    return values
+
+
+def _ttl_units(ttl_seconds: float, unit: str) -> int | None:
+    """The TTL in ``unit``, rounded down (event time differences are whole units, so
+    ``difference <= ttl`` holds exactly when it holds for the floor); None: no TTL."""
+    return math.floor(ttl_seconds * _PER_SECOND[unit]) if ttl_seconds > 0 else None
+
+
+def _query(keys: Sequence[str], *, ttl: int | None, by_created: bool) -> str:
+    """The SQL that numbers each entity row's winner (``won``), in entity row order.
+
+    Null created times are the oldest (-2**63) when breaking ties and ineligible with
+    ``by_created``; null entity times and null keys match nothing (ASOF equality never matches
+    NULL, and a struct holding a NULL compares as the largest value, hence the guard on e.t).
+    """
+    equal = "".join(f"e.{k} = f.{k} AND " for k in keys)
+    known = "".join(f"{k} IS NOT NULL AND " for k in keys) + "ts IS NOT NULL"
+    # HUGEINT: a difference of two int64 times can overflow int64 (nanoseconds, 300 years).
+    fresh = "" if ttl is None else f" AND e.t::HUGEINT - f.o.t <= {ttl}"
+    if not by_created:
+        ranked = (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}"
+            f"{{'t': ts, 'c': coalesce(cr, {_INT64_MIN}), 'r': rn}} AS o FROM feature_side "
+            f"WHERE {known}"
+        )
+        reach = f"{{'t': e.t, 'c': {_INT64_MAX}, 'r': {_INT64_MAX}}} >= f.o"
+    else:
+        partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+        ranked = (
+            f"SELECT {''.join(f'{k}, ' for k in keys)}greatest(ts, cr) AS av, "
+            f"max({{'t': ts, 'c': cr, 'r': rn}}) OVER ({partition}ORDER BY greatest(ts, cr) "
+            "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS o "
+            f"FROM feature_side WHERE {known} AND cr IS NOT NULL"
+        )
+        reach = "e.t >= f.av"
+    return (
+        f"SELECT CASE WHEN e.t IS NOT NULL{fresh} THEN f.o.r END AS won "
+        f"FROM entity_side e ASOF LEFT JOIN ({ranked}) f ON {equal}{reach} ORDER BY e.rn"
+    )

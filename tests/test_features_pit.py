@@ -1,0 +1,246 @@
+"""The point-in-time join (issue #17 item 2) against a brute-force reference written here in plain
+Python: one loop over the entity rows, one over the feature rows, the semantics read literally."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbmlops.errors import FeatureError
+from nbmlops.features.point_in_time import FeatureTable, point_in_time_join
+
+UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+# Composite keys that would collide if concatenated: ("1", "23") and ("12", "3").
+PAIRS = [("1", "23"), ("12", "3"), ("1", "2"), ("12", None), (None, "3")]
+KEYSETS = [("a",), ("a", "b"), ("n",), ()]
+
+
+def reference(entity: list[dict], tables: list[dict], created_filter: bool) -> list[list]:
+    """For each entity row, each table's winning feature value, literally as specified."""
+    out = []
+    for row in entity:
+        values = []
+        for table in tables:
+            best, value = None, None
+            for i, feat in enumerate(table["rows"]):
+                t, ts, cr = row["t"], feat["ts"], feat["cr"]
+                if t is None or ts is None or ts > t:
+                    continue
+                if any(
+                    row[k] is None or feat[k] is None or row[k] != feat[k] for k in table["keys"]
+                ):
+                    continue
+                if table["ttl"] and ts < t - table["ttl"]:
+                    continue
+                if created_filter and table["created"] and (cr is None or cr > t):
+                    continue
+                rank = (ts, -math.inf if cr is None or not table["created"] else cr, i)
+                if best is None or rank > best:
+                    best, value = rank, feat["x"]
+            values.append(value)
+        out.append(values)
+    return out
+
+
+def times(seconds: list[int | None], unit: str, tz: str | None) -> pa.Array:
+    return pa.array([None if s is None else s * UNITS[unit] for s in seconds], pa.int64()).cast(
+        pa.timestamp(unit, tz=tz)
+    )
+
+
+clock = st.one_of(st.none(), st.integers(0, 12))
+units = st.sampled_from(list(UNITS))
+zones = st.sampled_from([None, "UTC", "Asia/Kolkata"])
+
+
+@st.composite
+def feature_rows(draw, keys):
+    rows = []
+    for _ in range(draw(st.integers(0, 14))):
+        pair = draw(st.sampled_from(PAIRS))
+        row = {"a": pair[0], "b": pair[1], "n": draw(st.one_of(st.none(), st.integers(0, 2)))}
+        row["ts"] = draw(clock)
+        row["cr"] = draw(clock)
+        rows.append(row)
+        if rows and draw(st.booleans()):  # a duplicate (keys, event time), maybe same created
+            rows.append({**row, "cr": draw(st.sampled_from([row["cr"], None, 5]))})
+    for i, row in enumerate(rows):
+        row["x"] = i
+    return rows
+
+
+@st.composite
+def scenarios(draw):
+    entity = [
+        dict(zip("ab", draw(st.sampled_from(PAIRS)), strict=True))
+        | {"n": draw(st.one_of(st.none(), st.integers(0, 2))), "t": draw(clock)}
+        for _ in range(draw(st.integers(0, 10)))
+    ]
+    tables = []
+    for v in range(draw(st.integers(1, 3))):
+        keys = draw(st.sampled_from(KEYSETS))
+        tables.append(
+            {
+                "view": f"v{v}",
+                "keys": keys,
+                "rows": draw(feature_rows(keys)),
+                "ttl": draw(st.sampled_from([0, 1, 3, 4.5])),
+                "created": draw(st.booleans()),
+                "units": (draw(units), draw(units), draw(zones)),
+            }
+        )
+    return entity, tables, draw(units), draw(zones)
+
+
+def as_tables(tables: list[dict]) -> list[FeatureTable]:
+    out = []
+    for table in tables:
+        rows, (unit, created_unit, tz) = table["rows"], table["units"]
+        data = pa.table(
+            {
+                "a": pa.array([r["a"] for r in rows], pa.string()),
+                "b": pa.array([r["b"] for r in rows], pa.large_string()),
+                "n": pa.array([r["n"] for r in rows], pa.int32()),
+                "ts": times([r["ts"] for r in rows], unit, tz),
+                "cr": times([r["cr"] for r in rows], created_unit, None),
+                "x": pa.array([r["x"] for r in rows], pa.int64()),
+            }
+        )
+        out.append(
+            FeatureTable(
+                view=table["view"],
+                data=data,
+                keys=table["keys"],
+                timestamp="ts",
+                features=("x",),
+                created="cr" if table["created"] else None,
+                ttl_seconds=table["ttl"],
+            )
+        )
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios(), st.booleans())
+def test_join_equals_the_brute_force_reference(scenario, created_filter):
+    entity, tables, unit, tz = scenario
+    frame = pa.table(
+        {
+            "a": pa.array([r["a"] for r in entity], pa.string()),
+            "b": pa.array([r["b"] for r in entity], pa.string()),
+            "n": pa.array([r["n"] for r in entity], pa.int64()),
+            "event_timestamp": times([r["t"] for r in entity], unit, tz),
+        }
+    )
+    got = point_in_time_join(
+        frame, as_tables(tables), created_filter=created_filter, full_names=True
+    )
+    assert got.num_rows == len(entity)
+    assert got.select(frame.column_names).equals(frame)
+    features = [got.column(f"{t['view']}__x").to_pylist() for t in tables]
+    assert [list(v) for v in zip(*features, strict=True)] == reference(
+        entity, tables, created_filter
+    )
+
+
+def view(data: pa.Table | str, **kwargs) -> FeatureTable:
+    spec = {"view": "stats", "data": data, "keys": ("driver",), "timestamp": "ts"}
+    return FeatureTable(**(spec | {"features": ("x",)} | kwargs))
+
+
+def test_entity_order_and_columns_are_kept_from_pandas():
+    when = pd.to_datetime(["2024-01-03", "2024-01-01", "2024-01-02"])
+    entity = pd.DataFrame(
+        {"driver": [2, 1, 2], "event_timestamp": when, "city": pd.Categorical(["x", "y", "x"])},
+        index=[10, 11, 12],
+    )
+    data = pa.table({"driver": [1, 2], "ts": pa.array(when[1:], pa.timestamp("ns")), "x": [7, 8]})
+    got = point_in_time_join(entity, [view(data)]).to_pandas()
+    assert got["x"].tolist() == [8, 7, 8]
+    pd.testing.assert_frame_equal(got.drop(columns="x"), entity.reset_index(drop=True))
+
+
+def test_units_time_zones_and_dates_compare_as_instants():
+    noon_utc = dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC)
+    ns = int(noon_utc.timestamp()) * 10**9
+    entity = pl.DataFrame(
+        {"driver": [1, 1, 1], "event_timestamp": [ns - 1, ns, ns + 1]}
+    ).with_columns(pl.col("event_timestamp").cast(pl.Datetime("ns")))  # naive: UTC
+    tokyo = pa.array([noon_utc], pa.timestamp("s", tz="Asia/Tokyo"))  # 21:00 in Tokyo
+    got = point_in_time_join(entity, [view(pa.table({"driver": [1], "ts": tokyo, "x": [5]}))])
+    assert got.column("x").to_pylist() == [None, 5, 5]
+    day = pa.table({"driver": [1], "ts": pa.array([noon_utc.date()], pa.date32()), "x": [3]})
+    assert point_in_time_join(entity, [view(day)]).column("x").to_pylist() == [3, 3, 3]
+
+
+def test_ttl_bounds_are_inclusive():
+    at = [dt.datetime(2024, 1, 1, 12, 0, s) for s in (0, 1)]
+    entity = pa.table({"driver": [1, 1], "event_timestamp": pa.array(at, pa.timestamp("ms"))})
+    data = pa.table({"driver": [1], "ts": pa.array([dt.datetime(2024, 1, 1, 11)]), "x": [1]})
+    got = point_in_time_join(entity, [view(data, ttl_seconds=3600)])
+    assert got.column("x").to_pylist() == [1, None]
+
+
+def test_created_filter_and_ties_on_created_time():
+    t = [dt.datetime(2024, 1, 1, h) for h in (1, 2, 3)]
+    data = pa.table(
+        {"driver": [1, 1], "ts": [t[0], t[0]], "cr": [t[0], t[2]], "x": ["early", "late"]}
+    )
+    entity = pa.table({"driver": [1, 1], "event_timestamp": [t[1], t[2]]})
+    table = view(data, created="cr")
+    assert point_in_time_join(entity, [table]).column("x").to_pylist() == ["late", "late"]
+    got = point_in_time_join(entity, [table], created_filter=True)
+    assert got.column("x").to_pylist() == ["early", "late"]
+
+
+def test_parquet_files_are_read(tmp_path):
+    path = tmp_path / "stats.parquet"
+    pq.write_table(pa.table({"driver": [1], "ts": [dt.datetime(2024, 1, 1)], "x": [4]}), path)
+    entity = pa.table({"driver": [1], "event_timestamp": [dt.datetime(2024, 1, 2)]})
+    assert point_in_time_join(entity, [view(str(path))]).column("x").to_pylist() == [4]
+    assert point_in_time_join(entity, [view([path])]).column("x").to_pylist() == [4]
+
+
+DATA = pa.table({"driver": [1], "ts": [dt.datetime(2024, 1, 1)], "x": [1.0], "s": ["a"]})
+ENTITY = pa.table({"driver": [1], "event_timestamp": [dt.datetime(2024, 1, 2)]})
+
+
+@pytest.mark.parametrize(
+    ("entity", "tables", "kwargs", "message"),
+    [
+        (ENTITY, [view(DATA)], {"timestamp": "when"}, "The entity frame has no column 'when'"),
+        (ENTITY.rename_columns(["d", "event_timestamp"]), [view(DATA)], {}, "keyed by ['driver']"),
+        (ENTITY, [view(DATA, features=("y",))], {}, "Feature view 'stats' has no column 'y'"),
+        (ENTITY, [view(DATA, timestamp="s")], {}, "column 's' is string, not a timestamp"),
+        (
+            ENTITY.set_column(0, "driver", pa.array(["1"])),
+            [view(DATA)],
+            {},
+            "Key 'driver' is string",
+        ),
+        (ENTITY, [view(DATA), view(DATA, view="other")], {}, "pass full_names=True"),
+        (ENTITY, [view(DATA, features=("driver",))], {}, "which an entity column already has"),
+        ([1, 2], [view(DATA)], {}, "The entity frame is a list, not a table"),
+    ],
+)
+def test_errors_name_the_view_the_column_and_the_fix(entity, tables, kwargs, message):
+    with pytest.raises(FeatureError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        point_in_time_join(entity, tables, **kwargs)
+
+
+def test_a_negative_ttl_and_an_overflowing_unit_are_refused():
+    with pytest.raises(FeatureError, match="ttl_seconds=-1 is not a finite number") as info:
+        view(DATA, ttl_seconds=-1)
+    assert info.value.view == "stats" and info.value.value == -1
+    far = pa.table({"driver": [1], "ts": pa.array([dt.date(3000, 1, 1)]), "x": [1]})
+    entity = ENTITY.set_column(1, "event_timestamp", pa.array([0], pa.timestamp("ns")))
+    with pytest.raises(FeatureError, match="cannot be counted in ns"):
+        point_in_time_join(entity, [view(far)])
