@@ -474,7 +474,7 @@ def nbmlops_join(sizes: Sizes, workdir: Path, out_path: Path) -> Timings:
     out: Timings = {"available": True}
     watch = MemoryWatch(sizes.cap_gb, out_path, out)
     try:
-        from nbmlops.features.point_in_time import FeatureTable, point_in_time_join
+        from nbmlops.feature_store.point_in_time import FeatureTable, point_in_time_join
 
         started = time.perf_counter()
         nbm = nbmlops_view(sizes, workdir)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from nbmlops.errors import FeatureError
-from nbmlops.features.definitions import FeatureView, define_view
-from nbmlops.features.online import materialize, online_features
+from nbmlops.feature_store.definitions import FeatureView, define_view
+from nbmlops.feature_store.online import materialize, online_features
 from nbmlops.store import Store
 from nbmlops.store.online import online_store
 

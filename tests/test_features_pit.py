@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nbmlops.errors import FeatureError
-from nbmlops.features.point_in_time import FeatureTable, point_in_time_join
+from nbmlops.feature_store.point_in_time import FeatureTable, point_in_time_join
 
 UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 # Composite keys that would collide if concatenated: ("1", "23") and ("12", "3").

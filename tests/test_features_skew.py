@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from nbmlops.errors import FeatureError
-from nbmlops.features.definitions import FeatureView, define_view
-from nbmlops.features.online import materialize
-from nbmlops.features.skew import check_feature_skew
+from nbmlops.feature_store.definitions import FeatureView, define_view
+from nbmlops.feature_store.online import materialize
+from nbmlops.feature_store.skew import check_feature_skew
 from nbmlops.store import Store
 from nbmlops.store.online import online_store
 

@@ -299,19 +299,19 @@ if _typing.TYPE_CHECKING:
     from nbmlops.evaluation.result import (
         Evaluation as Evaluation,
     )
-    from nbmlops.features.definitions import (
+    from nbmlops.feature_store.definitions import (
         Entity as Entity,
     )
-    from nbmlops.features.definitions import (
+    from nbmlops.feature_store.definitions import (
         FeatureView as FeatureView,
     )
-    from nbmlops.features.online import (
+    from nbmlops.feature_store.online import (
         MaterializeReport as MaterializeReport,
     )
-    from nbmlops.features.online import (
+    from nbmlops.feature_store.online import (
         OnlineFeatures as OnlineFeatures,
     )
-    from nbmlops.features.skew import (
+    from nbmlops.feature_store.skew import (
         SkewReport as SkewReport,
     )
     from nbmlops.monitoring.alerts import AlertsFile as AlertsFile
@@ -381,16 +381,16 @@ _LAZY = {
     "DatasetDiff": "nbmlops.data.diff",
     "DatasetVersion": "nbmlops.data.dataset_version",
     "DriftReport": "nbmlops.drift.report",
-    "Entity": "nbmlops.features.definitions",
+    "Entity": "nbmlops.feature_store.definitions",
     "Evaluation": "nbmlops.evaluation.result",
-    "FeatureView": "nbmlops.features.definitions",
+    "FeatureView": "nbmlops.feature_store.definitions",
     "FileDiff": "nbmlops.data.files",
     "LabelsLogged": "nbmlops.monitoring.labels",
     "Lineage": "nbmlops.provenance",
-    "MaterializeReport": "nbmlops.features.online",
+    "MaterializeReport": "nbmlops.feature_store.online",
     "ModelVersion": "nbmlops.registry.model_version",
     "MonitorResult": "nbmlops.monitoring.monitor",
-    "OnlineFeatures": "nbmlops.features.online",
+    "OnlineFeatures": "nbmlops.feature_store.online",
     "ProductionSkew": "nbmlops.monitoring.skew",
     "PromotionDecision": "nbmlops.registry.promotion",
     "PullReport": "nbmlops.sync.pull",
@@ -402,7 +402,7 @@ _LAZY = {
     "SchemaChange": "nbmlops.data.diff",
     "ServedDrift": "nbmlops.monitoring.drift_windows",
     "ServerHandle": "nbmlops.serving.server",
-    "SkewReport": "nbmlops.features.skew",
+    "SkewReport": "nbmlops.feature_store.skew",
     "Store": "nbmlops.store",
     "StoreLike": "nbmlops.store",
     "Timeline": "nbmlops.monitoring.timeline",

@@ -19,9 +19,9 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.features import online
-from nbmlops.features import training_set as training_sets
-from nbmlops.features.definitions import (
+from nbmlops.feature_store import online
+from nbmlops.feature_store import training_set as training_sets
+from nbmlops.feature_store.definitions import (
     Entity,
     FeatureView,
     define_entity,
@@ -29,9 +29,9 @@ from nbmlops.features.definitions import (
     get_view,
     view_rows,
 )
-from nbmlops.features.online import MaterializeReport, OnlineFeatures
-from nbmlops.features.skew import SkewReport
-from nbmlops.features.skew import check_feature_skew as check_skew
+from nbmlops.feature_store.online import MaterializeReport, OnlineFeatures
+from nbmlops.feature_store.skew import SkewReport
+from nbmlops.feature_store.skew import check_feature_skew as check_skew
 from nbmlops.store import StoreLike, open_store, store_at
 from nbmlops.store import features as sql
 
