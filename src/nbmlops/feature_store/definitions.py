@@ -35,7 +35,7 @@ from nbmlops.data import tables
 from nbmlops.data.dataset_version import run_here
 from nbmlops.data.references import resolve_row
 from nbmlops.errors import DatasetError, DuplicateFeatureWarning, FeatureError
-from nbmlops.features.point_in_time import FeatureTable
+from nbmlops.feature_store.point_in_time import FeatureTable
 from nbmlops.store import features as sql
 from nbmlops.store.db import Row, Store
 

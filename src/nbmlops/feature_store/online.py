@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.errors import FeatureError
-from nbmlops.features.definitions import FeatureView, offline_data, parse_feature_ref
+from nbmlops.feature_store.definitions import FeatureView, offline_data, parse_feature_ref
 from nbmlops.store import features as sql
 from nbmlops.store.db import Store
 from nbmlops.store.online import OnlineStore, OnlineView, encode_key, online_store

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.errors import FeatureError
-from nbmlops.features.definitions import FeatureView, feature_table
-from nbmlops.features.online import as_seconds, epoch_ns_sql, quote, to_ns, value_decoder
-from nbmlops.features.point_in_time import FeatureTable, point_in_time_join
+from nbmlops.feature_store.definitions import FeatureView, feature_table
+from nbmlops.feature_store.online import as_seconds, epoch_ns_sql, quote, to_ns, value_decoder
+from nbmlops.feature_store.point_in_time import FeatureTable, point_in_time_join
 from nbmlops.store.db import Store
 from nbmlops.store.online import decode_key, encode_key, online_store
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from nbmlops.data import tables
 from nbmlops.data.dataset_version import run_here
-from nbmlops.features.contract import infer_contract
-from nbmlops.features.definitions import feature_table, resolve_refs
-from nbmlops.features.point_in_time import point_in_time_join
+from nbmlops.feature_store.contract import infer_contract
+from nbmlops.feature_store.definitions import feature_table, resolve_refs
+from nbmlops.feature_store.point_in_time import point_in_time_join
 from nbmlops.fingerprint import fingerprint
 from nbmlops.store import features as sql
 from nbmlops.store.db import Store
