@@ -46,6 +46,7 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/05_beyond_sklearn.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/06_data_versions.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/07_evaluation.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/08_feature_store.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) runs
 	$(BIN)/nbmlops --store $(DEMO_STORE) show
 	$(BIN)/nbmlops --store $(DEMO_STORE) models

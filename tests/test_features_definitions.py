@@ -217,3 +217,15 @@ def test_two_bare_dataframes_with_the_same_columns_are_not_called_duplicates(hom
             name="b", entity="driver_id", timestamp="event_ts", source=_stats(seed=1)
         )
     assert other.ref == "b@1"
+
+
+def test_a_training_set_that_delta_cannot_hold_is_returned_and_recorded_with_a_warning(
+    home: Path,
+):
+    features_api.feature_view(name="v", entity="driver_id", timestamp="event_ts", source=STATS)
+    orders = _orders().assign(event_timestamp=lambda f: f["event_timestamp"] + pd.Timedelta(1))
+    with pytest.warns(nbm.NbmlopsWarning, match=r"not saved as dataset 'training.v' .*micro"):
+        got = features_api.training_set(orders, ["v:conv_rate"])
+    assert len(got) == 4
+    with sqlite3.connect(home / "nbmlops.db") as db:
+        assert db.execute("SELECT dataset FROM training_sets").fetchall() == [(None,)]

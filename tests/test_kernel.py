@@ -307,3 +307,18 @@ def test_evaluation_notebook_refuses_the_leaky_split_and_promotes_on_the_clean_o
     promotions = history[history["kind"] == "promotion"]
     assert [p["outcome"] for p in promotions["payload"]] == ["rejected", "promoted"]
     assert nbm.get_model_version("cancer@champion").version == 1
+
+
+def test_feature_store_notebook_trains_from_a_point_in_time_set_and_serves_the_same_values(
+    home: Path, tmp_path: Path
+):
+    """Issue #17's "done when", as `make demo` runs it."""
+    shutil.copy(EXAMPLES / "08_feature_store.ipynb", tmp_path / "08_feature_store.ipynb")
+    execute_notebook(tmp_path / "08_feature_store.ipynb", store=home)
+    listed = nbm.features().set_index("name")
+    assert listed.loc["driver_hourly", "version"] == 2
+    assert listed.loc["driver_rating", "models"] == ["accept/1"]
+    for view in ("driver_hourly@1", "driver_rating"):
+        assert nbm.check_feature_skew(view).ok
+    online = nbm.online_features(["driver_hourly@1:acc_rate"], [{"driver_id": 1001}])
+    assert online.status[0]["acc_rate"] == "present"

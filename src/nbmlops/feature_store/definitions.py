@@ -92,7 +92,8 @@ class FeatureView:
         ttl = f", ttl {_duration(self.ttl_seconds)}" if self.ttl_seconds else ""
         return (
             f"{self.ref} ({self.entity}: {', '.join(self.keys)}; "
-            f"{len(self.features)} features{ttl}; {self.source_kind})"
+            f"{len(self.features)} feature{'s' if len(self.features) != 1 else ''}{ttl}; "
+            f"{self.source_kind})"
         )
 
     @classmethod

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.data import tables
 from nbmlops.data.dataset_version import run_here
+from nbmlops.errors import DatasetError, NbmlopsWarning
 from nbmlops.feature_store.contract import infer_contract
 from nbmlops.feature_store.definitions import feature_table, resolve_refs
 from nbmlops.feature_store.point_in_time import point_in_time_join
@@ -58,7 +60,16 @@ def training_set(
     columns = frame.columns[len(frame.columns) - len(used) :]
     saved = None
     if save:
-        saved = tables.save_table(store, frame, name or _default_name([v for v, _ in views]))
+        dataset = name or _default_name([v for v, _ in views])
+        try:
+            saved = tables.save_table(store, frame, dataset)
+        except DatasetError as error:  # the set is still returned, recorded by fingerprint
+            warnings.warn(
+                f"The training set was not saved as dataset {dataset!r} ({error}); it is "
+                "recorded by its fingerprint only. save=False skips saving.",
+                NbmlopsWarning,
+                stacklevel=3,
+            )
     sql.add_training_set(
         store,
         {
