@@ -693,6 +693,67 @@ CREATE INDEX training_sets_fingerprint ON training_sets (fingerprint);
 """
 
 
+V16_REVIEWS = """
+CREATE TABLE reviews (
+    review_id   INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('model', 'changes', 'rules')),
+    name        TEXT,                          -- the model (model reviews)
+    version     INTEGER,
+    against     TEXT,                          -- what it was compared with: name/version, a range
+    notebook    TEXT NOT NULL,                 -- sha256 of the executed .ipynb in objects/
+    html        TEXT,                          -- sha256 of its standalone HTML in objects/
+    path        TEXT,                          -- where the files were written
+    summary     TEXT NOT NULL,                 -- JSON: the findings in brief
+    actor       TEXT,
+    host        TEXT,
+    created_at  REAL NOT NULL
+);
+CREATE INDEX reviews_model ON reviews (name, version, created_at);
+CREATE TRIGGER reviews_append_only_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+CREATE TRIGGER reviews_append_only_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+CREATE TABLE approvals (
+    approval_id INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    by          TEXT NOT NULL,                 -- who approves
+    comment     TEXT,
+    review_id   INTEGER REFERENCES reviews(review_id),
+    actor       TEXT,                          -- the OS user who recorded it
+    host        TEXT,
+    at          REAL NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES model_versions(name, version)
+);
+CREATE INDEX approvals_version ON approvals (name, version, at);
+CREATE TRIGGER approvals_append_only_update BEFORE UPDATE ON approvals
+BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;
+CREATE TRIGGER approvals_append_only_delete BEFORE DELETE ON approvals
+BEGIN SELECT RAISE(ABORT, 'approvals are append-only'); END;
+CREATE TABLE reruns (
+    rerun_id       INTEGER PRIMARY KEY,
+    run_id         TEXT NOT NULL REFERENCES runs(run_id),
+    outcome        TEXT NOT NULL CHECK (outcome IN ('reproduced', 'differs', 'could_not_run')),
+    tolerance      REAL NOT NULL,
+    metrics        TEXT NOT NULL,              -- JSON {key: [recorded, re-run]}
+    differences    TEXT NOT NULL,              -- JSON list of what differed
+    inputs         TEXT NOT NULL,              -- JSON list: each input, recorded and found
+    nondeterminism TEXT NOT NULL,              -- JSON list: sources the run declared
+    reason         TEXT,                       -- why it could not run
+    notebook       TEXT,                       -- sha256 of the executed re-run notebook
+    actor          TEXT,
+    host           TEXT,
+    started_at     REAL NOT NULL,
+    finished_at    REAL NOT NULL
+);
+CREATE INDEX reruns_run ON reruns (run_id, finished_at);
+CREATE TRIGGER reruns_append_only_update BEFORE UPDATE ON reruns
+BEGIN SELECT RAISE(ABORT, 'reruns are append-only'); END;
+CREATE TRIGGER reruns_append_only_delete BEFORE DELETE ON reruns
+BEGIN SELECT RAISE(ABORT, 'reruns are append-only'); END;
+"""
+
+
 def _run_script(db: Database, script: str) -> None:
     # executescript would commit the migration's transaction; statements run one by one.
     statement = ""
@@ -772,6 +833,10 @@ def _features(db: Database) -> None:
     _run_script(db, V15_FEATURES)
 
 
+def _reviews(db: Database) -> None:
+    _run_script(db, V16_REVIEWS)
+
+
 # In order; a name is recorded in _sqlite_migrations once applied, so it never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0001_initial", _initial),
@@ -789,6 +854,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[Database], None]], ...] = (
     ("0013_evaluations", _evaluations),
     ("0014_sync", _sync),
     ("0015_features", _features),
+    ("0016_reviews", _reviews),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 
