@@ -217,23 +217,50 @@ def _source_kind(source: Any, store: Store) -> tuple[str, str]:
     return "dataframe", ""
 
 
-def _read_source(store: Store, kind: str, source: str, given: Any) -> pa.Table:
-    """The rows a source holds now, as Arrow."""
+def _read_source(
+    store: Store,
+    kind: str,
+    source: str,
+    given: Any,
+    columns: Sequence[str] | None = None,
+    window: tuple[str, float | None, float] | None = None,
+) -> pa.Table:
+    """The rows a source holds now, as Arrow. A Parquet, Delta or SQL source is read by
+    DuckDB with only ``columns`` and, with ``window`` (time column, after, until), only the rows
+    whose time is in (after, until]; the other sources are read whole."""
     import duckdb  # heavy: only when a view's data is read
 
     if kind == "dataframe":
         return _as_arrow(given, "feature source")
     if kind == "dataset":
         return tables.load_table(store, resolve_row(store, source), "arrow")
-    if kind == "delta":
-        from deltalake import DeltaTable
-
-        return DeltaTable(source).to_pyarrow_table()
     with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")  # naive times are UTC, as in the join
         if kind == "sql":
-            return con.sql(source).to_arrow_table()
-        pattern = str(Path(source) / "**" / "*.parquet") if Path(source).is_dir() else source
-        return con.read_parquet(pattern).to_arrow_table()
+            relation = con.sql(source)
+        elif kind == "delta":
+            from deltalake import DeltaTable
+
+            relation = con.from_arrow(DeltaTable(source).to_pyarrow_dataset())
+        else:
+            pattern = str(Path(source) / "**" / "*.parquet") if Path(source).is_dir() else source
+            relation = con.read_parquet(pattern)
+        picked = ", ".join(_quoted(c) for c in columns) if columns else "*"
+        query = f"SELECT {picked} FROM source"
+        parameters: list[Any] = []
+        if window is not None:
+            column, after, until = window
+            query += f" WHERE {_quoted(column)} <= to_timestamp(?)"
+            parameters.append(until)
+            if after is not None:
+                query += f" AND {_quoted(column)} > to_timestamp(?)"
+                parameters.append(after)
+        con.register("source", relation)
+        return con.sql(query, params=parameters).to_arrow_table()
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _as_arrow(frame: Any, view: str) -> pa.Table:
@@ -477,8 +504,16 @@ def resolve_refs(store: Store, refs: Sequence[str]) -> list[tuple[FeatureView, l
     return out
 
 
-def offline_data(store: Store, view: FeatureView) -> tuple[pa.Table, str | None]:
-    """The offline rows of ``view`` and, when they are a saved dataset version, its ref."""
+def offline_data(
+    store: Store,
+    view: FeatureView,
+    *,
+    columns: Sequence[str] | None = None,
+    window: tuple[float | None, float] | None = None,
+) -> tuple[pa.Table, str | None]:
+    """The offline rows of ``view`` and, when they are a saved dataset version, its ref.
+    ``columns`` and ``window`` (event time after, until) let a source read by DuckDB skip
+    what is not needed; rows computed in Python are read whole (their files are checked)."""
     if view.source_kind in ("function", "dataframe") or view.transform is not None:
         held = sql.view_data(store, view.name, view.version)
         if held is None:
@@ -489,16 +524,23 @@ def offline_data(store: Store, view: FeatureView) -> tuple[pa.Table, str | None]
             )
         row = resolve_row(store, f"{held['dataset']}@{held['dataset_version']}")
         return tables.load_table(store, row, "arrow"), f"{row['name']}@{row['version']}"
-    data = _read_source(store, view.source_kind, view.source, None)
+    timed = None if window is None else (view.timestamp, *window)
+    data = _read_source(store, view.source_kind, view.source, None, columns, timed)
     return data, view.source if view.source_kind == "dataset" else None
 
 
 def feature_table(
     store: Store, view: FeatureView, features: Sequence[str]
 ) -> tuple[FeatureTable, str | None]:
-    """What the point-in-time join needs of ``view``: its offline rows, keys, time columns,
-    TTL and the features asked; with the ref of the dataset version holding the rows."""
-    data, held = offline_data(store, view)
+    """What the point-in-time join needs of ``view``: its offline rows (only the columns the
+    join reads: a Parquet source is handed over as files), keys, time columns, TTL and the
+    features asked; with the ref of the dataset version holding the rows."""
+    needed = [*view.keys, view.timestamp, *([view.created] if view.created else []), *features]
+    if view.source_kind == "parquet" and view.transform is None:
+        data: Any = view.source
+        held = None
+    else:
+        data, held = offline_data(store, view, columns=needed)
     return (
         FeatureTable(
             view=view.name,

@@ -147,7 +147,10 @@ def materialize(
             view.name,
             (start_s, end_s),
         )
-    data, _ = offline_data(store, view)
+    needed = [*view.keys, view.timestamp, *([view.created] if view.created else [])]
+    data, _ = offline_data(
+        store, view, columns=[*needed, *view.feature_names], window=(start_s, end_s)
+    )
     rows_read, rows = _latest_rows(data, view, start_s, end_s)
     online = OnlineView(view.name, view.version, view.keys, view.features, view.ttl_seconds, end_s)
     written = online_store(store.home).upsert(online, rows, time.time())
