@@ -129,6 +129,11 @@ Evaluator = Callable[..., EvaluationResult]
 """``evaluate(store, model, X, y, *, source=...)``: the interface that starts the capture
 session passes ``nbmlops.evaluation.evaluate.evaluate``; without one, nothing is evaluated."""
 
+FeatureChecker = Callable[[Store, Mapping[str, tuple[str, object]]], list[str]]
+"""``check(store, {name: (fingerprint, data)})`` -> findings: the training data a cell reads
+checked against the feature store (``nbmlops.feature_store.validation``, above capture: the
+interface passes it in); without one, nothing is checked."""
+
 
 @dataclass(frozen=True)
 class EvaluationNote:
@@ -192,9 +197,11 @@ class TrackedCell:
         default_experiment: str | None = None,
         snapshot: NotebookSnapshot | None = None,
         evaluator: Evaluator | None = None,
+        feature_checker: FeatureChecker | None = None,
     ) -> None:
         self.store = store
         self.evaluator = evaluator
+        self.feature_checker = feature_checker
         self.snapshot = snapshot
         self.context = context
         self.options = options
@@ -283,6 +290,12 @@ class TrackedCell:
         data = {name: (digest, self.namespace.get(name)) for name, digest in self._inputs.items()}
         hashed = {name: item for name, item in data.items() if _is_data(item[1])}
         self.problems += self._training_rows.take(hashed)
+        if self.feature_checker is not None:
+            findings = self._guard("feature check", self.feature_checker, self.store, data)
+            if findings:
+                self.problems += findings
+                assert self.run is not None
+                self._guard("feature check", self.run.set_tag, "feature_mismatch", findings[0])
 
     def _log_snapshot(self, snapshot: NotebookSnapshot) -> None:
         assert self.run is not None

@@ -25,6 +25,7 @@ from nbmlops.capture import analysis
 from nbmlops.capture.cell import (
     CellContext,
     Evaluator,
+    FeatureChecker,
     Summary,
     TrackedCell,
     TrackOptions,
@@ -116,10 +117,17 @@ class CaptureSession:
     """Capture across the cells of one kernel process (see the module docstring).
 
     ``evaluator`` evaluates the models a tracked cell scores (``nbmlops.evaluation``'s
-    ``evaluate``, which lives above capture: the interface passes it in); None: none are."""
+    ``evaluate``, which lives above capture: the interface passes it in); None: none are.
+    ``feature_checker`` checks the data a training cell reads against the feature store
+    (``nbmlops.feature_store.validation``, passed in the same way); None: nothing is checked."""
 
-    def __init__(self, evaluator: Evaluator | None = None) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator | None = None,
+        feature_checker: FeatureChecker | None = None,
+    ) -> None:
         self.evaluator = evaluator
+        self.feature_checker = feature_checker
         self.session_id = f"{hostname()}:{os.getpid()}:{int(time.time())}"
         self.definitions: dict[str, Definition] = {}
         self.latest_versions: dict[str, tuple[str, float]] = {}
@@ -170,6 +178,7 @@ class CaptureSession:
                 default_experiment=cell.experiment,
                 snapshot=cell.snapshot,
                 evaluator=self.evaluator,
+                feature_checker=self.feature_checker,
             )
             tracked.stale = stale_inputs(
                 tracked.analysis.loads,
