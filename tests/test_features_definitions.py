@@ -229,3 +229,28 @@ def test_a_training_set_that_delta_cannot_hold_is_returned_and_recorded_with_a_w
     assert len(got) == 4
     with sqlite3.connect(home / "nbmlops.db") as db:
         assert db.execute("SELECT dataset FROM training_sets").fetchall() == [(None,)]
+
+
+def test_a_training_cell_reading_columns_that_claim_features_with_other_values_is_flagged(
+    shell: InteractiveShell, home: Path
+):
+    shell.user_ns.update(STATS=STATS, orders=_orders(), features_api=features_api)
+    shell.run_cell(
+        "features_api.entity('driver', keys='driver_id')\n"
+        "@features_api.feature_view(entity='driver', timestamp='event_ts', ttl='1d')\n"
+        "def driver_stats():\n"
+        "    return STATS\n"
+        "train = features_api.training_set(orders, ['driver_stats:conv_rate'])\n"
+        "forged = train.assign(conv_rate=train['conv_rate'].fillna(0.5) + 0.01)\n"
+    ).raise_error()
+    fit = "from sklearn.linear_model import LogisticRegression\n"
+    fit += "model = LogisticRegression().fit({0}[['conv_rate']].fillna(0), {0}['label'])\n"
+    shell.run_cell("%%track honest\n" + fit.format("train")).raise_error()
+    shell.run_cell("%%track forged\n" + fit.format("forged")).raise_error()
+    runs = nbm.runs().set_index("name")
+    assert pd.isna(runs.loc["honest"].get("tags.feature_mismatch"))
+    flagged = runs.loc["forged", "tags.feature_mismatch"]
+    assert flagged.startswith(
+        "forged: columns named like features of driver_stats@1 hold other values than the "
+        "feature store's at those keys and times: conv_rate differs in 4 of 4 rows (row 0: "
+    )
