@@ -978,6 +978,177 @@ def _shown(value: Any) -> str:
     return "(none)" if value is None else _display.value(value)
 
 
+@main.group("features")
+def features_group() -> None:
+    """Feature views (issue #17): list, show, materialize."""
+
+
+_FEATURE_VIEWS = _Layout(
+    first=("name", "version", "entity", "ttl", "online", "stale", "models"),
+    hidden=("keys", "owner", "updated_at"),
+    headers={"version": "latest", "updated_at": "updated"},
+    noun="views",
+)
+_FEATURE_VERSIONS = _Layout(
+    first=("version", "defined", "online", "changed"),
+    hidden=("owner",),
+    wrap="changed",
+    noun="versions",
+    once=("owner",),
+)
+
+
+@features_group.command("list")
+@_FORMAT
+@_COLUMNS
+@_WIDE
+@click.pass_obj
+@_clean_errors
+def features_list_cmd(store: str | None, fmt: str, columns: str | None, wide: bool) -> None:
+    """List feature views: the latest version, entity, TTL, the age of the online values of
+    the version served (stale: older than its TTL, every value expired), the models trained
+    from them, features, source and owner."""
+    from nbmlops.feature_store.status import age_text, view_status
+    from nbmlops.store import open_store
+
+    frame = api.features(store=store)
+    opened = open_store(store, create=False)
+    served = [view_status(opened, name).served for name in frame["name"]]
+    frame["ttl"] = [_display.duration(t) if t else "none" for t in frame.pop("ttl_seconds")]
+    frame["online"] = ["never" if f is None else age_text(f.age_seconds) for f in served]
+    frame["stale"] = [f is not None and f.stale for f in served]
+    frame["source"] = frame.pop("source_kind")
+    for column in ("keys", "features", "models"):
+        frame[column] = frame[column].map(", ".join)
+    empty = "No feature views; define one with @nbmlops.feature_view(...)."
+    _echo_frame(frame, fmt, empty, columns=columns, wide=wide, layout=_FEATURE_VIEWS)
+
+
+@features_group.command("show")
+@click.argument("ref")
+@click.option(
+    "--against",
+    type=int,
+    help="The version to diff the definition against (default: the one before).",
+)
+@click.pass_obj
+@_clean_errors
+def features_show_cmd(store: str | None, ref: str, against: int | None) -> None:
+    """Show view VIEW (its latest version) or VIEW@N: the definition and its code, every
+    version with what it changed, the definition diff from the version before (or
+    --against), the freshness of the online values, and the models trained from the view."""
+    import pandas as pd
+
+    from nbmlops.feature_store.changes import code_lines, definition_diff
+    from nbmlops.feature_store.status import view_status
+    from nbmlops.store import open_store
+
+    name, version = _view_ref(ref)
+    opened = open_store(store, create=False)
+    status = view_status(opened, name, version)
+    view = status.view
+    for line in _display.block(_view_facts(view, len(status.versions))):
+        click.echo(line)
+    code = code_lines(view, shutil.get_terminal_size((80, 24)).columns - 2)
+    if code:
+        click.echo("\ncode (as recorded: no comments, docstring or decorator)")
+        click.echo("\n".join(f"  {line}" for line in code))
+    click.echo("\nversions")
+    frame = pd.DataFrame(
+        {
+            "version": [v.version for v in status.versions],
+            "defined": [pd.Timestamp(v.created_at, unit="s", tz="UTC") for v in status.versions],
+            "owner": [v.owner for v in status.versions],
+            "online": ["yes" if f.materialized else "" for f in status.freshness],
+            "changed": list(status.changes),
+        }
+    )
+    _echo_frame(frame, "table", "", layout=_FEATURE_VERSIONS)
+    base = (view.version - 1) if against is None else against
+    if base >= 1 and base != view.version:
+        old = next((v for v in status.versions if v.version == base), None)
+        if old is None:
+            known = ", ".join(str(v.version) for v in status.versions)
+            raise NbmlopsError(f"--against {base}: {name} has no version {base} (has {known}).")
+        click.echo(f"\ndefinition diff {old.ref} -> {view.ref}")
+        width = shutil.get_terminal_size((80, 24)).columns - 2
+        click.echo("\n".join(f"  {line}" for line in definition_diff(old, view, width)))
+    served = status.served
+    click.echo("\nfreshness (the version online reads use)")
+    if served is None:
+        click.echo(f"  never materialised: nbmlops features materialize {name}")
+    else:
+        click.echo("\n".join(_display.block(served.facts(), indent=2)))
+        if served.view != status.versions[-1].ref:
+            click.echo(f"  ({status.versions[-1].ref} is not materialised yet)")
+    click.echo("\nused by models")
+    click.echo("\n".join(f"  {m}" for m in status.model_refs()) or "  none yet")
+
+
+@features_group.command("materialize")
+@click.argument("ref")
+@click.option(
+    "--end",
+    metavar="ISO",
+    help="Materialise event times up to this moment (ISO date or time; no zone: UTC). "
+    "Default: now.",
+)
+@click.pass_obj
+@_clean_errors
+def features_materialize_cmd(store: str | None, ref: str, end: str | None) -> None:
+    """Copy the latest value per entity of view VIEW (or VIEW@N) into the online store,
+    from the end of its last materialisation up to --end; say how fresh it is then."""
+    import datetime as dt
+
+    from nbmlops.feature_store.status import freshness
+    from nbmlops.store import open_store
+
+    until = None
+    if end is not None:
+        try:
+            until = dt.datetime.fromisoformat(end)
+        except ValueError:
+            raise click.BadParameter(
+                f"{end!r} is not an ISO date or time, e.g. 2026-05-01 or 2026-05-01T12:00",
+                param_hint="--end",
+            ) from None
+    report = api.materialize(ref, end=until, store=store)
+    width = shutil.get_terminal_size((80, 24)).columns
+    click.echo("\n".join(textwrap.wrap(str(report), width)))
+    name, version = report.view.split("@")
+    opened = open_store(store, create=False)
+    fresh = freshness(opened, api.get_feature_view(name, int(version), store=opened))
+    click.echo("\n".join(textwrap.wrap(f"{report.view} values: {fresh.summary()}", width)))
+
+
+def _view_ref(ref: str) -> tuple[str, int | None]:
+    """VIEW or VIEW@N."""
+    if "@" not in ref:
+        return ref, None
+    name, number = ref.split("@", 1)
+    if not number.isdigit():
+        raise NbmlopsError(f"{ref!r}: after '@' put a version number, e.g. {name}@2.")
+    return name, int(number)
+
+
+def _view_facts(view: Any, versions: int) -> dict[str, Any]:
+    """What ``features show`` says first about a view version."""
+    facts = {
+        "view": f"{view.ref} (of {versions} version{'s' if versions > 1 else ''})",
+        "entity": f"{view.entity} (keys: {', '.join(view.keys)})",
+        "timestamp": view.timestamp,
+        "created": view.created,
+        "ttl": _display.duration(view.ttl_seconds) if view.ttl_seconds else "none",
+        "source": view.source_kind
+        + (f" {view.source}" if view.source and view.source_kind != "function" else ""),
+        "features": dict(view.features),
+        "description": view.description,
+        "defined": f"{_display.when(view.created_at)} by {view.owner}",
+        "fingerprint": view.fingerprint,
+    }
+    return {k: v for k, v in facts.items() if v not in (None, "", [])}
+
+
 @main.command("push")
 @click.argument("uri")
 @click.option("--experiment", "-e", help="Only runs of this experiment (same name there).")

@@ -121,6 +121,12 @@ class NbmlopsMagics(Magics):
         """%datasets [NAME]: named datasets; with NAME its versions, who used each, diffs."""
         return panels.datasets_panel(line.strip() or None)
 
+    @line_magic
+    def features(self, line: str) -> Any:
+        """%features [VIEW]: feature views; with VIEW its definition, versions and what each
+        changed, definition diffs, freshness (staleness vs its TTL) and the models using it."""
+        return panels.features_panel(line.strip() or None)
+
     @magic_arguments()
     @argument("name", nargs="?", help="The registered model (default: the first one).")
     @argument("--window", "-w", help="Window of each point: '5m', '1h', '1d' (default: to fit).")

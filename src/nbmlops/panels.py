@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         RunsPanel,
     )
     from nbmlops.widgets.datasets_panel import DatasetsPanel
+    from nbmlops.widgets.features_panel import FeaturesPanel
 
 
 def runs_panel(
@@ -77,6 +78,16 @@ def datasets_panel(name: str | None = None, *, store: StoreLike = None) -> Datas
     from nbmlops.widgets.datasets_panel import DatasetsPanel  # ipywidgets loads here
 
     return DatasetsPanel(name, store=store)
+
+
+def features_panel(name: str | None = None, *, store: StoreLike = None) -> FeaturesPanel:
+    """Feature views (latest version, entity and keys, features and dtypes, TTL, source,
+    owner, the age of their online values, red past the TTL, and the models trained from
+    them); with ``name``, its definition and code, its versions with what each changed, the
+    definition diff of any two, and the freshness of the version online reads use."""
+    from nbmlops.widgets.features_panel import FeaturesPanel  # ipywidgets loads here
+
+    return FeaturesPanel(name, store=store)
 
 
 def monitor_panel(
