@@ -24,6 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from nbmlops import api, panels
 from nbmlops._version import __version__
+from nbmlops.api._sync import sync_in_background, sync_status
 from nbmlops.capture import environment
 from nbmlops.capture.cell import TRACK_PREFIX, Summary, TrackOptions
 from nbmlops.capture.environment import resolve_notebook
@@ -39,6 +40,7 @@ from nbmlops.capture.progress import render_summary
 from nbmlops.capture.run import DEFAULT_EXPERIMENT
 from nbmlops.capture.session import CaptureSession, CellStart
 from nbmlops.evaluation.evaluate import evaluate
+from nbmlops.feature_store.validation import check_training_inputs
 
 
 def _warn(message: str) -> None:
@@ -104,6 +106,8 @@ class NbmlopsMagics(Magics):
         ]
         last = self.tracker.last_summary
         lines.append(f"last run    {render_summary(last) if last else '(none yet)'}")
+        if (sync := sync_status()) is not None:
+            lines.append(f"sync        {sync}")
         print("\n".join(lines))
 
     @line_magic
@@ -343,7 +347,7 @@ class Tracker:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.experiment: str | None = None
-        self.capture = CaptureSession(evaluator=evaluate)
+        self.capture = CaptureSession(evaluator=evaluate, feature_checker=check_training_inputs)
         self.last_summary: Summary | None = None
         self.front_end = FrontEndLink()
         self._found_notebook: str | None = None
@@ -475,6 +479,7 @@ def load(shell: Any) -> None:
     _tracker = Tracker(shell)
     _tracker.register()
     environment.warm_up(Path.cwd())
+    sync_in_background(quiet=True)  # NBMLOPS_MLFLOW_URI or [sync] in nbmlops.toml
 
 
 def unload(shell: Any) -> None:

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from nbmlops.api._sync import sync_in_background
 from nbmlops.capture import run as _run
 from nbmlops.capture.run import Run
 from nbmlops.errors import UnknownKeyWarning
@@ -49,7 +50,9 @@ def start_run(
     ...     nbm.log_param("lr", 0.01)
     ...     nbm.log_metric("auc", 0.91)
     """
-    return _run.begin_run(open_store(store), name=name, experiment=experiment, tags=tags)
+    handle = open_store(store)
+    sync_in_background(handle, quiet=True)  # NBMLOPS_MLFLOW_URI or [sync] in nbmlops.toml
+    return _run.begin_run(handle, name=name, experiment=experiment, tags=tags)
 
 
 def end_run(status: str = "finished") -> None:

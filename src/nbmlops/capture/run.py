@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -74,6 +74,11 @@ class Status(enum.StrEnum):
 
 
 _ENDED = (Status.FINISHED, Status.FAILED, Status.INTERRUPTED)
+
+finished_hooks: list[Callable[[Run], None]] = []
+"""Called with each run once its end is written (the background push to an MLflow server,
+:mod:`nbmlops.sync.background`, enqueues it). A hook must return at once; one that raises costs
+one warning, never the run's record nor the cell."""
 
 
 _STEP_RANGE = range(-(2**63), 2**63)  # SQLite's INTEGER
@@ -245,6 +250,7 @@ class Run:
             else "".join(traceback.format_exception(type(error), error, error.__traceback__)),
         }
         self._write(finish, execution)
+        _call_finished_hooks(self)
 
     def _write(self, finish: dict[str, Any] | None, execution: CellExecution | None = None) -> None:
         taken = self._buffer.take()
@@ -783,6 +789,21 @@ def end_tracked_run(run: Run, error: BaseException | None, execution: CellExecut
     """End a run made by a tracked cell with the cell's outcome; ``execution`` (the cell run,
     its ``run_id`` this run's) is written in the same transaction."""
     run._finish(Status.of(error), error, execution)
+
+
+def _call_finished_hooks(run: Run) -> None:
+    failed: list[str] = []
+    for hook in list(finished_hooks):
+        try:
+            hook(run)
+        except Exception as exc:  # a hook's fault never reaches the cell
+            failed.append(f"{getattr(hook, '__qualname__', hook)}: {type(exc).__name__}: {exc}")
+    if failed:
+        warnings.warn(
+            f"nbmlops recorded run {run.run_id}, but what runs after its end failed "
+            f"({'; '.join(failed)}).",
+            stacklevel=3,
+        )
 
 
 def find_run(store: Store, run_id: str) -> Run:

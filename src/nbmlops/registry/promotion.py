@@ -1,9 +1,10 @@
 """Promotion: evaluate a model's rules for a version and move the alias only if every rule passes.
 
 Each decision (not dry runs) is a ``promotion`` event holding the inputs (both versions' metrics,
-dataset fingerprints and evaluations, the params the rules used), the outcome, every rule's result
-and reason, and the rules file (path, sha256 of its content, which is also stored in ``objects/``,
-the git commit, and whether the file differs from that commit). A passing decision and its
+dataset fingerprints and evaluations, the params the rules used, the candidate's approvals and
+reviews), the outcome, every rule's result and reason, and the rules file (path, sha256 of its
+content, which is also stored in ``objects/``, the git commit, and whether the file differs from
+that commit). A passing decision and its
 ``alias_set`` event are written in one transaction, after checking the alias still points where
 the rules saw it, so two concurrent promotions cannot both win against a stale champion.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nbmlops.errors import RegistryError
+from nbmlops.registry.approvals import approvals_at, creators
 from nbmlops.registry.events import current_champion, new_event
 from nbmlops.registry.model_version import ModelVersion, resolve
 from nbmlops.registry.rule_language import RuleResult, Subject, evaluate
@@ -31,7 +34,7 @@ from nbmlops.registry.rules_file import (
 from nbmlops.store import Store
 from nbmlops.store import evaluations as evaluation_sql
 from nbmlops.store import registry as sql
-from nbmlops.store.db import Row
+from nbmlops.store import reviews as review_sql
 
 OUTCOMES = ("promoted", "rejected", "unchanged")
 
@@ -173,6 +176,7 @@ def promote(
     champion = current_champion(store, mv.name, alias)
     champion_version = None if champion is None else champion.version
     evaluations = {v: _evaluations(store, v) for v in (mv, champion) if v is not None}
+    review = _review(store, mv)
     results: list[RuleResult] = []
     if champion_version == mv.version:
         outcome = "unchanged"
@@ -191,9 +195,9 @@ def promote(
         uses_params = any(
             kind == "params" for rule in model_rules.require for _, kind, _ in rule.operands()
         )
-        candidate = _subject(mv, uses_params, evaluations[mv])
+        candidate = subject(mv, uses_params, evaluations[mv], review)
         baseline = (
-            None if champion is None else _subject(champion, uses_params, evaluations[champion])
+            None if champion is None else subject(champion, uses_params, evaluations[champion])
         )
         results += [
             evaluate(
@@ -214,7 +218,7 @@ def promote(
         outcome=outcome,
         results=tuple(results),
         rules_file=source,
-        inputs=_inputs(mv, champion, results, evaluations),
+        inputs=_inputs(mv, champion, results, evaluations, review),
         dry_run=dry_run,
         at=time.time(),
     )
@@ -247,19 +251,49 @@ def _rules_path(store: Store, given: str | Path | None) -> Path:
     )
 
 
-_Evaluations = tuple[Row | None, Row | None]
+Evaluations = tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]
+"""A version's latest evaluation, and the latest one recorded on its training run."""
 
 
-def _subject(mv: ModelVersion, with_params: bool, evaluations: _Evaluations) -> Subject:
+@dataclass(frozen=True)
+class Review:
+    """What a decision knows of the candidate's review: its approvals (``by``, ``at``,
+    ``review_id``...), its creators and the ids of its model reviews, newest first."""
+
+    approvals: tuple[Mapping[str, Any], ...]
+    creators: tuple[str, ...]
+    reviews: tuple[int, ...] = ()
+
+
+def subject(
+    mv: ModelVersion,
+    with_params: bool,
+    evaluations: Evaluations,
+    review: Review | None = None,
+) -> Subject:
+    """What the rules see of ``mv`` (``review`` None: its approvals are not known)."""
     datasets: dict[str, str] = {}
     for d in sorted(mv.datasets, key=lambda d: d.get("role") != "input"):
         datasets.setdefault(str(d["name"]), str(d["fingerprint"]))
     latest, on_run = evaluations
     params = mv.params if with_params else {}
-    return Subject(mv.ref, mv.metrics, params, datasets, latest, on_run)
+    if review is None:
+        return Subject(mv.ref, mv.metrics, params, datasets, latest, on_run)
+    return Subject(
+        mv.ref, mv.metrics, params, datasets, latest, on_run, review.approvals, review.creators
+    )
 
 
-def _evaluations(store: Store, mv: ModelVersion) -> _Evaluations:
+def _review(store: Store, mv: ModelVersion) -> Review:
+    reviews = review_sql.reviews_of_version(store, mv.name, mv.version)
+    return Review(
+        tuple(approvals_at(store, mv)),
+        creators(mv),
+        tuple(int(r["review_id"]) for r in reviews),
+    )
+
+
+def _evaluations(store: Store, mv: ModelVersion) -> Evaluations:
     """The version's latest evaluation, and the latest recorded on its training run (whose
     metrics it logged there: the data ``metrics.<key>`` were measured on)."""
     rows = evaluation_sql.evaluations_of_version(store, mv.name, mv.version, mv.run_id)
@@ -267,7 +301,7 @@ def _evaluations(store: Store, mv: ModelVersion) -> _Evaluations:
     return (rows[-1] if rows else None), (on_run[-1] if on_run else None)
 
 
-def _evaluation_input(row: Row | None) -> dict[str, Any] | None:
+def _evaluation_input(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """An evaluation as a promotion event records it: enough to find the row and to read the
     decision without it."""
     if row is None:
@@ -288,7 +322,8 @@ def _inputs(
     candidate: ModelVersion,
     champion: ModelVersion | None,
     results: list[RuleResult],
-    evaluations: dict[ModelVersion, _Evaluations],
+    evaluations: dict[ModelVersion, Evaluations],
+    review: Review,
 ) -> dict[str, Any]:
     def describe(mv: ModelVersion) -> dict[str, Any]:
         latest, on_run = evaluations[mv]
@@ -306,7 +341,12 @@ def _inputs(
     for result in results:
         used.update(result.values)
     return {
-        "candidate": describe(candidate),
+        "candidate": {
+            **describe(candidate),
+            "approvals": [dict(a) for a in review.approvals],
+            "creators": list(review.creators),
+            "reviews": list(review.reviews),
+        },
         "champion": None if champion is None else describe(champion),
         "values": used,
     }

@@ -17,7 +17,14 @@ expression is built from numbers (``0.5``, ``1e-3``, ``5%`` = 0.05), strings (``
   (``'unseen'``, ``'leaky'``, ``'not_comparable'`` or ``'unchecked'``), ``evaluation.dataset``
   (the fingerprint of the data it was evaluated on) and ``evaluation.metrics.<key>``;
 * ``champion.<one of the above>``: the same thing on the version ``promote_to`` points at now,
-  whatever that alias is called.
+  whatever that alias is called;
+* ``review.<field>``: the approvals of the candidate (``nbmlops review approve NAME/VERSION
+  --by NAME``; table ``approvals``), counted once per approver: ``review.approved`` (true/false:
+  someone approved it), ``review.approvals`` (how many people), and the same two with
+  self-approval refused, ``review.approved_by_other`` and ``review.approvals_by_others``: an
+  approval by the candidate's creator (``model_versions.created_by``, or the user of its
+  training run) does not count there. The candidate's only: ``champion.review`` is not an
+  operand.
 
 A version with no evaluation, or whose evaluation could not check what the rule names
 (``unchecked``: its training data is not known), does not pass a rule naming it (status
@@ -94,6 +101,12 @@ _PLACEHOLDERS = {
     "evaluation": "<field>",
 }
 _EVALUATION_FIELDS = {"unseen": "bool", "comparable": "bool", "status": "text", "dataset": "text"}
+_REVIEW_FIELDS = {
+    "approved": "bool",
+    "approvals": "number",
+    "approved_by_other": "bool",
+    "approvals_by_others": "number",
+}
 _UNORDERED = ("text", "bool")  # value types only == and != compare
 
 Ref = tuple[bool, str, str]
@@ -120,11 +133,14 @@ def _promotion_operand(parts: list[str], text: str) -> tuple[Ref, str]:
     champion = parts[0] == "champion"
     if champion:
         parts = parts[1:]
+    if parts and parts[0] == "review":
+        return _review_operand(parts, text, champion)
     if not parts or parts[0] not in _KINDS:
         prefix = "champion." if champion else ""
         names = ", ".join(f"{prefix}{k}.{_PLACEHOLDERS[k]}" for k in _KINDS)
         raise ValueError(
-            f"unknown operand {text!r}: use {names}" + ("" if champion else " or champion.<...>")
+            f"unknown operand {text!r}: use {names}"
+            + ("" if champion else ", review.<field> or champion.<...>")
         )
     if len(parts) < 2:
         raise ValueError(f"{text!r} needs a key after {parts[0]!r}")
@@ -133,6 +149,18 @@ def _promotion_operand(parts: list[str], text: str) -> tuple[Ref, str]:
         prefix = "champion.evaluation" if champion else "evaluation"
         return (champion, "evaluation", key), _evaluation_field(parts[1:], text, prefix)
     return (champion, parts[0], key), _KINDS[parts[0]]
+
+
+def _review_operand(parts: list[str], text: str, champion: bool) -> tuple[Ref, str]:
+    """``review.<field>``: the candidate's approvals (the champion was approved when it was
+    promoted, if its rules said so; its approvals are not a condition of the candidate's)."""
+    names = ", ".join(f"review.{f}" for f in _REVIEW_FIELDS)
+    if champion:
+        raise ValueError(f"{text!r}: approvals are the candidate's; use {names}")
+    field = ".".join(parts[1:])
+    if field not in _REVIEW_FIELDS:
+        raise ValueError(f"unknown operand {text!r}: use {names}")
+    return (False, "review", field), _REVIEW_FIELDS[field]
 
 
 def _evaluation_field(parts: list[str], text: str, prefix: str) -> str:
@@ -393,6 +421,12 @@ class Subject:
     datasets: Mapping[str, str]  # name -> fingerprint (inputs win over outputs)
     evaluation: Mapping[str, Any] | None = None
     metrics_evaluation: Mapping[str, Any] | None = None
+    approvals: tuple[Mapping[str, Any], ...] | None = None
+    """Its approvals (rows of table ``approvals``: ``by``, ``at``...); None: not known."""
+    creators: tuple[str, ...] = ()
+    """Who made it (``created_by``, the training run's user): their approvals are
+    self-approvals, which ``review.approved_by_other`` and ``review.approvals_by_others``
+    refuse."""
 
 
 @dataclass(frozen=True)
@@ -551,6 +585,8 @@ def _lookup(
         return number
     if kind == "evaluation":
         return _evaluation_value(subject, key, text)
+    if kind == "review":
+        return _review_value(subject, key, text)
     if kind == "params":
         if key not in subject.params:
             raise Unavailable(f"{text}: the training run of {subject.ref} has no param {key!r}")
@@ -559,6 +595,25 @@ def _lookup(
         known = ", ".join(sorted(subject.datasets)) or "none"
         raise Unavailable(f"{text}: {subject.ref} has no dataset named {key!r} (datasets: {known})")
     return subject.datasets[key]
+
+
+def approvers(subject: Subject, *, others_only: bool) -> list[str]:
+    """Who approved ``subject``, each person once (names compared without case), in the
+    order of their first approval; ``others_only`` leaves out its creators."""
+    creators = {c.casefold() for c in subject.creators}
+    found: dict[str, str] = {}
+    for approval in subject.approvals or ():
+        by = str(approval["by"])
+        if not (others_only and by.casefold() in creators):
+            found.setdefault(by.casefold(), by)
+    return list(found.values())
+
+
+def _review_value(subject: Subject, key: str, text: str) -> Any:
+    if subject.approvals is None:
+        raise Unavailable(f"{text}: the approvals of {subject.ref} are not known")
+    found = approvers(subject, others_only=key.endswith("_by_other") or key.endswith("_others"))
+    return bool(found) if key.startswith("approved") else len(found)
 
 
 def _evaluation_value(subject: Subject, key: str, text: str) -> Any:
@@ -601,9 +656,12 @@ def _data_text(row: Mapping[str, Any]) -> str:
 
 
 def _findings(rule: Rule, candidate: Subject, champion: Subject | None) -> str:
-    """What the evaluations behind a failed rule's ``unseen``/``comparable``/``status`` found."""
+    """What the evaluations behind a failed rule's ``unseen``/``comparable``/``status`` found,
+    and for a rule on approvals, who approved and how to approve."""
     found = []
     for is_champion, kind, key in dict.fromkeys(rule.operands()):
+        if kind == "review" and candidate.approvals is not None:
+            found.append(_approvals_text(candidate))
         if kind != "evaluation" or key not in ("unseen", "comparable", "status"):
             continue
         subject = champion if is_champion else candidate
@@ -611,6 +669,21 @@ def _findings(rule: Rule, candidate: Subject, champion: Subject | None) -> str:
         if subject is not None and row is not None:
             found.append(f"{_evaluation_text(subject.ref, row)} is {_status_text(row)}")
     return "; ".join(dict.fromkeys(found))
+
+
+def _approvals_text(subject: Subject) -> str:
+    """``wine/3 is approved by alice only, who made it (self-approval); approve it with
+    nbmlops review approve wine/3 --by NAME``."""
+    everyone = approvers(subject, others_only=False)
+    others = approvers(subject, others_only=True)
+    if not everyone:
+        state = f"{subject.ref} has no approval"
+    else:
+        state = f"{subject.ref} is approved by {', '.join(everyone)}"
+        selves = [a for a in everyone if a not in others]
+        if selves:
+            state += f" ({', '.join(selves)} made it: self-approval)"
+    return f"{state}; approve it with: nbmlops review approve {subject.ref} --by NAME"
 
 
 def _status_text(row: Mapping[str, Any]) -> str:

@@ -37,12 +37,12 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nbmlops.errors import SyncError
-from nbmlops.filter import parse_filter
+from nbmlops.filter import And, Field, In, parse_filter
 from nbmlops.store import StoreLike, open_store
 from nbmlops.store import registry as store_registry
 from nbmlops.store import sync as store_sync
@@ -119,16 +119,22 @@ def push(
     filter: str | None = None,
     token: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    run_ids: Sequence[str] | None = None,
 ) -> PushReport:
     """Push the runs ``experiment`` and ``filter`` select (all by default), and the registered
     models (all of them, or those with a version trained by a selected run), to the MLflow
     tracking server at ``uri`` (``mlflow://HOST:PORT`` or ``http://HOST:PORT``).
-    ``progress(done, total)`` is called after each run."""
+    ``progress(done, total)`` is called after each run. ``run_ids`` pushes only those runs and
+    every model with something new (the background push of finished runs, sync/background.py:
+    a version registered after its run ended goes with the next run that ends)."""
     started = time.monotonic()
     handle = open_store(store, create=False)
     with MlflowClient(uri, token=token) as client:
         report = PushReport(client.server)
         where = parse_filter(filter) if filter else None
+        if run_ids is not None:
+            given = In(Field("attributes", "run_id"), tuple(run_ids))
+            where = given if where is None else And((where, given))
         states = store_sync.run_states(handle, client.server, where, experiment)
         report.runs = len(states)
         pusher = _Pusher(handle, client, report)
@@ -136,9 +142,8 @@ def push(
             pusher.push_run(state)
             if progress is not None:
                 progress(done, len(states))
-        selected = (
-            None if where is None and experiment is None else [s.row["run_id"] for s in states]
-        )
+        everything = run_ids is not None or (where is None and experiment is None)
+        selected = None if everything else [s.row["run_id"] for s in states]
         for model in store_sync.models_to_push(handle, selected):
             pusher.push_model(model)
     report.seconds = time.monotonic() - started
