@@ -15,8 +15,12 @@ for that server, so pulling again imports only new runs and new metric points, a
 that server sends nothing of it back. A run whose ``nbmlops.run_id`` names a run of this store
 that was not pulled is this store's own run pushed earlier: it is left alone.
 
-Not pulled (listed in the report's ``notes`` when met): the registry (versions and aliases), the
-git commit/branch/dirty flag (kept as the tags they were sent as: a run's environment row needs
+The registry comes after the runs (:mod:`nbmlops.sync.pull_registry`: versions verified by
+their sha256, events replayed with their original times; a version whose file does not match is
+refused and listed in the report's ``refused``).
+
+Not pulled (listed in the report's ``notes`` when met): MLflow-native model versions (counted),
+the git commit/branch/dirty flag (kept as the tags they were sent as: a run's environment row needs
 the Python, platform and packages MLflow does not hold), an artifact's kind and meta (a pulled
 artifact is a ``file``, the notebook snapshot a ``notebook``).
 """
@@ -30,14 +34,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from nbmlops.errors import SyncError
 from nbmlops.store import StoreLike, open_store
 from nbmlops.store import sync as store_sync
 from nbmlops.store.db import Row, Store
 from nbmlops.store.sync import MetricMark, PulledRun
+from nbmlops.sync._proxy import download
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
+from nbmlops.sync.pull_registry import pull_registry
 from nbmlops.sync.push import _CUT, _digest
 
 PULLED_FROM = "nbmlops.pulled_from"
@@ -78,7 +83,12 @@ class PullReport:
     tags: int = 0
     artifacts: int = 0
     inputs: int = 0
+    models: int = 0  # registered models with nbmlops versions
+    versions: int = 0  # model versions imported
+    events: int = 0  # registry events replayed
+    foreign_versions: int = 0  # model versions without nbmlops tags: not imported
     notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # model versions not imported, and why
     seconds: float = 0.0
 
     def __str__(self) -> str:
@@ -86,11 +96,14 @@ class PullReport:
             f"Pulled from {self.server} in {self.seconds:.1f} s: {self.runs} runs ({self.created} "
             f"new, {self.updated} with something new, {self.own} this store's own), "
             f"{self.params} params, {self.metrics} metric points, {self.tags} tags, "
-            f"{self.artifacts} artifacts, {self.inputs} dataset inputs."
+            f"{self.artifacts} artifacts, {self.inputs} dataset inputs; {self.models} models: "
+            f"{self.versions} versions imported, {self.events} registry events, "
+            f"{self.foreign_versions} MLflow-native versions left on the server."
         )
-        if not self.notes:
-            return head
-        return head + f"\nNotes ({len(self.notes)}):\n" + "\n".join(f"  - {n}" for n in self.notes)
+        for title, lines in (("Refused", self.refused), ("Notes", self.notes)):
+            if lines:
+                head += f"\n{title} ({len(lines)}):\n" + "\n".join(f"  - {n}" for n in lines)
+        return head
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,16 +118,25 @@ def pull(
 ) -> PullReport:
     """Import the runs of ``experiment`` (all experiments by default) on the MLflow tracking
     server at ``uri`` (``mlflow://HOST:PORT`` or ``http://HOST:PORT``) into the store: new runs
-    whole, runs pulled before only what they gained since."""
+    whole, runs pulled before only what they gained since; then the registered models (all, or
+    those with a version trained by a run of ``experiment``): new versions, verified, and the
+    events not here yet (:mod:`nbmlops.sync.pull_registry`)."""
     started = time.monotonic()
     handle = open_store(store)
     with MlflowClient(uri, token=token) as client:
         report = PullReport(client.server)
         puller = _Puller(handle, client, report)
+        seen: set[str] = set()
         for exp_id, name in puller.experiments(experiment):
             for run in _pages(client, "POST", "runs/search", "runs", {"experiment_ids": [exp_id]}):
                 report.runs += 1
+                seen.add(str(run["info"]["run_id"]))
                 puller.pull_run(run, name)
+        registry = pull_registry(handle, client, None if experiment is None else seen)
+    report.models, report.versions = registry.models, registry.versions
+    report.events, report.foreign_versions = registry.events, registry.foreign
+    report.notes += registry.notes
+    report.refused += registry.refused
     report.seconds = time.monotonic() - started
     return report
 
@@ -433,26 +455,7 @@ class _Puller:
 
     def _download(self, path: str) -> bytes:
         """An artifact of the current run, through the server's artifact proxy."""
-        if not self._root.startswith("mlflow-artifacts:"):
-            raise SyncError(
-                f"The MLflow server {self.client.server} keeps artifacts at {self._root}, which "
-                "nbmlops cannot read through the server: start it with --serve-artifacts so "
-                "artifacts go through its proxy.",
-                server=self.client.server,
-                call="GET mlflow-artifacts",
-            )
-        root = urlsplit(self._root).path.strip("/")
-        target = f"/api/2.0/mlflow-artifacts/artifacts/{quote(root)}/{quote(path)}"
-        response = self.client._send("GET", target)
-        if not response.is_success:
-            raise SyncError(
-                f"The MLflow server {self.client.server} refused GET artifact {path}: HTTP "
-                f"{response.status_code}: {response.text[:300]}",
-                server=self.client.server,
-                call=f"GET artifact {path}",
-                status=response.status_code,
-            )
-        return response.content
+        return download(self.client, self._root, path)
 
     def _download_text(self, path: str) -> str:
         return self._download(path).decode()

@@ -557,7 +557,8 @@ class _Pusher:
         remotes = store_sync.remote_run_ids(
             self.store, self.client.server, [v.run_id] if v.run_id else []
         )
-        path = f"registry/{v.name}/{v.version}/model.{v.format}"
+        folder = f"registry/{v.name}/{v.version}"
+        path = f"{folder}/model.{v.format}"
         data = self.store.objects.read_verified(v.sha256)
         body: Json = {"name": v.name, "description": v.description or ""}
         if v.run_id in remotes:
@@ -567,6 +568,26 @@ class _Pusher:
         else:
             root = "mlflow-artifacts:/nbmlops-registry"
         self.client.put_artifact(root, path, data)
+        # The whole row beside the model (MLflow has no field for the signature, datasets,
+        # metrics and libraries): a pull reads it back (sync/pull_registry.py). JSON columns stay
+        # the text they are, so the row comes back byte for byte.
+        row = {
+            "name": v.name,
+            "version": v.version,
+            "sha256": v.sha256,
+            "size": v.size,
+            "format": v.format,
+            "class": v.model_class,
+            "run_id": v.run_id,
+            "signature": v.signature,
+            "datasets": v.datasets,
+            "metrics": v.metrics,
+            "libraries": v.libraries,
+            "description": v.description,
+            "created_by": v.created_by,
+            "created_at": v.created_at,
+        }
+        self.client.put_artifact(root, f"{folder}/version.json", json.dumps(row, indent=1).encode())
         body["source"] = f"{root}/{path}"
         tags = {
             "nbmlops.version": str(v.version),
