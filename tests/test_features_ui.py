@@ -151,6 +151,7 @@ def test_features_materialize_goes_on_from_the_last_end_and_says_how_fresh(views
         (["show", "driver_stats", "--against", "9"], 1, "driver_stats has no version 9 (has 1, 2)"),
         (["materialize", "driver_stats", "--end", "yesterday"], 2, "'yesterday' is not an ISO"),
         (["materialize", "driver_stats@7"], 1, "No feature view driver_stats@7; known"),
+        (["materialize", "driver_stats@x"], 1, "after '@' put a version number"),
     ],
 )
 def test_features_bad_input_is_one_clean_line(views, args, code, message):

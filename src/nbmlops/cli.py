@@ -1112,6 +1112,7 @@ def features_materialize_cmd(store: str | None, ref: str, end: str | None) -> No
                 f"{end!r} is not an ISO date or time, e.g. 2026-05-01 or 2026-05-01T12:00",
                 param_hint="--end",
             ) from None
+    _view_ref(ref)  # refuses VIEW@x (get_feature_view reads it as the latest)
     report = api.materialize(ref, end=until, store=store)
     width = shutil.get_terminal_size((80, 24)).columns
     click.echo("\n".join(textwrap.wrap(str(report), width)))
