@@ -140,3 +140,22 @@ def latest_reruns(store: Store, run_ids: list[str]) -> dict[str, Row]:
         tuple(run_ids),
     )
     return {r["run_id"]: _decoded(r, _JSON_RERUN) for r in rows}
+
+
+def execution_of_run(store: Store, run_id: str) -> Row | None:
+    """The ``cell_executions`` row of the cell that made ``run_id`` (None for a script run)."""
+    rows = store.query_dicts(
+        "SELECT * FROM cell_executions WHERE run_id = ? ORDER BY start_time DESC LIMIT 1",
+        (run_id,),
+    )
+    return rows[0] if rows else None
+
+
+def runs_in_notebook(store: Store, notebook: str) -> list[Row]:
+    """The runs recorded for ``notebook`` (run_id, cell_version, status), oldest first: what a
+    re-run's rebuilt notebook made."""
+    return store.query_dicts(
+        "SELECT run_id, cell_version, status FROM runs WHERE notebook = ? "
+        "ORDER BY start_time, rowid",
+        (notebook,),
+    )

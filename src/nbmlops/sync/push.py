@@ -557,16 +557,19 @@ class _Pusher:
         remotes = store_sync.remote_run_ids(
             self.store, self.client.server, [v.run_id] if v.run_id else []
         )
-        folder = f"registry/{v.name}/{v.version}"
-        path = f"{folder}/model.{v.format}"
         data = self.store.objects.read_verified(v.sha256)
         body: Json = {"name": v.name, "description": v.description or ""}
         if v.run_id in remotes:
             remote_id, experiment_id = remotes[v.run_id]
             root = self._artifact_root(remote_id, experiment_id)
             body["run_id"] = remote_id
+            folder = f"registry/{v.name}/{v.version}"
         else:
+            # One folder shared by every store pushing to this server: keyed by content, so two
+            # stores' different version 1 of a model never overwrite each other.
             root = "mlflow-artifacts:/nbmlops-registry"
+            folder = f"registry/{v.name}/{v.sha256}"
+        path = f"{folder}/model.{v.format}"
         self.client.put_artifact(root, path, data)
         # The whole row beside the model (MLflow has no field for the signature, datasets,
         # metrics and libraries): a pull reads it back (sync/pull_registry.py). JSON columns stay
