@@ -59,6 +59,7 @@ from nbmlops.errors import InvalidValueError, NbmlopsError, StoreLockedError
 from nbmlops.monitoring.labels import log_labels
 from nbmlops.registry.model_version import resolve
 from nbmlops.serving import openapi
+from nbmlops.serving.features import FeatureNotes, logged_body, response_status
 from nbmlops.serving.formats import (
     Decoded,
     RequestError,
@@ -155,7 +156,7 @@ def create_app(service: ModelService) -> ASGIApp:
     async def score(
         request: Request,
         decode: Callable[[bytes, str | None], Decoded],
-        render: Callable[[Served, str, list[Any]], dict[str, Any]],
+        render: Callable[[Served, str, list[Any], FeatureNotes], dict[str, Any]],
     ) -> Response:
         started, at = time.perf_counter(), time.time()
         rid = secrets.token_hex(16)
@@ -163,24 +164,38 @@ def create_app(service: ModelService) -> ASGIApp:
         extra: list[str] = []
         outputs: list[Any] | None = None
         headers = {"X-Request-ID": rid}
+        notes, frame = FeatureNotes(), None  # frame: the rows as scored (features fetched)
         try:
             rid = headers["X-Request-ID"] = request_id(request)
             served = loaded()
             headers.update(served.headers)
             body = await read_body(request)
             decoded = decode(body, request.headers.get("content-type"))
+            frame = scored = decoded.frame
+            if served.features is not None:
+                frame, scored = served.features.complete(
+                    service.store, frame, decoded.positional, notes
+                )
             model_input, extra = served.schema.prepare(
-                decoded.frame, decoded.positional, settings.extra_columns
+                scored, decoded.positional, settings.extra_columns
             )
+            if served.features is not None:
+                served.features.check(model_input, settings.contract, notes)
             outputs = _predict(served, model_input)
             if extra and settings.extra_columns == "log":
                 headers["X-Nbmlops-Extra-Columns"] = ",".join(extra)
+            if notes.violated:
+                headers["X-Nbmlops-Contract-Violations"] = ",".join(notes.violated)
             response = Response(
-                json.dumps(render(served, rid, outputs)), 200, headers, media_type=_JSON
+                json.dumps(render(served, rid, outputs, notes)), 200, headers, media_type=_JSON
             )
             status, error = 200, None
         except RequestError as exc:
             response, status, error = _error(exc, headers), exc.status, exc.message
+        if status == 200:
+            error = notes.logged()
+        if notes.status is not None and frame is not None:
+            body = logged_body(frame)  # the inputs as scored: the keys and the values fetched
         if settings.log_predictions:
             service.log.submit(
                 {
@@ -194,7 +209,7 @@ def create_app(service: ModelService) -> ASGIApp:
                     "latency_ms": (time.perf_counter() - started) * 1000,
                     "format": None if decoded is None else decoded.format,
                     "n_rows": None if decoded is None else len(decoded.frame),
-                    "frame": None if decoded is None else decoded.frame,
+                    "frame": frame,
                     "body": body,
                     "outputs": outputs,
                     "extra_columns": extra if settings.extra_columns == "log" else None,
@@ -203,11 +218,17 @@ def create_app(service: ModelService) -> ASGIApp:
             )
         return response
 
-    def mlflow_body(_served: Served, _rid: str, outputs: list[Any]) -> dict[str, Any]:
-        return {"predictions": outputs}
+    def mlflow_body(
+        _served: Served, _rid: str, outputs: list[Any], notes: FeatureNotes
+    ) -> dict[str, Any]:
+        return {"predictions": outputs, **response_status(notes)}
 
-    def v2_body(served: Served, rid: str, outputs: list[Any]) -> dict[str, Any]:
+    def v2_body(
+        served: Served, rid: str, outputs: list[Any], notes: FeatureNotes
+    ) -> dict[str, Any]:
+        fetched = response_status(notes)
         return {
+            **({"parameters": fetched} if fetched else {}),
             "model_name": served.version.name,
             "model_version": str(served.version.version),
             "id": rid,

@@ -16,6 +16,7 @@ from nbmlops._display import parse_duration
 from nbmlops.client import ModelClient, ModelClientError
 from nbmlops.errors import NbmlopsError
 from nbmlops.serving import server
+from nbmlops.serving.features import CONTRACT_POLICIES
 from nbmlops.serving.service import Settings
 from nbmlops.serving.signature import EXTRA_COLUMN_POLICIES
 from nbmlops.store import open_store
@@ -53,6 +54,14 @@ def _clean_errors(func: F) -> F:
     help="Columns not in the signature: refuse the request, drop them, or drop and log them.",
 )
 @click.option(
+    "--contract",
+    type=click.Choice(CONTRACT_POLICIES),
+    default="log",
+    show_default=True,
+    help="A model trained from a feature store training set: a request breaking the data "
+    "contract of its training set is refused (400), served and logged, or not checked.",
+)
+@click.option(
     "--poll-interval", default=5.0, show_default=True, help="Seconds between alias checks."
 )
 @click.option("--no-log", is_flag=True, help="Do not log predictions to the store.")
@@ -76,6 +85,7 @@ def serve(
     token: str | None,
     workers: int,
     extra_columns: str,
+    contract: str,
     poll_interval: float,
     no_log: bool,
     log_sample: float,
@@ -87,6 +97,7 @@ def serve(
     /models/NAME@ALIAS/artifact. Every request is logged to the store. Ctrl-C stops it."""
     settings = Settings(
         extra_columns=extra_columns,
+        contract=contract,
         log_predictions=not no_log,
         log_sample=log_sample,
         poll_interval=poll_interval,

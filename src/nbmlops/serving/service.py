@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from nbmlops.errors import NbmlopsError
+from nbmlops.feature_store.model_features import model_features
 from nbmlops.registry import loading
 from nbmlops.registry.model_version import ModelVersion, parse_ref, resolve
 from nbmlops.serving import endpoints
+from nbmlops.serving.features import FeatureInputs, check_contract_policy
 from nbmlops.serving.formats import encode_predictions
 from nbmlops.serving.prediction_log import LogStats, PredictionLog
 from nbmlops.serving.signature import InputSchema, check_policy
@@ -45,10 +47,12 @@ class Settings:
     poll_interval: float = 5.0
     max_body_bytes: int = 20 * 2**20
     profile_window: float = 60.0  # seconds of traffic per traffic profile (drift monitoring)
+    contract: str = "log"  # a version trained from a training set: reject, log or off
     token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_policy(self.extra_columns)
+        check_contract_policy(self.contract)
         if self.poll_interval <= 0:
             raise ValueError(f"poll_interval={self.poll_interval!r} must be positive seconds.")
         if not self.profile_window > 0:
@@ -65,6 +69,7 @@ class Settings:
             "poll_interval": self.poll_interval,
             "max_body_bytes": self.max_body_bytes,
             "profile_window": self.profile_window,
+            "contract": self.contract,
             "auth": self.token is not None,
         }
 
@@ -77,6 +82,7 @@ class Served:
     model: Any
     schema: InputSchema
     headers: dict[str, str]
+    features: FeatureInputs | None = None  # trained from a training set
 
     def predict(self, model_input: Any) -> list[Any]:
         model = self.model
@@ -190,6 +196,7 @@ class ModelService:
     def _load(self, mv: ModelVersion) -> Served:
         model = loading.load_version(mv, consumer=f"endpoint {self.url}")
         schema = InputSchema.of(mv.ref, mv.signature)
+        trained_on = model_features(self.store, mv)
         served = Served(
             mv,
             model,
@@ -199,6 +206,9 @@ class ModelService:
                 "X-Model-Version": str(mv.version),
                 "X-Model-Digest": f"sha256:{mv.sha256}",
             },
+            None
+            if trained_on is None
+            else FeatureInputs(mv.ref, trained_on, tuple(schema.columns or ())),
         )
         example = schema.example()
         if example is not None:
