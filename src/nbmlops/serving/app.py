@@ -28,6 +28,10 @@ Routes (all but ``/ping`` need ``Authorization: Bearer <token>`` when a token is
 Starlette's thread pool gave 61-68 req/s against 82-92 inline (16 clients, this 2-core VM), and a
 linear model's 0.2 ms predict would only pay the thread hop.
 
+A version trained from a feature store training set may be sent its entity keys instead of its
+features, and its inputs are checked against the training set's data contract
+(:mod:`nbmlops.serving.features`).
+
 Every response to a scoring request names the model (``X-Model-Name``, ``X-Model-Version``,
 ``X-Model-Digest``) and the request (``X-Request-ID``: the client's, or one generated).
 """
