@@ -9,11 +9,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from click.testing import CliRunner
 
 import nbmlops as nbm
+from nbmlops.cli import main
 from nbmlops.headless import execute_notebook
 from nbmlops.rerun import RERUN_OF_TAG, find_differences, rerun
 from nbmlops.store import Store, close_stores
+from nbmlops.store import reviews as review_store
 
 CELLS = [
     "%load_ext nbmlops\nimport numpy as np\nimport pandas as pd\nimport nbmlops as nbm\n"
@@ -76,16 +79,22 @@ def test_unseeded_randomness_is_reported(project: tuple[Store, Path, dict]):
 
 
 @pytest.mark.kernel
-def test_moved_data_differs_naming_the_input(project: tuple[Store, Path, dict]):
+def test_moved_data_differs_naming_the_input_and_the_cli_exits_1(
+    project: tuple[Store, Path, dict],
+):
     store, folder, runs = project
     data = folder / "data.csv"
     data.write_text(_data(rows=80))
     try:
-        result = rerun(store, runs["seeded"])
+        args = ["--store", str(store.home), "rerun", runs["seeded"][:6], "--tolerance", "1e-3"]
+        result = CliRunner().invoke(main, args)
     finally:
         data.write_text(_data())
-    assert result.outcome == "differs"
-    assert any(d.startswith("input X: the data moved (recorded ") for d in result.differences)
+    assert result.exit_code == 1, result.output
+    head = f"run {runs['seeded'][:6]} differs: input X: the data moved (recorded "
+    assert result.output.startswith(head)
+    assert "\ndifferences:\n  - input X: the data moved" in result.output
+    assert review_store.reruns_of(store, runs["seeded"])[0]["tolerance"] == 1e-3
 
 
 @pytest.mark.kernel

@@ -23,8 +23,10 @@ import click
 from nbmlops import _display, api
 from nbmlops.errors import NbmlopsError
 from nbmlops.headless import execute_notebook, parameter_value
+from nbmlops.rerun import rerun
 from nbmlops.serving.commands import pull as pull_command
 from nbmlops.serving.commands import serve as serve_command
+from nbmlops.store import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1169,6 +1171,37 @@ def push_cmd(store: str | None, uri: str, experiment: str | None, filter_: str |
             uri, experiment=experiment, filter=filter_, progress=progress, store=store
         )
     click.echo(str(report))
+
+
+@main.command("rerun")
+@click.argument("run")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=1e-6,
+    show_default=True,
+    help="Metrics match when |a - b| <= tolerance * max(1, |a|).",
+)
+@click.option("--timeout", type=int, default=600, show_default=True, help="Seconds per cell.")
+@click.pass_obj
+@_clean_errors
+def rerun_cmd(store: str | None, run: str, tolerance: float, timeout: int) -> None:
+    """Re-run RUN in a fresh kernel from what was recorded (the cells its kernel executed
+    before it, then its cell) and compare its inputs and metrics. Exit status 1 unless it
+    reproduced, so CI can require it."""
+    st = open_store(store, create=False)
+    result = rerun(st, run, tolerance=tolerance, timeout=timeout)
+    click.echo(str(result))
+    for title, lines in (
+        ("differences", result.differences),
+        ("nondeterminism", result.nondeterminism),
+    ):
+        if lines:
+            click.echo(f"{title}:")
+            for line in lines:
+                click.echo(f"  - {line}")
+    if result.outcome != "reproduced":
+        sys.exit(1)
 
 
 main.add_command(serve_command)

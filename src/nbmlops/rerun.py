@@ -87,7 +87,9 @@ class RerunResult:
                 f"{self.tolerance:g}{again}"
             )
         if self.outcome == "differs":
-            return f"{head} differs: {'; '.join(self.differences)}{again}"
+            more = len(self.differences) - 1
+            extra = f" (and {more} more)" if more else ""
+            return f"{head} differs: {self.differences[0]}{extra}{again}"
         return f"{head} could not run: {self.reason}{again}"
 
     def _repr_html_(self) -> str:
