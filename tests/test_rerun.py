@@ -76,6 +76,8 @@ def test_unseeded_randomness_is_reported(project: tuple[Store, Path, dict]):
     text = "\n".join(result.nondeterminism)
     assert "RandomForestClassifier in `forest` has random_state=None" in text
     assert "numpy's global random state used (np.random.rand)" in text
+    replayed = store.query("SELECT run_id, value FROM tags WHERE key = 'nbmlops.replayed_for'")
+    assert [value for _, value in replayed] == [runs["unseeded"]]  # the seeded cell, replayed
 
 
 @pytest.mark.kernel
