@@ -120,3 +120,19 @@ def test_an_mlflow_native_version_is_counted_not_imported(
     assert report.foreign_versions >= 1
     assert "model 'native': MLflow version 1 without nbmlops tags not imported" in str(report)
     assert "native" not in nbm.models(store=tmp_path / "empty" / ".nbmlops")["name"].tolist()
+
+
+def test_two_stores_pushing_a_different_version_1_without_a_run_keep_both_files(
+    home: Path, mlflow: MlflowServer, tmp_path: Path
+):
+    other = Store(tmp_path / "other" / ".nbmlops")
+    nbm.register_model(LinearRegression().fit(X, Y), "runless")
+    nbm.register_model(
+        DummyRegressor(constant=1.0, strategy="constant").fit(X, Y), "runless", store=other
+    )
+    push(None, mlflow.url)
+    push(other, mlflow.url)
+    files = sorted((mlflow.folder / "artifacts").rglob("registry/runless/*/model.*"))
+    assert len(files) == 2  # one folder per content: neither overwrote the other
+    report = pull(Store(tmp_path / "empty" / ".nbmlops"), mlflow.url)
+    assert not [r for r in report.refused if "runless" in r]

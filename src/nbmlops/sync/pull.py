@@ -43,7 +43,7 @@ from nbmlops.store.sync import MetricMark, PulledRun
 from nbmlops.sync._proxy import download
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
 from nbmlops.sync.pull_registry import pull_registry
-from nbmlops.sync.push import _CUT, _digest
+from nbmlops.sync.push import _CUT, HOLDER_EXPERIMENT, _digest
 
 PULLED_FROM = "nbmlops.pulled_from"
 STATUS = {
@@ -128,6 +128,8 @@ def pull(
         puller = _Puller(handle, client, report)
         seen: set[str] = set()
         for exp_id, name in puller.experiments(experiment):
+            if name == HOLDER_EXPERIMENT:  # holds registry files, not runs of anybody's
+                continue
             for run in _pages(client, "POST", "runs/search", "runs", {"experiment_ids": [exp_id]}):
                 report.runs += 1
                 seen.add(str(run["info"]["run_id"]))

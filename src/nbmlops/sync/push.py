@@ -13,8 +13,11 @@ What maps to what (MLflow's model: https://mlflow.org/docs/latest/rest-api.html)
 - datasets -> dataset inputs: our full-content fingerprint as the digest, the shape in the
   profile, the columns as an ``mlflow_colspec`` schema, the role as ``mlflow.data.context``;
 - registered models -> registered models with their description; each version -> a version
-  (its artifact under the training run's artifacts, or under ``nbmlops-registry/`` without one),
-  tagged with our version number and sha256; aliases -> aliases; the decision history (each
+  (its artifact under the training run's artifacts in ``registry/<name>/<v>/``, or without a run
+  under a holder run of experiment ``nbmlops-registry`` in ``registry/<name>/<sha256>/``, and
+  beside it ``version.json``: the whole
+  ``model_versions`` row, signature, datasets, metrics, libraries), tagged with our version
+  number and sha256; aliases -> aliases; the decision history (each
   promotion, alias move, deprecation, deletion) -> version tags ``nbmlops.event.<time>.<kind>``.
 
 Nothing is truncated silently. MLflow truncates params over 6,000 characters and tags over 8,000
@@ -109,6 +112,12 @@ class PushReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Where versions without a training run are held on the server (see _Pusher._holder_run); a
+# pull skips these runs.
+HOLDER_EXPERIMENT = "nbmlops-registry"
+HOLDER_TAG = "nbmlops.registry_model"
 
 
 def push(
@@ -489,6 +498,33 @@ class _Pusher:
             self._known[experiment_id] = known
         return self._known[experiment_id]
 
+    def _holder_run(self, name: str) -> tuple[str, str]:
+        """The run holding model ``name``'s versions that have no training run (found by its
+        tag, else created, finished): its id and artifact root."""
+        experiment_id = self._experiment_id(HOLDER_EXPERIMENT)
+        found = self.client.call(
+            "POST",
+            "runs/search",
+            {
+                "experiment_ids": [experiment_id],
+                "filter": f"tags.`{HOLDER_TAG}` = '{_quoted(name)}'",
+                "max_results": 1,
+            },
+        ).get("runs", [])
+        if found:
+            info = found[0]["info"]
+        else:
+            body = {
+                "experiment_id": experiment_id,
+                "run_name": f"registry:{name}",
+                "tags": [{"key": HOLDER_TAG, "value": name}],
+            }
+            info = self.client.call("POST", "runs/create", body)["run"]["info"]
+            self.client.call(
+                "POST", "runs/update", {"run_id": info["run_id"], "status": "FINISHED"}
+            )
+        return str(info["run_id"]), str(info["artifact_uri"])
+
     def _artifact_root(self, remote_id: str, experiment_id: str) -> str:
         if remote_id not in self._artifact_roots:
             info = self.client.call("GET", "runs/get", {"run_id": remote_id})["run"]["info"]
@@ -565,9 +601,11 @@ class _Pusher:
             body["run_id"] = remote_id
             folder = f"registry/{v.name}/{v.version}"
         else:
-            # One folder shared by every store pushing to this server: keyed by content, so two
-            # stores' different version 1 of a model never overwrite each other.
-            root = "mlflow-artifacts:/nbmlops-registry"
+            # MLflow takes a version's source only inside a run's artifacts: a version registered
+            # from a live object goes under one holder run per model, shared by every store
+            # pushing to this server, in a folder keyed by content so two stores' different
+            # version 1 never overwrite each other.
+            body["run_id"], root = self._holder_run(v.name)
             folder = f"registry/{v.name}/{v.sha256}"
         path = f"{folder}/model.{v.format}"
         self.client.put_artifact(root, path, data)
