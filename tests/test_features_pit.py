@@ -62,7 +62,7 @@ zones = st.sampled_from([None, "UTC", "Asia/Kolkata"])
 
 
 @st.composite
-def feature_rows(draw, keys):
+def feature_rows(draw):
     rows = []
     for _ in range(draw(st.integers(0, 14))):
         pair = draw(st.sampled_from(PAIRS))
@@ -70,7 +70,7 @@ def feature_rows(draw, keys):
         row["ts"] = draw(clock)
         row["cr"] = draw(clock)
         rows.append(row)
-        if rows and draw(st.booleans()):  # a duplicate (keys, event time), maybe same created
+        if draw(st.booleans()):  # a duplicate (keys, event time), maybe the same created
             rows.append({**row, "cr": draw(st.sampled_from([row["cr"], None, 5]))})
     for i, row in enumerate(rows):
         row["x"] = i
@@ -91,7 +91,7 @@ def scenarios(draw):
             {
                 "view": f"v{v}",
                 "keys": keys,
-                "rows": draw(feature_rows(keys)),
+                "rows": draw(feature_rows()),
                 "ttl": draw(st.sampled_from([0, 1, 3, 4.5])),
                 "created": draw(st.booleans()),
                 "units": (draw(units), draw(units), draw(zones)),
@@ -166,6 +166,20 @@ def test_entity_order_and_columns_are_kept_from_pandas():
     got = point_in_time_join(entity, [view(data)]).to_pandas()
     assert got["x"].tolist() == [8, 7, 8]
     pd.testing.assert_frame_equal(got.drop(columns="x"), entity.reset_index(drop=True))
+
+
+def test_categorical_keys_match_and_feature_dtypes_are_kept():
+    entity = pd.DataFrame(
+        {
+            "driver": pd.Categorical(["b", "a"]),
+            "event_timestamp": pd.to_datetime(["2024-01-02"] * 2),
+        }
+    )
+    x = pa.array(["u", "v"]).dictionary_encode()  # and its dictionary is not the entity's
+    drivers = pa.array(["a", "b"]).dictionary_encode()
+    data = pa.table({"driver": drivers, "ts": [dt.datetime(2024, 1, 1)] * 2, "x": x})
+    got = point_in_time_join(entity, [view(data)]).column("x")
+    assert got.type == x.type and got.to_pylist() == ["v", "u"]
 
 
 def test_units_time_zones_and_dates_compare_as_instants():

@@ -373,7 +373,7 @@ def _winners(
     )
     entity_side = pa.Table.from_arrays(
         [
-            *(_key_values(frame, k) for k in table.keys),
+            *(frame.column(k) for k in table.keys),
             entity_time,
             pa.array(np.arange(frame.num_rows)),
         ],
@@ -381,7 +381,7 @@ def _winners(
     )
     feature_side = pa.Table.from_arrays(
         [
-            *(_key_values(data, k) for k in table.keys),
+            *(data.column(k) for k in table.keys),
             _as_ints(data, table.timestamp, unit, what, table.view),
             created,
             pa.array(np.arange(data.num_rows)),
@@ -402,17 +402,6 @@ def _winners(
         con.unregister("entity_side")
         con.unregister("feature_side")
     return winners.column("won").combine_chunks()
-
-
-def _key_values(data: pa.Table, key: str) -> pa.ChunkedArray:
-    """A key column DuckDB compares by value: dictionary-encoded keys (pandas categoricals) are
-    decoded, so a categorical entity key matches a plain string view key."""
-    import pyarrow as pa
-
-    values = data.column(key)
-    if pa.types.is_dictionary(values.type):
-        return values.cast(values.type.value_type)
-    return values
 
 
 def _ttl_units(ttl_seconds: float, unit: str) -> int | None:
