@@ -23,6 +23,7 @@ import click
 from nbmlops import _display, api
 from nbmlops.errors import NbmlopsError
 from nbmlops.headless import execute_notebook, parameter_value
+from nbmlops.review.commands import review as review_group
 from nbmlops.rerun import rerun
 from nbmlops.serving.commands import pull as pull_command
 from nbmlops.serving.commands import serve as serve_command
@@ -1206,6 +1207,7 @@ def rerun_cmd(store: str | None, run: str, tolerance: float, timeout: int) -> No
 
 main.add_command(serve_command)
 main.add_command(pull_command)
+main.add_command(review_group)
 
 if __name__ == "__main__":
     sys.exit(main())
