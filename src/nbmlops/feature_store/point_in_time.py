@@ -31,6 +31,7 @@ import contextlib
 import math
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -340,14 +341,28 @@ def _connect() -> Iterator[duckdb.DuckDBPyConnection]:
     global _database
     with _database_lock:
         if _database is None or _database[0] != os.getpid():
-            # Insertion order is not needed (results are ordered by row number) and keeping
-            # it costs memory in the sorts.
-            _database = (os.getpid(), duckdb.connect(config={"preserve_insertion_order": False}))
+            _database = (os.getpid(), duckdb.connect(config=_duckdb_config()))
         cursor = _database[1].cursor()
     try:
         yield cursor
     finally:
         cursor.close()
+
+
+def _duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
+    """Insertion order is not needed (results are ordered by row number) and keeping it costs
+    memory in the sorts. DuckDB's working memory is capped at half the RAM, not its default 80%:
+    the Arrow data joined are outside its count, in the same process; past the cap it spills to
+    a folder of the system's temporary directory, not to ``.tmp`` in the notebook's folder
+    (DuckDB's default for an in-memory database)."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "preserve_insertion_order": False,
+        "temp_directory": os.path.join(tempfile.gettempdir(), f"nbmlops-duckdb-{os.getpid()}"),
+    }
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        config["memory_limit"] = f"{ram // 2 // 2**20}MB"
+    return config
 
 
 def _winners(
