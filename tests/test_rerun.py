@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import nbmlops as nbm
 from nbmlops.cli import main
 from nbmlops.headless import execute_notebook
-from nbmlops.rerun import RERUN_OF_TAG, find_differences, rerun
+from nbmlops.reruns import RERUN_OF_TAG, find_differences, rerun
 from nbmlops.store import Store, close_stores
 from nbmlops.store import reviews as review_store
 

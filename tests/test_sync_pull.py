@@ -12,8 +12,8 @@ import pytest
 import nbmlops as nbm
 from mlflow_server import MlflowServer, running_server
 from nbmlops.store import Store
-from nbmlops.sync import push
 from nbmlops.sync.pull import pull
+from nbmlops.sync.push import push
 
 
 @pytest.fixture(scope="module")

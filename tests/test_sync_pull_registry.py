@@ -17,8 +17,8 @@ from sklearn.linear_model import LinearRegression
 import nbmlops as nbm
 from mlflow_server import MlflowServer, running_server
 from nbmlops.store import Store
-from nbmlops.sync import push
 from nbmlops.sync.pull import pull
+from nbmlops.sync.push import push
 
 X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
 Y = 2 * X["a"] - X["b"]

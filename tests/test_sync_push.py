@@ -18,7 +18,8 @@ from nbmlops.cli import main
 from nbmlops.errors import SyncError
 from nbmlops.store import Store
 from nbmlops.store.runs import write_run_data
-from nbmlops.sync import mlflow_rest, push
+from nbmlops.sync import mlflow_rest
+from nbmlops.sync.push import push
 
 
 @pytest.fixture(scope="session")

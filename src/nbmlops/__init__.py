@@ -63,6 +63,9 @@ if _typing.TYPE_CHECKING:
         alert_events as alert_events,
     )
     from nbmlops.api import (
+        approve_model as approve_model,
+    )
+    from nbmlops.api import (
         cell_diff as cell_diff,
     )
     from nbmlops.api import (
@@ -195,6 +198,9 @@ if _typing.TYPE_CHECKING:
         materialize as materialize,
     )
     from nbmlops.api import (
+        model_approvals as model_approvals,
+    )
+    from nbmlops.api import (
         model_history as model_history,
     )
     from nbmlops.api import (
@@ -237,7 +243,13 @@ if _typing.TYPE_CHECKING:
         remove_alias as remove_alias,
     )
     from nbmlops.api import (
+        rerun as rerun,
+    )
+    from nbmlops.api import (
         restore_dataset as restore_dataset,
+    )
+    from nbmlops.api import (
+        review_rules as review_rules,
     )
     from nbmlops.api import (
         runs as runs,
@@ -265,6 +277,12 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.api import (
         start_run as start_run,
+    )
+    from nbmlops.api import (
+        sync_in_background as sync_in_background,
+    )
+    from nbmlops.api import (
+        sync_status as sync_status,
     )
     from nbmlops.api import (
         training_set as training_set,
@@ -335,6 +353,9 @@ if _typing.TYPE_CHECKING:
         drift_panel as drift_panel,
     )
     from nbmlops.panels import (
+        features_panel as features_panel,
+    )
+    from nbmlops.panels import (
         models_panel as models_panel,
     )
     from nbmlops.panels import (
@@ -345,6 +366,12 @@ if _typing.TYPE_CHECKING:
     )
     from nbmlops.provenance import (
         Lineage as Lineage,
+    )
+    from nbmlops.registry.approvals import (
+        Approval as Approval,
+    )
+    from nbmlops.registry.backtest import (
+        RulesReview as RulesReview,
     )
     from nbmlops.registry.model_version import (
         ModelVersion as ModelVersion,
@@ -358,12 +385,18 @@ if _typing.TYPE_CHECKING:
     from nbmlops.registry.rules_file import (
         RulesFile as RulesFile,
     )
+    from nbmlops.reruns import (
+        RerunResult as RerunResult,
+    )
     from nbmlops.serving.server import ServerHandle as ServerHandle
     from nbmlops.store import (
         Store as Store,
     )
     from nbmlops.store import (
         StoreLike as StoreLike,
+    )
+    from nbmlops.sync.background import (
+        SyncStatus as SyncStatus,
     )
     from nbmlops.sync.pull import (
         PullReport as PullReport,
@@ -376,6 +409,7 @@ if _typing.TYPE_CHECKING:
 _LAZY = {
     "AlertOutcome": "nbmlops.monitoring.monitor",
     "AlertsFile": "nbmlops.monitoring.alerts",
+    "Approval": "nbmlops.registry.approvals",
     "CellDiff": "nbmlops.capture.history",
     "Comparison": "nbmlops.compare",
     "DatasetDiff": "nbmlops.data.diff",
@@ -395,9 +429,11 @@ _LAZY = {
     "PromotionDecision": "nbmlops.registry.promotion",
     "PullReport": "nbmlops.sync.pull",
     "PushReport": "nbmlops.sync.push",
+    "RerunResult": "nbmlops.reruns",
     "RetrainOutcome": "nbmlops.monitoring.retrain",
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
+    "RulesReview": "nbmlops.registry.backtest",
     "Run": "nbmlops.capture.run",
     "SchemaChange": "nbmlops.data.diff",
     "ServedDrift": "nbmlops.monitoring.drift_windows",
@@ -405,9 +441,11 @@ _LAZY = {
     "SkewReport": "nbmlops.feature_store.skew",
     "Store": "nbmlops.store",
     "StoreLike": "nbmlops.store",
+    "SyncStatus": "nbmlops.sync.background",
     "Timeline": "nbmlops.monitoring.timeline",
     "active_run": "nbmlops.api",
     "alert_events": "nbmlops.api",
+    "approve_model": "nbmlops.api",
     "cell_diff": "nbmlops.api",
     "cell_history": "nbmlops.api",
     "cell_history_panel": "nbmlops.panels",
@@ -438,6 +476,7 @@ _LAZY = {
     "feature_view": "nbmlops.api",
     "feature_view_versions": "nbmlops.api",
     "features": "nbmlops.api",
+    "features_panel": "nbmlops.panels",
     "get_dataset": "nbmlops.api",
     "get_feature_view": "nbmlops.api",
     "get_model_version": "nbmlops.api",
@@ -456,6 +495,7 @@ _LAZY = {
     "log_param": "nbmlops.api",
     "log_params": "nbmlops.api",
     "materialize": "nbmlops.api",
+    "model_approvals": "nbmlops.api",
     "model_history": "nbmlops.api",
     "model_versions": "nbmlops.api",
     "models": "nbmlops.api",
@@ -472,7 +512,9 @@ _LAZY = {
     "push_to_mlflow": "nbmlops.api",
     "register_model": "nbmlops.api",
     "remove_alias": "nbmlops.api",
+    "rerun": "nbmlops.api",
     "restore_dataset": "nbmlops.api",
+    "review_rules": "nbmlops.api",
     "runs": "nbmlops.api",
     "runs_panel": "nbmlops.panels",
     "save_dataset": "nbmlops.api",
@@ -483,6 +525,8 @@ _LAZY = {
     "set_tag": "nbmlops.api",
     "sql": "nbmlops.api",
     "start_run": "nbmlops.api",
+    "sync_in_background": "nbmlops.api",
+    "sync_status": "nbmlops.api",
     "training_set": "nbmlops.api",
     "who_served": "nbmlops.api",
 }
@@ -492,6 +536,7 @@ __all__ = [
     "AlertsFile",
     "AlreadyRegisteredWarning",
     "AmbiguousIdError",
+    "Approval",
     "ArtifactIntegrityError",
     "CellDiff",
     "Comparison",
@@ -532,10 +577,12 @@ __all__ = [
     "PushReport",
     "ReadOnlyQueryError",
     "RegistryError",
+    "RerunResult",
     "RetrainOutcome",
     "RuleResult",
     "RulesFile",
     "RulesFileError",
+    "RulesReview",
     "Run",
     "RunNotFoundError",
     "SchemaChange",
@@ -551,11 +598,13 @@ __all__ = [
     "StoreNotFoundError",
     "StoreReadOnlyError",
     "SyncError",
+    "SyncStatus",
     "Timeline",
     "UnknownKeyWarning",
     "__version__",
     "active_run",
     "alert_events",
+    "approve_model",
     "cell_diff",
     "cell_history",
     "cell_history_panel",
@@ -586,6 +635,7 @@ __all__ = [
     "feature_view",
     "feature_view_versions",
     "features",
+    "features_panel",
     "get_dataset",
     "get_feature_view",
     "get_model_version",
@@ -605,6 +655,7 @@ __all__ = [
     "log_param",
     "log_params",
     "materialize",
+    "model_approvals",
     "model_history",
     "model_versions",
     "models",
@@ -621,7 +672,9 @@ __all__ = [
     "push_to_mlflow",
     "register_model",
     "remove_alias",
+    "rerun",
     "restore_dataset",
+    "review_rules",
     "runs",
     "runs_panel",
     "save_dataset",
@@ -632,6 +685,8 @@ __all__ = [
     "set_tag",
     "sql",
     "start_run",
+    "sync_in_background",
+    "sync_status",
     "training_set",
     "unload_ipython_extension",
     "who_served",

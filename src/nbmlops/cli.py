@@ -24,7 +24,6 @@ from nbmlops import _display, api
 from nbmlops.errors import NbmlopsError
 from nbmlops.headless import execute_notebook, parameter_value
 from nbmlops.review.commands import review as review_group
-from nbmlops.rerun import rerun
 from nbmlops.serving.commands import pull as pull_command
 from nbmlops.serving.commands import serve as serve_command
 from nbmlops.store import open_store
@@ -1012,7 +1011,6 @@ def features_list_cmd(store: str | None, fmt: str, columns: str | None, wide: bo
     the version served (stale: older than its TTL, every value expired), the models trained
     from them, features, source and owner."""
     from nbmlops.feature_store.status import age_text, view_status
-    from nbmlops.store import open_store
 
     frame = api.features(store=store)
     opened = open_store(store, create=False)
@@ -1044,7 +1042,6 @@ def features_show_cmd(store: str | None, ref: str, against: int | None) -> None:
 
     from nbmlops.feature_store.changes import code_lines, definition_diff
     from nbmlops.feature_store.status import view_status
-    from nbmlops.store import open_store
 
     name, version = _view_ref(ref)
     opened = open_store(store, create=False)
@@ -1104,7 +1101,6 @@ def features_materialize_cmd(store: str | None, ref: str, end: str | None) -> No
     import datetime as dt
 
     from nbmlops.feature_store.status import freshness
-    from nbmlops.store import open_store
 
     until = None
     if end is not None:
@@ -1190,8 +1186,7 @@ def rerun_cmd(store: str | None, run: str, tolerance: float, timeout: int) -> No
     """Re-run RUN in a fresh kernel from what was recorded (the cells its kernel executed
     before it, then its cell) and compare its inputs and metrics. Exit status 1 unless it
     reproduced, so CI can require it."""
-    st = open_store(store, create=False)
-    result = rerun(st, run, tolerance=tolerance, timeout=timeout)
+    result = api.rerun(run, tolerance, timeout=timeout, store=store)
     click.echo(str(result))
     for title, lines in (
         ("differences", result.differences),

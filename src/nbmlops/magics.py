@@ -24,7 +24,6 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from nbmlops import api, panels
 from nbmlops._version import __version__
-from nbmlops.api._sync import sync_in_background, sync_status
 from nbmlops.capture import environment
 from nbmlops.capture.cell import TRACK_PREFIX, Summary, TrackOptions
 from nbmlops.capture.environment import resolve_notebook
@@ -106,7 +105,7 @@ class NbmlopsMagics(Magics):
         ]
         last = self.tracker.last_summary
         lines.append(f"last run    {render_summary(last) if last else '(none yet)'}")
-        if (sync := sync_status()) is not None:
+        if (sync := api.sync_status()) is not None:
             lines.append(f"sync        {sync}")
         print("\n".join(lines))
 
@@ -479,7 +478,7 @@ def load(shell: Any) -> None:
     _tracker = Tracker(shell)
     _tracker.register()
     environment.warm_up(Path.cwd())
-    sync_in_background(quiet=True)  # NBMLOPS_MLFLOW_URI or [sync] in nbmlops.toml
+    api.sync_in_background(quiet=True)  # NBMLOPS_MLFLOW_URI or [sync] in nbmlops.toml
 
 
 def unload(shell: Any) -> None:

@@ -162,6 +162,18 @@ if typing.TYPE_CHECKING:
     from nbmlops.api._registry import (
         who_served as who_served,
     )
+    from nbmlops.api._reviews import (
+        approve_model as approve_model,
+    )
+    from nbmlops.api._reviews import (
+        model_approvals as model_approvals,
+    )
+    from nbmlops.api._reviews import (
+        rerun as rerun,
+    )
+    from nbmlops.api._reviews import (
+        review_rules as review_rules,
+    )
     from nbmlops.api._runs import (
         active_run as active_run,
     )
@@ -234,6 +246,12 @@ if typing.TYPE_CHECKING:
     from nbmlops.api._sync import (
         push_to_mlflow as push_to_mlflow,
     )
+    from nbmlops.api._sync import (
+        sync_in_background as sync_in_background,
+    )
+    from nbmlops.api._sync import (
+        sync_status as sync_status,
+    )
     from nbmlops.api._timeline import (
         monitor_timeline as monitor_timeline,
     )
@@ -242,6 +260,7 @@ if typing.TYPE_CHECKING:
 _MODULES = {
     "active_run": "_runs",
     "alert_events": "_alerts",
+    "approve_model": "_reviews",
     "cell_diff": "_cells",
     "cell_history": "_cells",
     "cells_before": "_runs",
@@ -286,6 +305,7 @@ _MODULES = {
     "log_param": "_runs",
     "log_params": "_runs",
     "materialize": "_features",
+    "model_approvals": "_reviews",
     "model_history": "_registry",
     "model_versions": "_registry",
     "models": "_registry",
@@ -300,7 +320,9 @@ _MODULES = {
     "push_to_mlflow": "_sync",
     "register_model": "_registry",
     "remove_alias": "_registry",
+    "rerun": "_reviews",
     "restore_dataset": "_data",
+    "review_rules": "_reviews",
     "runs": "_runs",
     "save_dataset": "_data",
     "save_reference": "_drift",
@@ -310,6 +332,8 @@ _MODULES = {
     "set_tag": "_runs",
     "sql": "_runs",
     "start_run": "_runs",
+    "sync_in_background": "_sync",
+    "sync_status": "_sync",
     "training_set": "_features",
     "who_served": "_registry",
 }

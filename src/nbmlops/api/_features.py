@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbmlops.errors import FeatureError
 from nbmlops.feature_store import online
 from nbmlops.feature_store import training_set as training_sets
 from nbmlops.feature_store.definitions import (
@@ -108,7 +109,13 @@ def get_feature_view(
     """View ``name`` (``"driver_stats"``, the latest, or ``"driver_stats@2"``)."""
     if version is None and "@" in name:
         name, number = name.split("@", 1)
-        version = int(number) if number.isdigit() else None
+        if not number.isdigit():
+            raise FeatureError(
+                f"Feature view {name}@{number}: after '@' put a version number, e.g. {name}@2.",
+                name,
+                number,
+            )
+        version = int(number)
     return get_view(open_store(store, create=False), name, version)
 
 

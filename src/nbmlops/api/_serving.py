@@ -35,6 +35,7 @@ def serve(
     port: int = 5000,
     token: str | None = None,
     extra_columns: str = "log",
+    contract: str = "log",
     log_predictions: bool = True,
     log_sample: float = 1.0,
     poll_interval: float = 5.0,
@@ -49,14 +50,20 @@ def serve(
     Binds 127.0.0.1 unless ``host`` says otherwise (``port=0``: a free port). ``token``: every
     route but /ping then needs ``Authorization: Bearer <token>``. ``extra_columns``: ``"log"``
     serves and records columns not in the signature, ``"ignore"`` drops them, ``"error"``
-    refuses the request. ``log_predictions``/``log_sample``: log every request (or a fraction)
-    to the store, off the request path. ``poll_interval``: seconds between checks of the alias.
+    refuses the request. ``contract`` (a version trained from a feature store training set):
+    ``"reject"`` answers 400 to a request that breaks the data contract of its training set
+    (naming the column, row and value), ``"log"`` serves it and records the violation with the
+    prediction, ``"off"`` checks nothing; such a version may also be sent only its entity key
+    columns, and the server fetches the features online. ``log_predictions``/``log_sample``:
+    log every request (or a fraction) to the store, off the request path. ``poll_interval``:
+    seconds between checks of the alias.
     ``profile_window`` (seconds or ``"1m"``): the inputs of every answered request are profiled
     per version and window of that length for drift monitoring (``nbm.monitor_drift``); a
     window's profile is written when it closes and when the server stops. Returns once the
     server answers; raises if a pinned version cannot be loaded."""
     settings = Settings(
         extra_columns=extra_columns,
+        contract=contract,
         log_predictions=log_predictions,
         log_sample=log_sample,
         poll_interval=poll_interval,

@@ -51,7 +51,10 @@ def pull_from_mlflow(
     """Import the runs of the MLflow tracking server at ``uri`` (all experiments, or
     ``experiment``), ours pushed earlier and others', so ``nbm.runs()``, the filters and the
     panels compare them with local runs. Pulled runs carry ``tags.nbmlops.pulled_from`` and are
-    read-only; pulling again imports only what is new; a run of this store is left alone."""
+    read-only; pulling again imports only what is new; a run of this store is left alone.
+    Then the registered models: new versions verified by sha256 before anything is stored (a
+    mismatch is listed in ``report.refused``), their events replayed; MLflow-native versions
+    are counted, not imported."""
     from nbmlops.sync.pull import pull  # httpx: see the module docstring
 
     return pull(store, uri, experiment=experiment, token=token)

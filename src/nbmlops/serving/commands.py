@@ -146,11 +146,15 @@ def pull(
     """Download REF (NAME@ALIAS or NAME/VERSION) from a model server into --to, verified
     against its recorded sha256; with --watch, keep it up to date until interrupted. With REF an
     MLflow tracking server (mlflow://HOST:PORT, http://HOST:PORT) and no --to: import its runs
-    into the store (token from MLFLOW_TRACKING_TOKEN); pulling again imports only what is new."""
+    into the store (token from MLFLOW_TRACKING_TOKEN); pulling again imports only what is new.
+    Exits 1 when a model version was refused (its file changed on the server), so CI notices."""
     if ref.startswith(("mlflow://", "http://", "https://")) and to is None:
         from nbmlops.sync.pull import pull as pull_runs  # httpx: only for a tracking server
 
-        click.echo(str(pull_runs(open_store(store), ref, experiment=experiment)))
+        pulled = pull_runs(open_store(store), ref, experiment=experiment)
+        click.echo(str(pulled))
+        if pulled.refused:
+            raise SystemExit(1)
         return
     if to is None or url is None:
         raise click.UsageError(

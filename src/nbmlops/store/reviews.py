@@ -100,11 +100,12 @@ def approvals_of(store: Store, name: str, version: int | None = None) -> list[Ro
 def add_rerun(store: Store, row: Mapping[str, Any]) -> int:
     with store.atomic() as conn:
         cursor = conn.execute(
-            "INSERT INTO reruns (run_id, outcome, tolerance, metrics, differences, inputs, "
-            "nondeterminism, reason, notebook, actor, host, started_at, finished_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reruns (run_id, new_run_id, outcome, tolerance, metrics, differences, "
+            "inputs, nondeterminism, reason, notebook, actor, host, started_at, finished_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row["run_id"],
+                row.get("new_run_id"),
                 row["outcome"],
                 row["tolerance"],
                 *(json.dumps(row[c], sort_keys=True, default=str) for c in _JSON_RERUN),

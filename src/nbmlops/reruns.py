@@ -552,6 +552,7 @@ def _record(
     outcome: Outcome = "could_not_run" if reason else "differs" if differences else "reproduced"
     row = {
         "run_id": run_id,
+        "new_run_id": new_run_id,
         "outcome": outcome,
         "tolerance": tolerance,
         "metrics": {k: list(v) for k, v in metrics.items()},
