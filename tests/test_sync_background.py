@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -229,3 +230,18 @@ def test_interpreter_exit_flushes_briefly_then_gives_up_silently(home, mlflow, u
     assert ended - float(printed) < background.EXIT_FLUSH_S + 1.5
     assert process.stderr == ""
     assert (_finished_on_server(mlflow, run_id) is not None) is up
+
+
+def test_start_run_with_no_server_configured_does_not_load_the_http_client(tmp_path: Path):
+    code = (
+        "import sys, nbmlops as nbm\n"
+        "with nbm.start_run('light'):\n"
+        "    pass\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NBMLOPS_MLFLOW_URI"}
+    env["NBMLOPS_HOME"] = str(tmp_path / ".nbmlops")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
