@@ -158,6 +158,8 @@ def test_every_kind_of_source_gives_the_same_point_in_time_values(home: Path, ki
     values = [None if pd.isna(v) else float(v) for v in got["conv_rate"]]
     assert values == _expected(_orders(), 7200.0)
     assert values[-1] is None  # driver 9999 has no feature: kept, with nulls
+    features_api.materialize("driver_stats", end=T0 + pd.Timedelta(days=1))
+    assert features_api.check_feature_skew("driver_stats").ok
 
 
 def test_a_transformation_over_a_source_is_part_of_the_definition(home: Path):

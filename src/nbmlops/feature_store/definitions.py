@@ -530,13 +530,14 @@ def offline_data(
 
 
 def feature_table(
-    store: Store, view: FeatureView, features: Sequence[str]
+    store: Store, view: FeatureView, features: Sequence[str], *, arrow: bool = False
 ) -> tuple[FeatureTable, str | None]:
     """What the point-in-time join needs of ``view``: its offline rows (only the columns the
-    join reads: a Parquet source is handed over as files), keys, time columns, TTL and the
-    features asked; with the ref of the dataset version holding the rows."""
+    join reads: a Parquet source is handed over as files, unless ``arrow`` asks for them read
+    into an Arrow table), keys, time columns, TTL and the features asked; with the ref of the
+    dataset version holding the rows."""
     needed = [*view.keys, view.timestamp, *([view.created] if view.created else []), *features]
-    if view.source_kind == "parquet" and view.transform is None:
+    if view.source_kind == "parquet" and view.transform is None and not arrow:
         data: Any = view.source
         held = None
     else:

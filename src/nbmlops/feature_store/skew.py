@@ -105,7 +105,7 @@ def check_feature_skew(
                 v if d is None or v is None else d(v)
                 for v, d in zip(json.loads(values), decoders, strict=True)
             ]
-    table, _ = feature_table(store, view, view.feature_names)
+    table, _ = feature_table(store, view, view.feature_names, arrow=True)
     eligible = _eligible_keys(table.data, view, at_ns, oldest)
     both = sorted(served.keys() & eligible.keys())
     offline = _point_in_time(table, [eligible[k] for k in both], at_s, view)
