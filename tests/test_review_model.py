@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -133,3 +134,23 @@ def test_the_html_opens_in_chromium_with_its_images_and_no_code(two_versions: Pa
         if os.environ.get("NBMLOPS_SCREENSHOTS") == "1":
             shot = Path(__file__).parents[1] / "docs" / "img" / "review_model.png"
             page.screenshot(path=str(shot), full_page=False)
+
+
+def test_cli_approve_records_an_approval_the_review_lists(two_versions: Path):
+    result = CliRunner().invoke(main, ["review", "approve", "wine/2", "--by", "ana"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Approval 1: wine/2 approved by ana")
+    refused = CliRunner().invoke(main, ["review", "approve", "wine", "--by", "ana"])
+    assert refused.exit_code == 1 and "'wine': give NAME/VERSION" in refused.output
+    assert review_model("wine/2").summary["approvals"] == ["ana"]
+
+
+def test_cli_review_rules_exits_1_when_a_past_decision_flips(two_versions: Path, tmp_path: Path):
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "nbmlops.toml"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "rules"], cwd=tmp_path, check=True)
+    (tmp_path / "nbmlops.toml").write_text(RULES.replace('mae"]', 'mae", "metrics.mae < 10"]'))
+    result = CliRunner().invoke(main, ["review", "rules"])
+    assert result.exit_code == 1, result.output
+    assert "metrics.mae < 10" in result.output

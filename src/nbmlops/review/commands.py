@@ -6,13 +6,16 @@ from __future__ import annotations
 import click
 
 from nbmlops.errors import NbmlopsError
+from nbmlops.registry.approvals import approve as approve_version
 from nbmlops.review.changes import review_changes
 from nbmlops.review.model import review_model
+from nbmlops.store import open_store
 
 
 @click.group("review")
 def review() -> None:
-    """Review notebooks: a model version against the champion, notebook changes in git."""
+    """Review notebooks (a model version against the champion, notebook changes in git),
+    rule changes with their backtest, approvals."""
 
 
 @review.command("model")
@@ -60,3 +63,55 @@ def changes(
     except NbmlopsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(done.to_markdown() if markdown else str(done))
+
+
+@review.command("rules")
+@click.argument("rev_range", required=False)
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), help="The rules file.")
+@click.option("--markdown", is_flag=True, help="Print a pull-request comment (Markdown).")
+@click.pass_obj
+@click.pass_context
+def rules(
+    ctx: click.Context,
+    store: str | None,
+    rev_range: str | None,
+    rules_path: str | None,
+    markdown: bool,
+) -> None:
+    """Review a change of nbmlops.toml over REV_RANGE (default: the working tree against HEAD;
+    A..B): the diff and every past promotion decision and alert firing re-evaluated under the
+    new rules. Exit status 1 when a past decision would have gone the other way."""
+    # The alert backtest loads pandas: kept out of every other command's start-up.
+    from nbmlops.monitoring.alert_backtest import review_rules
+
+    try:
+        done = review_rules(open_store(store, create=False), rev_range, path=rules_path)
+    except NbmlopsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(done.to_markdown() if markdown else str(done))
+    ctx.exit(done.exit_code)
+
+
+@review.command("approve")
+@click.argument("name_version")
+@click.option(
+    "--by",
+    required=True,
+    help="Who approves (promotion rules may refuse the version's own creator).",
+)
+@click.option("--comment", help="Why, or on what condition.")
+@click.option("--review", "review_id", type=int, help="The review id the approval is based on.")
+@click.pass_obj
+def approve(
+    store: str | None, name_version: str, by: str, comment: str | None, review_id: int | None
+) -> None:
+    """Record that --by approves NAME/VERSION (promotion rules may require approvals)."""
+    name, _, version = name_version.rpartition("/")
+    try:
+        if not name or not version.isdigit():
+            raise NbmlopsError(f"{name_version!r}: give NAME/VERSION, e.g. wine/2.")
+        done = approve_version(open_store(store), name, int(version), by, comment, review_id)
+    except NbmlopsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    own = " (by its own creator: rules may refuse it)" if done.self_approval else ""
+    click.echo(f"Approval {done.approval_id}: {done.ref} approved by {done.by}{own}")
