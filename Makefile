@@ -64,6 +64,8 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) data diff patients@1 patients@3 --limit 8
 	$(BIN)/nbmlops --store $(DEMO_STORE) model history cancer
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT evaluation_id, name, version, status, n_rows, dataset_ref FROM evaluations"
+	$(BIN)/nbmlops --store $(DEMO_STORE) features list
+	$(BIN)/nbmlops --store $(DEMO_STORE) features show driver_hourly
 
 test: $(STAMP) $(MLFLOW) $(DVC) lint imports typecheck pytest
 
