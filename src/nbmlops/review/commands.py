@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
+from nbmlops import api
 from nbmlops.errors import NbmlopsError
-from nbmlops.registry.approvals import approve as approve_version
 from nbmlops.review.changes import review_changes
 from nbmlops.review.model import review_model
 from nbmlops.store import open_store
@@ -106,11 +106,10 @@ def approve(
     store: str | None, name_version: str, by: str, comment: str | None, review_id: int | None
 ) -> None:
     """Record that --by approves NAME/VERSION (promotion rules may require approvals)."""
-    name, _, version = name_version.rpartition("/")
     try:
-        if not name or not version.isdigit():
-            raise NbmlopsError(f"{name_version!r}: give NAME/VERSION, e.g. wine/2.")
-        done = approve_version(open_store(store), name, int(version), by, comment, review_id)
+        done = api.approve_model(
+            name_version, by=by, comment=comment, review_id=review_id, store=store
+        )
     except NbmlopsError as exc:
         raise click.ClickException(str(exc)) from exc
     own = " (by its own creator: rules may refuse it)" if done.self_approval else ""

@@ -338,12 +338,10 @@ else:
 """
 
 _APPROVALS = """
-approvals = nbm.sql(
-    'SELECT "by", comment, review_id, datetime(at, \\'unixepoch\\') AS at FROM approvals '
-    f"WHERE name = '{cand.name}' AND version = {cand.version} ORDER BY at"
-)
-summary["approvals"] = approvals["by"].tolist()
-display(approvals if len(approvals) else Markdown(
+approvals = nbm.model_approvals(cand.name, cand.version)
+summary["approvals"] = [a.by for a in approvals]
+columns = ["by", "comment", "review_id", "self_approval", "at"]
+display(pd.DataFrame([a.to_dict() for a in approvals])[columns] if approvals else Markdown(
     f"No approval yet: `nbmlops review approve {cand.ref} --by NAME`."))
 """
 
