@@ -388,6 +388,18 @@ if _typing.TYPE_CHECKING:
     from nbmlops.reruns import (
         RerunResult as RerunResult,
     )
+    from nbmlops.review import (
+        ChangesReview as ChangesReview,
+    )
+    from nbmlops.review import (
+        Review as Review,
+    )
+    from nbmlops.review import (
+        review_changes as review_changes,
+    )
+    from nbmlops.review import (
+        review_model as review_model,
+    )
     from nbmlops.serving.server import ServerHandle as ServerHandle
     from nbmlops.store import (
         Store as Store,
@@ -411,6 +423,7 @@ _LAZY = {
     "AlertsFile": "nbmlops.monitoring.alerts",
     "Approval": "nbmlops.registry.approvals",
     "CellDiff": "nbmlops.capture.history",
+    "ChangesReview": "nbmlops.review",
     "Comparison": "nbmlops.compare",
     "DatasetDiff": "nbmlops.data.diff",
     "DatasetVersion": "nbmlops.data.dataset_version",
@@ -431,6 +444,7 @@ _LAZY = {
     "PushReport": "nbmlops.sync.push",
     "RerunResult": "nbmlops.reruns",
     "RetrainOutcome": "nbmlops.monitoring.retrain",
+    "Review": "nbmlops.review",
     "RuleResult": "nbmlops.registry.rule_language",
     "RulesFile": "nbmlops.registry.rules_file",
     "RulesReview": "nbmlops.registry.backtest",
@@ -514,6 +528,8 @@ _LAZY = {
     "remove_alias": "nbmlops.api",
     "rerun": "nbmlops.api",
     "restore_dataset": "nbmlops.api",
+    "review_changes": "nbmlops.review",
+    "review_model": "nbmlops.review",
     "review_rules": "nbmlops.api",
     "runs": "nbmlops.api",
     "runs_panel": "nbmlops.panels",
@@ -539,6 +555,7 @@ __all__ = [
     "Approval",
     "ArtifactIntegrityError",
     "CellDiff",
+    "ChangesReview",
     "Comparison",
     "DatasetDiff",
     "DatasetError",
@@ -579,6 +596,7 @@ __all__ = [
     "RegistryError",
     "RerunResult",
     "RetrainOutcome",
+    "Review",
     "RuleResult",
     "RulesFile",
     "RulesFileError",
@@ -674,6 +692,8 @@ __all__ = [
     "remove_alias",
     "rerun",
     "restore_dataset",
+    "review_changes",
+    "review_model",
     "review_rules",
     "runs",
     "runs_panel",
