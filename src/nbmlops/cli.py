@@ -1183,7 +1183,8 @@ def push_cmd(store: str | None, uri: str, experiment: str | None, filter_: str |
 @click.pass_obj
 @_clean_errors
 def rerun_cmd(store: str | None, run: str, tolerance: float, timeout: int) -> None:
-    """Re-run RUN in a fresh kernel from what was recorded (the cells its kernel executed
+    """Re-run RUN (a run id, or a model version such as diabetes@champion: its training run) in
+    a fresh kernel from what was recorded (the cells its kernel executed
     before it, then its cell) and compare its inputs and metrics. Exit status 1 unless it
     reproduced, so CI can require it."""
     result = api.rerun(run, tolerance, timeout=timeout, store=store)

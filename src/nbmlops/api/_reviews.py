@@ -17,6 +17,7 @@ from nbmlops.monitoring import alert_backtest
 from nbmlops.registry import approvals
 from nbmlops.registry.approvals import Approval
 from nbmlops.registry.backtest import RulesReview
+from nbmlops.registry.model_version import resolve
 from nbmlops.reruns import RerunResult
 from nbmlops.store import StoreLike, open_store
 
@@ -30,10 +31,18 @@ def rerun(
     above 1), and record the outcome: reproduced, differs (with the differences) or could not
     run (with the reason), listing the sources of nondeterminism it saw (unseeded estimators
     and generators, threads, changed library versions). The re-run is itself a tracked run,
-    tagged ``nbmlops.rerun_of``."""
-    return reruns.rerun(
-        open_store(store, create=False), run_id, tolerance=tolerance, timeout=timeout
-    )
+    tagged ``nbmlops.rerun_of``. ``run_id`` may also name a model version (``"diabetes@champion"``,
+    ``"diabetes/3"``): its training run is re-run."""
+    opened = open_store(store, create=False)
+    if "@" in run_id or "/" in run_id:
+        trained_by = resolve(opened, run_id).run_id
+        if trained_by is None:
+            raise RegistryError(
+                f"{run_id} was registered from a live object, not a tracked run: there is no "
+                "run to re-run."
+            )
+        run_id = trained_by
+    return reruns.rerun(opened, run_id, tolerance=tolerance, timeout=timeout)
 
 
 def approve_model(
