@@ -66,8 +66,8 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) sql "SELECT evaluation_id, name, version, status, n_rows, dataset_ref FROM evaluations"
 	$(BIN)/nbmlops --store $(DEMO_STORE) features list
 	$(BIN)/nbmlops --store $(DEMO_STORE) features show driver_hourly
-	$(BIN)/nbmlops --store $(DEMO_STORE) review model diabetes@champion
 	$(BIN)/nbmlops --store $(DEMO_STORE) rerun diabetes@champion
+	$(BIN)/nbmlops --store $(DEMO_STORE) review model diabetes@champion
 	$(BIN)/nbmlops --store $(DEMO_STORE) review rules
 
 test: $(STAMP) $(MLFLOW) $(DVC) lint imports typecheck pytest
