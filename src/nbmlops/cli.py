@@ -27,6 +27,7 @@ from nbmlops.review.commands import review as review_group
 from nbmlops.serving.commands import pull as pull_command
 from nbmlops.serving.commands import serve as serve_command
 from nbmlops.store import open_store
+from nbmlops.store import reviews as review_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -310,8 +311,8 @@ def runs_cmd(
 @click.pass_obj
 @_clean_errors
 def show_cmd(store: str | None, run_id: str | None) -> None:
-    """Show one run (default: the newest): attributes, params, metrics, tags, datasets,
-    artifacts."""
+    """Show one run (default: the newest): attributes, its newest verified re-run and the
+    latest review of a model version it trained, params, metrics, tags, datasets, artifacts."""
     if run_id is None:
         newest = api.runs(store=store)["run_id"].head(1).tolist()
         if not newest:
@@ -328,6 +329,14 @@ def show_cmd(store: str | None, run_id: str | None) -> None:
         click.echo(f"{'duration':<10} {_display.duration(info['duration_s'])}")
     if info["error_type"]:
         click.echo(f"{'error':<10} {info['error_type']}: {info['error_message']}")
+    opened = open_store(store, create=False)
+    rerun = review_store.latest_reruns(opened, [run.run_id]).get(run.run_id)
+    if rerun is not None:
+        click.echo(f"{'re-run':<10} {_rerun_line(rerun)}")
+    review = review_store.latest_review_of_run(opened, run.run_id)
+    if review is not None:
+        approvals = api.model_approvals(review["name"], review["version"], store=opened)
+        click.echo(f"{'review':<10} {_review_line(review, len(approvals))}")
     _section("params", run.params)
     _section("metrics", run.metrics)
     _section("tags", run.tags)
@@ -341,6 +350,35 @@ def show_cmd(store: str | None, run_id: str | None) -> None:
             f"{a['kind']} {a['name']}": f"{a['sha256'][:16]} {a['size']} bytes"
             for a in run.artifacts
         },
+    )
+
+
+def _rerun_line(rerun: dict[str, Any]) -> str:
+    """``reproduced, 3 metrics within 1e-06 (<when> by <who>)``; for ``differs`` the first
+    difference and how many more, for ``could_not_run`` the reason."""
+    outcome, differences = rerun["outcome"], rerun["differences"] or []
+    if outcome == "reproduced":
+        n = len(rerun["metrics"] or {})
+        text = f"reproduced, {n} metric{'' if n == 1 else 's'} within {rerun['tolerance']:g}"
+    elif outcome == "differs":
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        text = f"differs: {differences[0] if differences else 'no difference recorded'}{more}"
+    else:
+        text = f"could not run: {rerun['reason']}"
+    by = f" by {rerun['actor']}" if rerun["actor"] else ""
+    return f"{text} ({_display.when(rerun['finished_at'])}{by})"
+
+
+def _review_line(review: dict[str, Any], approvals: int) -> str:
+    """``name/2 reviewed <when> against name/1 (review 3): <headline>; N approvals; <html>``."""
+    lines = review["summary"].get("lines") or []
+    headline = f": {lines[0]}" if lines else ""
+    against = review["against"] or "nothing"
+    html = f"; {Path(review['path']) / 'review.html'}" if review["path"] else ""
+    return (
+        f"{review['name']}/{review['version']} reviewed {_display.when(review['created_at'])} "
+        f"against {against} (review {review['review_id']}){headline}; "
+        f"{approvals} approval{'' if approvals == 1 else 's'}{html}"
     )
 
 

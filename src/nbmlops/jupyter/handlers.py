@@ -324,6 +324,16 @@ class ModelHandler(NbmlopsHandler):
         await self.respond(lambda: payloads.model(self.location(), name))
 
 
+class ModelReviewsHandler(NbmlopsHandler):
+    """``GET /nbmlops/api/reviews/models[?name=]``: each version's latest review and approvals."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.respond(
+            lambda: payloads.model_reviews(self.location(), self.text_argument("name"))
+        )
+
+
 class DriftReportsHandler(NbmlopsHandler):
     """``GET /nbmlops/api/drift/reports?run_id=&model_name=&model_version=&limit=``."""
 
@@ -361,6 +371,7 @@ ROUTES: list[tuple[str, type[NbmlopsHandler]]] = [
     (r"cells/([^/]+)/history", CellHistoryHandler),
     (r"models", ModelsHandler),
     (r"models/([^/]+)", ModelHandler),
+    (r"reviews/models", ModelReviewsHandler),
     (r"drift/reports", DriftReportsHandler),
     (r"drift/reports/([^/]+)", DriftReportHandler),
 ]

@@ -25,6 +25,8 @@ from nbmlops.compare import lower_is_better
 from nbmlops.errors import NotFoundError
 from nbmlops.store import datasets as dataset_sql
 from nbmlops.store import find_home, resolve_home
+from nbmlops.store import registry as registry_sql
+from nbmlops.store import reviews as review_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -384,6 +386,59 @@ def model(location: Location, name: str) -> dict[str, JSON]:
         "name": name,
         "versions": records(api.model_versions(name, store=home)),
         "history": records(api.model_history(name, store=home)),
+    }
+
+
+def model_reviews(location: Location, name: str | None) -> dict[str, JSON]:
+    """Each model version (of ``name``) with a review or an approval: its latest review (id,
+    when, against what, the headline, where its notebook and HTML are: ``*_path`` relative to
+    the server root when they are under it, so the front end can open them, else null with the
+    absolute path in ``folder``) and its approvals, oldest first. A fixed number of queries per
+    model."""
+    if not location.exists:
+        return {"versions": []}
+    store = api.get_store(location.require())
+    names = [name] if name is not None else registry_sql.model_names(store)
+    latest = review_sql.latest_model_reviews(store, name)
+    reviews = {(r["name"], int(r["version"])): r for r in latest}
+    approvals: dict[tuple[str, int], list[dict[str, JSON]]] = {}
+    for model in names:
+        for approval in api.model_approvals(model, store=store):
+            key = (approval.name, approval.version)
+            approvals.setdefault(key, []).append(_with_times(approval.to_dict()))
+    versions: list[JSON] = [
+        {
+            "name": key[0],
+            "version": key[1],
+            "review": _review(location, reviews[key]) if key in reviews else None,
+            "approvals": approvals.get(key, []),
+        }
+        for key in sorted(reviews.keys() | approvals.keys())
+    ]
+    return {"versions": versions}
+
+
+def _review(location: Location, row: Mapping[str, Any]) -> dict[str, JSON]:
+    lines = row["summary"].get("lines") or []
+    folder = Path(row["path"]) if row["path"] else None
+    top = location.root_dir.resolve()
+
+    def under_root(file: str) -> str | None:
+        if folder is None:
+            return None
+        target = (folder / file).resolve()
+        return target.relative_to(top).as_posix() if target.is_relative_to(top) else None
+
+    return {
+        "review_id": row["review_id"],
+        "created_at": iso(row["created_at"]),
+        "against": row["against"],
+        "headline": str(lines[0]) if lines else None,
+        "lines": json_value(lines),
+        "actor": row["actor"],
+        "folder": None if folder is None else str(folder),
+        "notebook_path": under_root("review.ipynb"),
+        "html_path": under_root("review.html"),
     }
 
 

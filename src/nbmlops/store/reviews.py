@@ -160,3 +160,28 @@ def runs_in_notebook(store: Store, notebook: str) -> list[Row]:
         "ORDER BY start_time, rowid",
         (notebook,),
     )
+
+
+def latest_model_reviews(store: Store, name: str | None = None) -> list[Row]:
+    """The newest model review of each reviewed version (of model ``name``), by name and
+    version: what a panel or the JupyterLab sidebar shows next to a version."""
+    rows = store.query_dicts(
+        "SELECT * FROM reviews AS r WHERE kind = 'model' AND (? IS NULL OR name = ?) "
+        "AND review_id = (SELECT review_id FROM reviews WHERE kind = 'model' "
+        "AND name = r.name AND version = r.version "
+        "ORDER BY created_at DESC, review_id DESC LIMIT 1) ORDER BY name, version",
+        (name, name),
+    )
+    return [_decoded(r, _JSON_REVIEW) for r in rows]
+
+
+def latest_review_of_run(store: Store, run_id: str) -> Row | None:
+    """The newest model review of a version trained by ``run_id`` (None when none was)."""
+    rows = store.query_dicts(
+        "SELECT r.* FROM reviews AS r JOIN model_versions AS v "
+        "ON v.name = r.name AND v.version = r.version "
+        "WHERE r.kind = 'model' AND v.run_id = ? "
+        "ORDER BY r.created_at DESC, r.review_id DESC LIMIT 1",
+        (run_id,),
+    )
+    return _decoded(rows[0], _JSON_REVIEW) if rows else None

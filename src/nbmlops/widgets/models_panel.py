@@ -1,10 +1,14 @@
 """The registry panel: models, versions, aliases, metrics and each version's latest evaluation
 (its badge, and the data it was evaluated on); where the model is served, with each
-endpoint's traffic from the prediction log; register from a run; promote with every rule's
-evaluation shown before confirming; deprecate; the event timeline (servers' swaps included)."""
+endpoint's traffic from the prediction log; each version's latest review (when, against what,
+its headline, links to its notebook and HTML) and its approvals; register from a run; promote
+with every rule's evaluation shown before confirming; deprecate; the event timeline (servers'
+swaps included)."""
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -13,7 +17,10 @@ from nbmlops import api
 from nbmlops.errors import NbmlopsError, StoreNotFoundError
 from nbmlops.evaluation.evaluate import evaluations_of
 from nbmlops.evaluation.result import Evaluation
+from nbmlops.registry.approvals import Approval
 from nbmlops.store import open_store
+from nbmlops.store import reviews as review_store
+from nbmlops.store.db import Row
 from nbmlops.widgets import _html
 from nbmlops.widgets._badges import badge_text, colour_of, data_of
 from nbmlops.widgets._panel import Panel
@@ -26,6 +33,7 @@ class ModelsPanel(Panel):
 
         self.model = widgets.Dropdown(description="model")
         self.versions_html = widgets.HTML()
+        self.reviews_html = widgets.HTML()
         self.endpoints_html = widgets.HTML()
         self.version = widgets.Dropdown(description="version")
         self.run_box = widgets.Text(placeholder="run id", layout=widgets.Layout(width="160px"))
@@ -52,6 +60,8 @@ class ModelsPanel(Panel):
             [
                 widgets.HBox([self.model]),
                 self.versions_html,
+                widgets.HTML("<b>Reviews and approvals</b>"),
+                self.reviews_html,
                 widgets.HTML("<b>Endpoints</b>"),
                 self.endpoints_html,
                 widgets.HBox([self.run_box, self.name_box, self.register_button]),
@@ -83,6 +93,7 @@ class ModelsPanel(Panel):
         if not name:
             self.versions_html.value = "<i>no registered models yet: register a run below</i>"
             self.history_html.value = ""
+            self.reviews_html.value = ""
             self.endpoints_html.value = ""
             self.version.options = []
             return
@@ -109,6 +120,11 @@ class ModelsPanel(Panel):
         self.version.options = [(f"{name}/{v}", int(v)) for v in versions["version"]]
         if len(versions):
             self.version.value = int(versions["version"].max())
+        self.reviews_html.value = _reviews_html(
+            name,
+            review_store.latest_model_reviews(store, name),
+            api.model_approvals(name, store=store),
+        )
         self.endpoints_html.value = _endpoints_table(api.endpoints(name, store=self.store))
         history = api.model_history(name, store=self.store)
         self.history_html.value = _html.table(
@@ -177,6 +193,8 @@ class ModelsPanel(Panel):
         return "".join(
             [
                 self.versions_html.value,
+                "<b>Reviews and approvals</b>",
+                self.reviews_html.value,
                 "<b>Endpoints</b>",
                 self.endpoints_html.value,
                 "<b>History</b>",
@@ -213,3 +231,68 @@ def _endpoints_table(endpoints: Any) -> str:
         columns=lambda c: c.replace("latency_", "").replace("_ms", " ms")
     )
     return _html.table(shown, index=False)
+
+
+def _reviews_html(name: str, reviews: list[Row], approvals: list[Approval]) -> str:
+    """Each version with a review or an approval, newest version first: its latest review (when,
+    against what, its headline, links to the HTML and the notebook) and who approved it."""
+    by_version: dict[int, list[Approval]] = {}
+    for approval in approvals:
+        by_version.setdefault(approval.version, []).append(approval)
+    latest = {int(r["version"]): r for r in reviews}
+    if not latest and not by_version:
+        return (
+            "<i>no reviews yet: nbmlops review model NAME/VERSION (or nbm.review_model) "
+            "writes one</i>"
+        )
+    parts = []
+    for version in sorted(latest.keys() | by_version.keys(), reverse=True):
+        review = latest.get(version)
+        head = f"<b>{html.escape(name)}/{version}</b>: " + (
+            "not reviewed yet" if review is None else _review_line(review)
+        )
+        items = "".join(_approval_item(a) for a in by_version.get(version, []))
+        count = len(by_version.get(version, []))
+        tail = f" · {count} approval{'' if count == 1 else 's'}" if count else " · no approvals"
+        parts.append(f"<div class='nbmlops-review'>{head}{tail}<ul>{items}</ul></div>")
+    return "".join(parts)
+
+
+def _review_line(review: Row) -> str:
+    lines = review["summary"].get("lines") or []
+    headline = f" — <i>{html.escape(str(lines[0]))}</i>" if lines else ""
+    folder = Path(review["path"]) if review.get("path") else None
+    links = (
+        ""
+        if folder is None
+        else f" · {_link(folder / 'review.html', 'open the HTML')} · "
+        f"{_link(folder / 'review.ipynb', 'notebook')}"
+    )
+    against = html.escape(review["against"] or "nothing (no champion)")
+    return (
+        f"reviewed {_html.when(review['created_at'])} against {against}"
+        f" (review {review['review_id']}){headline}{links}"
+    )
+
+
+def _approval_item(approval: Approval) -> str:
+    own = " (self-approval)" if approval.self_approval else ""
+    comment = f": “{html.escape(approval.comment)}”" if approval.comment else ""
+    return (
+        f"<li>approved by {html.escape(approval.by)}{own}, {_html.when(approval.at)}{comment}</li>"
+    )
+
+
+def _link(path: Path, text: str) -> str:
+    """A link that opens ``path`` from the notebook: relative to the working folder (where the
+    notebook is, so JupyterLab opens it) when it is below it, else the file's URI, with the
+    path itself shown (a browser may refuse file:// links from a page served over http)."""
+    here = Path.cwd().resolve()
+    target = path.resolve()
+    if target.is_relative_to(here):
+        href = target.relative_to(here).as_posix()
+        return f"<a href='{html.escape(href)}' target='_blank'>{text}</a>"
+    return (
+        f"<a href='{html.escape(target.as_uri())}' target='_blank'>{text}</a> "
+        f"(<code>{html.escape(str(target))}</code>)"
+    )

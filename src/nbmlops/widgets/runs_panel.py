@@ -2,7 +2,9 @@
 ipywidgets only. The whole table is one DataFrame from ``nbm.runs()``; the grid shows one page
 of it, and its widgets are created once per column set and refilled in place, so paging and
 sorting 10,000 runs stay quick. Runs with an evaluation (``nbm.evaluate``) show its badge in an
-``evaluation`` column before the metrics: unseen, leaky, not comparable or unchecked."""
+``evaluation`` column before the metrics: unseen, leaky, not comparable or unchecked. Runs that
+were re-run (``nbm.rerun``) show the newest outcome in a ``re-run`` column: reproduced, differs
+or could not run, with the first difference or the reason on hover."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from nbmlops.errors import NbmlopsError
 from nbmlops.evaluation.result import Evaluation
 from nbmlops.listings import latest_evaluations
 from nbmlops.store import open_store
+from nbmlops.store import reviews as review_store
+from nbmlops.store.db import Row
 from nbmlops.widgets import _html
 from nbmlops.widgets._badges import badge_html, colour_of
 from nbmlops.widgets._panel import Panel
@@ -28,6 +32,12 @@ if TYPE_CHECKING:
 
 FIXED = ("name", "status", "start_time", "duration_s")
 DEFAULT_EXTRA = 4  # params and metrics shown by default, each
+RERUN = "re-run"
+_OUTCOMES = {  # a re-run's outcome: its badge text and colour
+    "reproduced": ("reproduced", "#2e7d32"),
+    "differs": ("differs", "#c62828"),
+    "could_not_run": ("could not run", "#ef6c00"),
+}
 
 
 def _short(value: Any, width: int = 28) -> str:
@@ -58,6 +68,7 @@ class RunsPanel(Panel):
         self.selected: set[str] = set()
         self.frame: pd.DataFrame | None = None
         self.evaluations: dict[str, Evaluation] = {}
+        self.reruns: dict[str, Row] = {}  # the newest re-run of each run that has one
         self.view: pd.DataFrame | None = None
         self.compare_view: CompareView | None = None
         self._filling = False
@@ -127,12 +138,16 @@ class RunsPanel(Panel):
             frame = api.runs(self.filter_box.value or None, self.experiment, store=self.store)
             store = open_store(self.store, create=False)
             self.evaluations = latest_evaluations(store, list(frame["run_id"]))
+            self.reruns = review_store.latest_reruns(store, list(frame["run_id"]))
         except NbmlopsError as exc:
             self.status.value = f"<pre style='color:#c62828;margin:0'>{html.escape(str(exc))}</pre>"
             return
         if self.evaluations:
             badges = {run_id: e.badge for run_id, e in self.evaluations.items()}
             frame = frame.assign(evaluation=frame["run_id"].map(badges))
+        if self.reruns:
+            outcomes = {run_id: _OUTCOMES[r["outcome"]][0] for run_id, r in self.reruns.items()}
+            frame = frame.assign(**{RERUN: frame["run_id"].map(outcomes)})
         self.frame = frame
         optional = [c for c in self.frame.columns if c.startswith(("params.", "metrics.", "tags."))]
         wanted = self._requested_columns or self.columns_box.value or self._default_columns()
@@ -156,7 +171,8 @@ class RunsPanel(Panel):
     @property
     def columns(self) -> list[str]:
         evaluation = ["evaluation"] if self.evaluations else []
-        return ["run_id", *FIXED, *evaluation, *self.columns_box.value]
+        rerun = [RERUN] if self.reruns else []
+        return ["run_id", *FIXED, *evaluation, *rerun, *self.columns_box.value]
 
     def _sorted(self) -> pd.DataFrame:
         assert self.frame is not None
@@ -252,6 +268,8 @@ class RunsPanel(Panel):
                 for cell, name in zip(cells, columns, strict=True):
                     if name == "evaluation":
                         cell.value = badge_html(self.evaluations.get(run_id))
+                    elif name == RERUN:
+                        cell.value = _rerun_html(self.reruns.get(run_id))
                     else:
                         cell.value = _nowrap(_short(record[name]))
                 children += [check, *cells]
@@ -306,15 +324,49 @@ class RunsPanel(Panel):
             return str(self.status.value)
         shown = self.view[self.columns].head(rows).set_index("run_id")
         shown = shown.assign(start_time=shown["start_time"].map(_short))
+        if RERUN in shown.columns:  # no hover in a saved page: the detail is written out
+            shown[RERUN] = [_rerun_text(self.reruns.get(r), detail=True) for r in shown.index]
         parts = [f"<div>{self.status.value}</div>", _html.table(shown, cell_style=self._style)]
         if self.compare_view is not None:
             parts.append(self.compare_view.to_html())
         return "".join(parts)
 
     def _style(self, run_id: Any, column: str) -> str:
+        if column == RERUN and run_id in self.reruns:
+            return f"color:{_OUTCOMES[self.reruns[run_id]['outcome']][1]};font-weight:bold"
         evaluation = self.evaluations.get(run_id) if column == "evaluation" else None
         return "" if evaluation is None else f"color:{colour_of(evaluation)};font-weight:bold"
 
     def __repr__(self) -> str:
         total = 0 if self.view is None else len(self.view)
         return f"<RunsPanel: {total} runs, {len(self.selected)} selected>"
+
+
+def _rerun_text(rerun: Row | None, *, detail: bool = False) -> str:
+    """A re-run's outcome; with ``detail``, its first difference (and how many more) or the
+    reason it could not run, as ``nbmlops show`` prints it."""
+    if rerun is None:
+        return ""
+    text = _OUTCOMES[rerun["outcome"]][0]
+    if not detail:
+        return text
+    differences = rerun["differences"] or []
+    if rerun["outcome"] == "differs" and differences:
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        return f"{text}: {differences[0]}{more}"
+    if rerun["outcome"] == "could_not_run":
+        return f"{text}: {rerun['reason']}"
+    n = len(rerun["metrics"] or {})
+    return f"{text}: {n} metric{'' if n == 1 else 's'} within {rerun['tolerance']:g}"
+
+
+def _rerun_html(rerun: Row | None) -> str:
+    """The outcome badge of the live grid, its detail on hover."""
+    if rerun is None:
+        return ""
+    colour = _OUTCOMES[rerun["outcome"]][1]
+    return (
+        f"<span title='{html.escape(_rerun_text(rerun, detail=True))}' "
+        f"style='color:{colour};font-weight:bold;white-space:nowrap'>"
+        f"{html.escape(_rerun_text(rerun))}</span>"
+    )
