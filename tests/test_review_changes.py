@@ -82,8 +82,25 @@ def test_the_working_tree_against_head_by_default(repo: Path):
 
 
 def test_a_range_git_does_not_know_names_it(repo: Path):
-    with pytest.raises(NbmlopsError, match=r"git diff .*nope.* failed in .*HEAD~1\.\.HEAD"):
+    with pytest.raises(NbmlopsError, match=r"'nope' \(in 'nope\.\.HEAD'\) is not a commit"):
         notebook_changes("nope..HEAD", repo=repo)
+
+
+def test_a_range_that_looks_like_a_git_option_is_refused_before_git_sees_it(
+    repo: Path, tmp_path: Path
+):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("important")
+    with pytest.raises(NbmlopsError, match=r"is not a commit"):
+        notebook_changes(f"--output={victim}", repo=repo)
+    assert victim.read_text() == "important"
+
+
+def test_review_notebooks_in_a_store_inside_the_repository_are_not_changes(repo: Path):
+    reviews = repo / ".nbmlops" / "reviews" / "r1"
+    reviews.mkdir(parents=True)
+    nbformat.write(notebook(5.0), reviews / "review.ipynb")
+    assert notebook_changes(repo=repo) == []
 
 
 def test_the_review_and_the_markdown_name_the_metric_movement(repo: Path, shell: InteractiveShell):

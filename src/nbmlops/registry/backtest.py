@@ -331,7 +331,7 @@ def review_rules(
     ).resolve()
     root = _toplevel(found.parent)
     relpath = found.relative_to(root).as_posix()
-    old_rev, new_rev = _revisions(root, rev_range)
+    old_rev, new_rev = revision_range(root, rev_range)
     old_text = None if old_rev is None else _read(root, old_rev, relpath, found)
     new_text = _read(root, new_rev, relpath, found)
     new_label = new_rev or "working tree"
@@ -373,7 +373,7 @@ def _toplevel(folder: Path) -> Path:
     return Path(done.stdout.strip()).resolve()
 
 
-def _revisions(root: Path, rev_range: str | None) -> tuple[str | None, str | None]:
+def revision_range(root: Path, rev_range: str | None) -> tuple[str | None, str | None]:
     """(old, new) revisions: new None is the working tree, old None a repository with no
     commit yet (everything in the file is new)."""
     if rev_range is None or not rev_range.strip():
@@ -397,7 +397,8 @@ def _commit(root: Path, rev: str) -> str | None:
 
 
 def _check(root: Path, rev: str, rev_range: str) -> str:
-    if _commit(root, rev) is None:
+    # A revision starting with "-" would reach git as an option (--output=FILE writes a file).
+    if rev.startswith("-") or _commit(root, rev) is None:
         raise RegistryError(
             f"{rev!r} (in {rev_range!r}) is not a commit of the git repository {root}; give "
             "a revision range like HEAD~1..HEAD or main..feature, or none for the working tree."

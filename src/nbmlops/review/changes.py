@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from nbmlops.capture.cell import TRACK_PREFIX, source_hash
+from nbmlops.config import STORE_DIRNAME
 from nbmlops.errors import NbmlopsError
+from nbmlops.registry.backtest import revision_range
 from nbmlops.review import render
 from nbmlops.review.render import code, markdown
 from nbmlops.store import StoreLike, open_store
@@ -123,7 +125,8 @@ def notebook_changes(rev_range: str | None = None, *, repo: str | Path = ".") ->
         untracked = _git(top, "ls-files", "--others", "--exclude-standard", "-z", "--", "*.ipynb")
         paths |= set(untracked.split("\0"))
     changes: list[CellChange] = []
-    for path in sorted(p for p in paths if p):
+    # A store inside the repository holds review notebooks of its own: not the user's changes.
+    for path in sorted(p for p in paths if p and STORE_DIRNAME not in Path(p).parts):
         before = _read(top, old, path)
         after = _read(top, new, path)
         changes += cell_changes(path, before, after)
@@ -131,17 +134,15 @@ def notebook_changes(rev_range: str | None = None, *, repo: str | Path = ".") ->
 
 
 def revisions(top: Path, rev_range: str | None) -> tuple[str, str | None]:
-    """(old revision, new revision or None for the working tree)."""
-    if not rev_range:
-        return "HEAD", None
-    if "..." in rev_range:
-        a, b = rev_range.split("...", 1)
-        base = _git(top, "merge-base", a or "HEAD", b or "HEAD").strip()
-        return base, b or "HEAD"
-    if ".." in rev_range:
-        a, b = rev_range.split("..", 1)
-        return a or "HEAD", b or "HEAD"
-    return rev_range, None
+    """(old revision, new revision or None for the working tree), each checked to be a commit
+    before git sees it (the rules review's parser: one reading of a range for both)."""
+    old, new = revision_range(top, rev_range)
+    if old is None:
+        raise NbmlopsError(
+            f"The git repository {top} has no commit yet: there is nothing to compare the "
+            "notebooks with; commit them first."
+        )
+    return old, new
 
 
 def cell_changes(path: str, before: Any | None, after: Any | None) -> list[CellChange]:
