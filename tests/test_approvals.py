@@ -15,6 +15,7 @@ import pytest
 from sklearn.dummy import DummyRegressor
 
 import nbmlops as nbm
+from nbmlops.capture.environment import current_user
 from nbmlops.errors import RegistryError, RulesFileError
 from nbmlops.registry.approvals import approvals, approve
 from nbmlops.registry.rules_file import load_rules
@@ -35,6 +36,17 @@ def version(home: Path, rules: str) -> Store:
     return nbm.get_store()
 
 
+def approve_as(person: str, monkeypatch: pytest.MonkeyPatch, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """``approve`` recorded from ``person``'s account (the ``actor``), as on their machine."""
+    with monkeypatch.context() as env:
+        env.setenv("LOGNAME", person)
+        current_user.cache_clear()  # the login name is read once per process
+        try:
+            return approve(*args, **kwargs)
+        finally:
+            current_user.cache_clear()
+
+
 def test_an_unapproved_candidate_is_refused_and_told_how_to_approve(home: Path):
     store = version(home, '["review.approved"]')
     refused = nbm.promote("wine", 1)
@@ -47,21 +59,29 @@ def test_an_unapproved_candidate_is_refused_and_told_how_to_approve(home: Path):
     assert nbm.promote("wine", 1).outcome == "promoted"
 
 
-def test_self_approval_does_not_count_when_the_rule_refuses_it(home: Path):
+def test_self_approval_does_not_count_when_the_rule_refuses_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+):
     store = version(home, '["review.approved_by_other"]')
     mine = approve(store, "wine", 1, by=ME.upper())  # names compared without case
     assert mine.self_approval
     refused = nbm.promote("wine", 1)
     assert refused.outcome == "rejected"
     assert f"approved by {ME.upper()} ({ME.upper()} made it: self-approval)" in refused.reason
-    approve(store, "wine", 1, by="carol")
+    approve_as("carol", monkeypatch, store, "wine", 1, by="carol")
     assert nbm.promote("wine", 1).outcome == "promoted"
 
 
-def test_a_count_of_approvers_counts_each_person_once(home: Path):
+def test_the_creator_typing_another_name_is_still_a_self_approval(home: Path):
+    store = version(home, '["review.approvals_by_others >= 1"]')
+    assert approve(store, "wine", 1, by="bob").self_approval  # recorded from ME's account
+    assert nbm.promote("wine", 1).outcome == "rejected"
+
+
+def test_a_count_of_approvers_counts_each_person_once(home: Path, monkeypatch: pytest.MonkeyPatch):
     store = version(home, '["review.approvals >= 2", "review.approvals_by_others >= 1"]')
-    approve(store, "wine", 1, by="bob")
-    approve(store, "wine", 1, by="Bob")
+    approve_as("bob", monkeypatch, store, "wine", 1, by="bob")
+    approve_as("bob", monkeypatch, store, "wine", 1, by="Bob")
     refused = nbm.promote("wine", 1)
     assert [r.reason.split(":")[0] for r in refused.failed] == ["review.approvals = 1 is not >= 2"]
     approve(store, "wine", 1, by=ME)
@@ -82,7 +102,7 @@ def test_the_decision_lists_the_approvals_and_reviews_it_considered(home: Path):
     candidate = payload["inputs"]["candidate"]
     assert candidate["reviews"] == [review_id] and candidate["creators"] == [ME]
     assert candidate["approvals"] == [
-        {"approval_id": given.approval_id, "by": "bob", "at": given.at}
+        {"approval_id": given.approval_id, "by": "bob", "actor": ME, "at": given.at}
         | {"review_id": review_id, "comment": None}
     ]
 
@@ -93,8 +113,10 @@ def test_an_approval_is_committed_with_who_recorded_it(home: Path, db: sqlite3.C
     row = db.execute("SELECT name, version, by, comment, actor FROM approvals").fetchone()
     assert row == ("wine", 1, "bob", "ok", ME)
     listed = approvals(store, "wine")
-    assert [(a.ref, a.by, a.self_approval) for a in listed] == [("wine/1", "bob", False)]
-    assert repr(listed[0]).startswith("<Approval 1 of wine/1 by bob at ")
+    # recorded from the creator's own account: a self-approval whatever name it gives
+    assert [(a.ref, a.by, a.self_approval) for a in listed] == [("wine/1", "bob", True)]
+    assert nbm.model_approvals("wine/1") == nbm.model_approvals("wine", 1) == listed
+    assert repr(listed[0]).startswith("<Approval 1 of wine/1 by bob (self-approval) at ")
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from nbmlops.capture.liveness import hostname
 from nbmlops.capture.run import Run
 from nbmlops.errors import RegistryError, RunNotFoundError
 from nbmlops.registry.model_version import ModelVersion, resolve
+from nbmlops.registry.rule_language import is_self_approval
 from nbmlops.store import Store
 from nbmlops.store import reviews as review_sql
 
@@ -117,7 +118,11 @@ def approve(
 
 def approvals(store: Store, name: str, version: int | str | None = None) -> list[Approval]:
     """The approvals of ``name`` (of one ``version``), oldest first."""
-    if version is None:
+    if version is None and ("/" in name or "@" in name):  # "cancer/2", "cancer@champion"
+        mv = resolve(store, name)
+        rows = review_sql.approvals_of(store, mv.name, mv.version)
+        name = mv.name
+    elif version is None:
         resolve(store, name)  # ModelNotFoundError listing the models there are
         rows = review_sql.approvals_of(store, name)
     else:
@@ -151,14 +156,14 @@ def approvals_at(
     records them: who, when, on which review."""
     rows = review_sql.approvals_of(store, mv.name, mv.version)
     return [
-        {k: row[k] for k in ("approval_id", "by", "at", "review_id", "comment")}
+        {k: row[k] for k in ("approval_id", "by", "actor", "at", "review_id", "comment")}
         for row in rows
         if at is None or float(row["at"]) <= at
     ]
 
 
 def _approval(row: Mapping[str, Any], made_by: tuple[str, ...]) -> Approval:
-    own = str(row["by"]).casefold() in {c.casefold() for c in made_by}
+    own = is_self_approval(row, made_by)
     return Approval(
         approval_id=int(row["approval_id"]),
         name=str(row["name"]),

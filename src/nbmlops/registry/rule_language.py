@@ -78,7 +78,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -597,14 +597,21 @@ def _lookup(
     return subject.datasets[key]
 
 
+def is_self_approval(approval: Mapping[str, Any], made_by: Sequence[str]) -> bool:
+    """Whether the version's maker approved it: the name given (``by``) or the account that
+    recorded the approval (``actor``) is one of its creators, so a creator typing another name
+    does not make it someone else's approval."""
+    creators = {c.casefold() for c in made_by}
+    return any(str(approval.get(who) or "").casefold() in creators for who in ("by", "actor"))
+
+
 def approvers(subject: Subject, *, others_only: bool) -> list[str]:
     """Who approved ``subject``, each person once (names compared without case), in the
     order of their first approval; ``others_only`` leaves out its creators."""
-    creators = {c.casefold() for c in subject.creators}
     found: dict[str, str] = {}
     for approval in subject.approvals or ():
         by = str(approval["by"])
-        if not (others_only and by.casefold() in creators):
+        if not (others_only and is_self_approval(approval, subject.creators)):
             found.setdefault(by.casefold(), by)
     return list(found.values())
 
