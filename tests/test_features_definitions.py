@@ -4,6 +4,7 @@ saved, linked to its run and to the model trained from it, with its data contrac
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import warnings
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_bad_definitions_name_the_problem(home: Path):
         features_api.feature_view(name="v", entity="driver_id", timestamp="trips", source=STATS)
     with pytest.raises(FeatureError, match=r"neither an existing path"):
         features_api.feature_view(name="v", entity="driver_id", timestamp="ts", source="nope@1")
-    with pytest.raises(ValueError, match=r"ttl='soon' is not a duration"):
+    with pytest.raises(FeatureError, match=r"Feature view 'v': ttl='soon' is not a duration"):
         features_api.feature_view(
             name="v", entity="driver_id", timestamp="event_ts", ttl="soon", source=STATS
         )
@@ -174,16 +175,21 @@ def test_a_transformation_over_a_source_is_part_of_the_definition(home: Path):
     )
 
 
-def test_a_training_set_is_saved_linked_to_its_run_and_to_the_model_trained_from_it(
-    shell: InteractiveShell, home: Path
-):
+def _define_in(shell: InteractiveShell) -> None:
+    """The driver entity and the driver_stats view, defined in a cell of ``shell``."""
     shell.user_ns.update(STATS=STATS, orders=_orders(), features_api=features_api)
     shell.run_cell(
         "features_api.entity('driver', keys='driver_id')\n"
         "@features_api.feature_view(entity='driver', timestamp='event_ts', ttl='1d')\n"
         "def driver_stats():\n"
         "    return STATS\n"
-    )
+    ).raise_error()
+
+
+def test_a_training_set_is_saved_linked_to_its_run_and_to_the_model_trained_from_it(
+    shell: InteractiveShell, home: Path
+):
+    _define_in(shell)
     result = shell.run_cell(
         "%%track\n"
         "train = features_api.training_set(orders, ['driver_stats:conv_rate', "
@@ -236,12 +242,8 @@ def test_a_training_set_that_delta_cannot_hold_is_returned_and_recorded_with_a_w
 def test_a_training_cell_reading_columns_that_claim_features_with_other_values_is_flagged(
     shell: InteractiveShell, home: Path
 ):
-    shell.user_ns.update(STATS=STATS, orders=_orders(), features_api=features_api)
+    _define_in(shell)
     shell.run_cell(
-        "features_api.entity('driver', keys='driver_id')\n"
-        "@features_api.feature_view(entity='driver', timestamp='event_ts', ttl='1d')\n"
-        "def driver_stats():\n"
-        "    return STATS\n"
         "train = features_api.training_set(orders, ['driver_stats:conv_rate'])\n"
         "forged = train.assign(conv_rate=train['conv_rate'].fillna(0.5) + 0.01)\n"
     ).raise_error()
@@ -256,3 +258,48 @@ def test_a_training_cell_reading_columns_that_claim_features_with_other_values_i
         "forged: columns named like features of driver_stats@1 hold other values than the "
         "feature store's at those keys and times: conv_rate differs in 4 of 4 rows (row 0: "
     )
+
+
+@pytest.mark.parametrize("zero", [0, "0", "0s", "0h", dt.timedelta(0), None])
+def test_any_zero_ttl_means_no_ttl(home: Path, zero: object):
+    view = features_api.feature_view(
+        name="v", entity="driver_id", timestamp="event_ts", ttl=zero, source=STATS
+    )
+    assert view.ttl_seconds == 0.0
+
+
+def test_binary_and_decimal_features_come_back_online_as_they_are_offline(home: Path):
+    import decimal
+
+    import pyarrow as pa
+
+    rows = pa.table(
+        {
+            "driver_id": ["a", "b"],
+            "event_ts": pa.array([T0, T0], type=pa.timestamp("us", tz="UTC")),
+            "raw": pa.array([b"\x00\x01", b"x"], type=pa.binary()),
+            "fee": pa.array([decimal.Decimal("1.10"), None], type=pa.decimal128(5, 2)),
+        }
+    )
+    features_api.feature_view(name="w", entity="driver_id", timestamp="event_ts", source=rows)
+    features_api.materialize("w", end=T0 + pd.Timedelta(hours=1))
+    got = features_api.online_features(
+        ["w:raw", "w:fee"], [{"driver_id": "a"}, {"driver_id": "b"}]
+    ).to_dict()
+    assert got["raw"] == [b"\x00\x01", b"x"]
+    assert got["fee"] == [decimal.Decimal("1.10"), None]
+    assert features_api.check_feature_skew("w").ok
+
+
+def test_a_key_of_another_kind_than_the_views_is_refused_not_missing(home: Path):
+    features_api.feature_view(
+        name="s",
+        entity="driver_id",
+        timestamp="event_ts",
+        source=STATS.assign(driver_id=STATS["driver_id"].astype(str)),
+    )
+    features_api.materialize("s", end=T0 + pd.Timedelta(days=1))
+    with pytest.raises(nbm.EntityKeyError, match=r"driver_id=1001 is number, but s@1 holds its"):
+        features_api.online_features(["s:conv_rate"], [{"driver_id": 1001}])
+    found = features_api.online_features(["s:conv_rate"], [{"driver_id": "1001"}])
+    assert found.status[0]["conv_rate"] == "present"

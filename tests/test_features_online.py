@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nbmlops.errors import FeatureError
+from nbmlops.errors import EntityKeyError, FeatureError
 from nbmlops.feature_store.definitions import FeatureView, define_view
 from nbmlops.feature_store.online import materialize, online_features
 from nbmlops.store import Store
@@ -159,7 +159,9 @@ def test_keys_given_as_floats_or_numpy_ints_find_the_driver(store: Store) -> Non
     import numpy as np
 
     materialize(store, view(store, [(1001, 1, 1, 0.5, 5)]), end=at(10))
-    assert values(store, [1001.0, np.int64(1001), "1001"]) == [0.5, 0.5, None]
+    assert values(store, [1001.0, np.int64(1001)]) == [0.5, 0.5]
+    with pytest.raises(EntityKeyError, match=r"driver='1001' is text, but stats@1 holds its"):
+        values(store, ["1001"])  # text for number keys would find nothing: refused
 
 
 def test_two_views_sharing_a_feature_name_get_full_names(store: Store) -> None:

@@ -266,6 +266,12 @@ class FeatureError(NbmlopsError, ValueError):
         self.value = value
 
 
+class EntityKeyError(FeatureError):
+    """An entity row cannot be looked up online: a key column missing or unknown, or a key
+    value of another kind (a number for text keys, or text for number keys) than the view was
+    materialised with, which would silently find nothing. A client's error (400 when served)."""
+
+
 class SyncError(NbmlopsError):
     """A push to (or pull from) an MLflow tracking server failed or was refused.
 

@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import inspect
 import json
+import re
 import textwrap
 import time
 import types
@@ -337,7 +338,7 @@ def define_view(
         )
     if source is None and function is None:
         raise FeatureError(f"Feature view {name!r}: give source= or decorate a function.", name)
-    ttl_seconds = 0.0 if ttl in (0, None, "0") else parse_duration(ttl, what="ttl")
+    ttl_seconds = _ttl_seconds(name, ttl)
     store.create()
     key_columns = _entity_keys(store, entity, keys)
     if source is None:
@@ -399,6 +400,20 @@ def define_view(
         saved = tables.save_table(store, data, view.dataset)
         sql.add_view_data(store, name, version, saved.name, saved.version, time.time())
     return get_view(store, name, version)
+
+
+def _ttl_seconds(view: str, ttl: str | float | dt.timedelta | None) -> float:
+    """``ttl`` in seconds; any zero (``0``, ``"0s"``, ``timedelta(0)``, None) means no TTL."""
+    if ttl is None or (isinstance(ttl, dt.timedelta) and not ttl):
+        return 0.0
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl == 0:
+        return 0.0
+    if isinstance(ttl, str) and re.fullmatch(r"\s*0+(\.0*)?\s*[a-z]*\s*", ttl.lower()):
+        return 0.0
+    try:
+        return parse_duration(ttl, what="ttl")
+    except ValueError as error:
+        raise FeatureError(f"Feature view {view!r}: {error}; 0 means no TTL.", view, ttl) from None
 
 
 def _fingerprint(

@@ -19,15 +19,17 @@ microsecond, so consecutive windows neither overlap nor leave a gap.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
+import decimal
 import json
 import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.errors import FeatureError
+from nbmlops.errors import EntityKeyError, FeatureError
 from nbmlops.feature_store.definitions import FeatureView, offline_data, parse_feature_ref
 from nbmlops.store import features as sql
 from nbmlops.store.db import Store
@@ -73,6 +75,10 @@ def epoch_ns_sql(data: pa.Table, column: str) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, bytes | bytearray):  # decoded by the view's binary dtype
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, decimal.Decimal):  # as text: a float would lose digits
+        return str(value)
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
@@ -91,6 +97,10 @@ def value_decoder(dtype: str) -> Any:
         return dt.datetime.fromisoformat
     if dtype.startswith("date"):
         return dt.date.fromisoformat
+    if dtype in ("binary", "large_binary") or dtype.startswith("fixed_size_binary"):
+        return base64.b64decode
+    if dtype.startswith("decimal"):
+        return decimal.Decimal
     return None
 
 
@@ -299,10 +309,12 @@ def online_features(
         )
     plan = _plan(handle, refs)
     rows = tuple(_check_entity_rows(entity_rows, plan.keys))
+    for view, _, _, kinds in plan.views:
+        _check_key_kinds(rows, view, kinds)
     now_ns = to_ns(time.time() if now is None else as_seconds(now, "now"))
     values: list[list[Any]] = [[] for _ in rows]
     statuses: list[list[str]] = [[] for _ in rows]
-    for view, picks, decoders in plan.views:
+    for view, picks, decoders, _ in plan.views:
         encoded = [encode_key(row[k] for k in view.keys) for row in rows]
         held = handle.rows(view, list(dict.fromkeys(encoded)))
         oldest = now_ns - to_ns(view.ttl_seconds) if view.ttl_seconds else None
@@ -330,7 +342,8 @@ def online_features(
 class _Plan:
     """What a read of some feature references needs, worked out once per metadata state."""
 
-    views: tuple[tuple[OnlineView, tuple[int, ...], tuple[Any, ...]], ...]  # picks, decoders
+    # per view: the positions of the features asked, their decoders, each key column's kind
+    views: tuple[tuple[OnlineView, tuple[int, ...], tuple[Any, ...], tuple[str | None, ...]], ...]
     names: tuple[str, ...]
     keys: tuple[str, ...]
 
@@ -347,7 +360,10 @@ def _plan(handle: OnlineStore, refs: Sequence[str]) -> _Plan:
         for view, features in views:
             names = view.feature_names
             picks = tuple(names.index(f) for f in features)
-            steps.append((view, picks, tuple(value_decoder(view.features[i][1]) for i in picks)))
+            decoders = tuple(value_decoder(view.features[i][1]) for i in picks)
+            sample = handle.sample_key(view)
+            kinds = tuple(_kind(v) for v in sample) if sample else (None,) * len(view.keys)
+            steps.append((view, picks, decoders, kinds))
         keys = tuple(dict.fromkeys(k for view, _ in views for k in view.keys))
         plan = cache[key] = _Plan(tuple(steps), _output_names(views), keys)
     return plan
@@ -402,14 +418,14 @@ def _check_entity_rows(
     entity_rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
 ) -> list[Mapping[str, Any]]:
     if isinstance(entity_rows, Mapping | str):
-        raise FeatureError(
+        raise EntityKeyError(
             f"entity_rows={entity_rows!r}: give a list of mappings, e.g. [{{{keys[0]!r}: ...}}].",
             value=entity_rows,
         )
     rows = list(entity_rows)
     for row in rows:
         if not isinstance(row, Mapping):
-            raise FeatureError(
+            raise EntityKeyError(
                 f"Entity row {row!r} is not a mapping of key columns {list(keys)} to values.",
                 value=row,
             )
@@ -424,8 +440,37 @@ def _check_entity_rows(
                 )
                 if part
             )
-            raise FeatureError(
+            raise EntityKeyError(
                 f"Entity row {dict(row)!r}: {what}; the features asked are keyed by {list(keys)}.",
                 value=unknown or missing,
             )
     return rows
+
+
+def _kind(value: Any) -> str | None:
+    """ "text" or "number" for a key value (None: another kind, not checked)."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number"
+    if hasattr(value, "__index__") or hasattr(value, "item"):  # numpy scalars
+        return "number"
+    return None
+
+
+def _check_key_kinds(
+    rows: Sequence[Mapping[str, Any]], view: OnlineView, kinds: Sequence[str | None]
+) -> None:
+    """Refuse a key value of another kind than the view's keys: 1001 against keys held as
+    text "1001" would find nothing and read as a missing entity."""
+    for row in rows:
+        for key, kind in zip(view.keys, kinds, strict=True):
+            given = _kind(row[key])
+            if kind is not None and given is not None and given != kind:
+                raise EntityKeyError(
+                    f"Entity row {dict(row)!r}: {key}={row[key]!r} is {given}, but "
+                    f"{view.name}@{view.version} holds its {key} keys as {kind}; send "
+                    f"{key} as {kind}.",
+                    view.name,
+                    row[key],
+                )

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbmlops.errors import FeatureError
+from nbmlops.errors import EntityKeyError, FeatureError
 from nbmlops.feature_store.contract import violations
 from nbmlops.feature_store.model_features import ModelFeatures
 from nbmlops.feature_store.online import PRESENT, online_features
@@ -127,6 +127,8 @@ class FeatureInputs:
         ]
         try:
             online = online_features(store, self.features.refs, rows)
+        except EntityKeyError as exc:  # the request's keys
+            raise RequestError(400, str(exc), column=keys[0]) from None
         except FeatureError as exc:  # the server's store, not the request, is at fault
             raise RequestError(
                 503, f"{self.model} cannot fetch its features online: {exc}"

@@ -251,6 +251,19 @@ class OnlineStore:
                 out[key] = (event_ns, values)
         return out
 
+    def sample_key(self, view: OnlineView) -> list[Any] | None:
+        """One held entity key of a view version (decoded), None when it holds none: what
+        kind of value each key column has."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT entity_key FROM online_rows WHERE view = ? AND version = ? LIMIT 1",
+                (view.name, view.version),
+            )
+            .fetchone()
+        )
+        return None if row is None else decode_key(row[0])
+
     def all_rows(self, name: str, version: int) -> list[tuple[str, int, int, str]]:
         """Every held row of a view version: (key, event_ns, created_ns, JSON values)."""
         return (
