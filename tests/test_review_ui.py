@@ -6,6 +6,7 @@ version to its review notebook, which opens in JupyterLab."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ import pytest
 from click.testing import CliRunner
 from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_markdown_cell, new_notebook
+from sklearn.dummy import DummyRegressor
 from traitlets.config import Config
 
 import nbmlops as nbm
+from jupyterlab_browser import chromium_page, lab_server
 from nbmlops.cli import main
+from nbmlops.store import close_stores
 from nbmlops.store import reviews as review_store
 from nbmlops.widgets.models_panel import ModelsPanel
 from nbmlops.widgets.runs_panel import RunsPanel
@@ -42,7 +46,14 @@ mae = {mae}
 r2 = 0.5
 """
 HEADLINE = "wine/2 vs wine/1: mae 2 -> 1 (delta -1, candidate better)"
+SCREENSHOTS = Path(__file__).parents[1] / "docs" / "img"
 AT = time.mktime((2026, 12, 6, 10, 54, 0, 0, 0, 0)) - time.timezone  # 2026-12-06 10:54 UTC
+
+
+def save_screenshot(locator: Any, name: str) -> None:
+    """Keep the picture for the README when asked (NBMLOPS_SCREENSHOTS=1)."""
+    if os.environ.get("NBMLOPS_SCREENSHOTS") == "1":
+        locator.screenshot(path=str(SCREENSHOTS / name))
 
 
 def train(shell: InteractiveShell, mae: float) -> str:
@@ -55,7 +66,9 @@ def write_review(folder: Path, name: str = "wine", version: int = 2) -> int:
     (what nbmlops review model records, without executing a review notebook)."""
     folder.mkdir(parents=True, exist_ok=True)
     cells = [new_markdown_cell(f"# Model review: {name}/{version}")]
-    nbformat.write(new_notebook(cells=cells), folder / "review.ipynb")
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = new_notebook(cells=cells, metadata={"kernelspec": kernelspec})
+    nbformat.write(notebook, folder / "review.ipynb")
     (folder / "review.html").write_text("<h1>Model review</h1>")
     store = nbm.get_store()
     row = {"kind": "model", "name": name, "version": version, "against": f"{name}/1"}
@@ -95,8 +108,9 @@ def test_models_panel_shows_the_latest_review_with_links_and_its_approvals(wine)
     assert f"<i>{HEADLINE.replace('>', '&gt;')}</i>" in text
     assert "href='reviews/wine-v2/review.html'" in text and "open the HTML" in text
     assert "href='reviews/wine-v2/review.ipynb'" in text
-    assert " · 2 approvals" in text and "approved by bob, " in text
-    assert "“better mae, same data”" in text and "approved by carol, " in text
+    # Recorded from the account that made the version: self-approvals, and said so.
+    assert " · 2 approvals" in text and "approved by bob (self-approval), 20" in text
+    assert "“better mae, same data”" in text and "approved by carol (self-approval), " in text
     assert "Reviews and approvals" in panel.to_html() and HEADLINE[:20] in panel.to_html()
 
 
@@ -196,3 +210,33 @@ async def test_rest_gives_each_versions_latest_review_and_approvals(
         "nbmlops", "api", "reviews", "models", params={"name": "beer"}, raise_error=False
     )
     assert unknown.code == 404 and "beer" in json.loads(unknown.body)["error"]
+
+
+@pytest.mark.browser
+def test_sidebar_links_a_version_to_its_review_which_opens_in_jupyterlab(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBMLOPS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    nbm.set_store(None)
+    for mae in (2.0, 1.0):
+        with nbm.start_run("wine") as run:
+            nbm.log_model(DummyRegressor().fit([[0.0]], [mae]), "model")
+        nbm.register_model(run.run_id, "wine")
+    write_review(tmp_path / "reviews" / "wine-v2")
+    nbm.approve_model("wine/2", by="bob", comment="better mae")
+    close_stores()
+    with lab_server(tmp_path) as lab, chromium_page() as page:
+        page.goto(lab.url("lab"))
+        page.locator(".lm-TabBar-tab[data-id='nbmlops-runs']").click(timeout=60_000)
+        line = page.locator("#nbmlops-runs .nbmlops-model-review[data-ref='wine/2']")
+        line.wait_for(timeout=30_000)
+        assert "v2 reviewed " in (line.text_content() or "")
+        assert "· 1 approval · open review" in (line.text_content() or "")
+        assert HEADLINE in (line.get_attribute("title") or "")
+        line.locator(".nbmlops-review-link").click()
+        page.wait_for_selector(".lm-TabBar-tab:has-text('review.ipynb')", timeout=30_000)
+        page.locator(".jp-Notebook h1:has-text('Model review: wine/2')").wait_for(timeout=30_000)
+        page.locator("#nbmlops-runs .nbmlops-model-review").first.wait_for(timeout=30_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+        for close in page.locator(".jp-Notification-Toast-Close").all():
+            close.click()
+        save_screenshot(page, "lab_review.png")

@@ -108,6 +108,50 @@ export interface IDiff {
   lines: string[];
 }
 
+export interface IModelRow {
+  name: string;
+  latest_version: number | null;
+  aliases: unknown;
+  [column: string]: unknown;
+}
+
+export interface IModels {
+  models: IModelRow[];
+}
+
+/** A model version's latest review (`nbmlops review model`); paths relative to the server root. */
+export interface IModelReview {
+  review_id: number;
+  created_at: string | null;
+  against: string | null;
+  headline: string | null;
+  lines: string[];
+  actor: string | null;
+  /** Where review.ipynb and review.html were written (absolute). */
+  folder: string | null;
+  /** null when the files are outside the server root (JupyterLab cannot open them). */
+  notebook_path: string | null;
+  html_path: string | null;
+}
+
+export interface IApproval {
+  approval_id: number;
+  by: string;
+  comment: string | null;
+  review_id: number | null;
+  at: string | null;
+  self_approval: boolean;
+}
+
+export interface IModelReviews {
+  versions: Array<{
+    name: string;
+    version: number;
+    review: IModelReview | null;
+    approvals: IApproval[];
+  }>;
+}
+
 /** An error the user should read: the server's message, or what is wrong with the setup. */
 export class NbmlopsError extends Error {
   constructor(

@@ -1,9 +1,21 @@
-// The runs sidebar: the current notebook's runs (or all), details on click, two or more compared.
+// The runs sidebar: the current notebook's runs (or all), details on click, two or more compared;
+// below them the registered models, each reviewed or approved version with a link to its review.
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
-import { ICompare, IRunDetail, IRunRow, IRunsPage, NbmlopsError, request, serverVersion } from './api';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import {
+  ICompare,
+  IModelReviews,
+  IModels,
+  IRunDetail,
+  IRunRow,
+  IRunsPage,
+  NbmlopsError,
+  request,
+  serverVersion
+} from './api';
 import { SingleFlight, diffView, duration, el, table, value, when } from './format';
 
 export const nbmlopsIcon = new LabIcon({
@@ -16,6 +28,9 @@ export const nbmlopsIcon = new LabIcon({
 
 const PAGE = 200;
 
+/** Opens a file (a path relative to the server root) in JupyterLab. */
+export type Opener = (path: string) => void;
+
 export class RunsSidebar extends Widget {
   private allRuns = false;
   private filter = '';
@@ -24,10 +39,15 @@ export class RunsSidebar extends Widget {
   private readonly status = el('div', 'nbmlops-status');
   private readonly list = el('div', 'nbmlops-run-list');
   private readonly detail = el('div', 'nbmlops-detail');
+  private readonly models = el('div', 'nbmlops-models');
   private readonly compareButton = el('button', 'jp-mod-styled nbmlops-compare', 'Compare selected');
   private readonly refresher = new SingleFlight(() => this.load());
 
-  constructor(private readonly notebooks: INotebookTracker) {
+  /** ``open``: how a review notebook is opened (docmanager:open); without it, a link to it. */
+  constructor(
+    private readonly notebooks: INotebookTracker,
+    private readonly open: Opener | null = null
+  ) {
     super();
     this.id = 'nbmlops-runs';
     this.addClass('nbmlops-sidebar');
@@ -59,7 +79,7 @@ export class RunsSidebar extends Widget {
     toolbar.append(el('span', 'nbmlops-title', 'nbmlops runs'), scope, reload);
     const actions = el('div', 'nbmlops-actions');
     actions.append(this.compareButton);
-    this.node.append(toolbar, filter, this.status, this.list, actions, this.detail);
+    this.node.append(toolbar, filter, this.status, this.list, actions, this.models, this.detail);
     notebooks.currentChanged.connect(() => void this.refresh(), this);
   }
 
@@ -87,6 +107,7 @@ export class RunsSidebar extends Widget {
     const notebook = this.notebookPath;
     if (!this.allRuns && notebook === null) {
       this.display([], 'Open a notebook to see its runs, or tick "all runs".');
+      await this.loadModels();
       return;
     }
     try {
@@ -104,7 +125,77 @@ export class RunsSidebar extends Widget {
       this.display(page.runs, `${shown}${page.total} run${page.total === 1 ? '' : 's'} ${scope}`);
     } catch (error) {
       this.display([], (error as NbmlopsError).message, true);
+      return;
     }
+    await this.loadModels();
+  }
+
+  /** The models of the store, each reviewed or approved version with its latest review. */
+  private async loadModels(): Promise<void> {
+    const path = this.notebooks.currentWidget?.context.path;
+    try {
+      const [models, reviews] = await Promise.all([
+        request<IModels>('models', { path }),
+        request<IModelReviews>('reviews/models', { path })
+      ]);
+      if (!models.models.length) {
+        this.models.replaceChildren();
+        return;
+      }
+      const parts: HTMLElement[] = [el('span', 'nbmlops-title', 'Models')];
+      for (const model of models.models) {
+        const latest = model.latest_version === null ? '' : ` · latest v${model.latest_version}`;
+        const head = el('div', 'nbmlops-model');
+        head.dataset.model = model.name;
+        head.append(el('span', 'nbmlops-run-name', model.name), el('span', 'nbmlops-muted', latest));
+        parts.push(head);
+        const versions = reviews.versions.filter(v => v.name === model.name).reverse();
+        if (!versions.length) {
+          parts.push(el('div', 'nbmlops-run-meta', 'no review yet: nbmlops review model NAME/VERSION'));
+        }
+        for (const v of versions) {
+          parts.push(this.versionView(v));
+        }
+      }
+      this.models.replaceChildren(...parts);
+    } catch (error) {
+      this.models.replaceChildren(el('div', 'nbmlops-error', (error as Error).message));
+    }
+  }
+
+  /** "v2 reviewed <when> · N approvals", and a link that opens the review notebook. */
+  private versionView(v: IModelReviews['versions'][number]): HTMLElement {
+    const n = v.approvals.length;
+    const approvals = `${n} approval${n === 1 ? '' : 's'}`;
+    const review = v.review;
+    const line = el('div', 'nbmlops-run-meta nbmlops-model-review');
+    line.dataset.ref = `${v.name}/${v.version}`;
+    const said = review ? `reviewed ${when(review.created_at)}` : 'not reviewed';
+    line.append(document.createTextNode(`v${v.version} ${said} · ${approvals}`));
+    line.title = [
+      review ? `review ${review.review_id} against ${review.against ?? 'nothing'}` : '',
+      review?.headline ?? '',
+      ...v.approvals.map(
+        a => `approved by ${a.by} ${when(a.at)}${a.comment ? `: ${a.comment}` : ''}`
+      )
+    ]
+      .filter(Boolean)
+      .join('\n');
+    if (review?.notebook_path) {
+      const path = review.notebook_path;
+      const link = el('a', 'nbmlops-review-link', 'open review');
+      link.href = URLExt.join(PageConfig.getBaseUrl(), 'lab/tree', URLExt.encodeParts(path));
+      link.addEventListener('click', event => {
+        if (this.open) {
+          event.preventDefault();
+          this.open(path);
+        }
+      });
+      line.append(document.createTextNode(' · '), link);
+    } else if (review?.folder) {
+      line.append(el('div', 'nbmlops-muted', `review: ${review.folder} (outside the server root)`));
+    }
+    return line;
   }
 
   private display(rows: IRunRow[], message: string, isError = false): void {
