@@ -119,6 +119,11 @@ def test_an_unknown_version_is_refused_by_name(two_versions: Path):
         review_model("wine/9")
 
 
+def test_a_misspelt_alias_to_review_against_is_refused_naming_the_aliases(two_versions: Path):
+    with pytest.raises(nbm.RegistryError, match=r"wine has no alias 'champoin' to review against"):
+        review_model("wine/2", against="champoin")
+
+
 @pytest.mark.browser
 def test_the_html_opens_in_chromium_with_its_images_and_no_code(two_versions: Path):
     """The standalone HTML, opened from disk (no server): the findings read without running

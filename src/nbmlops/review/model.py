@@ -119,7 +119,14 @@ def _baseline(
     try:
         current = api.get_model_version(f"{candidate.name}@{text}", store=store)
     except (NotFoundError, RegistryError):
-        return None  # no such alias yet: nothing to compare with (a first promotion)
+        history = api.model_history(candidate.name, store=store)
+        if text == "champion" and not (history["alias"] == text).any():
+            return None  # never had a champion: a first promotion, nothing to compare with
+        known = sorted({str(a) for a in history["alias"].dropna()})
+        raise RegistryError(
+            f"{candidate.name} has no alias {text!r} to review against (its aliases so far: "
+            f"{', '.join(known) or 'none'}); give --against ALIAS, VERSION or NAME/VERSION."
+        ) from None
     if current.version != candidate.version:
         return current
     history = api.model_history(candidate.name, store=store)
