@@ -134,6 +134,7 @@ export class RunsSidebar extends Widget {
   private async loadModels(): Promise<void> {
     const path = this.notebooks.currentWidget?.context.path;
     try {
+      await serverVersion(); // without the server extension: its message, not a bare 404
       const [models, reviews] = await Promise.all([
         request<IModels>('models', { path }),
         request<IModelReviews>('reviews/models', { path })
