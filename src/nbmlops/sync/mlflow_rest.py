@@ -81,19 +81,37 @@ class MlflowClient:
 
     def put_artifact(self, artifact_root: str, path: str, data: bytes) -> None:
         """Upload ``data`` to ``path`` under a run's artifact root (``mlflow-artifacts:/...``)."""
+        response = self._send("PUT", self._proxied(artifact_root, path, "write"), content=data)
+        self._json(response, f"PUT artifact {path}", ())
+
+    def get_artifact(self, artifact_root: str, path: str) -> bytes:
+        """The artifact ``path`` under ``artifact_root`` (``mlflow-artifacts:/...``)."""
+        response = self._send("GET", self._proxied(artifact_root, path, "read"))
+        if not response.is_success:
+            raise SyncError(
+                f"The MLflow server {self.server} refused GET artifact {path}: HTTP "
+                f"{response.status_code}: {response.text[:300]}",
+                server=self.server,
+                call=f"GET artifact {path}",
+                status=response.status_code,
+            )
+        return response.content
+
+    def _proxied(self, artifact_root: str, path: str, verb: str) -> str:
+        """The artifact proxy's URL path for ``path`` under ``artifact_root``. Only
+        ``mlflow-artifacts:`` roots go through the server: anything else (``s3://``, a path on
+        the server's disk) needs credentials or access nbmlops does not have."""
         if not artifact_root.startswith("mlflow-artifacts:"):
             raise SyncError(
                 f"The MLflow server {self.server} keeps artifacts at {artifact_root}, which "
-                "nbmlops cannot write through the server: start it with --serve-artifacts (and "
+                f"nbmlops cannot {verb} through the server: start it with --serve-artifacts (and "
                 "no --default-artifact-root outside it) so artifacts go through its proxy.",
                 server=self.server,
-                call="PUT mlflow-artifacts",
+                call=f"{'PUT' if verb == 'write' else 'GET'} mlflow-artifacts",
             )
         # mlflow-artifacts:/1/<run>/artifacts or mlflow-artifacts://host:port/1/<run>/artifacts
         root = urlsplit(artifact_root).path.strip("/")
-        target = f"/api/2.0/mlflow-artifacts/artifacts/{quote(root)}/{quote(path)}"
-        response = self._send("PUT", target, content=data)
-        self._json(response, f"PUT artifact {path}", ())
+        return f"/api/2.0/mlflow-artifacts/artifacts/{quote(root)}/{quote(path)}"
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         wait = BACKOFF_S

@@ -40,7 +40,6 @@ from nbmlops.store import StoreLike, open_store
 from nbmlops.store import sync as store_sync
 from nbmlops.store.db import Row, Store
 from nbmlops.store.sync import MetricMark, PulledRun
-from nbmlops.sync._proxy import download
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
 from nbmlops.sync.pull_registry import pull_registry
 from nbmlops.sync.push import _CUT, HOLDER_EXPERIMENT, _digest
@@ -457,7 +456,7 @@ class _Puller:
 
     def _download(self, path: str) -> bytes:
         """An artifact of the current run, through the server's artifact proxy."""
-        return download(self.client, self._root, path)
+        return self.client.get_artifact(self._root, path)
 
     def _download_text(self, path: str) -> str:
         return self._download(path).decode()

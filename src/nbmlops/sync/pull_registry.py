@@ -47,7 +47,6 @@ from nbmlops.store import registry as store_registry
 from nbmlops.store import sync as store_sync
 from nbmlops.store.db import Store
 from nbmlops.store.objects import ChunkDigests, blake3_hex
-from nbmlops.sync._proxy import download
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
 from nbmlops.sync.push import _pages, _quoted
 
@@ -258,7 +257,7 @@ class _ModelPull:
             raise _Refused(f"its source {remote.source} is not a file push wrote")
         try:
             row = self._row(remote, root, f"registry/{path}/{_ROW_FILE}")
-            data = download(self.client, root, remote.source[len(root) + 1 :])
+            data = self.client.get_artifact(root, remote.source[len(root) + 1 :])
         except SyncError as exc:
             if exc.status is None and exc.call != "GET mlflow-artifacts":
                 raise  # no answer: the server went away, the whole pull stops
@@ -288,7 +287,7 @@ class _ModelPull:
     def _row(self, remote: _Remote, root: str, path: str) -> dict[str, Any]:
         """The ``model_versions`` row push wrote beside the model, or the one its tags give."""
         try:
-            row: dict[str, Any] = json.loads(download(self.client, root, path))
+            row: dict[str, Any] = json.loads(self.client.get_artifact(root, path))
         except SyncError as exc:
             if exc.status != 404:
                 raise
