@@ -363,6 +363,8 @@ def _rerun_line(rerun: dict[str, Any]) -> str:
     elif outcome == "differs":
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
         text = f"differs: {differences[0] if differences else 'no difference recorded'}{more}"
+    elif outcome == "unverified":
+        text = "ran again, nothing verified: the run recorded no metrics"
     else:
         text = f"could not run: {rerun['reason']}"
     by = f" by {rerun['actor']}" if rerun["actor"] else ""

@@ -25,7 +25,8 @@ recorded one (a tag on its ``%%track`` line would have changed it).
 The outcome, like DVC's ``repro`` but comparing what came out: ``reproduced`` when each input
 dataset the run read has its recorded fingerprint again and each metric (latest value per key)
 is within the tolerance, ``|a - b| <= tolerance * max(1, |a|)`` (absolute near zero, relative
-above one); ``differs`` with each difference named; ``could_not_run`` with the reason (the cell
+above one); ``differs`` with each difference named; ``unverified`` when it ran cleanly but the
+run recorded no metrics, so nothing was compared; ``could_not_run`` with the reason (the cell
 that raised, its error). Nondeterminism is listed, never hidden: unseeded estimators, global
 random generators used without a seed call in the replayed source, several threads, library
 versions that differ from the recorded environment's.
@@ -53,7 +54,7 @@ from nbmlops.store import cells as cell_store
 from nbmlops.store import reviews as review_store
 from nbmlops.store import runs as run_store
 
-Outcome = Literal["reproduced", "differs", "could_not_run"]
+Outcome = Literal["reproduced", "differs", "unverified", "could_not_run"]
 RERUN_OF_TAG = "nbmlops.rerun_of"
 REPLAYED_FOR_TAG = "nbmlops.replayed_for"
 _PROBE_MARK = "nbmlops-rerun-probe:"
@@ -85,6 +86,11 @@ class RerunResult:
             return (
                 f"{head} reproduced: {n} metric{'' if n == 1 else 's'} within "
                 f"{self.tolerance:g}{again}"
+            )
+        if self.outcome == "unverified":
+            return (
+                f"{head} ran again, but nothing was verified: it recorded no metrics to compare"
+                f"{again}"
             )
         if self.outcome == "differs":
             more = len(self.differences) - 1
@@ -549,7 +555,15 @@ def _record(
     recorded, again = recorded or {}, again or {}
     metrics = {k: (recorded.get(k), again.get(k)) for k in sorted(recorded.keys() | again.keys())}
     differences = [] if reason else find_differences(recorded, again, inputs, tolerance)
-    outcome: Outcome = "could_not_run" if reason else "differs" if differences else "reproduced"
+    outcome: Outcome = (
+        "could_not_run"
+        if reason
+        else "differs"
+        if differences
+        else "unverified"
+        if not recorded  # a run with no metrics: a clean re-run proves nothing about it
+        else "reproduced"
+    )
     row = {
         "run_id": run_id,
         "new_run_id": new_run_id,

@@ -734,7 +734,8 @@ CREATE TABLE reruns (
     rerun_id       INTEGER PRIMARY KEY,
     run_id         TEXT NOT NULL REFERENCES runs(run_id),
     new_run_id     TEXT REFERENCES runs(run_id),  -- the re-run's own run
-    outcome        TEXT NOT NULL CHECK (outcome IN ('reproduced', 'differs', 'could_not_run')),
+    outcome        TEXT NOT NULL
+        CHECK (outcome IN ('reproduced', 'differs', 'unverified', 'could_not_run')),
     tolerance      REAL NOT NULL,
     metrics        TEXT NOT NULL,              -- JSON {key: [recorded, re-run]}
     differences    TEXT NOT NULL,              -- JSON list of what differed

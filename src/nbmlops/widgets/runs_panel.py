@@ -36,6 +36,7 @@ RERUN = "re-run"
 _OUTCOMES = {  # a re-run's outcome: its badge text and colour
     "reproduced": ("reproduced", "#2e7d32"),
     "differs": ("differs", "#c62828"),
+    "unverified": ("nothing verified", "#6d6d6d"),
     "could_not_run": ("could not run", "#ef6c00"),
 }
 
@@ -356,6 +357,8 @@ def _rerun_text(rerun: Row | None, *, detail: bool = False) -> str:
         return f"{text}: {differences[0]}{more}"
     if rerun["outcome"] == "could_not_run":
         return f"{text}: {rerun['reason']}"
+    if rerun["outcome"] == "unverified":
+        return f"{text}: the run recorded no metrics to compare"
     n = len(rerun["metrics"] or {})
     return f"{text}: {n} metric{'' if n == 1 else 's'} within {rerun['tolerance']:g}"
 
