@@ -18,7 +18,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [INotebookTracker],
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, notebooks: INotebookTracker, restorer: ILayoutRestorer | null) => {
-    const sidebar = new RunsSidebar(notebooks);
+    const sidebar = new RunsSidebar(notebooks, path =>
+      void app.commands.execute('docmanager:open', { path })
+    );
     app.shell.add(sidebar, 'left', { rank: 650 });
     restorer?.add(sidebar, sidebar.id);
 
