@@ -188,7 +188,8 @@ def test_pulling_brings_bobs_run_into_percent_runs(team, monkeypatch):
         assert bob["tags.nbmlops.pulled_from"].startswith(f"{server.url}#")  # marked pulled
         assert pd.isna(runs["alice_lr"]["tags.nbmlops.pulled_from"])
         shown = panel.to_html()  # the table %runs draws
-        assert ">bob_lr<" in shown and ">2<" in shown and ">0.4<" in shown
+        assert ">bob_lr (pulled, bob)<" in shown and ">2<" in shown and ">0.4<" in shown
+        assert ">alice_lr<" in shown  # a run of this store: no mark
     finally:
         shell.run_line_magic("unload_ext", "nbmlops")
         InteractiveShell.clear_instance()

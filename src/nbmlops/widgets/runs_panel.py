@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FIXED = ("name", "status", "start_time", "duration_s")
+PULLED_TAG = "tags.nbmlops.pulled_from"
 DEFAULT_EXTRA = 4  # params and metrics shown by default, each
 RERUN = "re-run"
 _OUTCOMES = {  # a re-run's outcome: its badge text and colour
@@ -70,6 +71,7 @@ class RunsPanel(Panel):
         self.frame: pd.DataFrame | None = None
         self.evaluations: dict[str, Evaluation] = {}
         self.reruns: dict[str, Row] = {}  # the newest re-run of each run that has one
+        self.pulled: dict[str, tuple[str, str]] = {}  # run id -> (user, server) of pulled runs
         self.view: pd.DataFrame | None = None
         self.compare_view: CompareView | None = None
         self._filling = False
@@ -150,6 +152,18 @@ class RunsPanel(Panel):
             outcomes = {run_id: _OUTCOMES[r["outcome"]][0] for run_id, r in self.reruns.items()}
             frame = frame.assign(**{RERUN: frame["run_id"].map(outcomes)})
         self.frame = frame
+        # Runs pulled from an MLflow server are other people's (or other machines'): said next
+        # to the name, with who ran them and where they came from.
+        pulled = frame.get(PULLED_TAG)
+        self.pulled = (
+            {}
+            if pulled is None
+            else {
+                str(run_id): (str(user or "?"), str(server))
+                for run_id, user, server in zip(frame["run_id"], frame["user"], pulled, strict=True)
+                if isinstance(server, str) and server
+            }
+        )
         optional = [c for c in self.frame.columns if c.startswith(("params.", "metrics.", "tags."))]
         wanted = self._requested_columns or self.columns_box.value or self._default_columns()
         self.columns_box.allowed_tags = optional
@@ -271,6 +285,13 @@ class RunsPanel(Panel):
                         cell.value = badge_html(self.evaluations.get(run_id))
                     elif name == RERUN:
                         cell.value = _rerun_html(self.reruns.get(run_id))
+                    elif name == "name" and run_id in self.pulled:
+                        user, server = self.pulled[run_id]
+                        cell.value = (
+                            f"{_nowrap(_short(record[name]))} <span title='pulled from "
+                            f"{html.escape(server, quote=True)}; read-only' style='color:#6d6d6d'>"
+                            f"(pulled, {html.escape(user)})</span>"
+                        )
                     else:
                         cell.value = _nowrap(_short(record[name]))
                 children += [check, *cells]
@@ -325,6 +346,11 @@ class RunsPanel(Panel):
             return str(self.status.value)
         shown = self.view[self.columns].head(rows).set_index("run_id")
         shown = shown.assign(start_time=shown["start_time"].map(_short))
+        if self.pulled:
+            shown["name"] = [
+                f"{name} (pulled, {self.pulled[r][0]})" if r in self.pulled else name
+                for r, name in zip(shown.index, shown["name"], strict=True)
+            ]
         if RERUN in shown.columns:  # no hover in a saved page: the detail is written out
             shown[RERUN] = [_rerun_text(self.reruns.get(r), detail=True) for r in shown.index]
         parts = [f"<div>{self.status.value}</div>", _html.table(shown, cell_style=self._style)]
