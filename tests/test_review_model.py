@@ -147,7 +147,8 @@ def test_cli_approve_records_an_approval_the_review_lists(two_versions: Path):
     assert result.output.startswith("Approval 1: wine/2 approved by ana")
     refused = CliRunner().invoke(main, ["review", "approve", "wine", "--by", "ana"])
     assert refused.exit_code == 1 and "give NAME/VERSION" in refused.output
-    assert review_model("wine/2").summary["approvals"] == ["ana"]
+    # recorded from the account that trained wine/2: a self-approval, marked as such
+    assert review_model("wine/2").summary["approvals"] == ["ana (self)"]
 
 
 def test_cli_review_rules_exits_1_when_a_past_decision_flips(two_versions: Path, tmp_path: Path):

@@ -346,8 +346,12 @@ else:
 
 _APPROVALS = """
 approvals = nbm.model_approvals(cand.name, cand.version)
-summary["approvals"] = [a.by for a in approvals]
-columns = ["by", "comment", "review_id", "self_approval", "at"]
+# each person once (as the rules count them), a creator's own approval marked
+people = {}
+for a in approvals:
+    people.setdefault(a.by.casefold(), f"{a.by} (self)" if a.self_approval else a.by)
+summary["approvals"] = list(people.values())
+columns = ["by", "actor", "comment", "review_id", "self_approval", "at"]
 display(pd.DataFrame([a.to_dict() for a in approvals])[columns] if approvals else Markdown(
     f"No approval yet: `nbmlops review approve {cand.ref} --by NAME`."))
 """
