@@ -157,3 +157,42 @@ def test_nbmlops_pull_of_a_tracking_server_imports_its_runs(home: Path, mlflow: 
     assert pulled.loc[pulled["name"] == "shared", "metrics.auc"].tolist() == [0.75]
     model = CliRunner().invoke(main, ["pull", "m@champion"])
     assert model.exit_code == 2 and "Pulling a model needs --to FOLDER" in model.output
+
+
+def test_mlflow_s_own_source_tags_and_train_context_come_back_as_they_were(
+    shell, home: Path, mlflow: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NBMLOPS_NOTEBOOK", str(tmp_path / "train.ipynb"))
+    cell = (
+        "%%track fit --experiment context\nimport pandas as pd\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "X = pd.DataFrame({'x': [0.0, 1.0, 2.0]})\ny = pd.Series([0.0, 1.0, 2.0])\n"
+        "model = LinearRegression().fit(X, y)\n"
+    )
+    assert shell.run_cell(cell, cell_id="c-1").success
+    exp = mlflow.api("POST", "experiments/create", json={"name": "context"})["experiment_id"]
+    job = mlflow.api("POST", "runs/create", json={"experiment_id": exp, "run_name": "job"})
+    mlflow.api(  # MLflow's own run, from a job
+        "POST",
+        "runs/log-batch",
+        json={
+            "run_id": job["run"]["info"]["run_id"],
+            "tags": [{"key": "mlflow.source.type", "value": "JOB"}],
+        },
+    )
+    mlflow.api(
+        "POST",
+        "runs/update",
+        json={"run_id": job["run"]["info"]["run_id"], "status": "FINISHED", "end_time": 2000},
+    )
+    push(None, mlflow.url, experiment="context")
+    empty = tmp_path / "empty" / ".nbmlops"
+    assert pull(Store(empty), mlflow.url, experiment="context").created == 2
+    here, there = _fields(home / "nbmlops.db"), _fields(empty / "nbmlops.db")
+    [run_id] = here
+    assert there[run_id] == here[run_id]  # roles "output", no mlflow.source.* tags
+    assert [r for r, _, _ in here[run_id]["datasets"]] == ["output", "output"]
+    [job_id] = set(there) - set(here)
+    assert there[job_id]["tags"] == {"mlflow.source.type": "JOB"}
+    back = push(Store(empty), mlflow.url)
+    assert (back.created, back.updated, back.tags, back.inputs) == (0, 0, 0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from nbmlops.errors import SyncError
 from nbmlops.store import Store
 from nbmlops.store.runs import write_run_data
 from nbmlops.sync import mlflow_rest
-from nbmlops.sync.push import push
+from nbmlops.sync.push import push, source_type
 
 
 @pytest.fixture(scope="session")
@@ -225,3 +226,58 @@ def test_a_tracked_cell_pushes_its_source_and_identity(shell, home: Path, mlflow
     root = remote["info"]["artifact_uri"].split(":", 1)[1].strip("/")
     cell = httpx.get(f"{mlflow.url}/api/2.0/mlflow-artifacts/artifacts/{root}/nbmlops/cell.py")
     assert cell.text == source and "alpha = 0.5" in source
+
+
+TRAIN_CELL = """%%track fit
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+y = pd.Series([0.0, 1.0, 2.0], name="y")
+scale = X * 2
+model = LinearRegression().fit(X, y)
+"""
+
+
+@pytest.fixture
+def git_head(home: Path) -> str:
+    """The store's folder is a git work tree on branch main with one commit: its id. Made
+    before the shell, whose %load_ext reads (and caches) the folder's git state."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=home.parent, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    (home.parent / "README").write_text("x\n")
+    git("add", "README")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    return git("rev-parse", "HEAD")
+
+
+def test_mlflow_reads_the_source_git_state_and_training_data_as_its_own(
+    git_head: str, shell, home: Path, mlflow: MlflowServer, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NBMLOPS_NOTEBOOK", str(home.parent / "train.ipynb"))
+    assert shell.run_cell(TRAIN_CELL, cell_id="c-1").success
+    [run] = nbm.runs().to_dict("records")
+    push(None, mlflow.url)
+    [remote] = _remote_runs(mlflow, run["experiment"], run["run_id"])
+    tags = {t["key"]: t["value"] for t in remote["data"]["tags"]}
+    assert {k: v for k, v in tags.items() if k.startswith("mlflow.source.")} == {
+        "mlflow.source.name": str(home.parent / "train.ipynb"),
+        "mlflow.source.type": "NOTEBOOK",
+        "mlflow.source.git.commit": git_head,
+        "mlflow.source.git.branch": "main",
+    }
+    assert "nbmlops.git_branch" not in tags
+    contexts = {
+        d["dataset"]["name"]: {t["key"]: t["value"] for t in d["tags"]}
+        for d in remote["inputs"]["dataset_inputs"]
+    }
+    assert contexts == {  # X and y: what the model was fitted on; scale: only made
+        "X": {"mlflow.data.context": "train", "nbmlops.role": "output"},
+        "y": {"mlflow.data.context": "train", "nbmlops.role": "output"},
+        "scale": {"mlflow.data.context": "output", "nbmlops.role": "output"},
+    }
+    assert (push(None, mlflow.url).updated, source_type("script.py")) == (0, "LOCAL")

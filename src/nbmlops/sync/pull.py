@@ -20,9 +20,11 @@ their sha256, events replayed with their original times; a version whose file do
 refused and listed in the report's ``refused``).
 
 Not pulled (listed in the report's ``notes`` when met): MLflow-native model versions (counted),
-the git commit/branch/dirty flag (kept as the tags they were sent as: a run's environment row needs
-the Python, platform and packages MLflow does not hold), an artifact's kind and meta (a pulled
-artifact is a ``file``, the notebook snapshot a ``notebook``).
+the git commit/branch/dirty flag (kept as the tags they were sent as, ``mlflow.source.git.*`` and
+``nbmlops.git_dirty``: a run's environment row needs the Python, platform and packages MLflow
+does not hold), an artifact's kind and meta (a pulled artifact is a ``file``, the notebook
+snapshot a ``notebook``). A dataset input keeps its role from ``nbmlops.role`` (push sends
+``mlflow.data.context`` "train" for the data a model was fitted on), else from the context.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from nbmlops.store.db import Row, Store
 from nbmlops.store.sync import MetricMark, PulledRun
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
 from nbmlops.sync.pull_registry import pull_registry
-from nbmlops.sync.push import _CUT, HOLDER_EXPERIMENT, _digest
+from nbmlops.sync.push import _CUT, HOLDER_EXPERIMENT, _digest, source_type
 
 PULLED_FROM = "nbmlops.pulled_from"
 STATUS = {
@@ -201,6 +203,7 @@ class _Puller:
         columns = {col: tags.pop(key, None) for key, col in _COLUMN_TAGS.items()}
         for key, column in (
             ("mlflow.source.name", columns["notebook"]),
+            ("mlflow.source.type", source_type(columns["notebook"])),
             ("mlflow.runName", info.get("run_name")),
         ):
             if key in tags and tags[key] == column:
@@ -235,7 +238,7 @@ class _Puller:
                 "previous_run_id": columns["previous_run_id"],
             }
         if new_run is not None:
-            work.items.extend(_column_items(new_run, error, cell))
+            work.items.extend(_column_items(new_run, error, cell, kept=tags))
         if unchanged and not work.anything():
             return
         store_sync.save_pulled_run(
@@ -407,7 +410,9 @@ class _Puller:
         for entry in inputs:
             dataset = entry.get("dataset", {})
             ctx = {t["key"]: t["value"] for t in entry.get("tags", [])}
-            role = ctx.get("mlflow.data.context", "input")
+            # Our role first: push sends "train" as the context of the data a model was fitted
+            # on; an MLflow run's context ("train", "eval") is an input of it.
+            role = ctx.get("nbmlops.role") or ctx.get("mlflow.data.context", "input")
             role = role if role in ("input", "output") else "input"
             source = _json(dataset.get("source"))
             profile = _json(dataset.get("profile"))
@@ -480,22 +485,27 @@ class _Work:
 
 
 def _column_items(
-    run: Row, error: str | None, cell: tuple[str, str] | None
+    run: Row, error: str | None, cell: tuple[str, str] | None, *, kept: dict[str, str]
 ) -> list[tuple[str, str, str]]:
     """The tags push derives from a run's columns, as sent: the server holds the run, so pushing
-    it there again must find nothing new (push.py ``_Pusher._tags_of``)."""
+    it there again must find nothing new (push.py ``_Pusher._tags_of``). A key the run keeps as
+    a tag of its own (``kept``: an MLflow run's ``mlflow.source.type`` JOB) is recorded with
+    that tag's value, not with what the columns would give."""
     values = {
         "nbmlops.run_id": run["run_id"],
         "nbmlops.cell_id": run["cell_id"],
         "nbmlops.cell_version": run["cell_version"],
         "nbmlops.notebook": run["notebook"],
         "mlflow.source.name": run["notebook"],
+        "mlflow.source.type": source_type(run["notebook"]),
         "mlflow.user": run["user"],
         "nbmlops.host": run["host"],
         "nbmlops.previous_run_id": run["previous_run_id"],
         "nbmlops.error": error,
     }
-    items = [("tag", k, _digest(str(v))) for k, v in values.items() if v is not None]
+    items = [
+        ("tag", k, _digest(str(v))) for k, v in values.items() if v is not None and k not in kept
+    ]
     if cell is not None:
         items.append(("artifact", _CELL_ARTIFACT, cell[0]))
     return items

@@ -6,12 +6,17 @@ What maps to what (MLflow's model: https://mlflow.org/docs/latest/rest-api.html)
 - run -> a run: name, status (running/finished/failed/interrupted -> RUNNING/FINISHED/FAILED/
   KILLED), start and end time, params, every metric point with its step and timestamp (MLflow
   keeps milliseconds), tags: the run's own, ``nbmlops.run_id``, ``nbmlops.cell_id``,
-  ``nbmlops.cell_version``, ``nbmlops.notebook`` (also ``mlflow.source.name``), the git commit
-  (``mlflow.source.git.commit``), branch and dirty flag, user and host, the error of a failed run;
+  ``nbmlops.cell_version``, ``nbmlops.notebook`` (also ``mlflow.source.name``, and
+  ``mlflow.source.type`` NOTEBOOK for a .ipynb, else LOCAL), the git commit and branch
+  (``mlflow.source.git.commit``, ``mlflow.source.git.branch``) and dirty flag
+  (``nbmlops.git_dirty``), user and host, the error of a failed run; no
+  ``mlflow.source.git.repoURL``: the environment record holds no remote;
 - the cell source -> artifact ``nbmlops/cell.py``; every artifact (the notebook snapshot, figures,
   files, models) -> an artifact of the same name;
 - datasets -> dataset inputs: our full-content fingerprint as the digest, the shape in the
-  profile, the columns as an ``mlflow_colspec`` schema, the role as ``mlflow.data.context``;
+  profile, the columns as an ``mlflow_colspec`` schema; ``mlflow.data.context`` is "train" for
+  the data a model of the run was fitted on (as MLflow's autolog says), else our role, which
+  ``nbmlops.role`` always holds;
 - registered models -> registered models with their description; each version -> a version
   (its artifact under the training run's artifacts in ``registry/<name>/<v>/``, or without a run
   under a holder run of experiment ``nbmlops-registry`` in ``registry/<name>/<sha256>/``, and
@@ -48,6 +53,7 @@ from nbmlops.errors import SyncError
 from nbmlops.filter import And, Field, In, parse_filter
 from nbmlops.store import StoreLike, open_store
 from nbmlops.store import registry as store_registry
+from nbmlops.store import runs as store_runs
 from nbmlops.store import sync as store_sync
 from nbmlops.store.db import Row, Store
 from nbmlops.store.sync import MetricMark, RunState
@@ -327,13 +333,32 @@ class _Pusher:
                 self._note(row, f"artifact {name!r}: not a path MLflow accepts, sent as {path}")
             work.files[path] = self.store.objects.read_verified(artifact["sha256"])
             work.items.append(("artifact", name, artifact["sha256"]))
-        for dataset in state.datasets:
-            key = f"{dataset['role']}:{dataset['name']}"
-            if sent.get(("input", key)) == dataset["dataset_id"]:
-                continue
-            work.inputs.append(_dataset_input(dataset))
-            work.items.append(("input", key, dataset["dataset_id"]))
+        datasets = [
+            d
+            for d in state.datasets
+            if sent.get(("input", f"{d['role']}:{d['name']}")) != d["dataset_id"]
+        ]
+        fitted = self._fitted_on(state) if datasets else set()
+        for dataset in datasets:
+            context = "train" if dataset["name"] in fitted else dataset["role"]
+            work.inputs.append(_dataset_input(dataset, context))
+            work.items.append(
+                ("input", f"{dataset['role']}:{dataset['name']}", dataset["dataset_id"])
+            )
         return work
+
+    def _fitted_on(self, state: RunState) -> set[str]:
+        """The names of the data the run's models were fitted on (``fitted_on`` in a model
+        artifact's meta, as ``%%track`` records it): MLflow calls such a dataset input the
+        "train" one, where our role says only that the cell made it ("output")."""
+        if not any(a["kind"] == "model" for a in state.artifacts):
+            return set()  # no model: no read of the artifacts' meta
+        names: set[str] = set()
+        for artifact in store_runs.artifacts_of(self.store, state.row["run_id"]):
+            meta = json.loads(artifact["meta"]) if artifact["meta"] else {}
+            if artifact["kind"] == "model" and isinstance(meta.get("fitted_on"), dict):
+                names.update(n for n in meta["fitted_on"].values() if isinstance(n, str))
+        return names
 
     def _tags_of(self, state: RunState) -> dict[str, str]:
         row = state.row
@@ -343,8 +368,12 @@ class _Pusher:
             "nbmlops.cell_version": row["cell_version"],
             "nbmlops.notebook": row["notebook"],
             "mlflow.source.name": row["notebook"],
+            "mlflow.source.type": source_type(row["notebook"]),
             "mlflow.source.git.commit": row["git_commit"],
-            "nbmlops.git_branch": row["git_branch"],
+            # MLflow sends no branch for a detached HEAD (git names it "HEAD"); neither do we.
+            "mlflow.source.git.branch": None
+            if row["git_branch"] in (None, "HEAD")
+            else row["git_branch"],
             "nbmlops.git_dirty": None
             if row["git_dirty"] is None
             else str(bool(row["git_dirty"])).lower(),
@@ -723,7 +752,14 @@ def _metric_value(value: float | None) -> float | str:
     return value
 
 
-def _dataset_input(dataset: Row) -> Json:
+def source_type(notebook: str | None) -> str:
+    """MLflow's ``mlflow.source.type`` of a run of ``notebook`` (the runs column): NOTEBOOK for
+    a Jupyter notebook, LOCAL for anything else (a script, a run started from the API), as
+    MLflow's own tracking sets it outside Databricks."""
+    return "NOTEBOOK" if notebook is not None and notebook.endswith(".ipynb") else "LOCAL"
+
+
+def _dataset_input(dataset: Row, context: str) -> Json:
     schema = json.loads(dataset["schema"]) if dataset["schema"] else {}
     colspec = [
         {"name": str(col), "type": _COLSPEC_TYPES.get(str(dtype), "string")}
@@ -740,7 +776,10 @@ def _dataset_input(dataset: Row) -> Json:
         "nbmlops_schema": schema,
     }
     return {
-        "tags": [{"key": "mlflow.data.context", "value": dataset["role"]}],
+        "tags": [
+            {"key": "mlflow.data.context", "value": context},
+            {"key": "nbmlops.role", "value": dataset["role"]},
+        ],
         "dataset": {
             "name": dataset["name"],
             "digest": dataset["dataset_id"][:MAX_DIGEST],
@@ -778,4 +817,4 @@ def _batches(params: dict[str, str], tags: dict[str, str], metrics: list[Json]) 
         yield {k: v for k, v in batch.items() if v}
 
 
-__all__ = ["PushReport", "SyncError", "push", "valid_key"]
+__all__ = ["PushReport", "SyncError", "push", "source_type", "valid_key"]
