@@ -80,8 +80,8 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServe
     close_stores()
 
 
-@pytest.fixture(scope="module")
-def page() -> Iterator[Any]:
+@pytest.fixture  # per test: a Playwright loop left running past a test breaks
+def page() -> Iterator[Any]:  # pytest-jupyter's autouse event-loop fixture at its teardown
     with chromium_page(1600, 1000) as page:
         page.set_default_timeout(30_000)
         yield page
