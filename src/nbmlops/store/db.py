@@ -323,6 +323,15 @@ class Store:
             conn.execute(sql)
         except sqlite3.OperationalError as exc:
             raise self._map_error(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            # BEGIN IMMEDIATE against another connection's EXCLUSIVE lock has been seen to give
+            # up with "no more rows available" (SQLite's SQLITE_DONE text) rather than "database
+            # is locked" once the busy timeout ran out (seen once in CI under load): the same
+            # lock, so the same StoreLockedError (a 503 to retry when served), not a crash.
+            if "no more rows available" in str(exc).lower():
+                locked = sqlite3.OperationalError(f"database is locked ({exc})")
+                raise self._map_error(locked) from exc
+            raise self._map_error(exc) from exc
 
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
