@@ -5,8 +5,10 @@ machine and the figures are printed. Scripts import it as ``_common`` (run as
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -147,6 +149,16 @@ def machine_load() -> str:
     except (OSError, KeyError, ValueError):
         pass
     return text
+
+
+def machine_lines() -> list[str]:
+    """The date and the machine (CPU, cores, system, load at start): the first lines of every
+    benchmark's printout, as benchmarks/README.md records them."""
+    return [
+        f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}; at start: {machine_load()}",
+    ]
 
 
 def spread(name: str, values: list[float], width: int = 26) -> str:

@@ -43,7 +43,6 @@ memory bound, as on a machine with enough RAM.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import platform
 import shutil
@@ -60,8 +59,8 @@ from typing import Any
 
 from _common import (
     child_env,
-    cpu_model,
     fmt_time,
+    machine_lines,
     machine_load,
     run_side,
     sizes_or_child,
@@ -483,12 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         # Arrow sizes its thread pool by OMP_NUM_THREADS; child_env's one BLAS thread would make
         # both sides' Parquet single-threaded, which no user's setup does.
         env.pop("OMP_NUM_THREADS")
-        print(f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-        print(
-            f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-            f"{platform.release()}; at start: {machine_load()}",
-            flush=True,
-        )
+        print("\n".join(machine_lines()), flush=True)
         nbm = run_side(SCRIPT, "nbmlops", asdict(sizes), env)
         print(f"          after the nbmlops side: {machine_load()}", flush=True)
         peer = run_side(SCRIPT, "dvc", asdict(sizes), env)

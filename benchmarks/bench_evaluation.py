@@ -40,7 +40,6 @@ timed: what ``%%track`` pays once per new training set to hash 1M x 20 rows and 
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import os
 import platform
@@ -55,8 +54,8 @@ from typing import Any
 
 from _common import (
     child_env,
-    cpu_model,
     fmt_time,
+    machine_lines,
     machine_load,
     run_side,
     sizes_or_child,
@@ -382,12 +381,7 @@ def main(argv: list[str] | None = None) -> None:
             f"docstring says (or set {PEER_PYTHON} to a python with deepchecks)."
         )
     started = time.perf_counter()
-    print(f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(
-        f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}; at start: {machine_load()}",
-        flush=True,
-    )
+    print("\n".join(machine_lines()), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as tmp:
         sizes = replace(sizes, folder=tmp)
         write_data(sizes)

@@ -53,7 +53,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _common import child_env, cpu_model, fmt_time, machine_load, run_side, table_lines, timed
+from _common import (
+    child_env,
+    fmt_time,
+    machine_lines,
+    machine_load,
+    run_side,
+    table_lines,
+    timed,
+)
 
 SCRIPT = Path(__file__).resolve()
 DEFAULT_FEAST = "/tmp/feast-venv/bin/python"
@@ -724,12 +732,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     sizes = Sizes.quick() if args.quick else Sizes.large(args.cap_gb) if args.large else Sizes()
     started = time.perf_counter()
-    print(f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(
-        f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}; at start: {machine_load()}",
-        flush=True,
-    )
+    print("\n".join(machine_lines()), flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="bench-features-") as data,
         tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache,

@@ -44,7 +44,6 @@ refuses a forest unless its tree type is declared trusted).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import pickle
@@ -61,8 +60,8 @@ from typing import Any
 
 from _common import (
     child_env,
-    cpu_model,
     fmt_time,
+    machine_lines,
     machine_load,
     mlflow_store,
     quiet_mlflow,
@@ -346,9 +345,7 @@ SIDES: dict[str, Callable[[Sizes, Path], Timings]] = {
 
 def header(quick: bool) -> list[str]:
     return [
-        f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}; at start: {machine_load()}",
+        *machine_lines(),
         f"python:   {platform.python_version()}",
         f"nbmlops:  {version('nbmlops')}   mlflow: {version('mlflow')} (SQLite backend)   "
         f"scikit-learn: {version('scikit-learn')}   skops: {version('skops')}",

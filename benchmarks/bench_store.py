@@ -19,8 +19,6 @@ smoke run; the targets are meant for the default (full) sizes.
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import platform
 import random
 import statistics
@@ -36,8 +34,8 @@ from typing import Any
 
 from _common import (
     child_env,
-    cpu_model,
     fmt_time,
+    machine_lines,
     machine_load,
     mlflow_store,
     quiet_mlflow,
@@ -291,9 +289,7 @@ def import_times(repeats: int, env: dict[str, str]) -> dict[str, list[float]]:
 
 def header(quick: bool) -> list[str]:
     return [
-        f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"machine:  {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}; at start: {machine_load()}",
+        *machine_lines(),
         f"python:   {platform.python_version()}",
         f"nbmlops:  {version('nbmlops')}   mlflow: {version('mlflow')} (SQLite backend)",
         f"mode:     {'--quick (reduced sizes; targets are for full sizes)' if quick else 'full'}",
