@@ -120,15 +120,6 @@ def add_rerun(store: Store, row: Mapping[str, Any]) -> int:
         return int(cursor.lastrowid or 0)
 
 
-def reruns_of(store: Store, run_id: str) -> list[Row]:
-    """The verified re-runs of ``run_id``, newest first."""
-    rows = store.query_dicts(
-        "SELECT * FROM reruns WHERE run_id = ? ORDER BY finished_at DESC, rerun_id DESC",
-        (run_id,),
-    )
-    return [_decoded(r, _JSON_RERUN) for r in rows]
-
-
 def latest_reruns(store: Store, run_ids: list[str]) -> dict[str, Row]:
     """The newest re-run of each of ``run_ids`` that has one."""
     if not run_ids:
