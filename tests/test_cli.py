@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -207,3 +208,19 @@ def test_boolean_params_print_as_true_and_false_in_csv(home: Path):
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1:] == ["other,false", "flags,true"]
     assert nbm.runs()["params.flag"].dtype == "boolean" and run.params["flag"] is True
+
+
+def test_a_long_show_field_folds_to_a_terminal_and_stays_one_line_in_a_pipe(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from nbmlops.cli import _wrapped_field
+
+    text = "diabetes/3 reviewed 2026-12-06 against diabetes/1: " + "mae down; " * 12 + "/a/b.html"
+    _wrapped_field("review", text)
+    assert capsys.readouterr().out == f"review     {text}\n"  # a pipe: one line for grep
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    _wrapped_field("review", text)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 80 for line in lines)
+    assert lines[0].startswith("review     diabetes/3") and lines[1].startswith(" " * 11 + "down")

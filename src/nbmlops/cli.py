@@ -332,11 +332,11 @@ def show_cmd(store: str | None, run_id: str | None) -> None:
     opened = open_store(store, create=False)
     rerun = review_store.latest_reruns(opened, [run.run_id]).get(run.run_id)
     if rerun is not None:
-        click.echo(f"{'re-run':<10} {_rerun_line(rerun)}")
+        _wrapped_field("re-run", _rerun_line(rerun))
     review = review_store.latest_review_of_run(opened, run.run_id)
     if review is not None:
         approvals = api.model_approvals(review["name"], review["version"], store=opened)
-        click.echo(f"{'review':<10} {_review_line(review, len(approvals))}")
+        _wrapped_field("review", _review_line(review, len(approvals)))
     _section("params", run.params)
     _section("metrics", run.metrics)
     _section("tags", run.tags)
@@ -351,6 +351,24 @@ def show_cmd(store: str | None, run_id: str | None) -> None:
             for a in run.artifacts
         },
     )
+
+
+def _wrapped_field(key: str, text: str) -> None:
+    """``key`` and a long ``text``, folded to a terminal's width under the value column (a path
+    is never split); one line when the output goes to a pipe or a file, for grep and scripts."""
+    if not sys.stdout.isatty():
+        click.echo(f"{key:<10} {text}")
+        return
+    width = max(shutil.get_terminal_size((80, 24)).columns, 40)
+    lines = textwrap.wrap(
+        text,
+        width,
+        initial_indent=f"{key:<10} ",
+        subsequent_indent=" " * 11,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    click.echo("\n".join(lines))
 
 
 def _rerun_line(rerun: dict[str, Any]) -> str:
