@@ -320,11 +320,15 @@ elif reference == current:
 else:
     drift = nbm.check_drift(reference, load_profile(nbm.get_store(), current), save=False)
     note = None
-summary["drift"] = None if drift is None else {
-    "dataset_drift": bool(drift.dataset_drift),
-    "drift_share": float(drift.drift_share),
-    "drifted": [str(c.column) for c in drift.columns if c.drifted],
-}
+if drift is not None:
+    summary["drift"] = {
+        "dataset_drift": bool(drift.dataset_drift),
+        "drift_share": float(drift.drift_share),
+        "drifted": [str(c.column) for c in drift.columns if c.drifted],
+    }
+else:  # the same profile is a check with nothing drifted; a missing one is no check
+    same = base is not None and reference is not None and reference == current
+    summary["drift"] = {"dataset_drift": False, "drift_share": 0.0, "drifted": []} if same else None
 display(drift if drift is not None else Markdown(note))
 """
 
