@@ -15,7 +15,8 @@ An nbmlops store is filled with N runs x (10 params, 10 metrics x 100 steps) thr
    of 1,000 entities (the params ride in the first), ``runs/update`` (FINISHED), into a second
    experiment of the same server: runs/s. Its data is built in memory beforehand (untimed): it
    is the server's own rate for the work. Target: push >= 80% of the peer's rate;
-3. a second ``push_to_mlflow`` with nothing new: target <= 1 s.
+3. a second ``push_to_mlflow`` with nothing new: target <= 1 s (the first judged, two more
+   printed for the spread).
 
 A fresh server answers its first log-batch calls several times slower (7 s for 10 runs, then
 2 s): 10 runs are copied into a warm-up experiment before either side is timed.
@@ -165,10 +166,14 @@ def main(argv: list[str] | None = None) -> None:
             copy_peer(server, peer_exp, data)
             peer_s = time.perf_counter() - t0
 
-            t0 = time.perf_counter()
-            again = nbm.push_to_mlflow(server.url)
-            repush_s = time.perf_counter() - t0
-            assert again.created == 0 and again.metrics == 0, f"re-push sent something: {again}"
+            repushes = []  # the first is judged; two more show the spread
+            for _ in range(3):
+                t0 = time.perf_counter()
+                again = nbm.push_to_mlflow(server.url)
+                repushes.append(time.perf_counter() - t0)
+                assert again.created == again.updated == again.metrics == 0, f"re-push: {again}"
+                assert again.runs == runs, f"re-push considered {again.runs} of {runs} runs"
+            repush_s = repushes[0]
             pushed = count_runs(server, experiment_id(server, "bench"))
             copied = count_runs(server, peer_exp)
             assert pushed == copied == runs, f"server holds {pushed} pushed, {copied} copied runs"
@@ -194,8 +199,8 @@ def main(argv: list[str] | None = None) -> None:
             "",
         ),
         (
-            "re-push, nothing new",
-            fmt_time(repush_s),
+            f"re-push, nothing new ({runs:,} runs)",
+            f"{fmt_time(repush_s)} (then {', '.join(fmt_time(t) for t in repushes[1:])})",
             "-",
             "",
             f"<= {REPUSH_TARGET:g} s",

@@ -33,6 +33,64 @@ def test_run_is_committed_as_one_record(home: Path, db: sqlite3.Connection):
     assert db.execute("SELECT key, value FROM latest_metrics").fetchall() == [("auc", 0.9)]
 
 
+@pytest.mark.parametrize(
+    "write",
+    [
+        {"params": [("lr", "0.2", 0.2, "api")]},
+        {"metrics": [("loss", 0.5, 9, 2e9, "api")]},
+        {"tags": [("team", "b")]},
+        {
+            "datasets": [
+                {
+                    "dataset_id": "d" * 64,
+                    "kind": "pandas",
+                    "n_rows": 1,
+                    "n_columns": 1,
+                    "schema": "{}",
+                    "created_at": 2e9,
+                    "role": "input",
+                    "name": "x",
+                    "source": None,
+                }
+            ]
+        },
+        {
+            "finish": {
+                "status": "failed",
+                "end_time": 2e9,
+                "error_type": "E",
+                "error_message": "m",
+                "traceback": None,
+            }
+        },
+    ],
+    ids=["params", "metrics", "tags", "datasets", "finish"],
+)
+def test_every_write_of_a_run_counts_in_its_revision(home: Path, db: sqlite3.Connection, write):
+    # A push reads only the runs whose revision moved (store/sync.py): a write that did not move
+    # it would never reach the server.
+    with nbm.start_run() as run:
+        pass
+    before = db.execute("SELECT revision FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()[0]
+    runs.write_run_data(nbm.get_store(), run.run_id, **write)
+    after = db.execute("SELECT revision FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()[0]
+    assert after == before + 1
+    runs.write_run_data(nbm.get_store(), run.run_id)  # nothing written: no new revision
+    assert (
+        db.execute("SELECT revision FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()[0]
+        == after
+    )
+
+
+def test_a_run_marked_interrupted_gets_a_new_revision(home: Path, db: sqlite3.Connection):
+    store = nbm.get_store()
+    run = nbm.start_run()
+    runs.mark_interrupted(store, [run.run_id], 2e9)
+    assert db.execute(
+        "SELECT status, revision FROM runs WHERE run_id = ?", (run.run_id,)
+    ).fetchone() == ("interrupted", 1)
+
+
 def test_running_run_is_visible_to_other_readers(home: Path, db: sqlite3.Connection):
     with nbm.start_run() as run:
         row = db.execute("SELECT status, pid FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()

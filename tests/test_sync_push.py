@@ -19,6 +19,7 @@ from nbmlops.cli import main
 from nbmlops.errors import SyncError
 from nbmlops.store import Store
 from nbmlops.store.runs import write_run_data
+from nbmlops.store.sync import run_states
 from nbmlops.sync import mlflow_rest
 from nbmlops.sync.push import push, source_type
 
@@ -92,15 +93,37 @@ def test_pushing_again_sends_nothing_then_only_new_steps(home: Path, mlflow: Mlf
     run_id = _train("again")
     push(None, mlflow.url)
     second = push(None, mlflow.url)
-    assert (second.created, second.updated, second.metrics) == (0, 0, 0)
+    assert (second.runs, second.created, second.updated, second.metrics) == (1, 0, 0, 0)
     store = nbm.get_store()
+    assert run_states(store, mlflow.url) == (1, [])  # not one record of the run read
     write_run_data(
         store, run_id, metrics=[("loss", 0.2, 3, 2e9, "api"), ("loss", 0.1, 4, 2e9 + 1, "api")]
     )
+    [changed] = run_states(store, mlflow.url)[1]
+    assert changed.row["run_id"] == run_id
     third = push(None, mlflow.url)
     assert (third.updated, third.metrics) == (1, 2)
+    assert run_states(store, mlflow.url) == (1, [])
     [remote] = _remote_runs(mlflow, "again", run_id)
     assert [s for s, _, _ in _history(mlflow, remote["info"]["run_id"], "loss")] == [0, 1, 2, 3, 4]
+
+
+def test_runs_pushed_before_revisions_are_compared_once_then_skipped(
+    home: Path, mlflow: MlflowServer
+):
+    # A store pushed before migration 0017 holds no revision in sync_runs: its runs are compared
+    # with what the server holds once, found the same, and not read again.
+    kept = _train("old-store")
+    _train("old-store", "other")
+    push(None, mlflow.url)
+    store = nbm.get_store()
+    with store.atomic() as conn:
+        conn.execute("UPDATE sync_runs SET revision = NULL")
+    assert len(run_states(store, mlflow.url)[1]) == 2
+    first = push(None, mlflow.url)
+    assert (first.runs, first.updated, first.metrics) == (2, 0, 0)
+    assert run_states(store, mlflow.url) == (2, [])
+    assert kept in {r[0] for r in store.query("SELECT run_id FROM sync_runs WHERE revision > 0")}
 
 
 def test_two_stores_pushing_the_same_run_make_one_mlflow_run(

@@ -2,10 +2,11 @@
 
 Tables (docs/schema.md, migration ``0014_sync``): ``sync_runs``, ``sync_items``,
 ``sync_metrics``, ``sync_model_versions``, ``sync_models``: what was pushed to which server.
-A push reads the state of the runs it may send in a few bulk queries (:func:`run_states`), so
-that a push with nothing new costs a handful of statements however many runs there are, and
-writes what a server confirmed for one run in one :meth:`~nbmlops.store.Store.atomic` block
-(:func:`record_run`).
+A push picks the runs written since the server last confirmed them by their revision
+(``runs.revision`` against ``sync_runs.revision``, migration ``0017_run_revisions``), reads the
+state of those in a few bulk queries (:func:`run_states`), so that a push with nothing new costs
+one query however many runs there are, and writes what a server confirmed for one run in one
+:meth:`~nbmlops.store.Store.atomic` block (:func:`record_run`).
 """
 
 from __future__ import annotations
@@ -55,19 +56,37 @@ class RunState:
     marks: dict[str, MetricMark] = field(default_factory=dict)
 
 
-def _selection(where: Node | None, experiment: str | None) -> tuple[str, list[object]]:
+def _changed(
+    store: Store, server: str, where: Node | None, experiment: str | None
+) -> tuple[int, list[str]]:
+    """How many runs the filter and experiment select, and those of them whose revision is not
+    the one ``server`` holds (never pushed, pushed before migration 0017, or written since)."""
     clauses, bound = run_conditions(where, experiment)
-    sql = "SELECT r.run_id FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id"
-    return sql + (" WHERE " + " AND ".join(clauses) if clauses else ""), bound
+    rows = store.query(
+        "SELECT r.run_id, r.revision IS NOT s.revision FROM runs r "
+        "JOIN experiments e ON e.experiment_id = r.experiment_id "
+        "LEFT JOIN sync_runs s ON s.server = ? AND s.run_id = r.run_id"
+        + (" WHERE " + " AND ".join(clauses) if clauses else ""),
+        [server, *bound],
+    )
+    return len(rows), [run_id for run_id, changed in rows if changed]
 
 
 def run_states(
     store: Store, server: str, where: Node | None = None, experiment: str | None = None
-) -> list[RunState]:
-    """Every run the filter and experiment select, oldest first, with what was sent of it."""
-    selection, bound = _selection(where, experiment)
-    subset = f"run_id IN ({selection})"
+) -> tuple[int, list[RunState]]:
+    """How many runs the filter and experiment select, and the state of each of them that
+    changed since ``server`` last confirmed it, oldest first, with what was sent of it.
+
+    A run's records are read only when its ``revision`` differs from the one the server holds,
+    so a push with nothing new costs one query however many runs and metric points there are.
+    """
     with store.snapshot():  # one state of the store for every read
+        selected, changed = _changed(store, server, where, experiment)
+        if not changed:
+            return selected, []
+        subset = "run_id IN (SELECT value FROM json_each(?))"
+        bound: list[object] = [_json_list(changed)]
         rows = store.query_dicts(
             "SELECT r.*, e.name AS experiment, env.git_commit, env.git_branch, env.git_dirty, "
             "cv.source AS cell_source FROM runs r "
@@ -78,8 +97,6 @@ def run_states(
             bound,
         )
         states = {r["run_id"]: RunState(r) for r in rows}
-        if not states:
-            return []
         for run_id, key, value in store.query(
             f"SELECT run_id, key, value FROM params WHERE {subset}", bound
         ):
@@ -122,7 +139,7 @@ def run_states(
             [server, *bound],
         ):
             states[run_id].marks[key] = MetricMark(step, timestamp, sent)
-    return list(states.values())
+    return selected, list(states.values())
 
 
 def metrics_after(
@@ -201,18 +218,29 @@ def record_run(
     *,
     status: str,
     end_time: float | None,
+    revision: int,
     items: Sequence[tuple[str, str, str]],
     marks: dict[str, MetricMark],
 ) -> None:
-    """What the server confirmed for one run: its status, the items (kind, key, digest) and the
-    metric marks, together."""
+    """What the server confirmed for one run: its status, the items (kind, key, digest), the
+    metric marks and the run's revision they were read at, together."""
     with store.atomic() as conn:
         conn.execute(
-            "UPDATE sync_runs SET status = ?, end_time = ?, pushed_at = ? "
+            "UPDATE sync_runs SET status = ?, end_time = ?, revision = ?, pushed_at = ? "
             "WHERE server = ? AND run_id = ?",
-            (status, end_time, time.time(), server, run_id),
+            (status, end_time, revision, time.time(), server, run_id),
         )
         _record_held(conn, server, run_id, items, marks)
+
+
+def record_unchanged(store: Store, server: str, revisions: Sequence[tuple[str, int]]) -> None:
+    """Runs (run_id, revision) whose records were compared with what ``server`` holds and had
+    nothing to send: the next push skips them until they are written again."""
+    with store.atomic() as conn:
+        conn.executemany(
+            "UPDATE sync_runs SET revision = ? WHERE server = ? AND run_id = ?",
+            [(revision, server, run_id) for run_id, revision in revisions],
+        )
 
 
 # -- registry -------------------------------------------------------------------------------
@@ -357,8 +385,10 @@ def save_pulled_run(
         runs.write_run_data(store, run_id, **{k: v for k, v in data.items() if k != "run_id"})
         conn.execute(
             "INSERT INTO sync_runs (server, run_id, remote_id, experiment_id, status, end_time, "
-            "pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, run_id) DO UPDATE SET "
-            "status = excluded.status, end_time = excluded.end_time",
+            "revision, pushed_at) VALUES (?, ?, ?, ?, ?, ?, "
+            "(SELECT revision FROM runs WHERE run_id = ?), ?) ON CONFLICT (server, run_id) "
+            "DO UPDATE SET status = excluded.status, end_time = excluded.end_time, "
+            "revision = excluded.revision",
             (
                 server,
                 run_id,
@@ -366,6 +396,7 @@ def save_pulled_run(
                 remote_experiment_id,
                 status,
                 end_time,
+                run_id,
                 time.time(),
             ),
         )

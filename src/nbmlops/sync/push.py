@@ -33,7 +33,8 @@ MLflow keeps NaN but stores +/-inf as the largest finite doubles, so the exact p
 ``metrics/<key>.infinite.json``. Each of these is listed in the report.
 
 Pushing is idempotent: ``sync_*`` tables (store/sync.py) remember per server what was sent, and
-a run is written there once the server confirmed it, so a push sends only what is new and a push
+a run is written there once the server confirmed it, with the run's revision (a count of its
+writes), so a push reads only the runs written since, sends only what is new of them, and a push
 interrupted half way resumes. A run this store never pushed is first looked up on the server by
 its ``nbmlops.run_id`` tag, so two stores holding the same run do not create it twice.
 """
@@ -150,13 +151,15 @@ def push(
         if run_ids is not None:
             given = In(Field("attributes", "run_id"), tuple(run_ids))
             where = given if where is None else And((where, given))
-        states = store_sync.run_states(handle, client.server, where, experiment)
-        report.runs = len(states)
+        report.runs, states = store_sync.run_states(handle, client.server, where, experiment)
         pusher = _Pusher(handle, client, report)
-        for done, state in enumerate(states, 1):
-            pusher.push_run(state)
-            if progress is not None:
-                progress(done, len(states))
+        try:
+            for done, state in enumerate(states, 1):
+                pusher.push_run(state)
+                if progress is not None:
+                    progress(done, len(states))
+        finally:
+            store_sync.record_unchanged(handle, client.server, pusher.unchanged)
         everything = run_ids is not None or (where is None and experiment is None)
         selected = None if everything else [s.row["run_id"] for s in states]
         for model in store_sync.models_to_push(handle, selected):
@@ -198,6 +201,8 @@ class _Pusher:
         self._experiments: dict[str, str] = {}
         self._known: dict[str, dict[str, Json]] = {}  # experiment id -> nbmlops run id -> info
         self._artifact_roots: dict[str, str] = {}  # MLflow run id -> artifact root
+        # (run_id, revision) of runs compared with what the server holds and found the same
+        self.unchanged: list[tuple[str, int]] = []
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -216,6 +221,7 @@ class _Pusher:
         )
         nothing_new = not (work.params or work.tags or work.files or work.inputs or metric_keys)
         if same_outcome and nothing_new:
+            self.unchanged.append((row["run_id"], row["revision"]))
             return
         run_id = row["run_id"]
         if remote is None:
@@ -248,6 +254,7 @@ class _Pusher:
             run_id,
             status=status,
             end_time=row["end_time"],
+            revision=row["revision"],
             items=work.items,
             marks=marks,
         )
