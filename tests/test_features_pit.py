@@ -77,22 +77,34 @@ def feature_rows(draw):
     return rows
 
 
+# Clock ticks as seconds: one second apart, or 833,000,000 s (26 years) apart around 1970, where
+# keys x span no longer fit int64 nanoseconds (the join numbers times by rank) and T - ts of two
+# nanosecond times can overflow int64 (10**19 ns between the first and last tick).
+SCALES = [(1, 0), (833_000_000, -6)]
+
+
 @st.composite
 def scenarios(draw):
+    stride, offset = draw(st.sampled_from(SCALES))
+
+    def at(tick: int | None) -> int | None:
+        return None if tick is None else (tick + offset) * stride
+
     entity = [
         dict(zip("ab", draw(st.sampled_from(PAIRS)), strict=True))
-        | {"n": draw(st.one_of(st.none(), st.integers(0, 2))), "t": draw(clock)}
+        | {"n": draw(st.one_of(st.none(), st.integers(0, 2))), "t": at(draw(clock))}
         for _ in range(draw(st.integers(0, 10)))
     ]
     tables = []
     for v in range(draw(st.integers(1, 3))):
         keys = draw(st.sampled_from(KEYSETS))
+        rows = [r | {"ts": at(r["ts"]), "cr": at(r["cr"])} for r in draw(feature_rows())]
         tables.append(
             {
                 "view": f"v{v}",
                 "keys": keys,
-                "rows": draw(feature_rows()),
-                "ttl": draw(st.sampled_from([0, 1, 3, 4.5])),
+                "rows": rows,
+                "ttl": draw(st.sampled_from([0, 1, 3, 4.5])) * stride,
                 "created": draw(st.booleans()),
                 "units": (draw(units), draw(units), draw(zones)),
             }
@@ -128,7 +140,7 @@ def as_tables(tables: list[dict]) -> list[FeatureTable]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(scenarios(), st.booleans())
 def test_join_equals_the_brute_force_reference(scenario, created_filter):
     entity, tables, unit, tz = scenario
@@ -149,6 +161,64 @@ def test_join_equals_the_brute_force_reference(scenario, created_filter):
     assert [list(v) for v in zip(*features, strict=True)] == reference(
         entity, tables, created_filter
     )
+
+
+def test_many_keys_are_numbered_as_tuples_without_overflowing():
+    # Five key columns of 6,000 distinct values each: the product of their dictionaries (7.8e18)
+    # passes int64, so the join renumbers the tuples before combining the fifth.
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n, keys = 6_000, ["k0", "k1", "k2", "k3", "k4"]
+    values = {k: rng.permutation(n) for k in keys}
+    ts = rng.integers(0, 10, n)
+    data = pa.table({**values, "ts": pa.array(ts, pa.timestamp("s")), "x": np.arange(n)})
+    ask = rng.integers(0, n, 2_000)
+    shuffled = {k: v[ask].copy() for k, v in values.items()}
+    shuffled["k4"][:500] = rng.integers(n, 2 * n, 500)  # tuples no feature row has
+    t = rng.integers(0, 10, ask.size)
+    entity = pa.table({**shuffled, "event_timestamp": pa.array(t, pa.timestamp("s"))})
+    table = FeatureTable("many", data, keys, "ts", ("x",))
+    got = point_in_time_join(entity, [table]).column("x").to_pylist()
+    by_tuple = {tuple(values[k][i] for k in keys): i for i in range(n)}
+    expected = []
+    for j in range(ask.size):
+        i = by_tuple.get(tuple(shuffled[k][j] for k in keys))
+        expected.append(None if i is None or ts[i] > t[j] else i)
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("entity_keys", "feature_keys"),
+    [
+        (pa.array([-0.0, float("nan"), 2.5]), pa.array([0.0, float("nan"), 2.5], pa.float32())),
+        (
+            pa.array([1, 2, 3], pa.decimal128(10, 2)),
+            pa.array([1, 2, 3], pa.decimal128(12, 3)),
+        ),
+        (pa.array(["a", "b", "c"], pa.string_view()), pa.array(["a", "b", "c"], pa.large_string())),
+        (
+            pa.array([b"a", b"b", b"c"], pa.binary_view()),
+            pa.array([b"a", b"b", b"c"]).dictionary_encode(),
+        ),
+        (pa.array([1, 2, 3], pa.uint8()), pa.array([1, 2, 3], pa.int64())),
+    ],
+    ids=["floats", "decimals", "string-views", "binary-views", "unsigned"],
+)
+def test_keys_of_one_kind_and_two_types_match(entity_keys, feature_keys):
+    day = [dt.datetime(2024, 1, 1)] * 3
+    data = pa.table({"driver": feature_keys, "ts": day, "x": [10, 11, 12]})
+    entity = pa.table({"driver": entity_keys, "event_timestamp": day})
+    assert point_in_time_join(entity, [view(data)]).column("x").to_pylist() == [10, 11, 12]
+
+
+def test_keys_that_cannot_share_a_type_are_refused_by_name():
+    data = pa.table({"driver": [-1], "ts": [dt.datetime(2024, 1, 1)], "x": [1]})
+    entity = pa.table(
+        {"driver": pa.array([2**64 - 1], pa.uint64()), "event_timestamp": [dt.datetime(2024, 1, 2)]}
+    )
+    with pytest.raises(FeatureError, match="Feature view 'stats': its key holds int64 values"):
+        point_in_time_join(entity, [view(data)])
 
 
 def view(data: pa.Table | str, **kwargs) -> FeatureTable:

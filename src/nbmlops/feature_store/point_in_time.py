@@ -12,17 +12,17 @@ time) are all kept until then: never dropped as duplicates (feast#6787, #5590). 
 with no eligible row gets nulls (a left join: Feast's offline store dropped them); every entity
 row comes back, in the input order, its columns unchanged.
 
-How: DuckDB, not a Python loop. Times become int64 counts of the finest unit among the columns
-used (naive times are UTC, dates are midnight UTC), so second, millisecond, microsecond and
-nanosecond columns, tz-aware or not, compare exactly. Without ``created_filter`` one ASOF LEFT
-JOIN per view over the ordering (event time, created time, row number) picks the winner
-directly; the earlier plan of first keeping the latest-created row per (keys, event time) with a
-GROUP BY cost 40% more at 1M x 10M rows. With ``created_filter`` a row is eligible from
-``max(event time, created time)`` on: a running maximum of the event time in that order (a
-window) and an ASOF join at T give the winning event time, then a second ASOF join over the rows
-with those keys and that event time the latest created by T. DuckDB returns only the winning row
-numbers; the feature columns are then taken from the Arrow data itself, so their dtypes come
-back exactly as given.
+How: numpy and DuckDB, not a Python loop. Times become int64 counts of the finest unit among
+the columns used (naive times are UTC, dates are midnight UTC), so second, millisecond,
+microsecond and nanosecond columns, tz-aware or not, compare exactly. Without
+``created_filter`` (the usual join) the winner is found by one sort of the feature rows by
+(keys, event time) as single int64 numbers and one binary search per entity row
+(:func:`_latest_winners`): 4x faster than DuckDB's ASOF join at 100k x 1M rows and 1.6x at 1M x
+10M. With ``created_filter`` a row is eligible from ``max(event time, created time)`` on: in
+DuckDB, a running maximum of the event time in that order (a window) and an ASOF join at T give
+the winning event time, then a second ASOF join over the rows with those keys and that event
+time the latest created by T. Both return only the winning row numbers; the feature columns are
+then taken from the Arrow data itself, so their dtypes come back exactly as given.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,11 +133,16 @@ def point_in_time_join(
     )
     entity_time = _as_ints(frame, timestamp, unit, "The entity frame", None)
     columns = list(frame.columns)
-    with _connect() as con:
-        for table, data in zip(tables, feature_data, strict=True):
-            winners = _winners(con, frame, entity_time, table, data, unit, created_filter)
-            picked = data.select(list(table.features)).take(winners)
-            columns.extend(picked.columns)
+    for table, data in zip(tables, feature_data, strict=True):
+        if created_filter and table.created:
+            with _connect() as con:
+                winners = _created_winners(
+                    con, frame, entity_time, table, data, unit, table.created
+                )
+        else:
+            winners = _latest_winners(frame, entity_time, table, data, unit)
+        picked = data.select(list(table.features)).take(winners)
+        columns.extend(picked.columns)
     return pa.Table.from_arrays(columns, names=frame.column_names + names).replace_schema_metadata(
         frame.schema.metadata
     )
@@ -365,27 +370,212 @@ def _duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
     return config
 
 
-def _winners(
+def _latest_winners(
+    frame: pa.Table, entity_time: pa.ChunkedArray, table: FeatureTable, data: pa.Table, unit: str
+) -> pa.Array:
+    """For each entity row in order, the row number in ``data`` of its winning feature row, or
+    null when none is eligible (without ``created_filter``: the latest by (event time, created
+    time, row number) among the rows with its keys and an event time in [T - ttl, T]).
+
+    An ASOF join done as one sort and one binary search: each feature row gets the int64
+    ``code * span + time``, where ``code`` numbers its key tuple and ``time`` its event time
+    from the earliest, so that sorting those numbers orders the rows by keys, then event time.
+    An entity row's winner is the last row at or before ``code * span + T`` that has its code.
+    When ``codes * span`` does not fit int64 (nanoseconds over centuries), times are numbered by
+    rank among all the times of both sides instead, which keeps their order. Rows with equal
+    numbers (same keys and event time) are put in (created time, row number) order. 4x faster
+    than DuckDB's ASOF join at 100k x 1M rows, which sorted structs.
+    """
+    import numpy as np  # heavy imports stay out of `import nbmlops`
+    import pyarrow as pa
+
+    what = f"Feature view {table.view!r}"
+    entity_code, feature_code, codes = _key_codes(frame, data, table)
+    event = _as_ints(data, table.timestamp, unit, what, table.view)
+    won = np.full(frame.num_rows, -1, np.int64)
+    # The eligible feature rows' numbers, increasing: ordering by position among them orders by
+    # row number.
+    eligible = (feature_code >= 0) & _present(event)
+    if eligible.all():
+        rows, code, ts = np.arange(data.num_rows), feature_code, _filled(event)
+    else:
+        rows = np.flatnonzero(eligible)
+        code, ts = feature_code[rows], _filled(event)[rows]
+    if not rows.size:
+        return pa.array(won, mask=won < 0)
+    t, asking = _filled(entity_time), (entity_code >= 0) & _present(entity_time)
+    low, high = int(ts.min()), int(ts.max())
+    span = high - low + 1
+    if codes * span <= _INT64_MAX:
+        asking &= t >= low
+        feature_at, entity_at = ts - low, np.minimum(t, high) - low
+    else:
+        times = np.unique(np.concatenate([ts, t[asking]]))
+        span = times.size
+        feature_at, entity_at = np.searchsorted(times, ts), np.searchsorted(times, t)
+    number = code * span
+    number += feature_at
+
+    def created() -> Any:
+        if table.created is None:
+            return np.zeros(rows.size, np.int64)
+        return _filled(_as_ints(data, table.created, unit, what, table.view), _INT64_MIN)[rows]
+
+    order, ordered = _ordered(number, created)
+    ask = np.flatnonzero(asking)
+    asked = entity_code[ask] * span + entity_at[ask]
+    by_number = np.argsort(asked)  # a binary search of sorted keys reuses its last bound
+    ask, asked = ask[by_number], asked[by_number]
+    last = np.searchsorted(ordered, asked, side="right") - 1
+    found = last >= 0
+    ask, last = ask[found], last[found]
+    same_keys = ordered[last] >= entity_code[ask] * span
+    ask, winner = ask[same_keys], order[last[same_keys]]
+    ttl = _ttl_units(table.ttl_seconds, unit)
+    if ttl is not None and ttl < 2**64:
+        # T - ts as uint64 is exact (ts <= T, and the difference is under 2**64) where the
+        # int64 difference of two nanosecond times centuries apart would overflow.
+        age = t[ask].view(np.uint64) - ts[winner].view(np.uint64)
+        fresh = age <= np.uint64(ttl)
+        ask, winner = ask[fresh], winner[fresh]
+    won[ask] = rows[winner]
+    return pa.array(won, mask=won < 0)
+
+
+def _ordered(number: Any, created: Callable[[], Any]) -> tuple[Any, Any]:
+    """The positions that sort ``number``, and the sorted numbers; equal numbers (same keys and
+    event time) in (created time, position) order, ``created()`` giving the created times.
+    numpy's argsort is not stable, and a stable one cost 2.7x at 10M rows: only the few ties
+    are sorted again."""
+    import numpy as np
+
+    order = np.argsort(number)
+    ordered = number[order]
+    first = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if first.size:
+        in_tie = np.zeros(number.size, bool)
+        in_tie[first] = in_tie[first + 1] = True
+        at = np.flatnonzero(in_tie)
+        tied = order[at]
+        order[at] = tied[np.lexsort((tied, created()[tied], number[tied]))]
+    return order, ordered
+
+
+def _key_codes(frame: pa.Table, data: pa.Table, table: FeatureTable) -> tuple[Any, Any, int]:
+    """Dense numbers of the entity rows' and the feature rows' key tuples, from one dictionary
+    (equal tuples, equal numbers; -1 for a tuple holding a null), and how many numbers there
+    are. Each key column is encoded over both sides at once, then the codes combined."""
+    import numpy as np
+
+    entity_code = np.zeros(frame.num_rows, np.int64)
+    feature_code = np.zeros(data.num_rows, np.int64)
+    codes = 1
+    for key in table.keys:
+        entity_key, feature_key, count = _column_codes(frame.column(key), data.column(key), table)
+        if codes == 1:
+            entity_code, feature_code, codes = entity_key, feature_key, count
+            continue
+        if codes * count > 2**62:  # renumber the tuples so far densely before combining more
+            both, codes = _dense(np.concatenate([entity_code, feature_code]))
+            entity_code, feature_code = both[: frame.num_rows], both[frame.num_rows :]
+        entity_code = np.where(
+            (entity_code < 0) | (entity_key < 0), -1, entity_code * count + entity_key
+        )
+        feature_code = np.where(
+            (feature_code < 0) | (feature_key < 0), -1, feature_code * count + feature_key
+        )
+        codes *= count
+    return entity_code, feature_code, codes
+
+
+def _column_codes(
+    entity: pa.ChunkedArray, feature: pa.ChunkedArray, table: FeatureTable
+) -> tuple[Any, Any, int]:
+    """One key column of both sides as codes of one dictionary (-1: null) and its size. The
+    columns are cast to one type first (int32 and int64, string and large_string, decimals of
+    two scales); -0.0 is counted as 0.0 and NaN as NaN, as DuckDB compares them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def plain(values: pa.ChunkedArray) -> pa.ChunkedArray:
+        dtype = values.type
+        if pa.types.is_dictionary(dtype):
+            values, dtype = values.cast(dtype.value_type), dtype.value_type
+        if pa.types.is_string_view(dtype):
+            return values.cast(pa.large_string())
+        if pa.types.is_binary_view(dtype):
+            return values.cast(pa.large_binary())
+        return values
+
+    entity, feature = plain(entity), plain(feature)
+    try:
+        common = (
+            pa.unify_schemas(
+                [pa.schema([("k", entity.type)]), pa.schema([("k", feature.type)])],
+                promote_options="permissive",
+            )
+            .field("k")
+            .type
+        )
+        both = pa.chunked_array(
+            [*entity.cast(common).chunks, *feature.cast(common).chunks], common
+        ).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise FeatureError(
+            f"Feature view {table.view!r}: its key holds {feature.type} values and the entity "
+            f"frame's {entity.type} values that cannot be compared ({exc}); cast the entity "
+            "column to the view's type.",
+            table.view,
+            str(entity.type),
+        ) from exc
+    if pa.types.is_floating(common):
+        both = pc.add(both, pa.scalar(0.0, common))  # -0.0 + 0.0 is 0.0
+    encoded = pc.dictionary_encode(both)
+    numbers = encoded.indices.fill_null(-1).to_numpy().astype("int64")
+    return numbers[: len(entity)], numbers[len(entity) :], len(encoded.dictionary)
+
+
+def _dense(values: Any) -> tuple[Any, int]:
+    """Non-negative int64 values renumbered 0..n-1 (-1 stays -1), and n."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(pa.array(values, mask=values < 0))
+    return encoded.indices.fill_null(-1).to_numpy().astype(np.int64), len(encoded.dictionary)
+
+
+def _present(values: pa.ChunkedArray) -> Any:
+    """Which values are not null, as a numpy bool array."""
+    import numpy as np
+
+    if values.null_count == 0:
+        return np.ones(len(values), bool)
+    return values.is_valid().to_numpy()
+
+
+def _filled(values: pa.ChunkedArray, fill: int = 0) -> Any:
+    """An int64 column as a numpy array, nulls as ``fill``."""
+    return values.fill_null(fill).to_numpy() if values.null_count else values.to_numpy()
+
+
+def _created_winners(
     con: duckdb.DuckDBPyConnection,
     frame: pa.Table,
     entity_time: pa.ChunkedArray,
     table: FeatureTable,
     data: pa.Table,
     unit: str,
-    created_filter: bool,
+    created: str,
 ) -> pa.Array:
-    """For each entity row in order, the row number in ``data`` of its winning feature row, or
+    """For each entity row in order, the row number in ``data`` of its winning feature row with
+    ``created_filter`` (:func:`_created_query`; ``created``: the view's created time column), or
     null when none is eligible."""
     import numpy as np  # heavy imports stay out of `import nbmlops`
     import pyarrow as pa
 
     what = f"Feature view {table.view!r}"
     keys = [f"k{i}" for i in range(len(table.keys))]
-    created = (
-        _as_ints(data, table.created, unit, what, table.view)
-        if table.created
-        else pa.nulls(data.num_rows, pa.int64())
-    )
     entity_side = pa.Table.from_arrays(
         [
             *(frame.column(k) for k in table.keys),
@@ -398,7 +588,7 @@ def _winners(
         [
             *(data.column(k) for k in table.keys),
             _as_ints(data, table.timestamp, unit, what, table.view),
-            created,
+            _as_ints(data, created, unit, what, table.view),
             pa.array(np.arange(data.num_rows)),
         ],
         names=[*keys, "ts", "cr", "rn"],
@@ -407,11 +597,7 @@ def _winners(
     con.register("feature_side", feature_side)
     try:
         winners = con.sql(
-            _query(
-                keys,
-                ttl=_ttl_units(table.ttl_seconds, unit),
-                by_created=bool(created_filter and table.created),
-            )
+            _created_query(keys, _ttl_units(table.ttl_seconds, unit))
         ).to_arrow_table()
     finally:
         con.unregister("entity_side")
@@ -425,36 +611,18 @@ def _ttl_units(ttl_seconds: float, unit: str) -> int | None:
     return math.floor(ttl_seconds * _PER_SECOND[unit]) if ttl_seconds > 0 else None
 
 
-def _query(keys: Sequence[str], *, ttl: int | None, by_created: bool) -> str:
-    """The SQL that numbers each entity row's winner (``won``), in entity row order.
+def _created_query(keys: Sequence[str], ttl: int | None) -> str:
+    """The SQL that numbers each entity row's winner (``won``), in entity row order, with
+    ``created_filter``. Null created times, null entity times and null keys match nothing
+    (ASOF equality never matches NULL). A difference of two int64 times can overflow int64
+    (nanoseconds 300 years apart), hence the HUGEINT in the TTL test.
 
-    Null created times are the oldest (-2**63) when breaking ties and ineligible with
-    ``by_created``; null entity times and null keys match nothing (ASOF equality never matches
-    NULL, and a struct holding a NULL compares as the largest value, hence the guard on e.t).
-    A difference of two int64 times can overflow int64 (nanoseconds 300 years apart), hence
-    the HUGEINT in the TTL test.
-    """
-    known = " AND ".join([*(f"{k} IS NOT NULL" for k in keys), "ts IS NOT NULL"])
-    if by_created:
-        return _created_query(keys, ttl, known)
-    on_keys = "".join(f"e.{k} = f.{k} AND " for k in keys)
-    fresh = "" if ttl is None else f" AND e.t::HUGEINT - f.o.t <= {ttl}"
-    return f"""
-        SELECT CASE WHEN e.t IS NOT NULL{fresh} THEN f.o.r END AS won
-        FROM entity_side e ASOF LEFT JOIN (
-            SELECT {"".join(f"{k}, " for k in keys)}
-                {{'t': ts, 'c': coalesce(cr, {_INT64_MIN}), 'r': rn}} AS o
-            FROM feature_side WHERE {known}
-        ) f ON {on_keys}{{'t': e.t, 'c': {_INT64_MAX}, 'r': {_INT64_MAX}}} >= f.o
-        ORDER BY e.rn"""
-
-
-def _created_query(keys: Sequence[str], ttl: int | None, known: str) -> str:
-    """With ``created_filter``: a row is eligible from ``greatest(ts, cr)`` on, so the winning
+    A row is eligible from ``greatest(ts, cr)`` on, so the winning
     event time at T is the running maximum of ``ts`` in that order (``latest``, a window over
     integers: a running maximum of the (ts, cr, rn) struct cost 2-4x more), found by an ASOF join
     at T (``best``); the row among those with the keys and that event time is then the latest
     created by T, then the last (``won``, an ASOF join over those candidate rows only)."""
+    known = " AND ".join([*(f"{k} IS NOT NULL" for k in keys), "ts IS NOT NULL"])
     columns = "".join(f"{k}, " for k in keys)
     partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
     fresh = "" if ttl is None else f" WHERE e.t::HUGEINT - l.ts <= {ttl}"
