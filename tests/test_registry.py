@@ -473,3 +473,14 @@ def test_setting_an_alias_where_it_already_points_records_nothing(home: Path):
     reg.set_alias("wine", "champion", 1)
     reg.set_alias("wine", "champion", 1)
     assert reg.model_history("wine")["kind"].tolist() == ["registered", "alias_set"]
+
+
+def test_a_library_format_the_model_has_not_is_refused_not_replaced(home):
+    from sklearn.linear_model import LinearRegression
+
+    from nbmlops.errors import RegistryError
+
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    with pytest.raises(RegistryError, match="cannot be saved as lightgbm-text"):
+        nbm.register_model(model, "wrong-format", format="lightgbm-text")
+    assert nbm.models().empty

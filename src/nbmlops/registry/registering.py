@@ -209,6 +209,8 @@ def _serialise(model: object, format: str) -> tuple[bytes, str, set[str]]:
     portable = model_formats.chosen_format(model, format)  # the library's own format: no pickle
     if portable is not None:
         return model_formats.dump_portable(model, portable), portable, set()
+    if format in model_formats.FORMATS:  # asked for a library's format this model has not
+        serialization.dump_model(model, format=format)  # raises, with the reason
     pickled = pickle.dumps(model, protocol=serialization.PICKLE_PROTOCOL)
     globals_ = serialization.pickle_globals(pickled)
     if format != serialization.PICKLE:
