@@ -29,9 +29,9 @@ DEMO_STORE := example_notebooks/.nbmlops
 MLFLOW := .venv-mlflow/bin/mlflow
 DVC := .venv-dvc/bin/dvc
 $(MLFLOW):
-	@echo "Creating .venv-mlflow (a real MLflow server for the sync tests; 1-2 minutes once)"
+	@echo "Creating .venv-mlflow (a real MLflow server for the sync tests, and the libraries it loads pushed models with; 1-2 minutes once)"
 	$(PYTHON) -m venv .venv-mlflow
-	.venv-mlflow/bin/pip install --quiet 'mlflow>=3,<4'
+	.venv-mlflow/bin/pip install --quiet 'mlflow>=3,<4' skops xgboost-cpu lightgbm
 $(DVC):
 	@echo "Creating .venv-dvc (DVC, to check the .dvc pointers nbmlops writes; a minute once)"
 	$(PYTHON) -m venv .venv-dvc

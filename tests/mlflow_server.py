@@ -25,7 +25,8 @@ import httpx
 from side_venv import side_venv
 
 REPO = Path(__file__).resolve().parent.parent
-MLFLOW_SPEC = "mlflow>=3,<4"
+# With the libraries MLflow loads pushed versions with (tests/test_sync_mlflow_model.py).
+MLFLOW_SPEC = "mlflow>=3,<4 skops xgboost-cpu lightgbm"
 START_TIMEOUT_S = 120.0
 
 

@@ -37,7 +37,7 @@ def _create(venv: Path, spec: str, program: str) -> None:
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
         subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", spec],
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *spec.split()],
             check=True,
             capture_output=True,
             text=True,
@@ -46,6 +46,6 @@ def _create(venv: Path, spec: str, program: str) -> None:
         raise RuntimeError(
             f"Could not create the {program} venv at {venv} ({' '.join(exc.cmd)} failed: "
             f"{(exc.stderr or '')[-2000:]}). Create it by hand (python -m venv {venv} && "
-            f"{venv}/bin/pip install '{spec}') or point NBMLOPS_VENV_{program.upper()} at a "
-            f"venv that has {program}."
+            f"{venv}/bin/pip install {' '.join(map(repr, spec.split()))}) or point "
+            f"NBMLOPS_VENV_{program.upper()} at a venv that has {program}."
         ) from exc

@@ -2,11 +2,11 @@
 the round trip).
 
 Push's mapping of the registry (:mod:`nbmlops.sync.push`) read backwards. A version push sent
-carries the tags ``nbmlops.sha256``, ``nbmlops.version`` ..., its model file at
-``registry/<name>/<v>/model.<format>`` and, beside it, ``version.json``: the whole
-``model_versions`` row (signature, datasets, metrics and libraries have no MLflow field). Every
-``model_events`` row is a JSON tag ``nbmlops.event.<at>.<kind>`` on the version (or on the
-model, for an event without a version).
+carries the tags ``nbmlops.sha256``, ``nbmlops.version``, ``nbmlops.file`` ..., its source is
+the MLflow model folder ``registry/<name>/<v>/`` holding the model file and ``version.json``:
+the whole ``model_versions`` row (signature, datasets, metrics and libraries have no MLflow
+field). Every ``model_events`` row is a JSON tag ``nbmlops.event.<at>.<kind>`` on the version
+(or on the model, for an event without a version).
 
 What a pull does, per model (all of them, or those with a version trained by a run of the pulled
 experiment):
@@ -251,13 +251,17 @@ class _ModelPull:
         return local
 
     def _import(self, remote: _Remote, record: dict[str, Any], description: str | None) -> int:
-        folder, _, _ = remote.source.rpartition("/")
+        # The source is the model's folder (nbmlops.file names the file in it), or for a
+        # version pushed before the MLflow model folders, the file itself.
+        file = remote.tags.get("nbmlops.file")
+        folder = remote.source if file else remote.source.rpartition("/")[0]
+        source = f"{folder}/{file}" if file else remote.source
         root, marker, path = folder.partition("/registry/")
         if not marker:
-            raise _Refused(f"its source {remote.source} is not a file push wrote")
+            raise _Refused(f"its source {remote.source} is not a folder push wrote")
         try:
             row = self._row(remote, root, f"registry/{path}/{_ROW_FILE}")
-            data = self.client.get_artifact(root, remote.source[len(root) + 1 :])
+            data = self.client.get_artifact(root, source[len(root) + 1 :])
         except SyncError as exc:
             if exc.status is None and exc.call != "GET mlflow-artifacts":
                 raise  # no answer: the server went away, the whole pull stops
@@ -265,7 +269,7 @@ class _ModelPull:
         actual = hashlib.sha256(data).hexdigest()
         if actual != remote.sha256 or row["sha256"] != remote.sha256:
             raise _Refused(
-                f"its file {remote.source} has sha256 {actual}, but the version was pushed with "
+                f"its file {source} has sha256 {actual}, but the version was pushed with "
                 f"sha256 {remote.sha256}: it was changed on the server after it was pushed. "
                 "Nothing of it was stored; push it again from a store that has it."
             )

@@ -18,12 +18,14 @@ What maps to what (MLflow's model: https://mlflow.org/docs/latest/rest-api.html)
   the data a model of the run was fitted on (as MLflow's autolog says), else our role, which
   ``nbmlops.role`` always holds;
 - registered models -> registered models with their description; each version -> a version
-  (its artifact under the training run's artifacts in ``registry/<name>/<v>/``, or without a run
-  under a holder run of experiment ``nbmlops-registry`` in ``registry/<name>/<sha256>/``, and
-  beside it ``version.json``: the whole
-  ``model_versions`` row, signature, datasets, metrics, libraries), tagged with our version
-  number and sha256; aliases -> aliases; the decision history (each
-  promotion, alias move, deprecation, deletion) -> version tags ``nbmlops.event.<time>.<kind>``.
+  whose source is an MLflow model folder (sync/mlflow_model.py: ``MLmodel``, the model file,
+  ``requirements.txt``, so ``mlflow.pyfunc.load_model("models:/<name>@<alias>")`` loads it),
+  under the training run's artifacts in ``registry/<name>/<v>/``, or without a run under a
+  holder run of experiment ``nbmlops-registry`` in ``registry/<name>/<sha256>/``; beside the
+  model ``version.json``, the whole ``model_versions`` row (signature, datasets, metrics,
+  libraries); tagged with our version number, sha256 and the model file's name
+  (``nbmlops.file``); aliases -> aliases; the decision history (each promotion, alias move,
+  deprecation, deletion) -> version tags ``nbmlops.event.<time>.<kind>``.
 
 Nothing is truncated silently. MLflow truncates params over 6,000 characters and tags over 8,000
 itself, so such a value is sent cut with a marker, kept whole as an artifact (``params/<key>.txt``,
@@ -58,6 +60,7 @@ from nbmlops.store import runs as store_runs
 from nbmlops.store import sync as store_sync
 from nbmlops.store.db import Row, Store
 from nbmlops.store.sync import MetricMark, RunState
+from nbmlops.sync.mlflow_model import COLSPEC_TYPES, folder_files, model_file
 from nbmlops.sync.mlflow_rest import Json, MlflowClient
 
 # MLflow's limits (mlflow/utils/validation.py)
@@ -71,16 +74,6 @@ MAX_DIGEST = 36
 _KEY_CHARS = re.compile(r"^[/\w.\- :]*$")
 STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 _CUT = "... [cut by nbmlops: the whole value is the artifact {path}]"
-_COLSPEC_TYPES = {
-    "float64": "double",
-    "float32": "float",
-    "int64": "long",
-    "int32": "integer",
-    "bool": "boolean",
-    "object": "string",
-    "string": "string",
-    "category": "string",
-}
 
 
 @dataclass
@@ -643,8 +636,10 @@ class _Pusher:
             # version 1 never overwrite each other.
             body["run_id"], root = self._holder_run(v.name)
             folder = f"registry/{v.name}/{v.sha256}"
-        path = f"{folder}/model.{v.format}"
-        self.client.put_artifact(root, path, data)
+        file = model_file(v.format)
+        self.client.put_artifact(root, f"{folder}/{file}", data)
+        for name, content in folder_files(v, data).items():
+            self.client.put_artifact(root, f"{folder}/{name}", content)
         # The whole row beside the model (MLflow has no field for the signature, datasets,
         # metrics and libraries): a pull reads it back (sync/pull_registry.py). JSON columns stay
         # the text they are, so the row comes back byte for byte.
@@ -665,11 +660,12 @@ class _Pusher:
             "created_at": v.created_at,
         }
         self.client.put_artifact(root, f"{folder}/version.json", json.dumps(row, indent=1).encode())
-        body["source"] = f"{root}/{path}"
+        body["source"] = f"{root}/{folder}"  # the MLflow model folder (sync/mlflow_model.py)
         tags = {
             "nbmlops.version": str(v.version),
             "nbmlops.sha256": v.sha256,
             "nbmlops.format": v.format,
+            "nbmlops.file": file,  # the model file in the folder
             "nbmlops.class": v.model_class,
             "nbmlops.run_id": v.run_id,
             "nbmlops.created_by": v.created_by,
@@ -769,7 +765,7 @@ def source_type(notebook: str | None) -> str:
 def _dataset_input(dataset: Row, context: str) -> Json:
     schema = json.loads(dataset["schema"]) if dataset["schema"] else {}
     colspec = [
-        {"name": str(col), "type": _COLSPEC_TYPES.get(str(dtype), "string")}
+        {"name": str(col), "type": COLSPEC_TYPES.get(str(dtype), "string")}
         for col, dtype in (schema.items() if isinstance(schema, dict) else [])
     ]
     source = {

@@ -1,0 +1,125 @@
+"""A registered version as an MLflow model folder (issue #19: a pushed version on the server).
+
+MLflow loads a model version from a folder holding an ``MLmodel`` file that names its flavours
+(https://mlflow.org/docs/latest/models.html#storage-format), so that
+``mlflow.pyfunc.load_model("models:/diabetes@champion")`` and ``mlflow models serve`` work on
+what nbmlops pushed. The model file goes in as it is, under the name MLflow's flavour gives it:
+
+- ``skops`` and ``pickle`` (scikit-learn and anything with ``predict``): the ``sklearn`` flavour,
+  ``model.skops`` (with the types it needs trusted, as skops lists them) or ``model.pkl``;
+- ``xgboost-ubj``: the ``xgboost`` flavour, ``model.ubj``, loaded as the version's class;
+- ``lightgbm-text``: the ``lightgbm`` flavour, ``model.lgb``, loaded as a ``Booster`` (MLflow
+  loads a scikit-learn LightGBM wrapper only from a pickle), so a classifier's ``predict``
+  there gives probabilities;
+- the torch formats have no MLflow flavour that loads a state dict: the folder holds the file
+  (``model.<format>``) and no ``MLmodel``.
+
+The version's signature becomes MLflow's input schema (column names and types), its libraries
+``requirements.txt``. ``MLmodel`` is written as JSON, which YAML reads as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from nbmlops.capture import model_formats
+from nbmlops.registry import serialization
+from nbmlops.store.registry import VersionRow
+
+# MLflow's column types (mlflow/types/schema.py DataType) of the dtypes a signature records.
+COLSPEC_TYPES = {
+    "float64": "double",
+    "float32": "float",
+    "int64": "long",
+    "int32": "integer",
+    "bool": "boolean",
+    "object": "string",
+    "string": "string",
+    "category": "string",
+}
+# format -> (flavour, its loader module, the model file's name)
+_FLAVOURS = {
+    serialization.SKOPS: ("sklearn", "mlflow.sklearn", "model.skops"),
+    serialization.PICKLE: ("sklearn", "mlflow.sklearn", "model.pkl"),
+    model_formats.XGBOOST: ("xgboost", "mlflow.xgboost", "model.ubj"),
+    model_formats.LIGHTGBM: ("lightgbm", "mlflow.lightgbm", "model.lgb"),
+}
+
+
+def model_file(format: str) -> str:
+    """The name of a version's model file in its folder."""
+    return _FLAVOURS[format][2] if format in _FLAVOURS else f"model.{format}"
+
+
+def folder_files(v: VersionRow, data: bytes) -> dict[str, bytes]:
+    """The files beside the model file that make the folder an MLflow model: ``MLmodel`` and
+    ``requirements.txt``; none for a format MLflow has no flavour for."""
+    if v.format not in _FLAVOURS:
+        return {}
+    flavour, loader, file = _FLAVOURS[v.format]
+    libraries: dict[str, str] = json.loads(v.libraries) if v.libraries else {}
+    pyfunc: dict[str, Any] = {"loader_module": loader, "model_path": file}
+    if "python" in libraries:
+        pyfunc["python_version"] = libraries["python"]
+    mlmodel: dict[str, Any] = {
+        "flavors": {"python_function": pyfunc, flavour: _flavour(v, data, file, libraries)},
+        "model_uuid": str(uuid.UUID(v.sha256[:32])),
+        "utc_time_created": dt.datetime.fromtimestamp(v.created_at, dt.UTC).strftime(
+            "%Y-%m-%d %H:%M:%S.%f"
+        ),
+    }
+    inputs = _inputs(v.signature)
+    if inputs is not None:
+        mlmodel["signature"] = {"inputs": json.dumps(inputs), "outputs": None, "params": None}
+    requirements = "".join(
+        f"{name}=={version}\n" for name, version in sorted(libraries.items()) if name != "python"
+    )
+    return {
+        "MLmodel": json.dumps(mlmodel, indent=2).encode(),
+        "requirements.txt": requirements.encode(),
+    }
+
+
+def _flavour(v: VersionRow, data: bytes, file: str, libraries: dict[str, str]) -> dict[str, Any]:
+    if v.format in (serialization.SKOPS, serialization.PICKLE):
+        conf: dict[str, Any] = {
+            "pickled_model": file,
+            "serialization_format": v.format,
+            "sklearn_version": libraries.get("scikit-learn"),
+            "code": None,
+        }
+        if v.format == serialization.SKOPS:
+            import skops.io
+
+            # What the model needs trusted to load: skops refuses any other type.
+            conf["skops_trusted_types"] = skops.io.get_untrusted_types(data=data)
+        return conf
+    if v.format == model_formats.XGBOOST:
+        return {
+            "data": file,
+            "model_class": v.model_class,
+            "model_format": "ubj",
+            "xgb_version": libraries.get("xgboost"),
+            "code": None,
+        }
+    return {
+        "data": file,
+        "model_class": "lightgbm.basic.Booster",
+        "lgb_version": libraries.get("lightgbm"),
+        "code": None,
+    }
+
+
+def _inputs(signature: str | None) -> list[dict[str, Any]] | None:
+    """MLflow's column specs of a signature's named columns, or None (no names recorded, or a
+    dtype MLflow has no type for)."""
+    columns = json.loads(signature).get("columns") if signature else None
+    if not columns or any(str(c.get("dtype")) not in COLSPEC_TYPES for c in columns):
+        return None  # a wrong type would make MLflow refuse good input: no schema instead
+    return [
+        {"type": COLSPEC_TYPES[str(c["dtype"])], "name": str(c["name"]), "required": True}
+        for c in columns
+    ]
