@@ -94,6 +94,21 @@ def test_a_model_file_changed_on_the_server_is_refused(
     assert "Refused (1)" in str(report) and nbm.models(store=empty).empty
 
 
+def test_a_version_whose_folder_is_not_named_is_refused_saying_why(
+    home: Path, mlflow: MlflowServer, tmp_path: Path
+):
+    _register("unnamed", LinearRegression(), "unnamed")
+    push(None, mlflow.url, experiment="unnamed")
+    mlflow.api(
+        "DELETE",
+        "model-versions/delete-tag",
+        json={"name": "unnamed", "version": "1", "key": "nbmlops.file"},
+    )
+    report = pull(Store(tmp_path / "empty" / ".nbmlops"), mlflow.url, experiment="unnamed")
+    [refused] = report.refused
+    assert "is not a model folder this nbmlops pushes (no nbmlops.file tag" in refused
+
+
 def test_a_version_pushed_without_its_row_comes_back_from_its_tags(
     home: Path, mlflow: MlflowServer, tmp_path: Path
 ):

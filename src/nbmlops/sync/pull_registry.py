@@ -251,14 +251,16 @@ class _ModelPull:
         return local
 
     def _import(self, remote: _Remote, record: dict[str, Any], description: str | None) -> int:
-        # The source is the model's folder (nbmlops.file names the file in it), or for a
-        # version pushed before the MLflow model folders, the file itself.
+        # The source is the MLflow model folder; nbmlops.file names the model file in it.
         file = remote.tags.get("nbmlops.file")
-        folder = remote.source if file else remote.source.rpartition("/")[0]
-        source = f"{folder}/{file}" if file else remote.source
-        root, marker, path = folder.partition("/registry/")
-        if not marker:
-            raise _Refused(f"its source {remote.source} is not a folder push wrote")
+        root, marker, path = remote.source.partition("/registry/")
+        if not marker or not file:
+            raise _Refused(
+                f"its source {remote.source} is not a model folder this nbmlops pushes (no "
+                "nbmlops.file tag: an earlier nbmlops pushed the file alone); push it again "
+                "from a store that has it"
+            )
+        source = f"{remote.source}/{file}"
         try:
             row = self._row(remote, root, f"registry/{path}/{_ROW_FILE}")
             data = self.client.get_artifact(root, source[len(root) + 1 :])
