@@ -217,6 +217,39 @@ def test_a_training_set_is_saved_linked_to_its_run_and_to_the_model_trained_from
     assert nbm.load_dataset("training.driver_stats@1").equals(shell.user_ns["train"])
 
 
+def test_a_training_set_gives_features_the_pandas_dtypes_they_were_computed_with(home: Path):
+    source = pd.DataFrame(
+        {
+            "driver_id": [1, 1, 2],
+            "event_ts": [T0, T0 + pd.Timedelta("1h"), T0],
+            "trips": pd.array([3, None, 2**60], dtype="Int64"),  # above 2**53: not via float
+            "active": pd.array([True, None, False], dtype="boolean"),
+            "city": pd.Categorical(["b", "a", "b"], categories=["a", "b", "c"]),
+            "seen": pd.to_datetime(["2026-01-01 08:00"] * 3).tz_localize("Europe/Paris"),
+            "plain": [1, 2, 3],
+        }
+    )
+    features_api.feature_view(name="v", entity="driver_id", timestamp="event_ts", source=source)
+    entity = pd.DataFrame(
+        {
+            "driver_id": [1, 2, 3],
+            "event_timestamp": [T0 + pd.Timedelta("2h"), T0 + pd.Timedelta("2h"), T0],
+        }
+    )
+    refs = ["v:trips", "v:active", "v:city", "v:seen", "v:plain"]
+    got = features_api.training_set(entity, refs, save=False)
+    assert {c: str(got[c].dtype) for c in ["trips", "active", "city", "seen", "plain"]} == {
+        "trips": "Int64",
+        "active": "boolean",
+        "city": "category",
+        "seen": "datetime64[us, Europe/Paris]",
+        "plain": "float64",  # numpy int64 and a row with no feature: pandas' NaN
+    }
+    assert got["trips"].tolist()[:2] == [pd.NA, 2**60] and pd.isna(got["trips"][2])
+    assert got["city"].cat.categories.tolist() == ["a", "b", "c"]
+    assert got["active"].tolist()[:2] == [pd.NA, False]
+
+
 def test_two_bare_dataframes_with_the_same_columns_are_not_called_duplicates(home: Path):
     features_api.feature_view(name="a", entity="driver_id", timestamp="event_ts", source=STATS)
     with warnings.catch_warnings():

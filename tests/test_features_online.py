@@ -204,6 +204,9 @@ def test_two_views_sharing_a_feature_name_get_full_names(store: Store) -> None:
             "unknown key column(s) ['id']; missing key column(s) ['driver']",
         ),
         ("stats:conv", [{"driver": 1}], "give a list of 'view:feature' references"),
+        # the two arguments swapped: refused by name, not a TypeError from the plan cache
+        ({"driver": [1]}, ["stats:conv"], "give a list of 'view:feature' references"),
+        ([1], [{"driver": 1}], "give a list of 'view:feature' references"),
         (["stats:conv"], {"driver": 1}, "give a list of mappings"),
     ],
 )

@@ -471,36 +471,44 @@ def _delta_types(table: pa.Table) -> pa.Table:
 
 def to_pandas(table: pa.Table, schema: dict[str, Any]) -> pd.DataFrame:
     """``table`` as the DataFrame that was saved: dtypes, categories, zones and index back."""
-    import pandas as pd
 
     frame = table.to_pandas()
     for column in schema["columns"]:
-        label, wanted = column["name"], column["pandas"]
-        if str(frame[label].dtype) == wanted:
-            continue
-        if "categories" in column:
-            frame[label] = pd.Categorical(
-                frame[label], categories=column["categories"], ordered=column["ordered"]
-            )
-            continue
-        dtype = pd.api.types.pandas_dtype(wanted)
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            frame[label] = frame[label].dt.tz_convert(dtype.tz)
-        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iubf":
-            # Int64 & co. straight from Arrow: through float64 (what to_pandas makes of an
-            # integer column with nulls) an id above 2**53 would come back rounded.
-            column_data = table.column(label)
-            exact = column_data.to_pandas(types_mapper={column_data.type: dtype}.get)
-            frame[label] = exact.set_axis(frame.index)
-            continue
-        with contextlib.suppress(TypeError, ValueError):  # a type pandas cannot rebuild: as read
-            frame[label] = frame[label].astype(dtype)
+        put_back(frame, column["name"], column, table.column(column["name"]))
     if schema.get("index"):
         names = schema["index"]
         stored = [n if n is not None else f"{_INDEX_PREFIX}{i}__" for i, n in enumerate(names)]
         frame = frame.set_index(stored)
         frame.index.names = names
     return frame  # type: ignore[no-any-return]
+
+
+def put_back(
+    frame: pd.DataFrame, label: str, column: dict[str, Any], read: pa.ChunkedArray
+) -> None:
+    """Give ``frame[label]``, read from the Arrow column ``read``, the pandas dtype ``column``
+    (an entry of a saved schema) records, in place."""
+    import pandas as pd
+
+    wanted = column["pandas"]
+    if str(frame[label].dtype) == wanted:
+        return
+    if "categories" in column:
+        frame[label] = pd.Categorical(
+            frame[label], categories=column["categories"], ordered=column["ordered"]
+        )
+        return
+    dtype = pd.api.types.pandas_dtype(wanted)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        frame[label] = frame[label].dt.tz_convert(dtype.tz)
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iubf":
+        # Int64 & co. straight from Arrow: through float64 (what to_pandas makes of an
+        # integer column with nulls) an id above 2**53 would come back rounded.
+        exact = read.to_pandas(types_mapper={read.type: dtype}.get)
+        frame[label] = exact.set_axis(frame.index)
+        return
+    with contextlib.suppress(TypeError, ValueError):  # a type pandas cannot rebuild: as read
+        frame[label] = frame[label].astype(dtype)
 
 
 def _default_index(index: pd.Index[Any]) -> bool:

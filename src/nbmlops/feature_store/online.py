@@ -351,8 +351,14 @@ class _Plan:
 def _plan(handle: OnlineStore, refs: Sequence[str]) -> _Plan:
     """The read plan of ``refs``, cached with the online store's metadata (serving asks for
     the same references on every request)."""
+    if not isinstance(refs, list | tuple) or not refs or not all(isinstance(r, str) for r in refs):
+        raise FeatureError(
+            f"features={refs!r}: give a list of 'view:feature' references "
+            "(online_features(features, entity_rows)).",
+            value=refs,
+        )
     cache = handle.cache()
-    key = ("plan", tuple(refs) if isinstance(refs, list | tuple) else refs)
+    key = ("plan", tuple(refs))
     plan: _Plan | None = cache.get(key)
     if plan is None:
         views = _views(handle, refs)
@@ -372,10 +378,6 @@ def _plan(handle: OnlineStore, refs: Sequence[str]) -> _Plan:
 def _views(handle: OnlineStore, refs: Sequence[str]) -> list[tuple[OnlineView, list[str]]]:
     """The materialised views ``refs`` name and the features asked of each, in the order
     first named; views never materialised and unknown features refused, naming them."""
-    if isinstance(refs, str) or not refs:
-        raise FeatureError(
-            f"features={refs!r}: give a list of 'view:feature' references.", value=refs
-        )
     wanted: dict[tuple[str, int | None], list[str]] = {}
     for ref in refs:
         name, version, feature = parse_feature_ref(ref)

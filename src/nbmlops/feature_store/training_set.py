@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbmlops.data import tables
 from nbmlops.data.dataset_version import run_here
+from nbmlops.data.references import resolve_row
 from nbmlops.errors import DatasetError, NbmlopsWarning
 from nbmlops.feature_store.contract import infer_contract
 from nbmlops.feature_store.definitions import feature_table, resolve_refs
@@ -58,6 +59,7 @@ def training_set(
     )
     frame: pd.DataFrame = result.to_pandas()
     columns = frame.columns[len(frame.columns) - len(used) :]
+    _put_back_dtypes(store, frame, result, used, columns)
     saved = None
     if save:
         dataset = name or _default_name([v for v, _ in views])
@@ -85,6 +87,26 @@ def training_set(
         },
     )
     return frame
+
+
+def _put_back_dtypes(
+    store: Store, frame: pd.DataFrame, result: Any, used: list[dict[str, Any]], columns: Any
+) -> None:
+    """Features whose rows are a saved dataset version (views over a function or a DataFrame)
+    get the pandas dtype they were computed with: nullable Int64 and boolean, categories, time
+    zones, as :func:`nbmlops.load_dataset` gives them back; an integer column with nulls from
+    elsewhere is float64, as pandas reads Arrow."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for feature, label in zip(used, columns, strict=True):
+        held = feature["data"]
+        if held is None:
+            continue
+        if held not in schemas:
+            schema = resolve_row(store, held)["schema"]
+            schemas[held] = {c["name"]: c for c in schema["columns"]}
+        name = feature["ref"].split(":", 1)[1]
+        if name in schemas[held]:
+            tables.put_back(frame, label, schemas[held][name], result.column(label))
 
 
 def _default_name(views: Sequence[Any]) -> str:
