@@ -37,7 +37,7 @@ $(DVC):
 	$(PYTHON) -m venv .venv-dvc
 	.venv-dvc/bin/pip install --quiet 'dvc>=3,<4'
 
-demo: $(STAMP)
+demo: $(STAMP) $(MLFLOW)
 	rm -rf $(DEMO_STORE)
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/01_quickstart.ipynb
 	$(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/02_registry.ipynb
@@ -69,6 +69,9 @@ demo: $(STAMP)
 	$(BIN)/nbmlops --store $(DEMO_STORE) rerun diabetes@champion
 	$(BIN)/nbmlops --store $(DEMO_STORE) review model diabetes@champion
 	$(BIN)/nbmlops --store $(DEMO_STORE) review rules
+	@echo "Team use: push to a local MLflow tracking server, pull a teammate's run, MLflow loads the champion"
+	$(BIN)/python example_notebooks/with_mlflow_server.py $(BIN)/nbmlops --store $(DEMO_STORE) execute example_notebooks/09_team_sync.ipynb
+	$(BIN)/nbmlops --store $(DEMO_STORE) runs --experiment 02_registry --columns name,metrics.mae,tags.nbmlops.pulled_from
 
 test: $(STAMP) $(MLFLOW) $(DVC) lint imports typecheck pytest
 
@@ -77,8 +80,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not kernel and not browser and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks docs
-	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/ruff check src tests benchmarks docs $(wildcard example_notebooks/*.py)
+	$(BIN)/ruff format --check src tests benchmarks docs $(wildcard example_notebooks/*.py)
 
 # The layers of ../shared/ARCHITECTURE.md and no import cycles (contracts in pyproject.toml).
 imports: $(STAMP)

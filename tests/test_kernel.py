@@ -322,3 +322,28 @@ def test_feature_store_notebook_trains_from_a_point_in_time_set_and_serves_the_s
         assert nbm.check_feature_skew(view).ok
     online = nbm.online_features(["driver_hourly@1:acc_rate"], [{"driver_id": 1001}])
     assert online.status[0]["acc_rate"] == "present"
+
+
+def test_team_sync_notebook_pushes_pulls_a_teammates_run_and_mlflow_loads_the_champion(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue #19's "done when", as `make demo` runs it (example_notebooks/with_mlflow_server.py
+    sets these two variables there)."""
+    from mlflow_server import mlflow_venv, running_server
+
+    for name in ("nbmlops.toml", "02_registry.ipynb", "09_team_sync.ipynb"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    execute_notebook(tmp_path / "02_registry.ipynb", store=home)
+    with running_server(tmp_path / "mlflow") as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        monkeypatch.setenv("NBMLOPS_DEMO_MLFLOW_PYTHON", str(mlflow_venv() / "bin" / "python"))
+        executed = execute_notebook(tmp_path / "09_team_sync.ipynb", store=home)
+    text = "".join(
+        output.get("text", "") for cell in executed.cells for output in cell.get("outputs", [])
+    )
+    assert "Pushed to" in text and "(0 created, 0 with something new)" in text
+    pulled = nbm.runs("name = 'bob-lasso'")
+    assert str(pulled["tags.nbmlops.pulled_from"][0]).startswith(server.url)
+    [mlflow_line] = [line for line in text.splitlines() if line.startswith("MLflow :")]
+    [nbmlops_line] = [line for line in text.splitlines() if line.startswith("nbmlops:")]
+    assert mlflow_line.split(":", 1)[1] == nbmlops_line.split(":", 1)[1]

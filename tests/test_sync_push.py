@@ -210,7 +210,7 @@ def test_push_command_prints_a_summary(home: Path, mlflow: MlflowServer):
     )
     assert result.exit_code == 0, result.output
     assert f"Pushed to {mlflow.url} in" in result.output
-    assert "1 runs (1 created, 1 with something new), 2 params" in result.output
+    assert "1 run (1 created, 1 with something new), 2 params" in result.output
     assert "4 metric points" in result.output
 
 

@@ -83,6 +83,11 @@ def size(n: int) -> str:
     return f"{n} B"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 run"``, ``"3 runs"``, ``"1,000 metric points"``: ``noun`` is the singular."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def parse_duration(text: str | float | dt.timedelta, *, what: str = "duration") -> float:
     """Seconds in ``text``: a number of seconds, a timedelta, or units summed from the largest:
     ``"90s"``, ``"5m"`` (or ``"5min"``), ``"1h30m"``, ``"6h"``, ``"7d"``, ``"2w"``. ``what``

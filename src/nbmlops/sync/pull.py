@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nbmlops._display import count
 from nbmlops.errors import SyncError
 from nbmlops.store import StoreLike, open_store
 from nbmlops.store import sync as store_sync
@@ -94,12 +95,13 @@ class PullReport:
 
     def __str__(self) -> str:
         head = (
-            f"Pulled from {self.server} in {self.seconds:.1f} s: {self.runs} runs ({self.created} "
-            f"new, {self.updated} with something new, {self.own} this store's own), "
-            f"{self.params} params, {self.metrics} metric points, {self.tags} tags, "
-            f"{self.artifacts} artifacts, {self.inputs} dataset inputs; {self.models} models: "
-            f"{self.versions} versions imported, {self.events} registry events, "
-            f"{self.foreign_versions} MLflow-native versions left on the server."
+            f"Pulled from {self.server} in {self.seconds:.1f} s: {count(self.runs, 'run')} "
+            f"({self.created} new, {self.updated} with something new, {self.own} this store's "
+            f"own), {count(self.params, 'param')}, {count(self.metrics, 'metric point')}, "
+            f"{count(self.tags, 'tag')}, {count(self.artifacts, 'artifact')}, "
+            f"{count(self.inputs, 'dataset input')}; {count(self.models, 'model')}: "
+            f"{count(self.versions, 'version')} imported, {count(self.events, 'registry event')}, "
+            f"{count(self.foreign_versions, 'MLflow-native version')} left on the server."
         )
         for title, lines in (("Refused", self.refused), ("Notes", self.notes)):
             if lines:

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nbmlops._display import count
 from nbmlops.errors import SyncError
 from nbmlops.filter import And, Field, In, parse_filter
 from nbmlops.store import StoreLike, open_store
@@ -96,11 +97,12 @@ class PushReport:
 
     def __str__(self) -> str:
         head = (
-            f"Pushed to {self.server} in {self.seconds:.1f} s: {self.runs} runs ({self.created} "
-            f"created, {self.updated} with something new), {self.params} params, "
-            f"{self.metrics} metric points, {self.tags} tags, {self.artifacts} artifacts, "
-            f"{self.inputs} dataset inputs, {self.versions} model versions, {self.events} "
-            "registry events."
+            f"Pushed to {self.server} in {self.seconds:.1f} s: {count(self.runs, 'run')} "
+            f"({self.created} created, {self.updated} with something new), "
+            f"{count(self.params, 'param')}, {count(self.metrics, 'metric point')}, "
+            f"{count(self.tags, 'tag')}, {count(self.artifacts, 'artifact')}, "
+            f"{count(self.inputs, 'dataset input')}, {count(self.versions, 'model version')}, "
+            f"{count(self.events, 'registry event')}."
         )
         if not self.notes:
             return head
