@@ -55,6 +55,19 @@ def test_run_is_committed_as_one_record(home: Path, db: sqlite3.Connection):
             ]
         },
         {
+            "artifacts": [
+                {
+                    "name": "note.txt",
+                    "kind": "file",
+                    "sha256": "a" * 64,
+                    "size": 1,
+                    "media_type": "text/plain",
+                    "meta": None,
+                    "created_at": 2e9,
+                }
+            ]
+        },
+        {
             "finish": {
                 "status": "failed",
                 "end_time": 2e9,
@@ -64,11 +77,12 @@ def test_run_is_committed_as_one_record(home: Path, db: sqlite3.Connection):
             }
         },
     ],
-    ids=["params", "metrics", "tags", "datasets", "finish"],
+    ids=["params", "metrics", "tags", "datasets", "artifacts", "finish"],
 )
 def test_every_write_of_a_run_counts_in_its_revision(home: Path, db: sqlite3.Connection, write):
     # A push reads only the runs whose revision moved (store/sync.py): a write that did not move
-    # it would never reach the server.
+    # it would never reach the server. Triggers move it, so write_run_data, which never names
+    # the column, stands for any writer (also one from before migration 0017).
     with nbm.start_run() as run:
         pass
     before = db.execute("SELECT revision FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()[0]

@@ -95,7 +95,7 @@ def test_pushing_again_sends_nothing_then_only_new_steps(home: Path, mlflow: Mlf
     second = push(None, mlflow.url)
     assert (second.runs, second.created, second.updated, second.metrics) == (1, 0, 0, 0)
     store = nbm.get_store()
-    assert run_states(store, mlflow.url) == (1, [])  # not one record of the run read
+    assert run_states(store, mlflow.url) == ([run_id], [])  # not one record of the run read
     write_run_data(
         store, run_id, metrics=[("loss", 0.2, 3, 2e9, "api"), ("loss", 0.1, 4, 2e9 + 1, "api")]
     )
@@ -103,7 +103,7 @@ def test_pushing_again_sends_nothing_then_only_new_steps(home: Path, mlflow: Mlf
     assert changed.row["run_id"] == run_id
     third = push(None, mlflow.url)
     assert (third.updated, third.metrics) == (1, 2)
-    assert run_states(store, mlflow.url) == (1, [])
+    assert run_states(store, mlflow.url) == ([run_id], [])
     [remote] = _remote_runs(mlflow, "again", run_id)
     assert [s for s, _, _ in _history(mlflow, remote["info"]["run_id"], "loss")] == [0, 1, 2, 3, 4]
 
@@ -122,7 +122,7 @@ def test_runs_pushed_before_revisions_are_compared_once_then_skipped(
     assert len(run_states(store, mlflow.url)[1]) == 2
     first = push(None, mlflow.url)
     assert (first.runs, first.updated, first.metrics) == (2, 0, 0)
-    assert run_states(store, mlflow.url) == (2, [])
+    assert run_states(store, mlflow.url)[1] == []
     assert kept in {r[0] for r in store.query("SELECT run_id FROM sync_runs WHERE revision > 0")}
 
 
@@ -181,6 +181,24 @@ def test_a_registered_model_its_alias_and_history(home: Path, mlflow: MlflowServ
     ] == ["registered", "alias_set"]
     assert (report.versions, report.events) == (1, 2)
     assert push(None, mlflow.url).versions == 0
+
+
+def test_a_push_of_one_experiment_sends_its_models_new_versions_and_events(
+    home: Path, mlflow: MlflowServer
+):
+    # Registering a version or moving an alias writes no run: a filtered push must still send
+    # the models of the runs it selects, changed or not.
+    from sklearn.linear_model import LinearRegression
+
+    with nbm.start_run("model", experiment="selected") as run:
+        nbm.log_model(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), "model")
+    push(None, mlflow.url, experiment="selected")
+    version = nbm.register_model(run.run_id, "filtered")
+    second = push(None, mlflow.url, experiment="selected")
+    nbm.set_alias("filtered", "champion", version.version)
+    third = push(None, mlflow.url, experiment="selected")
+    assert (second.updated, second.versions, second.events) == (0, 1, 1)
+    assert (third.versions, third.events) == (0, 1)
 
 
 def test_a_server_that_goes_away_mid_push_loses_nothing_and_the_push_resumes(

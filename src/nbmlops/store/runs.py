@@ -208,8 +208,7 @@ def write_run_data(
             )
         if param_rows or metrics or tag_rows:
             refresh_summary(conn, run_id)
-        dataset_rows = list(datasets)
-        for ds in dataset_rows:
+        for ds in datasets:
             conn.execute(
                 "INSERT OR IGNORE INTO datasets (dataset_id, kind, n_rows, n_columns, schema, "
                 "created_at) VALUES (:dataset_id, :kind, :n_rows, :n_columns, :schema, "
@@ -233,12 +232,9 @@ def write_run_data(
             conn.execute(
                 "UPDATE runs SET status = :status, end_time = :end_time, "
                 "error_type = :error_type, error_message = :error_message, "
-                "traceback = :traceback, revision = revision + 1 WHERE run_id = :run_id",
+                "traceback = :traceback WHERE run_id = :run_id",
                 {**finish, "run_id": run_id},
             )
-        elif param_rows or metrics or tag_rows or dataset_rows or artifact_rows:
-            # What a push compares to find the runs that changed (store/sync.py).
-            conn.execute("UPDATE runs SET revision = revision + 1 WHERE run_id = ?", (run_id,))
     if execution is not None:
         cells.remember_source(store, execution.source_hash)
 
@@ -261,8 +257,8 @@ def mark_interrupted(store: Store, run_ids: Sequence[str], end_time: float) -> N
         return
     with store.atomic() as conn:
         conn.executemany(
-            "UPDATE runs SET status = 'interrupted', end_time = COALESCE(end_time, ?), "
-            "revision = revision + 1 WHERE run_id = ? AND status = 'running'",
+            "UPDATE runs SET status = 'interrupted', end_time = COALESCE(end_time, ?) "
+            "WHERE run_id = ? AND status = 'running'",
             [(end_time, rid) for rid in run_ids],
         )
 

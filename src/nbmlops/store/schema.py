@@ -755,14 +755,25 @@ CREATE TRIGGER reruns_append_only_delete BEFORE DELETE ON reruns
 BEGIN SELECT RAISE(ABORT, 'reruns are append-only'); END;
 """
 
-# ``runs.revision`` counts the writes of a run's records (params, metrics, tags, datasets,
-# artifacts, its outcome): one per write, not per row. ``sync_runs.revision`` is the revision a
-# server holds, so a push selects the runs that changed since with one join instead of reading
-# every run's records (a re-push of 10,000 unchanged runs read 10M metric index entries). NULL:
-# pushed before this migration, compared in full once.
+# ``runs.revision`` moves whenever a run's records change: once per write of its params, metrics
+# or tags (each rewrites its ``run_summaries`` row), per dataset or artifact row, and when its
+# status or end time is set. Triggers keep it, so every writer counts, also a kernel still
+# running the code from before this migration; a trigger per metric point would have doubled
+# the cost of logging one. ``sync_runs.revision`` is the revision a server holds: a push selects
+# the runs that changed since with one join instead of reading every run's records (a re-push of
+# 10,000 unchanged runs read 10M metric index entries). NULL: pushed before this migration,
+# compared in full once.
 V17_RUN_REVISIONS = """
 ALTER TABLE runs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sync_runs ADD COLUMN revision INTEGER;
+CREATE TRIGGER runs_revision_records AFTER INSERT ON run_summaries
+BEGIN UPDATE runs SET revision = revision + 1 WHERE run_id = NEW.run_id; END;
+CREATE TRIGGER runs_revision_datasets AFTER INSERT ON run_datasets
+BEGIN UPDATE runs SET revision = revision + 1 WHERE run_id = NEW.run_id; END;
+CREATE TRIGGER runs_revision_artifacts AFTER INSERT ON artifacts
+BEGIN UPDATE runs SET revision = revision + 1 WHERE run_id = NEW.run_id; END;
+CREATE TRIGGER runs_revision_outcome AFTER UPDATE OF status, end_time ON runs
+BEGIN UPDATE runs SET revision = revision + 1 WHERE run_id = NEW.run_id; END;
 """
 
 

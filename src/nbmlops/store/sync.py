@@ -58,9 +58,9 @@ class RunState:
 
 def _changed(
     store: Store, server: str, where: Node | None, experiment: str | None
-) -> tuple[int, list[str]]:
-    """How many runs the filter and experiment select, and those of them whose revision is not
-    the one ``server`` holds (never pushed, pushed before migration 0017, or written since)."""
+) -> tuple[list[str], list[str]]:
+    """The runs the filter and experiment select, and those of them whose revision is not the
+    one ``server`` holds (never pushed, pushed before migration 0017, or written since)."""
     clauses, bound = run_conditions(where, experiment)
     rows = store.query(
         "SELECT r.run_id, r.revision IS NOT s.revision FROM runs r "
@@ -69,14 +69,14 @@ def _changed(
         + (" WHERE " + " AND ".join(clauses) if clauses else ""),
         [server, *bound],
     )
-    return len(rows), [run_id for run_id, changed in rows if changed]
+    return [run_id for run_id, _ in rows], [run_id for run_id, changed in rows if changed]
 
 
 def run_states(
     store: Store, server: str, where: Node | None = None, experiment: str | None = None
-) -> tuple[int, list[RunState]]:
-    """How many runs the filter and experiment select, and the state of each of them that
-    changed since ``server`` last confirmed it, oldest first, with what was sent of it.
+) -> tuple[list[str], list[RunState]]:
+    """The runs the filter and experiment select, and the state of each of them that changed
+    since ``server`` last confirmed it, oldest first, with what was sent of it.
 
     A run's records are read only when its ``revision`` differs from the one the server holds,
     so a push with nothing new costs one query however many runs and metric points there are.

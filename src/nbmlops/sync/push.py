@@ -146,7 +146,8 @@ def push(
         if run_ids is not None:
             given = In(Field("attributes", "run_id"), tuple(run_ids))
             where = given if where is None else And((where, given))
-        report.runs, states = store_sync.run_states(handle, client.server, where, experiment)
+        selected, states = store_sync.run_states(handle, client.server, where, experiment)
+        report.runs = len(selected)
         pusher = _Pusher(handle, client, report)
         try:
             for done, state in enumerate(states, 1):
@@ -156,8 +157,7 @@ def push(
         finally:
             store_sync.record_unchanged(handle, client.server, pusher.unchanged)
         everything = run_ids is not None or (where is None and experiment is None)
-        selected = None if everything else [s.row["run_id"] for s in states]
-        for model in store_sync.models_to_push(handle, selected):
+        for model in store_sync.models_to_push(handle, None if everything else selected):
             pusher.push_model(model)
     report.seconds = time.monotonic() - started
     return report
