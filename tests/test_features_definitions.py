@@ -227,6 +227,7 @@ def test_a_training_set_gives_features_the_pandas_dtypes_they_were_computed_with
             "city": pd.Categorical(["b", "a", "b"], categories=["a", "b", "c"]),
             "seen": pd.to_datetime(["2026-01-01 08:00"] * 3).tz_localize("Europe/Paris"),
             "plain": [1, 2, 3],
+            "flag": [True, False, True],
         }
     )
     features_api.feature_view(name="v", entity="driver_id", timestamp="event_ts", source=source)
@@ -236,15 +237,19 @@ def test_a_training_set_gives_features_the_pandas_dtypes_they_were_computed_with
             "event_timestamp": [T0 + pd.Timedelta("2h"), T0 + pd.Timedelta("2h"), T0],
         }
     )
-    refs = ["v:trips", "v:active", "v:city", "v:seen", "v:plain"]
+    refs = ["v:trips", "v:active", "v:city", "v:seen", "v:plain", "v:flag"]
     got = features_api.training_set(entity, refs, save=False)
-    assert {c: str(got[c].dtype) for c in ["trips", "active", "city", "seen", "plain"]} == {
+    assert {c: str(got[c].dtype) for c in [r[2:] for r in refs]} == {
         "trips": "Int64",
         "active": "boolean",
         "city": "category",
         "seen": "datetime64[us, Europe/Paris]",
-        "plain": "float64",  # numpy int64 and a row with no feature: pandas' NaN
+        # numpy int64 and bool cannot hold the null of the row with no feature: as pandas
+        # reads Arrow, never a made-up False
+        "plain": "float64",
+        "flag": "object",
     }
+    assert got["flag"].tolist() == [False, True, None]
     assert got["trips"].tolist()[:2] == [pd.NA, 2**60] and pd.isna(got["trips"][2])
     assert got["city"].cat.categories.tolist() == ["a", "b", "c"]
     assert got["active"].tolist()[:2] == [pd.NA, False]

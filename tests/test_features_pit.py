@@ -212,13 +212,73 @@ def test_keys_of_one_kind_and_two_types_match(entity_keys, feature_keys):
     assert point_in_time_join(entity, [view(data)]).column("x").to_pylist() == [10, 11, 12]
 
 
-def test_keys_that_cannot_share_a_type_are_refused_by_name():
-    data = pa.table({"driver": [-1], "ts": [dt.datetime(2024, 1, 1)], "x": [1]})
-    entity = pa.table(
-        {"driver": pa.array([2**64 - 1], pa.uint64()), "event_timestamp": [dt.datetime(2024, 1, 2)]}
-    )
-    with pytest.raises(FeatureError, match="Feature view 'stats': its key holds int64 values"):
+def test_keys_the_join_cannot_match_are_refused_by_name():
+    lists = pa.array([[1], [2]], pa.list_(pa.int64()))
+    data = pa.table({"driver": lists, "ts": [dt.datetime(2024, 1, 1)] * 2, "x": [1, 2]})
+    entity = pa.table({"driver": lists, "event_timestamp": [dt.datetime(2024, 1, 2)] * 2})
+    with pytest.raises(FeatureError, match="key 'driver' holds list<item: int64> values") as info:
         point_in_time_join(entity, [view(data)])
+    assert info.value.view == "stats"
+
+
+def test_a_null_in_a_key_column_of_one_value_still_matches_nothing():
+    # The first key column holds one distinct value: its nulls must survive the second's codes.
+    data = pa.table({"a": ["x"], "b": [1], "ts": [dt.datetime(2024, 1, 1)], "x": [42]})
+    entity = pa.table(
+        {"a": [None, "x"], "b": [1, 1], "event_timestamp": [dt.datetime(2024, 1, 2)] * 2}
+    )
+    got = point_in_time_join(entity, [view(data, keys=("a", "b"))]).column("x")
+    assert got.to_pylist() == [None, 42]
+
+
+def test_sparse_key_tuples_with_few_times_do_not_collide():
+    # Five key columns whose dictionaries multiply to 2**62 and eight distinct times: numbering
+    # (tuple, time) by tuple code x 8 would pass int64 and wrap onto another tuple's rows.
+    import numpy as np
+
+    i = np.arange(8192)
+    keys = ("k0", "k1", "k2", "k3", "k4")
+    seconds = pa.array(np.where(i == 0, 5, i % 8)).cast(pa.timestamp("s"))
+    entity = pa.table({**dict.fromkeys(keys[:4], i), "k4": i % 1024, "event_timestamp": seconds})
+    data = pa.table(
+        {
+            **{k: [4096, 4096] if k == "k0" else [0, 0] for k in keys},
+            "ts": pa.array([1, 7]).cast(pa.timestamp("s")),
+            "x": [99, 98],
+        }
+    )
+    got = point_in_time_join(entity, [view(data, keys=keys)]).column("x").to_pylist()
+    assert got == [None] * i.size  # no entity row has the feature rows' tuple (4096, 0, ...)
+
+
+def test_unsigned_keys_past_int64_and_nans_of_other_bits_match_exactly():
+    import numpy as np
+
+    day = [dt.datetime(2024, 1, 1)] * 2
+    data = pa.table({"driver": pa.array([7, -1], pa.int64()), "ts": day, "x": [1, 2]})
+    entity = pa.table({"driver": pa.array([2**63 + 5, 7], pa.uint64()), "event_timestamp": day})
+    assert point_in_time_join(entity, [view(data)]).column("x").to_pylist() == [None, 1]
+    nans = np.array([np.nan, -np.nan, np.float64(0.0) / np.float64(0.0)])
+    assert len({n.tobytes() for n in nans}) == 2  # two bit patterns of NaN
+    data = pa.table({"driver": [float("nan")], "ts": day[:1], "x": [5]})
+    entity = pa.table({"driver": nans, "event_timestamp": day + day[:1]})
+    assert point_in_time_join(entity, [view(data)]).column("x").to_pylist() == [5, 5, 5]
+
+
+def test_a_ttl_with_decimals_keeps_a_row_exactly_that_old():
+    at = dt.datetime(2024, 1, 1, 12)
+    data = pa.table({"driver": [1], "ts": pa.array([at], pa.timestamp("ms")), "x": [1]})
+    entity = pa.table(
+        {
+            "driver": [1, 1],
+            "event_timestamp": pa.array(
+                [at + dt.timedelta(milliseconds=1001), at + dt.timedelta(milliseconds=1002)],
+                pa.timestamp("ms"),
+            ),
+        }
+    )
+    got = point_in_time_join(entity, [view(data, ttl_seconds=1.001)]).column("x")
+    assert got.to_pylist() == [1, None]
 
 
 def view(data: pa.Table | str, **kwargs) -> FeatureTable:

@@ -488,6 +488,7 @@ def put_back(
 ) -> None:
     """Give ``frame[label]``, read from the Arrow column ``read``, the pandas dtype ``column``
     (an entry of a saved schema) records, in place."""
+    import numpy as np
     import pandas as pd
 
     wanted = column["pandas"]
@@ -499,6 +500,10 @@ def put_back(
         )
         return
     dtype = pd.api.types.pandas_dtype(wanted)
+    if read.null_count and isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        # A numpy bool or integer column cannot hold the nulls a left join adds (astype(bool)
+        # would make them False): it stays as read, object or float64.
+        return
     if isinstance(dtype, pd.DatetimeTZDtype):
         frame[label] = frame[label].dt.tz_convert(dtype.tz)
     if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iubf":

@@ -28,6 +28,7 @@ then taken from the Arrow data itself, so their dtypes come back exactly as give
 from __future__ import annotations
 
 import contextlib
+import decimal
 import math
 import os
 import sys
@@ -464,20 +465,22 @@ def _ordered(number: Any, created: Callable[[], Any]) -> tuple[Any, Any]:
 def _key_codes(frame: pa.Table, data: pa.Table, table: FeatureTable) -> tuple[Any, Any, int]:
     """Dense numbers of the entity rows' and the feature rows' key tuples, from one dictionary
     (equal tuples, equal numbers; -1 for a tuple holding a null), and how many numbers there
-    are. Each key column is encoded over both sides at once, then the codes combined."""
+    are (at most the number of rows: ``codes * span`` must fit int64). Each key column is
+    encoded over both sides at once, then the codes combined."""
     import numpy as np
 
     entity_code = np.zeros(frame.num_rows, np.int64)
     feature_code = np.zeros(data.num_rows, np.int64)
     codes = 1
-    for key in table.keys:
-        entity_key, feature_key, count = _column_codes(frame.column(key), data.column(key), table)
-        if codes == 1:
+    for i, key in enumerate(table.keys):
+        entity_key, feature_key, count = _column_codes(
+            frame.column(key), data.column(key), table, key
+        )
+        if i == 0:
             entity_code, feature_code, codes = entity_key, feature_key, count
             continue
         if codes * count > 2**62:  # renumber the tuples so far densely before combining more
-            both, codes = _dense(np.concatenate([entity_code, feature_code]))
-            entity_code, feature_code = both[: frame.num_rows], both[frame.num_rows :]
+            entity_code, feature_code, codes = _dense(entity_code, feature_code)
         entity_code = np.where(
             (entity_code < 0) | (entity_key < 0), -1, entity_code * count + entity_key
         )
@@ -485,15 +488,18 @@ def _key_codes(frame: pa.Table, data: pa.Table, table: FeatureTable) -> tuple[An
             (feature_code < 0) | (feature_key < 0), -1, feature_code * count + feature_key
         )
         codes *= count
+    if codes > frame.num_rows + data.num_rows:  # combined sparsely: renumber the tuples seen
+        entity_code, feature_code, codes = _dense(entity_code, feature_code)
     return entity_code, feature_code, codes
 
 
 def _column_codes(
-    entity: pa.ChunkedArray, feature: pa.ChunkedArray, table: FeatureTable
+    entity: pa.ChunkedArray, feature: pa.ChunkedArray, table: FeatureTable, key: str
 ) -> tuple[Any, Any, int]:
     """One key column of both sides as codes of one dictionary (-1: null) and its size. The
-    columns are cast to one type first (int32 and int64, string and large_string, decimals of
-    two scales); -0.0 is counted as 0.0 and NaN as NaN, as DuckDB compares them."""
+    columns are cast to one type first (int32 and int64, uint64 and int64, string and
+    large_string, decimals of two scales); -0.0 is counted as 0.0 and NaN as NaN, as DuckDB
+    compares them."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -508,41 +514,52 @@ def _column_codes(
         return values
 
     entity, feature = plain(entity), plain(feature)
+    kinds = (entity.type, feature.type)
     try:
-        common = (
-            pa.unify_schemas(
-                [pa.schema([("k", entity.type)]), pa.schema([("k", feature.type)])],
-                promote_options="permissive",
+        if any(pa.types.is_uint64(t) for t in kinds) and any(
+            pa.types.is_signed_integer(t) for t in kinds
+        ):
+            common = pa.decimal128(20, 0)  # every uint64 and int64 value, compared exactly
+        else:
+            common = (
+                pa.unify_schemas(
+                    [pa.schema([("k", entity.type)]), pa.schema([("k", feature.type)])],
+                    promote_options="permissive",
+                )
+                .field("k")
+                .type
             )
-            .field("k")
-            .type
-        )
         both = pa.chunked_array(
             [*entity.cast(common).chunks, *feature.cast(common).chunks], common
         ).combine_chunks()
+        if pa.types.is_floating(common):
+            # -0.0 + 0.0 is 0.0; every NaN (float("nan"), 0.0/0.0 and -nan differ in their
+            # bits) becomes one NaN.
+            both = pc.add(both, pa.scalar(0.0, common))
+            both = pc.if_else(pc.is_nan(both), pa.scalar(math.nan, common), both)
+        encoded = pc.dictionary_encode(both)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise FeatureError(
-            f"Feature view {table.view!r}: its key holds {feature.type} values and the entity "
-            f"frame's {entity.type} values that cannot be compared ({exc}); cast the entity "
-            "column to the view's type.",
+            f"Feature view {table.view!r}: key {key!r} holds {feature.type} values (the entity "
+            f"frame's: {entity.type}), which the join cannot match ({exc}); use keys of one "
+            "scalar kind on both sides: integers, strings, binary, decimals, floats.",
             table.view,
-            str(entity.type),
+            str(feature.type),
         ) from exc
-    if pa.types.is_floating(common):
-        both = pc.add(both, pa.scalar(0.0, common))  # -0.0 + 0.0 is 0.0
-    encoded = pc.dictionary_encode(both)
     numbers = encoded.indices.fill_null(-1).to_numpy().astype("int64")
     return numbers[: len(entity)], numbers[len(entity) :], len(encoded.dictionary)
 
 
-def _dense(values: Any) -> tuple[Any, int]:
-    """Non-negative int64 values renumbered 0..n-1 (-1 stays -1), and n."""
+def _dense(entity_code: Any, feature_code: Any) -> tuple[Any, Any, int]:
+    """Both sides' non-negative codes renumbered 0..n-1 together (-1 stays -1), and n."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(pa.array(values, mask=values < 0))
-    return encoded.indices.fill_null(-1).to_numpy().astype(np.int64), len(encoded.dictionary)
+    both = np.concatenate([entity_code, feature_code])
+    encoded = pc.dictionary_encode(pa.array(both, mask=both < 0))
+    dense = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+    return dense[: entity_code.size], dense[entity_code.size :], len(encoded.dictionary)
 
 
 def _present(values: pa.ChunkedArray) -> Any:
@@ -608,7 +625,11 @@ def _created_winners(
 def _ttl_units(ttl_seconds: float, unit: str) -> int | None:
     """The TTL in ``unit``, rounded down (event time differences are whole units, so
     ``difference <= ttl`` holds exactly when it holds for the floor); None: no TTL."""
-    return math.floor(ttl_seconds * _PER_SECOND[unit]) if ttl_seconds > 0 else None
+    if ttl_seconds <= 0:
+        return None
+    # In decimal: 1.001 s * 1000 is 1000.9999999999999 in binary floating point, whose floor
+    # would drop a row exactly 1,001 ms old.
+    return math.floor(decimal.Decimal(repr(ttl_seconds)) * _PER_SECOND[unit])
 
 
 def _created_query(keys: Sequence[str], ttl: int | None) -> str:
