@@ -26,17 +26,21 @@ X = pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) % 4, "c": np.sin(np
 Y = 2 * X["a"] - X["b"] + X["c"]
 
 LOAD = """
-import json, sys
+import json, pathlib, sys
 import mlflow, pandas as pd
+from mlflow.utils.virtualenv import _get_python_env  # what `mlflow models serve` builds from
 X = pd.read_parquet(sys.argv[1])
 out = {}
 for uri in sys.argv[2:]:
     model = mlflow.pyfunc.load_model(uri)
     schema = model.metadata.get_input_schema()
+    env = _get_python_env(pathlib.Path(mlflow.artifacts.download_artifacts(uri)))
     out[uri] = {
         "predictions": [float(p) for p in model.predict(X)],
         "flavours": sorted(model.metadata.flavors),
         "inputs": None if schema is None else schema.input_names(),
+        "python": env.python,
+        "requirements": pathlib.Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text(),
     }
 print(json.dumps(out))
 """
@@ -108,6 +112,13 @@ def test_mlflow_loads_each_pushed_version_and_predicts_as_nbmlops(
         # The input schema where the signature has dtypes (a model trained in a run on logged
         # data); a live object's names alone give no MLflow type, so no schema.
         assert theirs["inputs"] == (["a", "b", "c"] if name == "ridge" else None), name
+        libraries = mv.libraries
+        assert theirs["python"] == libraries["python"], name
+        assert theirs["requirements"].splitlines() == [
+            f"{library}=={version}"
+            for library, version in sorted(libraries.items())
+            if library != "python"
+        ], name
     assert loaded["models:/ridge@champion"] == loaded["models:/ridge/1"]
     flavours = {name: loaded[f"models:/{name}/1"]["flavours"] for name in models}
     assert flavours == {

@@ -15,7 +15,9 @@ what nbmlops pushed. The model file goes in as it is, under the name MLflow's fl
   (``model.<format>``) and no ``MLmodel``.
 
 The version's signature becomes MLflow's input schema (column names and types), its libraries
-``requirements.txt``. ``MLmodel`` is written as JSON, which YAML reads as it is.
+``requirements.txt`` and the environment files ``mlflow models serve`` builds from
+(``python_env.yaml``, ``conda.yaml``). The YAML files are written as JSON, which YAML reads as
+it is.
 """
 
 from __future__ import annotations
@@ -55,15 +57,36 @@ def model_file(format: str) -> str:
 
 
 def folder_files(v: VersionRow, data: bytes) -> dict[str, bytes]:
-    """The files beside the model file that make the folder an MLflow model: ``MLmodel`` and
-    ``requirements.txt``; none for a format MLflow has no flavour for."""
+    """The files beside the model file that make the folder an MLflow model: ``MLmodel``,
+    ``requirements.txt`` and, when the Python version is known, ``python_env.yaml`` and
+    ``conda.yaml``; none for a format MLflow has no flavour for."""
     if v.format not in _FLAVOURS:
         return {}
     flavour, loader, file = _FLAVOURS[v.format]
     libraries: dict[str, str] = json.loads(v.libraries) if v.libraries else {}
     pyfunc: dict[str, Any] = {"loader_module": loader, "model_path": file}
-    if "python" in libraries:
-        pyfunc["python_version"] = libraries["python"]
+    requirements = [f"{name}=={version}" for name, version in sorted(libraries.items())]
+    requirements = [line for line in requirements if not line.startswith("python==")]
+    files = {"requirements.txt": "".join(f"{line}\n" for line in requirements).encode()}
+    python = libraries.get("python")
+    if python is not None:
+        # The environments `mlflow models serve` builds (virtualenv by default, or conda).
+        pyfunc["python_version"] = python
+        pyfunc["env"] = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
+        files["python_env.yaml"] = _yaml(
+            {
+                "python": python,
+                "build_dependencies": ["pip", "setuptools", "wheel"],
+                "dependencies": ["-r requirements.txt"],
+            }
+        )
+        files["conda.yaml"] = _yaml(
+            {
+                "name": "mlflow-env",
+                "channels": ["conda-forge"],
+                "dependencies": [f"python={python}", "pip", {"pip": requirements}],
+            }
+        )
     mlmodel: dict[str, Any] = {
         "flavors": {"python_function": pyfunc, flavour: _flavour(v, data, file, libraries)},
         "model_uuid": str(uuid.UUID(v.sha256[:32])),
@@ -74,13 +97,12 @@ def folder_files(v: VersionRow, data: bytes) -> dict[str, bytes]:
     inputs = _inputs(v.signature)
     if inputs is not None:
         mlmodel["signature"] = {"inputs": json.dumps(inputs), "outputs": None, "params": None}
-    requirements = "".join(
-        f"{name}=={version}\n" for name, version in sorted(libraries.items()) if name != "python"
-    )
-    return {
-        "MLmodel": json.dumps(mlmodel, indent=2).encode(),
-        "requirements.txt": requirements.encode(),
-    }
+    return {"MLmodel": _yaml(mlmodel), **files}
+
+
+def _yaml(document: dict[str, Any]) -> bytes:
+    """A YAML file: JSON, which YAML reads as it is (no YAML writer needed)."""
+    return json.dumps(document, indent=2).encode()
 
 
 def _flavour(v: VersionRow, data: bytes, file: str, libraries: dict[str, str]) -> dict[str, Any]:
