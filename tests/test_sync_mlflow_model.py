@@ -127,3 +127,17 @@ def test_mlflow_loads_each_pushed_version_and_predicts_as_nbmlops(
         "boost": ["python_function", "xgboost"],
         "light": ["lightgbm", "python_function"],
     }
+
+
+def test_the_input_schema_names_mlflow_types_or_is_left_out():
+    from nbmlops.sync.mlflow_model import _inputs
+
+    columns = [{"name": "city", "dtype": "str"}, {"name": "age", "dtype": "float64"}]
+    assert _inputs(json.dumps({"columns": columns})) == [
+        {"type": "string", "name": "city", "required": True},
+        {"type": "double", "name": "age", "required": True},
+    ]
+    # A dtype MLflow has no type for: no schema rather than one that refuses good input.
+    unknown = [*columns, {"name": "when", "dtype": "timedelta64[ns]"}]
+    assert _inputs(json.dumps({"columns": unknown})) is None
+    assert _inputs(None) is None

@@ -1,6 +1,7 @@
 """Issue #19's "done when", checked in Chromium: two people's stores push to one MLflow server,
 whose own UI shows both people's runs with their params, step-wise metrics, the cell source and
-the registered champion; then one store pulls and ``%runs`` lists the other person's run.
+the registered champion with its input schema; then one store pulls and ``%runs`` lists the
+other person's run.
 
 Each person trains in a notebook executed by a kernel of their own (headless.execute_notebook),
 under their own login name: the run's user is read once per process. MLflow 3 opens an
@@ -168,6 +169,17 @@ def test_the_models_page_shows_the_champion(team, page):
     version.get_by_text("@ champion", exact=True).wait_for()  # the alias, not the event tag
     assert "churn classifier" in version.inner_text()
     _screenshot(page, "mlflow_ui_model.png")
+
+
+def test_the_version_page_shows_the_input_schema_of_the_pushed_mlflow_model(team, page):
+    # The version is an MLflow model folder (sync/mlflow_model.py): MLmodel's signature is the
+    # schema MLflow shows, the columns the model was fitted on.
+    server, _ = team
+    _open(page, f"{server.url}/#/models/churn/versions/1{ML}", "Schema")
+    page.get_by_text("Schema", exact=True).first.click()
+    page.get_by_text("tenure", exact=True).first.wait_for()
+    assert page.get_by_text("calls", exact=True).first.is_visible()
+    _screenshot(page, "mlflow_ui_version.png")
 
 
 def test_pulling_brings_bobs_run_into_percent_runs(team, monkeypatch):

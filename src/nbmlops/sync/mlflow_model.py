@@ -40,6 +40,7 @@ COLSPEC_TYPES = {
     "bool": "boolean",
     "object": "string",
     "string": "string",
+    "str": "string",  # pandas 3's default string dtype
     "category": "string",
 }
 # format -> (flavour, its loader module, the model file's name)
