@@ -133,11 +133,19 @@ def test_the_input_schema_names_mlflow_types_or_is_left_out():
     from nbmlops.sync.mlflow_model import _inputs
 
     columns = [{"name": "city", "dtype": "str"}, {"name": "age", "dtype": "float64"}]
-    assert _inputs(json.dumps({"columns": columns})) == [
+    assert _inputs(json.dumps({"columns": columns}), []) == [
         {"type": "string", "name": "city", "required": True},
         {"type": "double", "name": "age", "required": True},
     ]
+    # Names alone (a model's feature_names_in_) take their dtypes from the training data.
+    names = [{"name": "city", "dtype": None}, {"name": "age", "dtype": None}]
+    schemas = [{"churned": "int64"}, {"age": "int64", "city": "str", "other": "float64"}]
+    assert [c["type"] for c in _inputs(json.dumps({"columns": names}), schemas)] == [
+        "string",
+        "long",
+    ]
+    assert _inputs(json.dumps({"columns": names}), schemas[:1]) is None
     # A dtype MLflow has no type for: no schema rather than one that refuses good input.
     unknown = [*columns, {"name": "when", "dtype": "timedelta64[ns]"}]
-    assert _inputs(json.dumps({"columns": unknown})) is None
-    assert _inputs(None) is None
+    assert _inputs(json.dumps({"columns": unknown}), []) is None
+    assert _inputs(None, []) is None

@@ -173,12 +173,13 @@ def test_the_models_page_shows_the_champion(team, page):
 
 def test_the_version_page_shows_the_input_schema_of_the_pushed_mlflow_model(team, page):
     # The version is an MLflow model folder (sync/mlflow_model.py): MLmodel's signature is the
-    # schema MLflow shows, the columns the model was fitted on.
+    # schema MLflow shows: the columns the model was fitted on, typed from the training data.
     server, _ = team
-    _open(page, f"{server.url}/#/models/churn/versions/1{ML}", "Schema")
-    page.get_by_text("Schema", exact=True).first.click()
-    page.get_by_text("tenure", exact=True).first.wait_for()
-    assert page.get_by_text("calls", exact=True).first.is_visible()
+    _open(page, f"{server.url}/#/models/churn/versions/1{ML}", "Inputs (2)")
+    page.get_by_text("Inputs (2)", exact=True).click()
+    page.get_by_text("tenure (required)", exact=True).wait_for()
+    schema = page.inner_text("body").split("Inputs (2)", 1)[1]
+    assert re.match(r"\s*tenure \(required\)\s+double\s+calls \(required\)\s+long", schema)
     _screenshot(page, "mlflow_ui_version.png")
 
 

@@ -295,6 +295,19 @@ def record_event_sent(store: Store, server: str, name: str, event_id: int) -> No
         )
 
 
+def dataset_schemas(store: Store, dataset_ids: Sequence[str]) -> list[dict[str, str]]:
+    """The schemas (column -> dtype) of these datasets, in that order (unknown ids left out)."""
+    rows = dict(
+        store.query(
+            "SELECT dataset_id, schema FROM datasets WHERE dataset_id IN "
+            "(SELECT value FROM json_each(?)) AND schema IS NOT NULL",
+            (_json_list(dataset_ids),),
+        )
+    )
+    schemas = [json.loads(rows[i]) for i in dataset_ids if i in rows]
+    return [s for s in schemas if isinstance(s, dict)]
+
+
 def remote_run_ids(store: Store, server: str, run_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """run_id -> (MLflow run id, MLflow experiment id) for these runs pushed to ``server``."""
     rows = store.query(

@@ -57,10 +57,14 @@ def model_file(format: str) -> str:
     return _FLAVOURS[format][2] if format in _FLAVOURS else f"model.{format}"
 
 
-def folder_files(v: VersionRow, data: bytes) -> dict[str, bytes]:
+def folder_files(
+    v: VersionRow, data: bytes, data_schemas: list[dict[str, str]]
+) -> dict[str, bytes]:
     """The files beside the model file that make the folder an MLflow model: ``MLmodel``,
     ``requirements.txt`` and, when the Python version is known, ``python_env.yaml`` and
-    ``conda.yaml``; none for a format MLflow has no flavour for."""
+    ``conda.yaml``; none for a format MLflow has no flavour for. ``data_schemas`` (column ->
+    dtype of each dataset of the version) give the dtypes a signature read from the fitted
+    model (``feature_names_in_``: names only) lacks."""
     if v.format not in _FLAVOURS:
         return {}
     flavour, loader, file = _FLAVOURS[v.format]
@@ -95,7 +99,7 @@ def folder_files(v: VersionRow, data: bytes) -> dict[str, bytes]:
             "%Y-%m-%d %H:%M:%S.%f"
         ),
     }
-    inputs = _inputs(v.signature)
+    inputs = _inputs(v.signature, data_schemas)
     if inputs is not None:
         mlmodel["signature"] = {"inputs": json.dumps(inputs), "outputs": None, "params": None}
     return {"MLmodel": _yaml(mlmodel), **files}
@@ -136,13 +140,26 @@ def _flavour(v: VersionRow, data: bytes, file: str, libraries: dict[str, str]) -
     }
 
 
-def _inputs(signature: str | None) -> list[dict[str, Any]] | None:
+def _inputs(
+    signature: str | None, data_schemas: list[dict[str, str]]
+) -> list[dict[str, Any]] | None:
     """MLflow's column specs of a signature's named columns, or None (no names recorded, or a
-    dtype MLflow has no type for)."""
+    dtype MLflow has no type for). Names without a dtype take them from the first of
+    ``data_schemas`` that has every name (the data the model was trained on)."""
     columns = json.loads(signature).get("columns") if signature else None
-    if not columns or any(str(c.get("dtype")) not in COLSPEC_TYPES for c in columns):
+    if not columns:
+        return None
+    names = [str(c["name"]) for c in columns]
+    dtypes = [None if c.get("dtype") is None else str(c["dtype"]) for c in columns]
+    if None in dtypes:
+        schema = next((s for s in data_schemas if all(n in s for n in names)), None)
+        dtypes = [
+            d if d is not None or schema is None else schema[n]
+            for n, d in zip(names, dtypes, strict=True)
+        ]
+    if any(d not in COLSPEC_TYPES for d in dtypes):
         return None  # a wrong type would make MLflow refuse good input: no schema instead
     return [
-        {"type": COLSPEC_TYPES[str(c["dtype"])], "name": str(c["name"]), "required": True}
-        for c in columns
+        {"type": COLSPEC_TYPES[str(d)], "name": n, "required": True}
+        for n, d in zip(names, dtypes, strict=True)
     ]

@@ -640,7 +640,10 @@ class _Pusher:
             folder = f"registry/{v.name}/{v.sha256}"
         file = model_file(v.format)
         self.client.put_artifact(root, f"{folder}/{file}", data)
-        for name, content in folder_files(v, data).items():
+        schemas = store_sync.dataset_schemas(
+            self.store, [d["fingerprint"] for d in json.loads(v.datasets or "[]")]
+        )
+        for name, content in folder_files(v, data, schemas).items():
             self.client.put_artifact(root, f"{folder}/{name}", content)
         # The whole row beside the model (MLflow has no field for the signature, datasets,
         # metrics and libraries): a pull reads it back (sync/pull_registry.py). JSON columns stay
