@@ -258,7 +258,8 @@ def test_unsigned_keys_past_int64_and_nans_of_other_bits_match_exactly():
     data = pa.table({"driver": pa.array([7, -1], pa.int64()), "ts": day, "x": [1, 2]})
     entity = pa.table({"driver": pa.array([2**63 + 5, 7], pa.uint64()), "event_timestamp": day})
     assert point_in_time_join(entity, [view(data)]).column("x").to_pylist() == [None, 1]
-    nans = np.array([np.nan, -np.nan, np.float64(0.0) / np.float64(0.0)])
+    with np.errstate(invalid="ignore"):
+        nans = np.array([np.nan, -np.nan, np.float64(0.0) / np.float64(0.0)])
     assert len({n.tobytes() for n in nans}) == 2  # two bit patterns of NaN
     data = pa.table({"driver": [float("nan")], "ts": day[:1], "x": [5]})
     entity = pa.table({"driver": nans, "event_timestamp": day + day[:1]})
