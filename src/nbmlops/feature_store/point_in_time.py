@@ -17,12 +17,13 @@ the columns used (naive times are UTC, dates are midnight UTC), so second, milli
 microsecond and nanosecond columns, tz-aware or not, compare exactly. Without
 ``created_filter`` (the usual join) the winner is found by one sort of the feature rows by
 (keys, event time) as single int64 numbers and one binary search per entity row
-(:func:`_latest_winners`): 4x faster than DuckDB's ASOF join at 100k x 1M rows and 1.6x at 1M x
-10M. With ``created_filter`` a row is eligible from ``max(event time, created time)`` on: in
-DuckDB, a running maximum of the event time in that order (a window) and an ASOF join at T give
-the winning event time, then a second ASOF join over the rows with those keys and that event
-time the latest created by T. Both return only the winning row numbers; the feature columns are
-then taken from the Arrow data itself, so their dtypes come back exactly as given.
+(:func:`_latest_winners`): 2.7x faster than DuckDB's ASOF join at 100k x 1M rows and 1.5-1.8x
+at 1M x 10M (benchmarks/README.md). With ``created_filter`` a row is eligible from
+``max(event time, created time)`` on: in DuckDB, a running maximum of the event time in that
+order (a window) and an ASOF join at T give the winning event time, then a second ASOF join
+over the rows with those keys and that event time the latest created by T. Both return only the
+winning row numbers; the feature columns are then taken from the Arrow data itself, so their
+dtypes come back exactly as given.
 """
 
 from __future__ import annotations
@@ -384,7 +385,7 @@ def _latest_winners(
     An entity row's winner is the last row at or before ``code * span + T`` that has its code.
     When ``codes * span`` does not fit int64 (nanoseconds over centuries), times are numbered by
     rank among all the times of both sides instead, which keeps their order. Rows with equal
-    numbers (same keys and event time) are put in (created time, row number) order. 4x faster
+    numbers (same keys and event time) are put in (created time, row number) order. 2.7x faster
     than DuckDB's ASOF join at 100k x 1M rows, which sorted structs.
     """
     import numpy as np  # heavy imports stay out of `import nbmlops`
