@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbmlops.data import tables
@@ -41,9 +41,11 @@ def training_set(
     views = resolve_refs(store, features)
     joined = []
     used: list[dict[str, Any]] = []
+    held_by_view: list[tuple[str | None, list[str]]] = []
     for view, wanted in views:
         table, held = feature_table(store, view, wanted)
         joined.append(table)
+        held_by_view.append((held, wanted))
         used.extend(
             {
                 "ref": f"{view.name}:{feature}",
@@ -59,7 +61,7 @@ def training_set(
     )
     frame: pd.DataFrame = result.to_pandas()
     columns = frame.columns[len(frame.columns) - len(used) :]
-    _put_back_dtypes(store, frame, result, used, columns)
+    _put_back_dtypes(store, frame, result, held_by_view, iter(columns))
     saved = None
     if save:
         dataset = name or _default_name([v for v, _ in views])
@@ -90,23 +92,23 @@ def training_set(
 
 
 def _put_back_dtypes(
-    store: Store, frame: pd.DataFrame, result: Any, used: list[dict[str, Any]], columns: Any
+    store: Store,
+    frame: pd.DataFrame,
+    result: Any,
+    held_by_view: list[tuple[str | None, list[str]]],
+    labels: Iterator[str],
 ) -> None:
     """Features whose rows are a saved dataset version (views over a function or a DataFrame)
     get the pandas dtype they were computed with: nullable Int64 and boolean, categories, time
     zones, as :func:`nbmlops.load_dataset` gives them back; an integer column with nulls from
-    elsewhere is float64, as pandas reads Arrow."""
-    schemas: dict[str, dict[str, Any]] = {}
-    for feature, label in zip(used, columns, strict=True):
-        held = feature["data"]
-        if held is None:
-            continue
-        if held not in schemas:
-            schema = resolve_row(store, held)["schema"]
-            schemas[held] = {c["name"]: c for c in schema["columns"]}
-        name = feature["ref"].split(":", 1)[1]
-        if name in schemas[held]:
-            tables.put_back(frame, label, schemas[held][name], result.column(label))
+    elsewhere is float64, as pandas reads Arrow. ``labels``: the feature columns, in order."""
+    for held, wanted in held_by_view:
+        saved = {} if held is None else resolve_row(store, held)["schema"]["columns"]
+        by_name = {c["name"]: c for c in saved}
+        for feature in wanted:
+            label = next(labels)
+            if feature in by_name:
+                tables.put_back(frame, label, by_name[feature], result.column(label))
 
 
 def _default_name(views: Sequence[Any]) -> str:

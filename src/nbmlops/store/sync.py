@@ -236,6 +236,8 @@ def record_run(
 def record_unchanged(store: Store, server: str, revisions: Sequence[tuple[str, int]]) -> None:
     """Runs (run_id, revision) whose records were compared with what ``server`` holds and had
     nothing to send: the next push skips them until they are written again."""
+    if not revisions:
+        return  # no write transaction for a push that compared nothing
     with store.atomic() as conn:
         conn.executemany(
             "UPDATE sync_runs SET revision = ? WHERE server = ? AND run_id = ?",

@@ -70,8 +70,7 @@ def folder_files(
     flavour, loader, file = _FLAVOURS[v.format]
     libraries: dict[str, str] = json.loads(v.libraries) if v.libraries else {}
     pyfunc: dict[str, Any] = {"loader_module": loader, "model_path": file}
-    requirements = [f"{name}=={version}" for name, version in sorted(libraries.items())]
-    requirements = [line for line in requirements if not line.startswith("python==")]
+    requirements = [f"{n}=={v}" for n, v in sorted(libraries.items()) if n != "python"]
     files = {"requirements.txt": "".join(f"{line}\n" for line in requirements).encode()}
     python = libraries.get("python")
     if python is not None:

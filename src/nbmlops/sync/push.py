@@ -35,10 +35,11 @@ MLflow keeps NaN but stores +/-inf as the largest finite doubles, so the exact p
 ``metrics/<key>.infinite.json``. Each of these is listed in the report.
 
 Pushing is idempotent: ``sync_*`` tables (store/sync.py) remember per server what was sent, and
-a run is written there once the server confirmed it, with the run's revision (a count of its
-writes), so a push reads only the runs written since, sends only what is new of them, and a push
-interrupted half way resumes. A run this store never pushed is first looked up on the server by
-its ``nbmlops.run_id`` tag, so two stores holding the same run do not create it twice.
+a run is written there once the server confirmed it, with the run's revision (which moves with
+every write of its records), so a push reads only the runs written since, sends only what is
+new of them, and a push interrupted half way resumes. A run this store never pushed is first
+looked up on the server by its ``nbmlops.run_id`` tag, so two stores holding the same run do
+not create it twice.
 """
 
 from __future__ import annotations
